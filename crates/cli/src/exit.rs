@@ -1,0 +1,33 @@
+//! Exit codes, one per outcome a script may want to tell apart. Documented in
+//! `docs/CLI.md`; never renumber one.
+
+use daxplug_engine::DiscoveryError;
+use daxplug_kernel::RootError;
+
+/// Success.
+pub const OK: u8 = 0;
+/// An unexpected failure: an I/O error, or the kernel printed something unparseable.
+pub const FAILURE: u8 = 1;
+/// Bad usage: unknown option, missing argument, or an argument that is malformed (for
+/// example a device name with `/` in it). Nothing was read or changed.
+pub const USAGE: u8 = 2;
+/// The root is unusable: missing, not a sysfs tree, or no memory hotplug in the kernel.
+pub const ENVIRONMENT: u8 = 3;
+/// The named device does not exist.
+pub const NO_SUCH_DEVICE: u8 = 4;
+
+/// The exit code for an error that reached the top of the program.
+pub fn code_for(err: &anyhow::Error) -> u8 {
+    if let Some(e) = err.downcast_ref::<DiscoveryError>() {
+        return match e {
+            DiscoveryError::NoMemoryHotplug { .. } | DiscoveryError::IomemHidden => ENVIRONMENT,
+            DiscoveryError::InvalidDeviceName { .. } => USAGE,
+            DiscoveryError::UnknownDevice { .. } => NO_SUCH_DEVICE,
+            DiscoveryError::Parse { .. } | DiscoveryError::Kernel(_) => FAILURE,
+        };
+    }
+    if err.downcast_ref::<RootError>().is_some() {
+        return ENVIRONMENT;
+    }
+    FAILURE
+}

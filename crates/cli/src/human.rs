@@ -1,0 +1,314 @@
+//! Tables and sentences for people.
+
+use std::fmt::Write as _;
+
+use comfy_table::{Table, presets};
+use daxplug_engine::{
+    Device, Driver, KernelAbi, ObservedState, RegionKind, Topology, format_block_ids, problems,
+};
+
+use crate::units;
+
+/// A borderless table with two spaces between columns.
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_style(presets::NOTHING);
+    t.set_header(header.to_vec());
+    t
+}
+
+/// A borderless key/value list.
+fn kv_table() -> Table {
+    let mut t = Table::new();
+    t.load_style(presets::NOTHING);
+    t
+}
+
+/// Renders with two spaces between columns and no trailing blanks.
+fn render(mut t: Table) -> String {
+    for column in t.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
+    let mut out = String::new();
+    for line in t.to_string().lines() {
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn or_dash<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+/// `online/present` and the zones, e.g. `8/8` and `Movable 7, Normal 1`.
+fn zones(d: &Device) -> String {
+    let c = &d.counts;
+    let mut parts = Vec::new();
+    if c.movable > 0 {
+        parts.push(format!("Movable {}", c.movable));
+    }
+    if c.normal > 0 {
+        parts.push(format!("kernel {}", c.normal));
+    }
+    if parts.is_empty() {
+        "-".to_owned()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// `8/8 online`, `1/8 online`, `none of 8`, `6/7 online, 1 missing`.
+fn blocks(d: &Device) -> String {
+    let c = &d.counts;
+    if c.total == 0 {
+        return format!("none of {}", c.span);
+    }
+    let mut s = format!("{}/{} online", c.online, c.total);
+    if c.total < c.span {
+        let _ = write!(s, ", {} missing", c.span - c.total);
+    }
+    s
+}
+
+fn ranges(d: &Device) -> String {
+    if d.mappings.is_empty() {
+        return d
+            .iomem
+            .iter()
+            .map(|r| units::range(&r.range))
+            .collect::<Vec<_>>()
+            .join(" ");
+    }
+    d.mappings
+        .iter()
+        .map(|m| units::range(&m.range))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One line about the kernel and its policy.
+fn kernel_line(topo: &Topology) -> String {
+    let abi = match topo.kernel_abi {
+        KernelAbi::Atomic => "atomic (daxX.Y/state present)",
+        KernelAbi::Legacy => "legacy (per-block only, no daxX.Y/state)",
+        KernelAbi::Unknown => {
+            "unknown (daxX.Y/state can only appear on a kmem-bound device, and none is)"
+        }
+    };
+    let mut line = format!(
+        "kernel ABI: {abi}; block size {}; auto_online_blocks={}",
+        units::size(topo.block_size.bytes()),
+        or_dash(topo.policy.auto_online_blocks)
+    );
+    if let Some(p) = topo.policy.online_policy {
+        let _ = write!(line, "; online_policy={p}");
+    }
+    if let Some(total) = topo.mem_total {
+        let _ = write!(line, "; MemTotal {}", units::size(total));
+    }
+    line
+}
+
+/// A hint for a device whose memory is out of the system on purpose.
+fn note(d: &Device) -> Option<String> {
+    match d.state {
+        ObservedState::Unbound => Some(format!(
+            "{}: no driver is bound, so its memory is not system RAM; binding the kmem driver adds it.",
+            d.name
+        )),
+        ObservedState::Devdax => Some(format!(
+            "{}: a character device (/dev/{}), not system RAM.",
+            d.name, d.name
+        )),
+        _ => None,
+    }
+}
+
+fn problem_lines(out: &mut String, d: &Device) {
+    for p in problems(d) {
+        let _ = writeln!(out, "{}: {}", d.name, p.message);
+    }
+}
+
+/// `daxplug list`.
+pub fn list(topo: &Topology, with_blocks: bool) -> String {
+    let mut out = String::new();
+    if topo.devices.is_empty() {
+        out.push_str("No dax devices.\n");
+    } else {
+        let mut t = table(&[
+            "DEVICE",
+            "REGION",
+            "MODE",
+            "STATE",
+            "KERNEL STATE",
+            "NODE",
+            "SIZE",
+            "BLOCKS",
+            "ZONES",
+            "RANGES",
+        ]);
+        for d in &topo.devices {
+            let kernel = match d.kernel_state {
+                Some(k) if d.state_disagrees() => format!("{k} (stale)"),
+                Some(k) => k.to_string(),
+                None => "-".to_owned(),
+            };
+            t.add_row(vec![
+                d.name.clone(),
+                or_dash(d.region),
+                d.mode().as_str().to_owned(),
+                d.state.to_string(),
+                kernel,
+                or_dash(d.target_node),
+                units::size(d.size),
+                blocks(d),
+                zones(d),
+                ranges(d),
+            ]);
+        }
+        out.push_str(&render(t));
+    }
+    out.push('\n');
+    out.push_str(&kernel_line(topo));
+    out.push('\n');
+    let mut notes = String::new();
+    for d in &topo.devices {
+        problem_lines(&mut notes, d);
+        if let Some(n) = note(d) {
+            notes.push_str(&n);
+            notes.push('\n');
+        }
+    }
+    if !notes.is_empty() {
+        out.push('\n');
+        out.push_str(&notes);
+    }
+    if with_blocks {
+        for d in topo.devices.iter().filter(|d| !d.blocks.is_empty()) {
+            let _ = write!(out, "\n{}:\n", d.name);
+            out.push_str(&block_table(d));
+        }
+    }
+    out
+}
+
+fn block_table(d: &Device) -> String {
+    let mut t = table(&["BLOCK", "STATE", "ZONE", "VALID ZONES", "NODE", "RANGE"]);
+    for b in &d.blocks {
+        t.add_row(vec![
+            format!("memory{}", b.id),
+            b.state.to_string(),
+            or_dash(b.zone()),
+            or_dash(b.valid_zones.as_ref()),
+            or_dash(b.node),
+            units::range(&b.range),
+        ]);
+    }
+    render(t)
+}
+
+/// `daxplug status DEV`.
+pub fn status(topo: &Topology, d: &Device) -> String {
+    let mut out = String::new();
+    let driver = match &d.driver {
+        Driver::None => "no driver".to_owned(),
+        Driver::Kmem => "kmem: system RAM".to_owned(),
+        Driver::DeviceDax => "device_dax: character device".to_owned(),
+        Driver::Other(name) => format!("driver {name}"),
+    };
+    let _ = writeln!(out, "{}: {} ({driver})", d.name, d.state);
+    let mut t = kv_table();
+    let kernel_state = match (d.kernel_state, topo.kernel_abi) {
+        (Some(k), _) if d.state_disagrees() => format!("{k} (stale: the blocks say {})", d.state),
+        (Some(k), _) => k.to_string(),
+        (None, KernelAbi::Legacy) => "- (this kernel has no daxX.Y/state)".to_owned(),
+        (None, _) => "- (the state file exists only while kmem is bound)".to_owned(),
+    };
+    t.add_row(vec!["kernel state".to_owned(), kernel_state]);
+    if let Some(r) = d
+        .region
+        .and_then(|id| topo.regions.iter().find(|r| r.id == id))
+    {
+        let kind = match r.kind {
+            RegionKind::Dynamic => "dynamic, kmem binds with bind",
+            RegionKind::Static => "static, kmem binds with new_id",
+        };
+        t.add_row(vec![
+            "region".to_owned(),
+            format!("{}: {} ({kind})", r.id, r.provider),
+        ]);
+    }
+    t.add_row(vec![
+        "target node".to_owned(),
+        format!(
+            "{} (numa_node {})",
+            or_dash(d.target_node),
+            or_dash(d.numa_node)
+        ),
+    ]);
+    let mut size = format!("{} ({} bytes)", units::size(d.size), d.size);
+    if let Some(a) = d.align {
+        let _ = write!(size, ", align {}", units::size(a));
+    }
+    t.add_row(vec!["size".to_owned(), size]);
+    for m in &d.mappings {
+        let blocks = match m.blocks {
+            Some((first, last)) => format_block_ids(first..=last),
+            None => "smaller than one block after alignment".to_owned(),
+        };
+        t.add_row(vec![
+            format!("mapping{}", m.index),
+            format!("{} -> {blocks}", units::range(&m.range)),
+        ]);
+    }
+    if d.iomem.is_empty() {
+        t.add_row(vec!["/proc/iomem".to_owned(), "no entry".to_owned()]);
+    }
+    for r in &d.iomem {
+        let kmem = r.kmem.map_or_else(String::new, |k| {
+            format!(", System RAM (kmem) {}", units::range(&k))
+        });
+        t.add_row(vec![
+            "/proc/iomem".to_owned(),
+            format!("{} {}{kmem}", units::range(&r.range), d.name),
+        ]);
+    }
+    let c = &d.counts;
+    t.add_row(vec![
+        "blocks".to_owned(),
+        format!(
+            "{} of {} present: {} online ({} Movable, {} kernel zone), {} offline",
+            c.total, c.span, c.online, c.movable, c.normal, c.offline
+        ) + &if c.going_offline > 0 {
+            format!(", {} going offline", c.going_offline)
+        } else {
+            String::new()
+        },
+    ]);
+    if let Some(total) = d.target_node.and_then(|n| topo.nodes.mem_total.get(&n)) {
+        t.add_row(vec![
+            "node MemTotal".to_owned(),
+            format!("{} on node {}", units::size(*total), or_dash(d.target_node)),
+        ]);
+    }
+    for line in render(t).lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+    if !d.blocks.is_empty() {
+        out.push('\n');
+        out.push_str(&block_table(d));
+    }
+    let mut notes = String::new();
+    problem_lines(&mut notes, d);
+    if let Some(n) = note(d) {
+        notes.push_str(&n);
+        notes.push('\n');
+    }
+    if !notes.is_empty() {
+        out.push('\n');
+        out.push_str(&notes);
+    }
+    out
+}

@@ -1,0 +1,665 @@
+//! Topology discovery: one consistent read of the machine's device memory.
+//!
+//! Ranges come from every `mappingN` of a device and from the `daxX.Y` entries of
+//! `/proc/iomem` (never from `resource` + `size`); blocks are found by address arithmetic
+//! over those ranges, so the cost grows with the blocks of the devices asked about, not
+//! with every block of the machine.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use daxplug_abi::{
+    BlockSize, BlockState, DaxState, Iomem, KMEM_RESOURCE_NAME, Meminfo, MemmapOnMemory, NodeList,
+    OnlinePolicy, OnlineType, PhysRange, ValidZones, Zone, parse_align, parse_auto_movable_ratio,
+    parse_block_size, parse_dax_size, parse_memmap_on_memory, parse_node_id, parse_param_bool,
+    parse_phys_addr, parse_region_id,
+};
+use daxplug_kernel::{Kernel, paths};
+use serde::Serialize;
+
+use crate::error::DiscoveryError;
+use crate::observe::{BlockCounts, ObservedState, observe};
+use crate::read::{parse, parse_optional};
+
+/// Which whole-device ABI the kernel offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KernelAbi {
+    /// `daxX.Y/state` exists on kmem-bound devices (the atomic hotplug series).
+    Atomic,
+    /// A kmem-bound device has no `state` file: per-block control only.
+    Legacy,
+    /// No device is bound to kmem, and the file exists only while one is, so the kernel
+    /// cannot be told apart yet.
+    Unknown,
+}
+
+/// The driver a dax device is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Driver {
+    /// No driver.
+    None,
+    /// `kmem`: the memory is (or is to be) system RAM.
+    Kmem,
+    /// `device_dax`: a character device.
+    DeviceDax,
+    /// Any other driver on the dax bus.
+    Other(String),
+}
+
+impl Driver {
+    /// The driver's name, if bound.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Driver::None => None,
+            Driver::Kmem => Some(paths::KMEM),
+            Driver::DeviceDax => Some(paths::DEVICE_DAX),
+            Driver::Other(name) => Some(name),
+        }
+    }
+
+    fn from_name(name: &str) -> Self {
+        match name {
+            paths::KMEM => Driver::Kmem,
+            paths::DEVICE_DAX => Driver::DeviceDax,
+            other => Driver::Other(other.to_owned()),
+        }
+    }
+}
+
+/// How the device is used, by driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Bound to `kmem`.
+    SystemRam,
+    /// Bound to `device_dax`.
+    Devdax,
+    /// No driver.
+    Unbound,
+    /// Some other driver.
+    Other,
+}
+
+impl Mode {
+    /// The name used in output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::SystemRam => "system-ram",
+            Mode::Devdax => "devdax",
+            Mode::Unbound => "unbound",
+            Mode::Other => "other",
+        }
+    }
+}
+
+/// Whether a region's devices can be created and resized at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegionKind {
+    /// hmem and CXL regions (`dax_region/create` exists). These are kmem-type: `kmem`
+    /// binds with a plain `bind`.
+    Dynamic,
+    /// pmem regions (e820, NVDIMM namespaces in devdax mode). These are devdax-type:
+    /// `kmem/bind` fails with `ENODEV`, and `kmem/new_id` is needed.
+    Static,
+}
+
+/// A dax region: the parent of one or more dax devices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Region {
+    /// `dax_region/id`.
+    pub id: u32,
+    /// Canonical sysfs path of the `dax_region` directory.
+    pub path: String,
+    /// The device that provides the region, relative to `/sys/devices`
+    /// (`platform/hmem.0`, `platform/e820_pmem/ndbus0/region0/dax0.0`, …).
+    pub provider: String,
+    /// Whether the region is dynamic or static.
+    pub kind: RegionKind,
+    /// `dax_region/size` in bytes.
+    pub size: Option<u64>,
+    /// `dax_region/align` in bytes (root-only on some kernels).
+    pub align: Option<u64>,
+}
+
+/// One `mappingN` of a device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mapping {
+    /// N in `mappingN`.
+    pub index: u32,
+    /// The physical range (inclusive end).
+    pub range: PhysRange,
+    /// `page_offset`: where the range sits within the device.
+    pub page_offset: u64,
+    /// The whole memory blocks kmem would add for this range (`first`, `last`); `None` when
+    /// the range is smaller than a block after alignment.
+    pub blocks: Option<(u64, u64)>,
+}
+
+/// A `daxX.Y` entry of `/proc/iomem`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IomemRange {
+    /// The reserved range.
+    pub range: PhysRange,
+    /// The `System RAM (kmem)` child, if any: memory the kernel added for the device.
+    pub kmem: Option<PhysRange>,
+}
+
+/// One memory block (`memoryN`) of a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    /// N in `memoryN`.
+    pub id: u64,
+    /// The block's physical range.
+    pub range: PhysRange,
+    /// `memoryN/state`.
+    pub state: BlockState,
+    /// `memoryN/valid_zones` (absent without `CONFIG_MEMORY_HOTREMOVE`).
+    pub valid_zones: Option<ValidZones>,
+    /// The node the block belongs to (`memoryN/nodeX` link).
+    pub node: Option<u32>,
+}
+
+impl Block {
+    /// The zone the block is in: only for an online block, from `valid_zones`.
+    pub fn zone(&self) -> Option<Zone> {
+        match self.state {
+            BlockState::Online => self.valid_zones.as_ref().and_then(ValidZones::first),
+            _ => None,
+        }
+    }
+}
+
+/// One dax device and everything known about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// `daxX.Y`.
+    pub name: String,
+    /// Canonical sysfs path.
+    pub path: String,
+    /// Id of the region it belongs to.
+    pub region: Option<u32>,
+    /// The bound driver.
+    pub driver: Driver,
+    /// `size` in bytes.
+    pub size: u64,
+    /// `align` in bytes.
+    pub align: Option<u64>,
+    /// `target_node`: the node its memory joins as system RAM.
+    pub target_node: Option<u32>,
+    /// `numa_node`: the node closest to the device itself.
+    pub numa_node: Option<u32>,
+    /// `memmap_on_memory`.
+    pub memmap_on_memory: Option<bool>,
+    /// The kernel's `state` file, if this kernel has one and kmem is bound.
+    pub kernel_state: Option<DaxState>,
+    /// Every `mappingN`, in index order.
+    pub mappings: Vec<Mapping>,
+    /// The device's entries in `/proc/iomem`.
+    pub iomem: Vec<IomemRange>,
+    /// The memory blocks that exist within the device's ranges, in id order.
+    pub blocks: Vec<Block>,
+    /// Block counts.
+    pub counts: BlockCounts,
+    /// The observed state.
+    pub state: ObservedState,
+}
+
+impl Device {
+    /// The mode, by driver.
+    pub fn mode(&self) -> Mode {
+        match self.driver {
+            Driver::Kmem => Mode::SystemRam,
+            Driver::DeviceDax => Mode::Devdax,
+            Driver::None => Mode::Unbound,
+            Driver::Other(_) => Mode::Other,
+        }
+    }
+
+    /// Whether the kernel's `state` file disagrees with the observed state.
+    pub fn state_disagrees(&self) -> bool {
+        self.kernel_state
+            .is_some_and(|k| !self.state.agrees_with(k))
+    }
+
+    /// The online blocks.
+    pub fn online_blocks(&self) -> impl Iterator<Item = &Block> {
+        self.blocks.iter().filter(|b| b.state == BlockState::Online)
+    }
+}
+
+/// The hotplug policy in force.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Policy {
+    /// `auto_online_blocks`: applied to blocks when they are added.
+    pub auto_online_blocks: Option<OnlineType>,
+    /// `memory_hotplug.online_policy`.
+    pub online_policy: Option<OnlinePolicy>,
+    /// `memory_hotplug.memmap_on_memory`.
+    pub memmap_on_memory: Option<MemmapOnMemory>,
+    /// `memory_hotplug.auto_movable_ratio` (percent).
+    pub auto_movable_ratio: Option<u32>,
+    /// `memory_hotplug.auto_movable_numa_aware`.
+    pub auto_movable_numa_aware: Option<bool>,
+}
+
+/// NUMA nodes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Nodes {
+    /// `possible`.
+    pub possible: Option<NodeList>,
+    /// `online`.
+    pub online: Option<NodeList>,
+    /// `has_memory`.
+    pub has_memory: Option<NodeList>,
+    /// `has_normal_memory`.
+    pub has_normal_memory: Option<NodeList>,
+    /// `has_cpu`.
+    pub has_cpu: Option<NodeList>,
+    /// Per-node `MemTotal` in bytes, for nodes that have a `meminfo`.
+    pub mem_total: BTreeMap<u32, u64>,
+}
+
+/// A snapshot of the machine's device memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    /// Memory block size.
+    pub block_size: BlockSize,
+    /// Which ABI the kernel offers.
+    pub kernel_abi: KernelAbi,
+    /// Hotplug policy.
+    pub policy: Policy,
+    /// `/proc/meminfo` `MemTotal` in bytes.
+    pub mem_total: Option<u64>,
+    /// NUMA nodes.
+    pub nodes: Nodes,
+    /// Regions of the devices read, by id.
+    pub regions: Vec<Region>,
+    /// The devices read, in name order (`dax0.0`, `dax0.1`, `dax1.0`, …).
+    pub devices: Vec<Device>,
+}
+
+/// Which devices to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every dax device.
+    All,
+    /// Only these devices; an invalid or unknown name is an error.
+    Devices(Vec<String>),
+}
+
+/// Splits `daxX.Y` into `(X, Y)`; `None` if the name is not of that form.
+pub fn parse_device_name(name: &str) -> Option<(u32, u32)> {
+    let rest = name.strip_prefix("dax")?;
+    let (region, id) = rest.split_once('.')?;
+    let num = |s: &str| {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    Some((num(region)?, num(id)?))
+}
+
+/// Reads the machine through `k`.
+pub fn discover(k: &dyn Kernel, scope: &Scope) -> Result<Topology, DiscoveryError> {
+    // Bad input is refused before anything is read, let alone any path built from it.
+    if let Scope::Devices(wanted) = scope
+        && let Some(bad) = wanted
+            .iter()
+            .find(|n| !paths::is_single_component(n) || parse_device_name(n).is_none())
+    {
+        return Err(DiscoveryError::InvalidDeviceName { name: bad.clone() });
+    }
+    if !k.exists(paths::MEMORY) {
+        return Err(DiscoveryError::NoMemoryHotplug {
+            path: paths::MEMORY.to_owned(),
+        });
+    }
+    let names = device_names(k, scope)?;
+    let block_size = parse(k, paths::BLOCK_SIZE_BYTES, parse_block_size)?;
+    let iomem = parse(k, paths::IOMEM, Iomem::parse)?;
+    if iomem.addresses_hidden() {
+        return Err(DiscoveryError::IomemHidden);
+    }
+    let mem_total = parse_optional(k, paths::MEMINFO, Meminfo::parse)?.and_then(|m| m.mem_total());
+    let policy = read_policy(k)?;
+    let nodes = read_nodes(k)?;
+
+    let mut regions: BTreeMap<u32, Region> = BTreeMap::new();
+    let mut devices = Vec::with_capacity(names.len());
+    for name in &names {
+        let (device, region) = read_device(k, name, block_size, &iomem)?;
+        if let Some(region) = region {
+            regions.entry(region.id).or_insert(region);
+        }
+        devices.push(device);
+    }
+    let kernel_abi = if devices.iter().any(|d| d.kernel_state.is_some()) {
+        KernelAbi::Atomic
+    } else if devices.iter().any(|d| d.driver == Driver::Kmem) {
+        KernelAbi::Legacy
+    } else {
+        KernelAbi::Unknown
+    };
+    Ok(Topology {
+        block_size,
+        kernel_abi,
+        policy,
+        mem_total,
+        nodes,
+        regions: regions.into_values().collect(),
+        devices,
+    })
+}
+
+/// The sorted names of the devices in scope, validated.
+fn device_names(k: &dyn Kernel, scope: &Scope) -> Result<Vec<String>, DiscoveryError> {
+    // The dax bus is absent until the dax core is loaded: then there are no devices.
+    let mut present: Vec<String> = match k.list_dir(paths::DAX_DEVICES) {
+        Ok(names) => names,
+        Err(e) if e.is_not_found() => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    present.retain(|n| parse_device_name(n).is_some());
+    present.sort_by_key(|n| parse_device_name(n));
+    match scope {
+        Scope::All => Ok(present),
+        Scope::Devices(wanted) => {
+            let mut out: Vec<String> = Vec::new();
+            for name in wanted {
+                if !present.contains(name) {
+                    return Err(DiscoveryError::UnknownDevice {
+                        name: name.clone(),
+                        present: if present.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            present.join(", ")
+                        },
+                    });
+                }
+                if !out.contains(name) {
+                    out.push(name.clone());
+                }
+            }
+            Ok(out)
+        }
+    }
+}
+
+fn read_policy(k: &dyn Kernel) -> Result<Policy, DiscoveryError> {
+    let param = |name: &str| format!("{}/{name}", paths::HOTPLUG_PARAMS);
+    Ok(Policy {
+        auto_online_blocks: parse_optional(k, paths::AUTO_ONLINE_BLOCKS, str::parse)?,
+        online_policy: parse_optional(k, &param("online_policy"), str::parse)?,
+        memmap_on_memory: parse_optional(k, &param("memmap_on_memory"), str::parse)?,
+        auto_movable_ratio: parse_optional(
+            k,
+            &param("auto_movable_ratio"),
+            parse_auto_movable_ratio,
+        )?,
+        auto_movable_numa_aware: parse_optional(
+            k,
+            &param("auto_movable_numa_aware"),
+            parse_param_bool,
+        )?,
+    })
+}
+
+fn read_nodes(k: &dyn Kernel) -> Result<Nodes, DiscoveryError> {
+    let list = |name: &str| {
+        parse_optional(
+            k,
+            &format!("{}/{name}", paths::NODE),
+            str::parse::<NodeList>,
+        )
+    };
+    let mut nodes = Nodes {
+        possible: list("possible")?,
+        online: list("online")?,
+        has_memory: list("has_memory")?,
+        has_normal_memory: list("has_normal_memory")?,
+        has_cpu: list("has_cpu")?,
+        mem_total: BTreeMap::new(),
+    };
+    // Nodes with memory have a meminfo worth reading; that is a handful, not all
+    // possible nodes.
+    let with_memory: Vec<u32> = nodes
+        .has_memory
+        .iter()
+        .chain(nodes.online.iter())
+        .flat_map(NodeList::iter)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    for n in with_memory {
+        let path = format!("{}/meminfo", paths::node(n));
+        if let Some(total) = parse_optional(k, &path, Meminfo::parse)?.and_then(|m| m.mem_total()) {
+            nodes.mem_total.insert(n, total);
+        }
+    }
+    Ok(nodes)
+}
+
+fn read_region(k: &dyn Kernel, canonical: &str) -> Result<Option<Region>, DiscoveryError> {
+    let Some((parent, _)) = canonical.rsplit_once('/') else {
+        return Ok(None);
+    };
+    let path = format!("{parent}/dax_region");
+    let Some(id) = parse_optional(k, &format!("{path}/id"), parse_region_id)? else {
+        return Ok(None);
+    };
+    let kind = if k.exists(&format!("{path}/create")) {
+        RegionKind::Dynamic
+    } else {
+        RegionKind::Static
+    };
+    Ok(Some(Region {
+        id,
+        provider: parent
+            .strip_prefix("/sys/devices/")
+            .unwrap_or(parent)
+            .to_owned(),
+        kind,
+        size: parse_optional(k, &format!("{path}/size"), parse_dax_size)?,
+        align: optional_root_only(k, &format!("{path}/align"), parse_align)?,
+        path,
+    }))
+}
+
+/// Reads a root-only (0400) attribute: `EACCES` is `None`, as for a missing file, so that
+/// a non-root `list` still shows what it can.
+fn optional_root_only<T>(
+    k: &dyn Kernel,
+    path: &str,
+    parser: impl FnOnce(&str) -> Result<T, daxplug_abi::ParseError>,
+) -> Result<Option<T>, DiscoveryError> {
+    match parse_optional(k, path, parser) {
+        Err(DiscoveryError::Kernel(e)) if e.errno == daxplug_kernel::Errno::EACCES => Ok(None),
+        other => other,
+    }
+}
+
+fn read_device(
+    k: &dyn Kernel,
+    name: &str,
+    block_size: BlockSize,
+    iomem: &Iomem,
+) -> Result<(Device, Option<Region>), DiscoveryError> {
+    let dir = paths::dax_device(name);
+    let canonical = match k.read_link(&dir) {
+        Ok(target) => paths::resolve_link(&dir, &target).unwrap_or_else(|| dir.clone()),
+        Err(_) => dir.clone(),
+    };
+    let region = read_region(k, &canonical)?;
+    // One listing tells which optional attributes exist (driver, state, mappingN).
+    let entries = k.list_dir(&dir)?;
+    let has = |entry: &str| entries.iter().any(|e| e == entry);
+
+    let driver = if has("driver") {
+        let target = k.read_link(&format!("{dir}/driver"))?;
+        Driver::from_name(target.rsplit('/').next().unwrap_or(&target))
+    } else {
+        Driver::None
+    };
+    let kernel_state = if has("state") {
+        Some(parse(k, &format!("{dir}/state"), str::parse::<DaxState>)?)
+    } else {
+        None
+    };
+
+    let mut indices: Vec<u32> = entries
+        .iter()
+        .filter_map(|e| e.strip_prefix("mapping"))
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    indices.sort_unstable();
+    let mut mappings = Vec::with_capacity(indices.len());
+    for index in indices {
+        let m = format!("{dir}/mapping{index}");
+        let start = parse(k, &format!("{m}/start"), parse_phys_addr)?;
+        let end = parse(k, &format!("{m}/end"), parse_phys_addr)?;
+        let page_offset = parse(k, &format!("{m}/page_offset"), parse_phys_addr)?;
+        let range = PhysRange::new(start, end).ok_or_else(|| DiscoveryError::Parse {
+            path: format!("{m}/end"),
+            source: daxplug_abi::ParseError {
+                text: format!("{end:#x}"),
+                expected: format!("an end address at or after the start {start:#x}").into(),
+                line: None,
+            },
+        })?;
+        mappings.push(Mapping {
+            index,
+            range,
+            page_offset,
+            blocks: range.whole_blocks(block_size),
+        });
+    }
+
+    let iomem_ranges: Vec<IomemRange> = iomem
+        .named(name)
+        .map(|(i, e)| IomemRange {
+            range: e.range,
+            kmem: iomem
+                .children(i)
+                .find(|(_, c)| c.name == KMEM_RESOURCE_NAME)
+                .map(|(_, c)| c.range),
+        })
+        .collect();
+
+    // Candidate blocks: whole blocks of every mapping, plus those of any iomem range of
+    // the device (which outlives the driver when kmem leaks it).
+    let mut candidates: BTreeSet<u64> = BTreeSet::new();
+    let mut add = |range: PhysRange| {
+        if let Some((first, last)) = range.whole_blocks(block_size) {
+            candidates.extend(first..=last);
+        }
+    };
+    mappings.iter().for_each(|m| add(m.range));
+    iomem_ranges
+        .iter()
+        .for_each(|r| add(r.kmem.unwrap_or(r.range)));
+    let span = mappings
+        .iter()
+        .filter_map(|m| m.blocks)
+        .map(|(first, last)| last - first + 1)
+        .sum();
+
+    let target_node = parse_optional(k, &format!("{dir}/target_node"), parse_node_id)?.flatten();
+    let mut blocks = Vec::new();
+    for id in candidates {
+        if let Some(block) = read_block(k, id, block_size, target_node)? {
+            blocks.push(block);
+        }
+    }
+    let counts = BlockCounts::of(&blocks, span);
+    let kmem_in_iomem = iomem_ranges.iter().any(|r| r.kmem.is_some());
+    let state = observe(&driver, &counts, kmem_in_iomem);
+
+    let device = Device {
+        name: name.to_owned(),
+        path: canonical,
+        region: region.as_ref().map(|r| r.id),
+        size: parse(k, &format!("{dir}/size"), parse_dax_size)?,
+        align: parse_optional(k, &format!("{dir}/align"), parse_align)?,
+        target_node,
+        numa_node: parse_optional(k, &format!("{dir}/numa_node"), parse_node_id)?.flatten(),
+        memmap_on_memory: parse_optional(
+            k,
+            &format!("{dir}/memmap_on_memory"),
+            parse_memmap_on_memory,
+        )?,
+        driver,
+        kernel_state,
+        mappings,
+        iomem: iomem_ranges,
+        blocks,
+        counts,
+        state,
+    };
+    Ok((device, region))
+}
+
+/// Reads one block; `None` if it does not exist.
+fn read_block(
+    k: &dyn Kernel,
+    id: u64,
+    block_size: BlockSize,
+    node_hint: Option<u32>,
+) -> Result<Option<Block>, DiscoveryError> {
+    let dir = paths::memory_block(id);
+    let Some(state) = parse_optional(k, &format!("{dir}/state"), str::parse::<BlockState>)? else {
+        return Ok(None);
+    };
+    let valid_zones = parse_optional(k, &format!("{dir}/valid_zones"), str::parse::<ValidZones>)?;
+    // The block is almost always on the device's target node: test that link first, and
+    // only list the directory when it is elsewhere.
+    let node = match node_hint {
+        Some(n) if k.exists(&format!("{dir}/node{n}")) => Some(n),
+        _ => k
+            .list_dir(&dir)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| e.strip_prefix("node"))
+            .find_map(|n| n.parse().ok()),
+    };
+    let range = block_size
+        .block_range(id)
+        .ok_or_else(|| DiscoveryError::Parse {
+            path: dir.clone(),
+            source: daxplug_abi::ParseError {
+                text: id.to_string(),
+                expected: "a block id inside the 64-bit address space".into(),
+                line: None,
+            },
+        })?;
+    Ok(Some(Block {
+        id,
+        range,
+        state,
+        valid_zones,
+        node,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_names() {
+        assert_eq!(parse_device_name("dax0.0"), Some((0, 0)));
+        assert_eq!(parse_device_name("dax12.3"), Some((12, 3)));
+        for bad in [
+            "dax",
+            "dax0",
+            "dax0.",
+            "dax.0",
+            "0.0",
+            "dax0.0/..",
+            "dax-1.0",
+            "dax0.0 ",
+        ] {
+            assert_eq!(parse_device_name(bad), None, "{bad:?}");
+        }
+    }
+}

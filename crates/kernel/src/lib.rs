@@ -1,0 +1,60 @@
+//! The kernel interface: the only way daxplug talks to the kernel.
+//!
+//! [`Kernel`] is deliberately narrow (read, write, list a directory, read a link, test
+//! existence) and keeps the raw errno of every failure, because the protocols depend on
+//! telling `EBUSY` from `EINVAL` from `EINTR`. Paths are the kernel's own absolute paths
+//! (`/sys/...`, `/proc/...`); each backend decides where they really live.
+//!
+//! * [`RootFs`] answers from files under a root directory: `/` on a real machine, a copied
+//!   sysfs tree in tests, or a FUSE mount of the emulated machine.
+//! * The model crate answers from the Rust model of the kernel.
+
+mod errno;
+mod error;
+pub mod paths;
+mod rootfs;
+
+pub use errno::Errno;
+pub use error::{KernelError, Op, RootError};
+pub use rootfs::{Access, RootFs};
+
+/// Result of a kernel-interface call.
+pub type Result<T, E = KernelError> = std::result::Result<T, E>;
+
+/// The operations daxplug needs from the kernel, on kernel paths such as
+/// `/sys/devices/system/memory/memory40/state`.
+pub trait Kernel: Send + Sync {
+    /// Reads a whole attribute file as text (sysfs values end with a newline).
+    fn read(&self, path: &str) -> Result<String>;
+
+    /// Writes `value` to an attribute in a single `write(2)`, as `echo value > path` does.
+    /// The kernel's errno (`EBUSY`, `EINVAL`, `EINTR`, …) is kept in the error.
+    fn write(&self, path: &str, value: &str) -> Result<()>;
+
+    /// Names of the entries of a directory, in no particular order.
+    fn list_dir(&self, path: &str) -> Result<Vec<String>>;
+
+    /// The target of a symbolic link, as stored (usually relative).
+    fn read_link(&self, path: &str) -> Result<String>;
+
+    /// Whether `path` exists; a symbolic link counts even if it dangles.
+    fn exists(&self, path: &str) -> bool;
+}
+
+impl<K: Kernel + ?Sized> Kernel for &K {
+    fn read(&self, path: &str) -> Result<String> {
+        (**self).read(path)
+    }
+    fn write(&self, path: &str, value: &str) -> Result<()> {
+        (**self).write(path, value)
+    }
+    fn list_dir(&self, path: &str) -> Result<Vec<String>> {
+        (**self).list_dir(path)
+    }
+    fn read_link(&self, path: &str) -> Result<String> {
+        (**self).read_link(path)
+    }
+    fn exists(&self, path: &str) -> bool {
+        (**self).exists(path)
+    }
+}

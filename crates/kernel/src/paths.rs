@@ -1,0 +1,105 @@
+//! Every kernel path daxplug uses, in one place, and helpers to build and resolve them.
+
+/// Memory-block directory.
+pub const MEMORY: &str = "/sys/devices/system/memory";
+/// Memory block size (hex, no `0x`).
+pub const BLOCK_SIZE_BYTES: &str = "/sys/devices/system/memory/block_size_bytes";
+/// Online type applied to blocks at hot-add time.
+pub const AUTO_ONLINE_BLOCKS: &str = "/sys/devices/system/memory/auto_online_blocks";
+/// NUMA node directory.
+pub const NODE: &str = "/sys/devices/system/node";
+/// dax bus devices (symlinks to the devices' canonical directories).
+pub const DAX_DEVICES: &str = "/sys/bus/dax/devices";
+/// dax bus drivers (`kmem`, `device_dax`).
+pub const DAX_DRIVERS: &str = "/sys/bus/dax/drivers";
+/// `memory_hotplug` module parameters.
+pub const HOTPLUG_PARAMS: &str = "/sys/module/memory_hotplug/parameters";
+/// The physical resource tree.
+pub const IOMEM: &str = "/proc/iomem";
+/// System-wide memory statistics.
+pub const MEMINFO: &str = "/proc/meminfo";
+
+/// The name of the kmem driver.
+pub const KMEM: &str = "kmem";
+/// The name of the device-dax (character device) driver.
+pub const DEVICE_DAX: &str = "device_dax";
+
+/// `/sys/devices/system/memory/memory<id>`.
+pub fn memory_block(id: u64) -> String {
+    format!("{MEMORY}/memory{id}")
+}
+
+/// `/sys/bus/dax/devices/<name>`.
+pub fn dax_device(name: &str) -> String {
+    format!("{DAX_DEVICES}/{name}")
+}
+
+/// `/sys/devices/system/node/node<n>`.
+pub fn node(n: u32) -> String {
+    format!("{NODE}/node{n}")
+}
+
+/// Whether `name` can be used as one path component: not empty, not `.` or `..`, and
+/// without `/` or NUL.
+pub fn is_single_component(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0'])
+}
+
+/// Resolves the target of the link at `link` (both kernel paths) into an absolute kernel
+/// path, folding `.` and `..`. `None` if the target climbs above `/`.
+pub fn resolve_link(link: &str, target: &str) -> Option<String> {
+    let mut parts: Vec<&str> = if target.starts_with('/') {
+        Vec::new()
+    } else {
+        let parent = link.rsplit_once('/').map_or("", |(dir, _)| dir);
+        parent.split('/').filter(|p| !p.is_empty()).collect()
+    };
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(format!("/{}", parts.join("/")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_sysfs_links() {
+        assert_eq!(
+            resolve_link(
+                "/sys/bus/dax/devices/dax0.0",
+                "../../../devices/platform/hmem.0/dax0.0"
+            )
+            .as_deref(),
+            Some("/sys/devices/platform/hmem.0/dax0.0")
+        );
+        assert_eq!(
+            resolve_link(
+                "/sys/devices/platform/hmem.0/dax0.0/driver",
+                "../../../../bus/dax/drivers/kmem"
+            )
+            .as_deref(),
+            Some("/sys/bus/dax/drivers/kmem")
+        );
+        assert_eq!(resolve_link("/sys/a", "../../../x"), None);
+        assert_eq!(
+            resolve_link("/sys/a", "/abs/./b").as_deref(),
+            Some("/abs/b")
+        );
+    }
+
+    #[test]
+    fn component_names() {
+        assert!(is_single_component("dax0.0"));
+        for bad in ["", ".", "..", "a/b", "../dax0.0", "a\0"] {
+            assert!(!is_single_component(bad), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! The real backend: kernel paths answered by files under a root directory.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::errno::Errno;
+use crate::error::{KernelError, Op, RootError};
+use crate::{Kernel, Result};
+
+/// Whether a [`RootFs`] may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Every write fails with `EROFS` before touching anything. Used by commands that
+    /// only look (`list`, `status`), so they cannot change a machine even by mistake.
+    ReadOnly,
+    /// Writes go through.
+    ReadWrite,
+}
+
+/// Kernel paths mapped under a root directory: `/sys/x` is `ROOT/sys/x`.
+///
+/// With root `/` this is the running kernel; with a copied sysfs tree it is a fixture.
+#[derive(Debug, Clone)]
+pub struct RootFs {
+    root: PathBuf,
+    access: Access,
+}
+
+impl RootFs {
+    /// Opens a root; fails if it is not an existing directory.
+    pub fn new(root: impl Into<PathBuf>, access: Access) -> Result<Self, RootError> {
+        let root = root.into();
+        if !root.is_dir() {
+            return Err(RootError::Missing { root });
+        }
+        Ok(Self { root, access })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The real path of a kernel path. Only absolute paths made of normal components are
+    /// accepted, so nothing can escape the root.
+    fn host_path(&self, path: &str) -> std::result::Result<PathBuf, Errno> {
+        let rest = path.strip_prefix('/').ok_or(Errno::EINVAL)?;
+        let mut out = self.root.clone();
+        for part in rest.split('/') {
+            // `Path::components` would silently drop `.`; reject it like `..` instead.
+            if !crate::paths::is_single_component(part) {
+                return Err(Errno::EINVAL);
+            }
+            out.push(part);
+        }
+        Ok(out)
+    }
+
+    fn io<T>(&self, op: Op, path: &str, f: impl FnOnce(&Path) -> std::io::Result<T>) -> Result<T> {
+        let host = self
+            .host_path(path)
+            .map_err(|errno| KernelError::new(op, path, errno))?;
+        f(&host).map_err(|e| KernelError::new(op, path, Errno::from_io_error(&e)))
+    }
+}
+
+impl Kernel for RootFs {
+    fn read(&self, path: &str) -> Result<String> {
+        let bytes = self.io(Op::Read, path, |p| fs::read(p))?;
+        String::from_utf8(bytes).map_err(|_| KernelError::new(Op::Read, path, Errno::EILSEQ))
+    }
+
+    fn write(&self, path: &str, value: &str) -> Result<()> {
+        if self.access == Access::ReadOnly {
+            return Err(KernelError::write(path, value, Errno::EROFS));
+        }
+        let host = self
+            .host_path(path)
+            .map_err(|errno| KernelError::write(path, value, errno))?;
+        let fail = |e: std::io::Error| KernelError::write(path, value, Errno::from_io_error(&e));
+        // No O_CREAT: a sysfs attribute that does not exist is ENOENT, never a new file.
+        // O_TRUNC is ignored by sysfs and keeps a fixture file equal to the last value.
+        let mut file = OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(host)
+            .map_err(fail)?;
+        // One write(2): sysfs treats each write as one store, so never split or retry it.
+        let written = file.write(value.as_bytes()).map_err(fail)?;
+        if written != value.len() {
+            return Err(KernelError::write(path, value, Errno::EIO));
+        }
+        Ok(())
+    }
+
+    fn list_dir(&self, path: &str) -> Result<Vec<String>> {
+        self.io(Op::ListDir, path, |p| {
+            fs::read_dir(p)?
+                .map(|entry| Ok(entry?.file_name().to_string_lossy().into_owned()))
+                .collect()
+        })
+    }
+
+    fn read_link(&self, path: &str) -> Result<String> {
+        let target = self.io(Op::ReadLink, path, |p| fs::read_link(p))?;
+        target
+            .into_os_string()
+            .into_string()
+            .map_err(|_| KernelError::new(Op::ReadLink, path, Errno::EILSEQ))
+    }
+
+    fn exists(&self, path: &str) -> bool {
+        self.host_path(path)
+            .is_ok_and(|p| fs::symlink_metadata(p).is_ok())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mem = dir.path().join("sys/devices/system/memory/memory40");
+        fs::create_dir_all(&mem).expect("mkdir");
+        fs::write(mem.join("state"), "online\n").expect("write");
+        std::os::unix::fs::symlink("../../node/node1", mem.join("node1")).expect("symlink");
+        dir
+    }
+
+    #[test]
+    fn reads_lists_and_links_under_the_root() {
+        let dir = tree();
+        let k = RootFs::new(dir.path(), Access::ReadOnly).expect("root");
+        assert_eq!(
+            k.read("/sys/devices/system/memory/memory40/state")
+                .as_deref(),
+            Ok("online\n")
+        );
+        let mut names = k
+            .list_dir("/sys/devices/system/memory/memory40")
+            .expect("list");
+        names.sort();
+        assert_eq!(names, vec!["node1", "state"]);
+        assert_eq!(
+            k.read_link("/sys/devices/system/memory/memory40/node1")
+                .as_deref(),
+            Ok("../../node/node1")
+        );
+        // A dangling link still exists.
+        assert!(k.exists("/sys/devices/system/memory/memory40/node1"));
+        assert!(!k.exists("/sys/devices/system/memory/memory41"));
+        let err = k
+            .read("/sys/devices/system/memory/memory41/state")
+            .expect_err("absent");
+        assert!(err.is_not_found());
+        assert_eq!(
+            err.to_string(),
+            "cannot read /sys/devices/system/memory/memory41/state: ENOENT (No such file or directory)"
+        );
+    }
+
+    #[test]
+    fn read_only_root_refuses_writes_untouched() {
+        let dir = tree();
+        let k = RootFs::new(dir.path(), Access::ReadOnly).expect("root");
+        let err = k
+            .write("/sys/devices/system/memory/memory40/state", "offline")
+            .expect_err("read-only");
+        assert_eq!(err.errno, Errno::EROFS);
+        let on_disk =
+            fs::read_to_string(dir.path().join("sys/devices/system/memory/memory40/state"))
+                .expect("read");
+        assert_eq!(on_disk, "online\n");
+    }
+
+    #[test]
+    fn writes_replace_and_never_create() {
+        let dir = tree();
+        let k = RootFs::new(dir.path(), Access::ReadWrite).expect("root");
+        k.write("/sys/devices/system/memory/memory40/state", "offline")
+            .expect("write");
+        assert_eq!(
+            k.read("/sys/devices/system/memory/memory40/state")
+                .as_deref(),
+            Ok("offline")
+        );
+        let err = k
+            .write("/sys/devices/system/memory/memory40/nope", "1")
+            .expect_err("no such attribute");
+        assert_eq!(err.errno, Errno::ENOENT);
+        assert!(
+            !dir.path()
+                .join("sys/devices/system/memory/memory40/nope")
+                .exists()
+        );
+    }
+
+    #[test]
+    fn paths_cannot_escape_the_root() {
+        let dir = tree();
+        let k = RootFs::new(dir.path(), Access::ReadWrite).expect("root");
+        for bad in ["sys/devices", "/sys/../../etc/passwd", "/sys/./devices", ""] {
+            assert_eq!(
+                k.read(bad).map_err(|e| e.errno),
+                Err(Errno::EINVAL),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            RootFs::new(dir.path().join("missing"), Access::ReadOnly),
+            Err(RootError::Missing { .. })
+        ));
+    }
+}
