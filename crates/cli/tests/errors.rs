@@ -1,0 +1,127 @@
+//! Bad input and unusable roots: one sentence on stderr, the documented exit code, and
+//! nothing on stdout.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+fn fixture(state: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/hmem")
+        .join(state)
+}
+
+/// Runs daxplug and returns (exit code, stderr); stdout must be empty.
+fn fails(root: &Path, args: &[&str]) -> (i32, String) {
+    let out = Command::cargo_bin("daxplug")
+        .expect("binary")
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .output()
+        .expect("runs");
+    assert!(!out.status.success(), "{args:?} should fail");
+    assert!(
+        out.stdout.is_empty(),
+        "nothing on stdout: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stderr = String::from_utf8(out.stderr).expect("utf-8");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    (out.status.code().expect("exit code"), stderr)
+}
+
+#[test]
+fn missing_root() {
+    let (code, err) = fails(Path::new("/nonexistent/daxplug-root"), &["list"]);
+    assert_eq!(code, 3);
+    assert!(
+        err.contains("/nonexistent/daxplug-root does not exist"),
+        "{err}"
+    );
+}
+
+#[test]
+fn root_without_memory_hotplug() {
+    let empty = tempfile::tempdir().expect("tempdir");
+    let (code, err) = fails(empty.path(), &["list", "--json"]);
+    assert_eq!(code, 3);
+    assert!(
+        err.contains("/sys/devices/system/memory does not exist"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_device() {
+    let (code, err) = fails(&fixture("04-online-movable"), &["status", "dax9.9"]);
+    assert_eq!(code, 4);
+    assert_eq!(
+        err.trim_end(),
+        "daxplug: there is no dax device named dax9.9 (present: dax0.0)"
+    );
+}
+
+#[test]
+fn device_names_that_are_paths_are_refused() {
+    for bad in [
+        "../dax0.0",
+        "dax0.0/..",
+        "..",
+        "dax0.0/mapping0",
+        "memory40",
+        "dax0",
+    ] {
+        let (code, err) = fails(&fixture("04-online-movable"), &["status", bad]);
+        assert_eq!(code, 2, "{bad}");
+        assert!(err.contains("expected daxREGION.ID"), "{err}");
+    }
+}
+
+#[test]
+fn malformed_kernel_text_names_the_file_and_the_text() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    copy_tree(&fixture("04-online-movable"), &root);
+    std::fs::write(
+        root.join("sys/devices/system/memory/memory42/state"),
+        "sideways\n",
+    )
+    .expect("write");
+    let (code, err) = fails(&root, &["list"]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        err.trim_end(),
+        "daxplug: /sys/devices/system/memory/memory42/state holds unexpected text: \"sideways\" is not a memory block state (online, offline or going-offline)"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_with_clap_help() {
+    let out = Command::cargo_bin("daxplug")
+        .expect("binary")
+        .args(["--root", "/nonexistent", "status"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("<DEV>"), "{stderr}");
+}
+
+/// Copies a fixture, keeping symlinks as symlinks.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type().expect("type");
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src).expect("link"), &dst)
+                .expect("symlink");
+        } else if kind.is_dir() {
+            copy_tree(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).expect("copy");
+        }
+    }
+}
