@@ -2,19 +2,36 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::ParseError;
 use crate::number::parse_bare_hex;
 
 /// A physical address range with an inclusive end, as the kernel prints ranges
 /// (`mappingN/end`, `/proc/iomem`). An empty range cannot be represented.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "RawRange")]
 pub struct PhysRange {
     /// First byte of the range.
     pub start: u64,
     /// Last byte of the range (inclusive).
     pub end: u64,
+}
+
+/// The unchecked form a range is deserialized from.
+#[derive(Deserialize)]
+struct RawRange {
+    start: u64,
+    end: u64,
+}
+
+impl TryFrom<RawRange> for PhysRange {
+    type Error = String;
+
+    fn try_from(r: RawRange) -> Result<Self, String> {
+        PhysRange::new(r.start, r.end)
+            .ok_or_else(|| format!("range end {:#x} is before its start {:#x}", r.end, r.start))
+    }
 }
 
 impl PhysRange {

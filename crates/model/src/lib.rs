@@ -1,0 +1,43 @@
+//! An executable, deterministic model of the kernel's device-memory hotplug: the memory
+//! hotplug core (blocks, zones, `valid_zones`, offlining that migrates, fails and is
+//! interrupted), the dax bus with `device_dax` and `kmem` in two flavours (`legacy` 6.12 and
+//! `atomic`, the v7 whole-device series), uevents and udev, competing controllers and
+//! faults. One seed decides every interleaving and fault.
+//!
+//! [`Sim`] serves the model through the same [`daxplug_kernel::Kernel`] trait as the real
+//! backend, so daxplug runs unchanged against it; it is also the emulated machine users can
+//! try daxplug on (`daxplug --sim FILE`).
+
+mod actors;
+mod dax;
+mod faults;
+mod files;
+mod hotplug;
+mod invariants;
+mod machine;
+mod presets;
+mod rng;
+mod sched;
+mod sim;
+mod udev;
+
+use daxplug_kernel::Errno;
+
+pub use actors::{Actor, rhel_rule};
+pub use faults::Faults;
+pub use files::{Kind, parse_dax_name};
+pub use hotplug::Caller;
+pub use invariants::{Violation, check as check_invariants};
+pub use machine::{
+    DaxDevice, DevRange, DriverKind, Flavour, Holder, KmemData, KmemState, LeakedRange, Machine,
+    MemBlock, NodeSpec, Region, RegionType, StaticResource,
+};
+pub use presets::{PRESETS, PresetInfo, UnknownPreset, build as build_preset};
+pub use rng::Rng;
+pub use sim::{Sim, StoreError};
+pub use udev::{Rule, Subsystem, Udev, UeventRecord};
+
+/// Internal errno of a system call the kernel restarts (`-ERESTARTNOINTR`): an actor whose
+/// write meets the held device-hotplug lock sees it and retries at its next step. User
+/// space never sees this value.
+pub const RESTART: Errno = Errno::from_raw(513);

@@ -1,0 +1,373 @@
+//! The state of the emulated machine. Everything here is plain data (serializable, so a
+//! machine can live in a file between commands); the behaviour is in `hotplug`, `dax`,
+//! `files`, `udev` and `actors`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use daxplug_abi::{BlockState, MemmapOnMemory, OnlinePolicy, OnlineType, PhysRange, Zone};
+use serde::{Deserialize, Serialize};
+
+use crate::actors::Actor;
+use crate::faults::Faults;
+use crate::rng::Rng;
+use crate::udev::{Udev, UeventRecord};
+
+/// Which kernel the machine runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flavour {
+    /// Every released kernel (6.12 as captured): per-block control only, and a kmem unbind
+    /// that leaks any range with an online block.
+    Legacy,
+    /// With the v7 "dax/kmem: atomic whole-device hotplug via sysfs" series:
+    /// `daxX.Y/state`, all-or-nothing multi-range unplug, v7 unbind.
+    Atomic,
+}
+
+impl Flavour {
+    /// The name used on the command line and in files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flavour::Legacy => "legacy",
+            Flavour::Atomic => "atomic",
+        }
+    }
+}
+
+/// A NUMA node the machine could have (`possible`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeSpec {
+    /// Node number.
+    pub id: u32,
+    /// Whether CPUs sit on it (device-memory nodes are usually CPU-less).
+    pub has_cpu: bool,
+    /// `MemTotal` of the node's boot memory, in bytes, while all its boot blocks are online.
+    pub boot_mem_total: u64,
+}
+
+/// A `/proc/iomem` entry that exists from boot (firmware ranges, boot RAM, the soft-reserved
+/// or pmem ranges that regions live in).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaticResource {
+    /// Nesting depth in the file.
+    pub depth: usize,
+    /// The range.
+    pub range: PhysRange,
+    /// Its name.
+    pub name: String,
+}
+
+/// One memory block (`memoryN`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemBlock {
+    /// The node it belongs to.
+    pub node: u32,
+    /// `state`.
+    pub state: BlockState,
+    /// The zone while online.
+    pub zone: Option<Zone>,
+    /// For boot blocks: the zone they always online into (DMA32 or Normal); `None` for
+    /// hot-added blocks, whose zone is chosen at online time.
+    pub boot_zone: Option<Zone>,
+    /// The block spans two zones (memory0 on x86: DMA and DMA32): `valid_zones` reads
+    /// `none` and offlining is `EINVAL`.
+    pub spans_zones: bool,
+    /// An unmovable page sits in the block: offlining fails with `EBUSY`.
+    pub unmovable: bool,
+    /// Migration passes still needed before the block is empty (slow offlining).
+    pub busy: u32,
+    /// The dax device whose range added the block; `None` for boot memory.
+    pub owner: Option<String>,
+}
+
+impl MemBlock {
+    /// Whether the block is online.
+    pub fn is_online(&self) -> bool {
+        self.state == BlockState::Online
+    }
+}
+
+/// Whether a region's devices bind kmem by type or need `new_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegionType {
+    /// `IORESOURCE_DAX_KMEM` (hmem, CXL): `kmem` matches by type; dynamic region with
+    /// `create`/`delete`/`seed`/`available_size`.
+    Kmem,
+    /// pmem (e820, NVDIMM): `device_dax` matches by type, `kmem` only through `new_id`;
+    /// static region, `size`/`align` read-only, no `mapping` file.
+    Devdax,
+}
+
+/// A dax region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Region {
+    /// `dax_region/id`.
+    pub id: u32,
+    /// Canonical sysfs directory of the region's parent device; the `dax_region` directory
+    /// and the devices live in it.
+    pub provider: String,
+    /// kmem-type or devdax-type.
+    pub kind: RegionType,
+    /// `dax_region/size`.
+    pub size: u64,
+    /// `dax_region/align`.
+    pub align: u64,
+}
+
+/// One `mappingN` of a device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevRange {
+    /// The physical range.
+    pub range: PhysRange,
+    /// `page_offset`.
+    pub page_offset: u64,
+}
+
+/// The dax drivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriverKind {
+    /// `device_dax`: character device.
+    DeviceDax,
+    /// `kmem`: system RAM.
+    Kmem,
+}
+
+impl DriverKind {
+    /// The driver's directory name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DriverKind::DeviceDax => "device_dax",
+            DriverKind::Kmem => "kmem",
+        }
+    }
+
+    /// Parses a driver directory name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "device_dax" => Some(DriverKind::DeviceDax),
+            "kmem" => Some(DriverKind::Kmem),
+            _ => None,
+        }
+    }
+
+    /// Both drivers.
+    pub const ALL: [DriverKind; 2] = [DriverKind::DeviceDax, DriverKind::Kmem];
+}
+
+/// The atomic ABI's per-device state (`data->state` in v7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KmemState {
+    /// `DAX_KMEM_UNPLUGGED`: no blocks.
+    Unplugged,
+    /// The online type of the last bind or write (`offline` only from a bind).
+    Plugged(OnlineType),
+}
+
+/// kmem's driver data for a bound device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KmemData {
+    /// The atomic ABI's state (kept on both flavours; only atomic shows it).
+    pub state: KmemState,
+    /// The `daxX.Y` reservation of each mapping (block-aligned), `None` where the range was
+    /// too small, could not be reserved, or is not plugged.
+    pub res: Vec<Option<PhysRange>>,
+    /// Whether memory was added for each reservation (`System RAM (kmem)` child).
+    pub added: Vec<bool>,
+}
+
+/// A range the kernel could not remove when kmem was unbound: its reservation, its
+/// `System RAM (kmem)` child and its blocks stay until reboot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeakedRange {
+    /// The leaked `daxX.Y` reservation.
+    pub range: PhysRange,
+}
+
+/// A dax device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaxDevice {
+    /// `daxX.Y`.
+    pub name: String,
+    /// Region id.
+    pub region: u32,
+    /// `mappingN`, in order.
+    pub ranges: Vec<DevRange>,
+    /// `target_node` (`None` prints `-1`).
+    pub target_node: Option<u32>,
+    /// `numa_node` (`None` prints `-1`).
+    pub numa_node: Option<u32>,
+    /// `align`.
+    pub align: u64,
+    /// `memmap_on_memory`.
+    pub memmap_on_memory: bool,
+    /// Character device minor number.
+    pub minor: u32,
+    /// The bound driver.
+    pub driver: Option<DriverKind>,
+    /// `device_dax`'s reservations while bound (whole mapping ranges).
+    pub devdax_res: Vec<PhysRange>,
+    /// kmem's data while bound.
+    pub kmem: Option<KmemData>,
+    /// Ranges leaked by a failed kmem removal.
+    pub leaked: Vec<LeakedRange>,
+}
+
+/// Who holds the device-hotplug lock across scheduler steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Holder {
+    /// The program driving the machine (daxplug, a test, an admin at `sim write`).
+    Client,
+}
+
+/// The whole machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Machine {
+    /// The preset it was made from.
+    pub preset: String,
+    /// The seed it was made with.
+    pub seed: u64,
+    /// Kernel flavour.
+    pub flavour: Flavour,
+    /// Memory block size in bytes.
+    pub block_size: u64,
+    /// Possible NUMA nodes.
+    pub nodes: Vec<NodeSpec>,
+    /// Boot-time `/proc/iomem` entries.
+    pub boot_iomem: Vec<StaticResource>,
+    /// Memory blocks by id.
+    pub blocks: BTreeMap<u64, MemBlock>,
+    /// dax regions.
+    pub regions: Vec<Region>,
+    /// dax devices.
+    pub devices: Vec<DaxDevice>,
+    /// Ranges leaked by devices that have since been removed from the bus: (name, range).
+    pub orphans: Vec<(String, PhysRange)>,
+    /// Whether the kmem module is loaded (its driver directory exists).
+    pub kmem_loaded: bool,
+    /// `new_id` lists of each driver.
+    pub new_ids: BTreeMap<DriverKind, BTreeSet<String>>,
+    /// `auto_online_blocks`.
+    pub auto_online_blocks: OnlineType,
+    /// `memory_hotplug.online_policy`.
+    pub online_policy: OnlinePolicy,
+    /// `memory_hotplug.memmap_on_memory` (read-only at run time).
+    pub memmap_on_memory: MemmapOnMemory,
+    /// `memory_hotplug.auto_movable_ratio`.
+    pub auto_movable_ratio: u32,
+    /// `memory_hotplug.auto_movable_numa_aware`.
+    pub auto_movable_numa_aware: bool,
+    /// The `movable_node` boot option.
+    pub movable_node: bool,
+    /// `CONFIG_MEMORY_HOTREMOVE`.
+    pub hotremove: bool,
+    /// Holder of the device-hotplug lock during a multi-step operation.
+    pub lock: Option<Holder>,
+    /// Every uevent the kernel sent, in order.
+    pub uevents: Vec<UeventRecord>,
+    /// udev: rules and exec queue.
+    pub udev: Udev,
+    /// Competing controllers.
+    pub actors: Vec<Actor>,
+    /// Faults armed for future operations.
+    pub faults: Faults,
+    /// Virtual time in scheduler ticks.
+    pub clock: u64,
+    /// Steps of multi-step client operations so far (faults are aimed at step numbers).
+    pub client_steps: u64,
+    /// Most actor steps run at each scheduling point.
+    pub max_interleave: u32,
+    /// Chance per tick, in per mille, that a kernel allocation pins a hot-added block
+    /// online in a kernel zone.
+    pub kernel_alloc_per_mille: u32,
+    /// A signal is pending for the client's current system call.
+    pub signal_pending: bool,
+    /// Real time each step of a client operation takes, in microseconds (0: none), so that
+    /// timeouts and Ctrl-C can be tried against slow offlining.
+    pub step_delay_us: u64,
+    /// The scheduler's generator.
+    pub rng: Rng,
+    /// A signal from another thread for the client's current call.
+    #[serde(skip)]
+    pub signal: crate::sched::SignalFlag,
+    /// Kernel log.
+    pub dmesg: Vec<String>,
+}
+
+impl Machine {
+    /// A device by name.
+    pub fn device(&self, name: &str) -> Option<&DaxDevice> {
+        self.devices.iter().find(|d| d.name == name)
+    }
+
+    /// A device by name, mutably.
+    pub fn device_mut(&mut self, name: &str) -> Option<&mut DaxDevice> {
+        self.devices.iter_mut().find(|d| d.name == name)
+    }
+
+    /// A region by id.
+    pub fn region(&self, id: u32) -> Option<&Region> {
+        self.regions.iter().find(|r| r.id == id)
+    }
+
+    /// The physical range of block `id`.
+    pub fn block_range(&self, id: u64) -> PhysRange {
+        let start = id * self.block_size;
+        PhysRange {
+            start,
+            end: start + self.block_size - 1,
+        }
+    }
+
+    /// Ids of the blocks inside `range` that exist.
+    pub fn blocks_in(&self, range: PhysRange) -> Vec<u64> {
+        let first = range.start / self.block_size;
+        let last = range.end / self.block_size;
+        self.blocks.range(first..=last).map(|(id, _)| *id).collect()
+    }
+
+    /// Canonical sysfs directory of a device.
+    pub fn device_dir(&self, d: &DaxDevice) -> String {
+        let provider = self
+            .region(d.region)
+            .map_or("/sys/devices/virtual", |r| r.provider.as_str());
+        format!("{provider}/{}", d.name)
+    }
+
+    /// Appends a kernel log line.
+    pub fn log(&mut self, line: impl Into<String>) {
+        self.dmesg.push(line.into());
+    }
+
+    /// Whether a node is online: it has CPUs or present memory blocks.
+    pub fn node_online(&self, node: u32) -> bool {
+        self.nodes.iter().any(|n| n.id == node && n.has_cpu)
+            || self.blocks.values().any(|b| b.node == node)
+    }
+
+    /// `MemTotal` of a node in bytes: boot memory still online plus hot-added online blocks.
+    pub fn node_mem_total(&self, node: u32) -> u64 {
+        let boot = self
+            .nodes
+            .iter()
+            .find(|n| n.id == node)
+            .map_or(0, |n| n.boot_mem_total);
+        let mut total = boot;
+        for b in self.blocks.values().filter(|b| b.node == node) {
+            match (&b.owner, b.is_online()) {
+                (Some(_), true) => total += self.block_size,
+                (None, false) => total = total.saturating_sub(self.block_size),
+                _ => {}
+            }
+        }
+        total
+    }
+
+    /// System `MemTotal` in bytes.
+    pub fn mem_total(&self) -> u64 {
+        self.nodes.iter().map(|n| self.node_mem_total(n.id)).sum()
+    }
+}

@@ -1,0 +1,107 @@
+//! The scheduler: where actors get to run, virtual time, kernel allocations, signals and
+//! the step-numbered faults.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use daxplug_abi::Zone;
+
+use crate::machine::Machine;
+
+/// A signal aimed at the client's current system call from another thread (for example a
+/// timeout). Not saved with the machine.
+#[derive(Debug, Clone, Default)]
+pub struct SignalFlag(pub Option<Arc<AtomicBool>>);
+
+impl PartialEq for SignalFlag {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for SignalFlag {}
+
+impl Machine {
+    /// A scheduling point: between 0 and `max_interleave` actor steps run here, the count
+    /// and the actors chosen by the seeded generator.
+    pub fn interleave(&mut self) {
+        let n = self.rng.below(u64::from(self.max_interleave) + 1);
+        for _ in 0..n {
+            self.step();
+        }
+    }
+
+    /// One tick: time advances, the kernel may pin a page in a kernel-zone block, and one
+    /// ready actor (udev counts as one) takes a step.
+    pub fn step(&mut self) {
+        self.clock += 1;
+        if self.kernel_alloc_per_mille > 0 && self.rng.chance(self.kernel_alloc_per_mille) {
+            let kernel_zone: Vec<u64> = self
+                .blocks
+                .iter()
+                .filter(|(_, b)| {
+                    b.owner.is_some() && matches!(b.zone, Some(z) if z != Zone::Movable)
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            if let Some(&id) = self.rng.pick(&kernel_zone)
+                && let Some(b) = self.blocks.get_mut(&id)
+            {
+                b.unmovable = true;
+            }
+        }
+        let mut ready: Vec<Option<usize>> = Vec::new();
+        if self.udev_ready() {
+            ready.push(None);
+        }
+        ready.extend(
+            (0..self.actors.len())
+                .filter(|i| self.actor_ready(*i))
+                .map(Some),
+        );
+        match self.rng.pick(&ready).copied() {
+            Some(None) => self.udev_step(),
+            Some(Some(i)) => self.actor_step(i),
+            None => {}
+        }
+    }
+
+    /// Runs steps until no actor and no udev event is waiting, or `max` steps ran. Always-
+    /// busy actors (admin, tiering) keep it running to `max`.
+    pub fn settle(&mut self, max: u64) {
+        for _ in 0..max {
+            let idle = !self.udev_ready() && !(0..self.actors.len()).any(|i| self.actor_ready(i));
+            if idle {
+                break;
+            }
+            self.step();
+        }
+    }
+
+    /// Counts one step of a client's multi-step operation and fires the faults aimed at it.
+    pub(crate) fn client_step(&mut self) {
+        self.client_steps += 1;
+        if self.faults.signal_at_steps.remove(&self.client_steps) {
+            self.signal_pending = true;
+        }
+        if let Some((name, at)) = self.faults.remove_device_at.clone()
+            && at <= self.client_steps
+        {
+            self.faults.remove_device_at = None;
+            self.remove_device(&name);
+        }
+        if self.step_delay_us > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(self.step_delay_us));
+        }
+    }
+
+    /// Consumes a pending signal, from a fault or from another thread.
+    pub(crate) fn take_signal(&mut self) -> bool {
+        let external = self
+            .signal
+            .0
+            .as_ref()
+            .is_some_and(|f| f.swap(false, Ordering::SeqCst));
+        external || std::mem::take(&mut self.signal_pending)
+    }
+}

@@ -1,0 +1,214 @@
+//! The model served through the kernel interface, and machines kept in files.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use daxplug_kernel::{Kernel, KernelError, Op, Result};
+
+use crate::hotplug::Caller;
+use crate::machine::Machine;
+use crate::sched::SignalFlag;
+
+/// The emulated machine behind the [`Kernel`] trait. Every call is a scheduling point:
+/// competing actors may run before it, and during its long operations.
+#[derive(Debug)]
+pub struct Sim {
+    machine: Mutex<Machine>,
+    signal: Arc<AtomicBool>,
+}
+
+impl Sim {
+    /// Serves `machine`.
+    pub fn new(mut machine: Machine) -> Self {
+        let signal = Arc::new(AtomicBool::new(false));
+        machine.signal = SignalFlag(Some(Arc::clone(&signal)));
+        Self {
+            machine: Mutex::new(machine),
+            signal,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Machine> {
+        // A panic while holding the lock leaves a machine that is still consistent data.
+        self.machine
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs `f` on the machine (for admin actions and tests).
+    pub fn with<R>(&self, f: impl FnOnce(&mut Machine) -> R) -> R {
+        f(&mut self.lock())
+    }
+
+    /// A handle that delivers a signal to the client's current (or next) system call: a
+    /// pending offline fails with `EINTR`, as when a real thread is signalled.
+    pub fn signal_handle(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.signal)
+    }
+
+    /// The machine, for saving.
+    pub fn into_machine(self) -> Machine {
+        let mut m = self
+            .machine
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        m.signal = SignalFlag::default();
+        m
+    }
+}
+
+impl Kernel for Sim {
+    fn read(&self, path: &str) -> Result<String> {
+        let mut m = self.lock();
+        m.interleave();
+        m.sysfs_read(path)
+            .map_err(|e| KernelError::new(Op::Read, path, e))
+    }
+
+    fn write(&self, path: &str, value: &str) -> Result<()> {
+        let mut m = self.lock();
+        m.interleave();
+        m.sysfs_write(path, value, Caller::Client)
+            .map_err(|e| KernelError::write(path, value, e))
+    }
+
+    fn list_dir(&self, path: &str) -> Result<Vec<String>> {
+        let mut m = self.lock();
+        m.interleave();
+        m.sysfs_list(path)
+            .map_err(|e| KernelError::new(Op::ListDir, path, e))
+    }
+
+    fn read_link(&self, path: &str) -> Result<String> {
+        let mut m = self.lock();
+        m.interleave();
+        m.sysfs_readlink(path)
+            .map_err(|e| KernelError::new(Op::ReadLink, path, e))
+    }
+
+    fn exists(&self, path: &str) -> bool {
+        let mut m = self.lock();
+        m.interleave();
+        m.sysfs_exists(path)
+    }
+}
+
+/// A machine file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Reading, writing or locking the file failed.
+    #[error("cannot use the emulated machine file {}", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a saved machine.
+    #[error("{} is not an emulated machine file (create one with `daxplug sim init`)", .path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// `init` would overwrite a machine.
+    #[error("{} already exists: pass --force to replace it", .path.display())]
+    Exists {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// A machine file held under an exclusive lock (`FILE.lock`), so that two commands on the
+/// same machine run one after the other.
+#[derive(Debug)]
+pub struct MachineFile {
+    path: PathBuf,
+    _lock: File,
+}
+
+impl MachineFile {
+    fn lock_path(path: &Path) -> PathBuf {
+        let mut p = path.as_os_str().to_owned();
+        p.push(".lock");
+        PathBuf::from(p)
+    }
+
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+        move |source| StoreError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// Takes the lock of `path` (waiting for another command to finish).
+    pub fn lock(path: &Path) -> Result<Self, StoreError> {
+        let lock_path = Self::lock_path(path);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(Self::io(&lock_path))?;
+        lock.lock().map_err(Self::io(&lock_path))?;
+        Ok(Self {
+            path: path.to_owned(),
+            _lock: lock,
+        })
+    }
+
+    /// Loads the machine.
+    pub fn load(&self) -> Result<Machine, StoreError> {
+        let text = fs::read_to_string(&self.path).map_err(Self::io(&self.path))?;
+        serde_json::from_str(&text).map_err(|source| StoreError::Format {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Saves the machine atomically (write a temporary file, then rename).
+    pub fn save(&self, machine: &Machine) -> Result<(), StoreError> {
+        let text = serde_json::to_string(machine).map_err(|source| StoreError::Format {
+            path: self.path.clone(),
+            source,
+        })?;
+        let mut tmp = self.path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = PathBuf::from(tmp);
+        let mut f = File::create(&tmp).map_err(Self::io(&tmp))?;
+        f.write_all(text.as_bytes()).map_err(Self::io(&tmp))?;
+        f.sync_all().map_err(Self::io(&tmp))?;
+        fs::rename(&tmp, &self.path).map_err(Self::io(&self.path))
+    }
+
+    /// Creates a machine file; refuses to replace one unless `force`.
+    pub fn create(path: &Path, machine: &Machine, force: bool) -> Result<(), StoreError> {
+        let file = Self::lock(path)?;
+        if path.exists() && !force {
+            return Err(StoreError::Exists {
+                path: path.to_owned(),
+            });
+        }
+        file.save(machine)
+    }
+}
+
+impl Sim {
+    /// Serves the machine in a locked file; [`Sim::save`] writes it back.
+    pub fn open(path: &Path) -> Result<(Self, MachineFile), StoreError> {
+        let file = MachineFile::lock(path)?;
+        let machine = file.load()?;
+        Ok((Sim::new(machine), file))
+    }
+
+    /// Writes the machine back to its file.
+    pub fn save(self, file: &MachineFile) -> Result<(), StoreError> {
+        file.save(&self.into_machine())
+    }
+}
