@@ -624,6 +624,26 @@ impl Machine {
     /// holds it get [`crate::RESTART`] and retry later, as `lock_device_hotplug_sysfs()`
     /// makes a writer restart its system call.
     pub fn sysfs_write(&mut self, path: &str, value: &str, caller: Caller) -> Result<(), Errno> {
+        let result = self.sysfs_write_inner(path, value, caller);
+        if caller == Caller::Actor {
+            match result {
+                Err(e) if e == crate::RESTART => self.restarts += 1,
+                Err(e) => self.actor_log.push(format!(
+                    "clock {}: {} > {path}: {e}",
+                    self.clock,
+                    value.trim_end()
+                )),
+                Ok(()) => self.actor_log.push(format!(
+                    "clock {}: {} > {path}: ok",
+                    self.clock,
+                    value.trim_end()
+                )),
+            }
+        }
+        result
+    }
+
+    fn sysfs_write_inner(&mut self, path: &str, value: &str, caller: Caller) -> Result<(), Errno> {
         let path = self.resolve(path, true)?;
         match self.kind(&path).ok_or(Errno::ENOENT)? {
             Kind::Dir => return Err(Errno::EISDIR),

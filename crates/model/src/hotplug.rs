@@ -83,6 +83,36 @@ impl Machine {
         (movable, kernel)
     }
 
+    /// `auto_movable_zone_for_pfn()`: a block of a static memory group (a kmem device) goes
+    /// to `Movable` only if the group has nothing in a kernel zone and the whole group fits
+    /// within `auto_movable_ratio` of kernel memory, system-wide and, when NUMA-aware, on the
+    /// node (so a CPU-less node without kernel memory gets a kernel zone).
+    fn auto_movable_zone(&self, block: &MemBlock, node: u32, kernel: Zone) -> Zone {
+        let group: Vec<&MemBlock> = match &block.owner {
+            Some(owner) => self
+                .blocks
+                .values()
+                .filter(|b| b.owner.as_ref() == Some(owner))
+                .collect(),
+            None => vec![block],
+        };
+        if group.iter().any(|b| b.zone.is_some_and(is_kernel_zone)) {
+            return kernel;
+        }
+        let remaining = group
+            .iter()
+            .filter(|b| b.zone != Some(Zone::Movable))
+            .count() as u64;
+        let fits = |scope: Option<u32>| {
+            let (movable, kernel_blocks) = self.online_by_kind(scope);
+            (movable + remaining) * 100 <= kernel_blocks * u64::from(self.auto_movable_ratio)
+        };
+        if !fits(None) || (self.auto_movable_numa_aware && !fits(Some(node))) {
+            return kernel;
+        }
+        Zone::Movable
+    }
+
     /// The zone an online of `block` with `online_type` picks (`zone_for_pfn_range()`).
     pub fn zone_for(&self, online_type: OnlineType, id: u64) -> Zone {
         let Some(b) = self.blocks.get(&id) else {
@@ -99,13 +129,8 @@ impl Machine {
                 let kernel = self.default_kernel_zone(node, id);
                 let in_kernel = self.zone_intersects(node, kernel, id);
                 let in_movable = self.zone_intersects(node, Zone::Movable, id);
-                if self.online_policy == OnlinePolicy::AutoMovable && !in_kernel {
-                    // auto-movable: Movable while MOVABLE:KERNEL stays within the ratio.
-                    let scope = self.auto_movable_numa_aware.then_some(node);
-                    let (movable, kernel_pages) = self.online_by_kind(scope);
-                    let ok =
-                        (movable + 1) * 100 <= kernel_pages * u64::from(self.auto_movable_ratio);
-                    return if ok { Zone::Movable } else { kernel };
+                if self.online_policy == OnlinePolicy::AutoMovable {
+                    return self.auto_movable_zone(b, node, kernel);
                 }
                 if in_kernel != in_movable {
                     if in_kernel { kernel } else { Zone::Movable }

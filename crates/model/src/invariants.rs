@@ -17,8 +17,19 @@ impl fmt::Display for Violation {
     }
 }
 
-/// Every violated invariant of `m` (empty when all hold).
+/// Every violated invariant of `m` between client calls (empty when all hold).
 pub fn check(m: &Machine) -> Vec<Violation> {
+    let mut v = check_step(m);
+    if m.lock.is_some() {
+        v.push(Violation(
+            "the device-hotplug lock is held between calls".to_owned(),
+        ));
+    }
+    v
+}
+
+/// The invariants that hold at every step, even in the middle of a client operation.
+pub(crate) fn check_step(m: &Machine) -> Vec<Violation> {
     let mut v = Vec::new();
     let mut bad = |s: String| v.push(Violation(s));
 
@@ -28,7 +39,7 @@ pub fn check(m: &Machine) -> Vec<Violation> {
         if in_zone != (b.state != BlockState::Offline) {
             bad(format!("memory{id} is {} with zone {:?}", b.state, b.zone));
         }
-        if b.state == BlockState::Online {
+        if b.is_online() {
             let vz = m.valid_zones(*id);
             if !b.spans_zones && vz.zones().len() != 1 {
                 bad(format!("online memory{id} has valid_zones {vz}"));
@@ -125,9 +136,6 @@ pub fn check(m: &Machine) -> Vec<Violation> {
                 }
             }
         }
-    }
-    if m.lock.is_some() {
-        bad("the device-hotplug lock is held between calls".to_owned());
     }
     v
 }

@@ -81,9 +81,9 @@ pub struct MemBlock {
 }
 
 impl MemBlock {
-    /// Whether the block is online.
+    /// Whether the block's pages are in the system: online, or still going offline.
     pub fn is_online(&self) -> bool {
-        self.state == BlockState::Online
+        self.state != BlockState::Offline
     }
 }
 
@@ -295,6 +295,16 @@ pub struct Machine {
     pub signal: crate::sched::SignalFlag,
     /// Kernel log.
     pub dmesg: Vec<String>,
+    /// What the actors did and what the kernel answered them.
+    pub actor_log: Vec<String>,
+    /// Actor writes the held device-hotplug lock made restart.
+    pub restarts: u64,
+    /// Check the invariants after every actor step (tests), collecting violations.
+    #[serde(skip)]
+    pub check_each_step: bool,
+    /// Violations found by `check_each_step`.
+    #[serde(skip)]
+    pub violations: Vec<String>,
 }
 
 impl Machine {

@@ -125,6 +125,10 @@ fn base(preset: &str, flavour: Flavour, seed: u64, block_size: u64) -> Machine {
         rng: Rng::new(seed),
         signal: crate::sched::SignalFlag::default(),
         dmesg: Vec::new(),
+        actor_log: Vec::new(),
+        restarts: 0,
+        check_each_step: false,
+        violations: Vec::new(),
     }
 }
 

@@ -64,6 +64,13 @@ impl Machine {
             Some(Some(i)) => self.actor_step(i),
             None => {}
         }
+        if self.check_each_step {
+            let found: Vec<String> = crate::invariants::check_step(self)
+                .into_iter()
+                .map(|v| format!("clock {}: {v}", self.clock))
+                .collect();
+            self.violations.extend(found);
+        }
     }
 
     /// Runs steps until no actor and no udev event is waiting, or `max` steps ran. Always-
