@@ -16,8 +16,24 @@ pub const ENVIRONMENT: u8 = 3;
 /// The named device does not exist.
 pub const NO_SUCH_DEVICE: u8 = 4;
 
+/// A request that cannot be carried out as given (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
+
 /// The exit code for an error that reached the top of the program.
 pub fn code_for(err: &anyhow::Error) -> u8 {
+    if err.downcast_ref::<Usage>().is_some()
+        || err.downcast_ref::<daxplug_model::UnknownPreset>().is_some()
+    {
+        return USAGE;
+    }
+    if let Some(e) = err.downcast_ref::<daxplug_model::StoreError>() {
+        return match e {
+            daxplug_model::StoreError::Exists { .. } => USAGE,
+            _ => ENVIRONMENT,
+        };
+    }
     if let Some(e) = err.downcast_ref::<DiscoveryError>() {
         return match e {
             DiscoveryError::NoMemoryHotplug { .. } | DiscoveryError::IomemHidden => ENVIRONMENT,

@@ -1,9 +1,11 @@
 //! `daxplug`: whole-device control of device memory. This file owns argument parsing,
 //! error reporting and exit codes; the work is in the engine.
 
+mod demo;
 mod exit;
 mod human;
 mod json;
+mod simcmd;
 mod units;
 
 use std::io::Write;
@@ -13,7 +15,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use daxplug_engine::{Scope, discover};
-use daxplug_kernel::{Access, RootFs};
+use daxplug_kernel::{Access, Kernel, RootFs};
+use daxplug_model::Sim;
 
 const ABOUT: &str = "Atomic, whole-device control of device memory (CXL, HBM, pmem, soft-reserved) that the kernel exposes as dax devices.";
 
@@ -42,8 +45,19 @@ Exit codes: 0 success; 1 unexpected failure; 2 bad usage or malformed argument; 
 struct Cli {
     /// Read the machine under DIR: DIR/sys/... and DIR/proc/... (a copied sysfs tree, or
     /// a mount of the emulated machine).
-    #[arg(long, global = true, value_name = "DIR", default_value = "/")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = "/",
+        conflicts_with = "sim"
+    )]
     root: PathBuf,
+
+    /// Run against the emulated machine kept in FILE (create one with `daxplug sim init`);
+    /// its state is saved back after the command, so commands see each other's effects.
+    #[arg(long, global = true, value_name = "FILE")]
+    sim: Option<PathBuf>,
 
     #[command(subcommand)]
     command: Command,
@@ -69,14 +83,91 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The emulated machine: create one, and act on it as an admin would on a real one.
+    #[command(subcommand)]
+    Sim(simcmd::SimCommand),
+    /// A short narrated run on fresh emulated machines: a per-block unplug torn by a
+    /// competing controller, then the same unplug done atomically.
+    Demo {
+        /// Seed of every interleaving.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 fn run(cli: Cli) -> anyhow::Result<String> {
-    // Looking never writes: the backend refuses writes before they reach a file.
-    let kernel = RootFs::new(&cli.root, Access::ReadOnly)?;
-    match cli.command {
+    // Commands that need no machine.
+    match &cli.command {
+        Command::Sim(simcmd::SimCommand::Init {
+            file,
+            preset,
+            kernel,
+            seed,
+            force,
+        }) => {
+            return simcmd::init(file, preset, *kernel, *seed, *force);
+        }
+        Command::Sim(simcmd::SimCommand::Presets) => return Ok(simcmd::presets()),
+        Command::Demo { seed } => {
+            let outcome = demo::run(*seed)?;
+            // The demo checks its own claim rather than narrating it blindly.
+            if outcome.atomic != daxplug_engine::ObservedState::Unplugged {
+                anyhow::bail!(
+                    "the demo's atomic unplug ended {}, not unplugged",
+                    outcome.atomic
+                );
+            }
+            let _ = outcome.per_block;
+            return Ok(outcome.text);
+        }
+        _ => {}
+    }
+    match &cli.sim {
+        Some(file) => {
+            let (sim, store) = Sim::open(file)?;
+            let result = command(Backend::Sim(&sim), cli.command);
+            // The machine changed even if the command failed (a write that failed may have
+            // moved the clock and let actors run): save it either way.
+            sim.save(&store)?;
+            result
+        }
+        None => {
+            if matches!(cli.command, Command::Sim(_)) {
+                return Err(exit::Usage(
+                    "this sim command acts on an emulated machine: pass --sim FILE".to_owned(),
+                )
+                .into());
+            }
+            // Looking never writes: the backend refuses writes before they reach a file.
+            let kernel = RootFs::new(&cli.root, Access::ReadOnly)?;
+            command(Backend::Root(&kernel), cli.command)
+        }
+    }
+}
+
+/// What the command runs against.
+#[derive(Clone, Copy)]
+enum Backend<'a> {
+    /// Files under a root directory (the running kernel, or a copied tree).
+    Root(&'a RootFs),
+    /// The emulated machine.
+    Sim(&'a Sim),
+}
+
+impl Backend<'_> {
+    fn kernel(&self) -> &dyn Kernel {
+        match self {
+            Backend::Root(k) => *k,
+            Backend::Sim(k) => *k,
+        }
+    }
+}
+
+fn command(backend: Backend<'_>, command: Command) -> anyhow::Result<String> {
+    let kernel = backend.kernel();
+    match command {
         Command::List { json, blocks } => {
-            let topo = discover(&kernel, &Scope::All)?;
+            let topo = discover(kernel, &Scope::All)?;
             if json {
                 to_json(&json::Report::new(&topo, blocks))
             } else {
@@ -84,7 +175,7 @@ fn run(cli: Cli) -> anyhow::Result<String> {
             }
         }
         Command::Status { device, json } => {
-            let topo = discover(&kernel, &Scope::Devices(vec![device.clone()]))?;
+            let topo = discover(kernel, &Scope::Devices(vec![device.clone()]))?;
             let d = topo
                 .devices
                 .iter()
@@ -96,6 +187,14 @@ fn run(cli: Cli) -> anyhow::Result<String> {
                 Ok(human::status(&topo, d))
             }
         }
+        Command::Sim(cmd) => match backend {
+            Backend::Sim(sim) => simcmd::run(sim, cmd),
+            Backend::Root(_) => Err(exit::Usage(
+                "this sim command acts on an emulated machine: pass --sim FILE".to_owned(),
+            )
+            .into()),
+        },
+        Command::Demo { .. } => anyhow::bail!("internal: demo needs no machine"),
     }
 }
 

@@ -34,7 +34,7 @@ pub use machine::{
 };
 pub use presets::{PRESETS, PresetInfo, UnknownPreset, build as build_preset};
 pub use rng::Rng;
-pub use sim::{Sim, StoreError};
+pub use sim::{MachineFile, Sim, StoreError};
 pub use udev::{Rule, Subsystem, Udev, UeventRecord};
 
 /// Internal errno of a system call the kernel restarts (`-ERESTARTNOINTR`): an actor whose
