@@ -209,8 +209,9 @@ impl Machine {
                 let online: Vec<u64> = self
                     .blocks
                     .iter()
+                    // An isolated (going-offline) block takes no new pages.
                     .filter(|(_, b)| {
-                        b.node == node && b.owner.is_some() && b.state != BlockState::Offline
+                        b.node == node && b.owner.is_some() && b.state == BlockState::Online
                     })
                     .map(|(id, _)| *id)
                     .collect();

@@ -657,6 +657,14 @@ impl Machine {
         if needs_lock && caller == Caller::Actor && self.lock.is_some() {
             return Err(crate::RESTART);
         }
+        if needs_lock && caller == Caller::Client {
+            // The write holds the device-hotplug lock for its whole duration, every
+            // migration pass of an offline included.
+            let held = self.lock.replace(crate::machine::Holder::Client);
+            let result = self.write_object(dir, name, token, caller);
+            self.lock = held;
+            return result;
+        }
         match (dir, name) {
             ("/sys/devices/system/memory", "auto_online_blocks") => {
                 self.auto_online_blocks = token.parse().map_err(|_| Errno::EINVAL)?;

@@ -25,6 +25,7 @@ impl Machine {
     /// A scheduling point: between 0 and `max_interleave` actor steps run here, the count
     /// and the actors chosen by the seeded generator.
     pub fn interleave(&mut self) {
+        self.fire_device_removal();
         let n = self.rng.below(u64::from(self.max_interleave) + 1);
         for _ in 0..n {
             self.step();
@@ -91,14 +92,20 @@ impl Machine {
         if self.faults.signal_at_steps.remove(&self.client_steps) {
             self.signal_pending = true;
         }
+        if self.step_delay_us > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(self.step_delay_us));
+        }
+    }
+
+    /// Removes the device the fault names once its step has come and nothing holds the
+    /// device-hotplug lock (the removal's unbind needs it, so it waits for a running write).
+    fn fire_device_removal(&mut self) {
         if let Some((name, at)) = self.faults.remove_device_at.clone()
             && at <= self.client_steps
+            && self.lock.is_none()
         {
             self.faults.remove_device_at = None;
             self.remove_device(&name);
-        }
-        if self.step_delay_us > 0 {
-            std::thread::sleep(std::time::Duration::from_micros(self.step_delay_us));
         }
     }
 
