@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use daxplug_engine::{ObservedState, Scope, discover};
 use daxplug_kernel::Kernel;
-use daxplug_model::{Actor, Flavour, Machine, Sim, build_preset};
+use daxplug_model::{Flavour, Machine, Rule, Sim, Subsystem, build_preset};
 
 use crate::human;
 
@@ -22,7 +22,7 @@ pub struct Outcome {
     pub atomic: ObservedState,
 }
 
-/// A machine with dax0.0 online movable and a competitor re-onlining its offline blocks.
+/// A machine with dax0.0 online movable and a udev rule re-onlining offline blocks.
 fn machine(flavour: Flavour, seed: u64) -> anyhow::Result<Machine> {
     let mut m = build_preset("hmem", flavour, seed)?;
     m.kernel_alloc_per_mille = 0;
@@ -31,8 +31,13 @@ fn machine(flavour: Flavour, seed: u64) -> anyhow::Result<Machine> {
     m.auto_online_blocks = daxplug_abi::OnlineType::Online;
     m.settle(100);
     m.faults.slow_offline_passes = 2;
-    m.actors.push(Actor::Reonliner {
-        device: "dax0.0".into(),
+    // A udev rule that puts memory back online whenever a block goes offline.
+    m.udev.rules.push(Rule {
+        name: "keep-memory-online".into(),
+        subsystem: Subsystem::Memory,
+        action: "offline".into(),
+        if_offline: true,
+        attr: "state".into(),
         value: "online".into(),
     });
     Ok(m)
@@ -74,8 +79,8 @@ pub fn run(seed: u64) -> anyhow::Result<Outcome> {
         out,
         "\nThe machine: 4 GiB of RAM on node 0 and a 1 GiB soft-reserved range on CPU-less node 1,\n\
          exposed as dax0.0 and bound to kmem: 8 memory blocks (memory40-memory47), online in Movable.\n\
-         A competing controller runs too: a loop that onlines every offline block of dax0.0 it\n\
-         sees, as distro udev rules and kata-agent do.\n"
+         A competing controller runs too: a udev rule that onlines a memory block again whenever\n\
+         it goes offline (ACTION==\"offline\", SUBSYSTEM==\"memory\", ATTR{{state}}=\"online\").\n"
     );
 
     let _ = writeln!(
@@ -90,12 +95,12 @@ pub fn run(seed: u64) -> anyhow::Result<Outcome> {
     let per_block = observe(&sim, &mut out)?;
     let _ = writeln!(
         out,
-        "\n   Between the offline writes and the unbind the competitor onlined blocks again; the unbind\n   still succeeded, and the kernel kept what was online: the device is {per_block}.\n"
+        "\n   Between the offline writes and the unbind the udev rule onlined blocks again; the unbind\n   still succeeded, and the kernel kept what was online: the device is {per_block}.\n"
     );
 
     let _ = writeln!(
         out,
-        "2. The same machine and competitor on a kernel with the atomic whole-device ABI:"
+        "2. The same machine and udev rule on a kernel with the atomic whole-device ABI:"
     );
     let sim = Sim::new(machine(Flavour::Atomic, seed)?);
     shell(
@@ -111,7 +116,7 @@ pub fn run(seed: u64) -> anyhow::Result<Outcome> {
     let atomic = observe(&sim, &mut out)?;
     let _ = writeln!(
         out,
-        "\n   The kernel offlined and removed every block under one hotplug lock: the competitor's\n   {restarts} attempts waited for the lock and then found no block left. The device is {atomic}.\n"
+        "\n   The kernel offlined and removed every block under one hotplug lock: the rule's {restarts}\n   attempts waited for the lock and then found no block left. The device is {atomic}.\n"
     );
     let _ = writeln!(
         out,
