@@ -7,14 +7,26 @@
 //!   whatever the kernel's own `state` file claims.
 
 mod error;
+pub mod exec;
+pub mod host;
+pub mod journal;
 pub mod observe;
+pub mod plan;
 pub mod problems;
 mod read;
+#[cfg(feature = "model")]
+pub mod simhost;
+pub mod target;
 pub mod topology;
 
 pub use error::DiscoveryError;
+pub use exec::{Options, Outcome, PhaseTime, Progress, Report, TransitionError, recover, set};
+pub use host::Host;
+pub use journal::{Journal, JournalFile};
 pub use observe::{BlockCounts, ObservedState};
+pub use plan::{BindMethod, Plan, Protocol, Refusal, Step, plan};
 pub use problems::{Problem, ProblemCode, format_block_ids, problems};
+pub use target::{Target, TargetError};
 pub use topology::{
     Block, Device, Driver, IomemRange, KernelAbi, Mapping, Mode, Nodes, Policy, Region, RegionKind,
     Scope, Topology, discover, parse_device_name,

@@ -4,12 +4,12 @@
 use std::fmt;
 
 use daxplug_abi::{BlockState, DaxState};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::topology::{Block, Driver};
 
 /// The state of a device as observed from its memory blocks and `/proc/iomem`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ObservedState {
     /// No driver and nothing left in the system: the memory is not in use.

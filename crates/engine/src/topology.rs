@@ -277,6 +277,8 @@ pub struct Topology {
     pub regions: Vec<Region>,
     /// The devices read, in name order (`dax0.0`, `dax0.1`, `dax1.0`, …).
     pub devices: Vec<Device>,
+    /// Whether the kmem driver is loaded.
+    pub kmem_loaded: bool,
 }
 
 /// Which devices to read.
@@ -349,6 +351,7 @@ pub fn discover(k: &dyn Kernel, scope: &Scope) -> Result<Topology, DiscoveryErro
         nodes,
         regions: regions.into_values().collect(),
         devices,
+        kmem_loaded: k.exists(&format!("{}/{}", paths::DAX_DRIVERS, paths::KMEM)),
     })
 }
 

@@ -11,11 +11,13 @@
 
 mod errno;
 mod error;
+pub mod interrupt;
 pub mod paths;
 mod rootfs;
 
 pub use errno::Errno;
 pub use error::{KernelError, Op, RootError};
+pub use interrupt::ThreadToken;
 pub use rootfs::{Access, RootFs};
 
 /// Result of a kernel-interface call.
@@ -39,6 +41,13 @@ pub trait Kernel: Send + Sync {
 
     /// Whether `path` exists; a symbolic link counts even if it dangles.
     fn exists(&self, path: &str) -> bool;
+
+    /// Interrupts a call of this kernel that `thread` may be blocked in: on a real kernel a
+    /// signal, which makes an offline in progress fail with `EINTR`. Calls that already
+    /// returned are unaffected.
+    fn interrupt(&self, thread: ThreadToken) {
+        let _ = interrupt::signal_thread(thread);
+    }
 }
 
 impl<K: Kernel + ?Sized> Kernel for &K {
@@ -56,5 +65,8 @@ impl<K: Kernel + ?Sized> Kernel for &K {
     }
     fn exists(&self, path: &str) -> bool {
         (**self).exists(path)
+    }
+    fn interrupt(&self, thread: ThreadToken) {
+        (**self).interrupt(thread);
     }
 }

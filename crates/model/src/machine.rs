@@ -299,6 +299,9 @@ pub struct Machine {
     pub actor_log: Vec<String>,
     /// Actor writes the held device-hotplug lock made restart.
     pub restarts: u64,
+    /// Processes holding `/dev/daxX.Y` open, by device (a fault: "device in use").
+    #[serde(default)]
+    pub dax_open: BTreeMap<String, Vec<u32>>,
     /// Check the invariants after every actor step (tests), collecting violations.
     #[serde(skip)]
     pub check_each_step: bool,

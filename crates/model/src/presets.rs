@@ -127,6 +127,7 @@ fn base(preset: &str, flavour: Flavour, seed: u64, block_size: u64) -> Machine {
         dmesg: Vec::new(),
         actor_log: Vec::new(),
         restarts: 0,
+        dax_open: BTreeMap::new(),
         check_each_step: false,
         violations: Vec::new(),
     }

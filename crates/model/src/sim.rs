@@ -70,6 +70,9 @@ impl Kernel for Sim {
 
     fn write(&self, path: &str, value: &str) -> Result<()> {
         let mut m = self.lock();
+        // A signal aimed at an earlier call that had already returned is moot.
+        self.signal
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         m.interleave();
         m.sysfs_write(path, value, Caller::Client)
             .map_err(|e| KernelError::write(path, value, e))
@@ -93,6 +96,10 @@ impl Kernel for Sim {
         let mut m = self.lock();
         m.interleave();
         m.sysfs_exists(path)
+    }
+
+    fn interrupt(&self, _thread: daxplug_kernel::ThreadToken) {
+        self.signal.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

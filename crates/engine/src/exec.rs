@@ -1,0 +1,1123 @@
+//! Running a transition: the lock, the journal, interruptible writes, each step, rollback,
+//! and recovery of a crashed transition.
+
+use std::fs::{File, OpenOptions};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use daxplug_abi::{BlockState, DaxState, OnlineType, Zone};
+use daxplug_kernel::{Errno, Kernel, KernelError, ThreadToken, paths};
+use serde::Serialize;
+
+use crate::error::DiscoveryError;
+use crate::host::Host;
+use crate::journal::{JOURNAL_VERSION, Journal, JournalFile};
+use crate::observe::ObservedState;
+use crate::plan::{BindMethod, Plan, Protocol, Refusal, Step, plan};
+use crate::target::Target;
+use crate::topology::{Device, Driver, Scope, Topology, discover};
+
+/// How long a transition may wait for another daxplug's lock when it has no timeout.
+const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(30);
+/// How often a blocked write is checked for a deadline or cancellation (and signalled again).
+const POLL: Duration = Duration::from_millis(20);
+
+/// How a transition is run.
+#[derive(Clone)]
+pub struct Options {
+    /// Give up (rolling back) after this long; `None` waits as long as the kernel does.
+    pub timeout: Option<Duration>,
+    /// Pass the safety checks.
+    pub force: bool,
+    /// Only plan.
+    pub dry_run: bool,
+    /// Set by a signal handler (Ctrl-C, SIGTERM): roll back.
+    pub cancel: Arc<AtomicBool>,
+    /// How many times blocks someone else re-onlines are offlined again before giving up.
+    pub max_rounds: u32,
+    /// Progress messages while offlining (for a progress bar).
+    pub progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
+    /// Test hook: stop dead (no cleanup, as a crash would) right after the Nth journal write.
+    pub crash_at: Option<usize>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            timeout: None,
+            force: false,
+            dry_run: false,
+            cancel: Arc::new(AtomicBool::new(false)),
+            max_rounds: 8,
+            progress: None,
+            crash_at: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("timeout", &self.timeout)
+            .field("force", &self.force)
+            .field("dry_run", &self.dry_run)
+            .field("max_rounds", &self.max_rounds)
+            .field("crash_at", &self.crash_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Progress of the offlining phase.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// The device.
+    pub device: String,
+    /// Blocks handled so far.
+    pub done: u64,
+    /// Blocks to handle.
+    pub total: u64,
+    /// The block being offlined.
+    pub block: u64,
+}
+
+/// How a transition ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The device is in the requested state.
+    Done,
+    /// It already was.
+    NoChange,
+    /// `--dry-run`: nothing was done.
+    DryRun,
+    /// Nothing was done: a bad request, a busy or stuck device, a safety check.
+    Refused,
+    /// It failed or was cancelled, and the device is back where it started.
+    RolledBack,
+    /// The kernel leaked the device's range.
+    Stuck,
+    /// The device could not be put back together: it is left mixed.
+    Torn,
+    /// It failed and the device is consistent, but neither where it started nor where asked.
+    Failed,
+}
+
+/// Time spent in one step.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseTime {
+    /// The step.
+    pub phase: String,
+    /// Milliseconds.
+    pub millis: f64,
+}
+
+/// What a transition did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The device.
+    pub device: String,
+    /// Observed state before.
+    pub start: Option<ObservedState>,
+    /// The state asked for.
+    pub target: Target,
+    /// Observed state after.
+    pub end: Option<ObservedState>,
+    /// Native or fallback.
+    pub protocol: Protocol,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Why, for anything but success.
+    pub reason: Option<String>,
+    /// The commands of the plan (all of them for `--dry-run`).
+    pub plan: Vec<String>,
+    /// What was done, in order.
+    pub actions: Vec<String>,
+    /// Time per step.
+    pub phases: Vec<PhaseTime>,
+    /// Milliseconds spent inside kernel writes.
+    pub kernel_write_millis: f64,
+    /// Milliseconds in all.
+    pub total_millis: f64,
+    /// Crashed transitions recovered first.
+    pub recovered: Vec<String>,
+    /// Blocks of a stuck device.
+    pub stuck_blocks: Vec<u64>,
+}
+
+/// A transition could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TransitionError {
+    /// Reading the machine failed.
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    /// The lock or journal could not be used.
+    #[error("cannot use {path}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Why a step failed.
+#[derive(Debug)]
+enum Fail {
+    Busy(u64),
+    Contended(Vec<u64>),
+    Timeout,
+    Cancelled,
+    Kernel(KernelError),
+    Verify(String),
+    Journal(std::io::Error),
+    Crash,
+}
+
+impl std::fmt::Display for Fail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fail::Busy(b) => write!(
+                f,
+                "memory{b} will not go offline (EBUSY: an unmovable page)"
+            ),
+            Fail::Contended(ids) => write!(
+                f,
+                "another controller kept onlining {} again while daxplug offlined them",
+                crate::problems::format_block_ids(ids.iter().copied())
+            ),
+            Fail::Timeout => f.write_str("the timeout expired"),
+            Fail::Cancelled => f.write_str("cancelled by a signal"),
+            Fail::Kernel(e) => write!(f, "{e}"),
+            Fail::Verify(s) => f.write_str(s),
+            Fail::Journal(e) => write!(f, "the journal could not be written: {e}"),
+            Fail::Crash => f.write_str("simulated crash"),
+        }
+    }
+}
+
+/// What undoes a step that was done.
+#[derive(Debug, Clone)]
+enum Undo {
+    Reonline,
+    BindDeviceDax(BindMethod),
+    UnbindDeviceDax,
+    WriteState(String),
+    HotAdd(OnlineType, BindMethod),
+    RemoveAgain,
+}
+
+struct Run<'a> {
+    host: &'a dyn Host,
+    k: &'a dyn Kernel,
+    opts: &'a Options,
+    started: Instant,
+    deadline: Option<Instant>,
+    journal: Journal,
+    file: JournalFile,
+    journal_writes: usize,
+    actions: Vec<String>,
+    undo: Vec<Undo>,
+    kernel_time: Duration,
+}
+
+fn observe_device(k: &dyn Kernel, device: &str) -> Result<(Topology, Device), DiscoveryError> {
+    let topo = discover(k, &Scope::Devices(vec![device.to_owned()]))?;
+    let dev = topo
+        .devices
+        .first()
+        .cloned()
+        .ok_or_else(|| DiscoveryError::UnknownDevice {
+            name: device.to_owned(),
+            present: "none".to_owned(),
+        })?;
+    Ok((topo, dev))
+}
+
+/// The system-wide lock, held for the whole transition.
+struct Lock {
+    _file: File,
+}
+
+fn take_lock(host: &dyn Host, deadline: Option<Instant>) -> Result<Option<Lock>, TransitionError> {
+    let dir = host.run_dir().join("lock");
+    let path = dir.join("daxplug.lock");
+    let io = |source| TransitionError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io)?;
+    let until = deadline.unwrap_or_else(|| Instant::now() + DEFAULT_LOCK_WAIT);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(Some(Lock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < until => {
+                std::thread::sleep(POLL)
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+    }
+}
+
+fn report(device: &str, target: Target) -> Report {
+    Report {
+        device: device.to_owned(),
+        start: None,
+        target,
+        end: None,
+        protocol: Protocol::None,
+        outcome: Outcome::Refused,
+        reason: None,
+        plan: Vec::new(),
+        actions: Vec::new(),
+        phases: Vec::new(),
+        kernel_write_millis: 0.0,
+        total_millis: 0.0,
+        recovered: Vec::new(),
+        stuck_blocks: Vec::new(),
+    }
+}
+
+fn plan_lines(p: &Plan, dev: &Device, topo: &Topology) -> Vec<String> {
+    p.steps
+        .iter()
+        .flat_map(|s| s.commands(dev, topo.policy.auto_online_blocks))
+        .collect()
+}
+
+/// Moves `device` to `target`.
+pub fn set(
+    host: &dyn Host,
+    device: &str,
+    target: Target,
+    opts: &Options,
+) -> Result<Report, TransitionError> {
+    let started = Instant::now();
+    let deadline = opts.timeout.map(|t| started + t);
+    let k = host.kernel();
+    let mut rep = report(device, target);
+
+    if opts.dry_run {
+        let (topo, dev) = observe_device(k, device)?;
+        rep.start = Some(dev.state);
+        rep.end = Some(dev.state);
+        match plan(&topo, &dev, target, opts.force) {
+            Ok(p) => {
+                rep.protocol = p.protocol;
+                rep.plan = plan_lines(&p, &dev, &topo);
+                rep.outcome = if p.steps.is_empty() {
+                    Outcome::NoChange
+                } else {
+                    Outcome::DryRun
+                };
+            }
+            Err(r) => refuse(&mut rep, &r, &dev),
+        }
+        return Ok(rep);
+    }
+
+    let Some(_lock) = take_lock(host, deadline)? else {
+        rep.reason = Some(format!(
+            "another daxplug (or the daxplug daemon) holds {}: it is changing device memory now; try again when it is done",
+            host.run_dir().join("lock/daxplug.lock").display()
+        ));
+        return Ok(rep);
+    };
+    rep.recovered = recover_locked(host, opts)?;
+
+    let (topo, dev) = observe_device(k, device)?;
+    rep.start = Some(dev.state);
+    let p = match plan(&topo, &dev, target, opts.force) {
+        Ok(p) => p,
+        Err(r) => {
+            refuse(&mut rep, &r, &dev);
+            rep.end = Some(dev.state);
+            return Ok(rep);
+        }
+    };
+    rep.protocol = p.protocol;
+    rep.plan = plan_lines(&p, &dev, &topo);
+    if p.steps.is_empty() {
+        rep.outcome = Outcome::NoChange;
+        rep.end = Some(dev.state);
+        return Ok(rep);
+    }
+    if dev.driver == Driver::DeviceDax && !opts.force {
+        let users = host.dax_users(device);
+        if !users.is_empty() {
+            rep.reason = Some(format!(
+                "/dev/{device} is open or mapped by process{} {}: switching it would pull the memory from under them; pass --force to do it anyway",
+                if users.len() == 1 { "" } else { "es" },
+                users
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            rep.end = Some(dev.state);
+            return Ok(rep);
+        }
+    }
+
+    let file = JournalFile::for_device(&host.run_dir(), device);
+    let mut run = Run {
+        host,
+        k,
+        opts,
+        started,
+        deadline,
+        journal: Journal {
+            version: JOURNAL_VERSION,
+            pid: std::process::id(),
+            device: device.to_owned(),
+            target,
+            start: dev.state,
+            protocol: p.protocol,
+            steps: p.steps.clone(),
+            step: 0,
+            note: "planned".to_owned(),
+            committed: false,
+            saved_aob: None,
+            udev_stopped: false,
+            offlined: Vec::new(),
+            unbound_device_dax: false,
+            native_from: None,
+        },
+        file,
+        journal_writes: 0,
+        actions: Vec::new(),
+        undo: Vec::new(),
+        kernel_time: Duration::ZERO,
+    };
+    let result = run.steps(&p, &mut rep);
+    let result = match result {
+        Err(Fail::Crash) => {
+            rep.actions = run.actions;
+            rep.outcome = Outcome::Failed;
+            rep.reason = Some("simulated crash: the journal is left for recovery".to_owned());
+            return Ok(rep);
+        }
+        Err(f) => {
+            let reason = f.to_string();
+            run.rollback();
+            Err(reason)
+        }
+        Ok(()) => Ok(()),
+    };
+    let _ = run.file.remove();
+    rep.actions = std::mem::take(&mut run.actions);
+    rep.kernel_write_millis = run.kernel_time.as_secs_f64() * 1e3;
+    rep.total_millis = run.started.elapsed().as_secs_f64() * 1e3;
+    finish(k, &mut rep, dev.state, result)?;
+    Ok(rep)
+}
+
+fn refuse(rep: &mut Report, r: &Refusal, dev: &Device) {
+    rep.reason = Some(r.to_string());
+    if let Refusal::Stuck { .. } = r {
+        rep.outcome = Outcome::Stuck;
+        rep.stuck_blocks = dev.blocks.iter().map(|b| b.id).collect();
+    }
+}
+
+/// Decides the outcome from what the device is now.
+fn finish(
+    k: &dyn Kernel,
+    rep: &mut Report,
+    start: ObservedState,
+    result: Result<(), String>,
+) -> Result<(), TransitionError> {
+    let (_, dev) = observe_device(k, &rep.device)?;
+    rep.end = Some(dev.state);
+    rep.outcome = match (&result, dev.state) {
+        (_, ObservedState::Stuck) => {
+            rep.stuck_blocks = dev.blocks.iter().map(|b| b.id).collect();
+            Outcome::Stuck
+        }
+        (Ok(()), s) if rep.target.satisfied_by(s) => Outcome::Done,
+        (_, ObservedState::Mixed) => Outcome::Torn,
+        (Err(_), s) if s == start => Outcome::RolledBack,
+        _ => Outcome::Failed,
+    };
+    rep.reason = match (result, rep.outcome) {
+        (Err(reason), _) => Some(reason),
+        (Ok(()), Outcome::Done) => None,
+        (Ok(()), _) => Some(format!(
+            "the device ended {} instead of {}",
+            dev.state, rep.target
+        )),
+    };
+    if rep.outcome == Outcome::Stuck {
+        let detail = crate::problems::problems(&dev)
+            .into_iter()
+            .find(|p| p.code == crate::problems::ProblemCode::Stuck)
+            .map(|p| p.message);
+        rep.reason = Some(
+            [rep.reason.take(), detail]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(". "),
+        );
+    }
+    Ok(())
+}
+
+impl Run<'_> {
+    fn record(&mut self, note: &str) -> Result<(), Fail> {
+        self.journal.note = note.to_owned();
+        self.file.write(&self.journal).map_err(Fail::Journal)?;
+        self.journal_writes += 1;
+        if self.opts.crash_at == Some(self.journal_writes) {
+            return Err(Fail::Crash);
+        }
+        Ok(())
+    }
+
+    fn check(&self) -> Result<(), Fail> {
+        if self.opts.cancel.load(Ordering::SeqCst) {
+            return Err(Fail::Cancelled);
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Fail::Timeout);
+        }
+        Ok(())
+    }
+
+    fn stop_reason(&self) -> Option<Fail> {
+        self.check().err()
+    }
+
+    /// One write, in a thread of its own when it may block, so that a timeout or a
+    /// cancellation can interrupt it with a signal aimed at that thread; the write is
+    /// never abandoned.
+    fn write(&mut self, path: &str, value: &str) -> Result<(), Fail> {
+        self.check()?;
+        let t0 = Instant::now();
+        let k = self.k;
+        let token: Arc<OnceLock<ThreadToken>> = Arc::new(OnceLock::new());
+        let (tx, rx) = mpsc::channel();
+        let mut interrupted = false;
+        let result = std::thread::scope(|s| {
+            let worker_token = Arc::clone(&token);
+            let handle = s.spawn(move || {
+                let _ = worker_token.set(ThreadToken::current());
+                let r = k.write(path, value);
+                let _ = tx.send(());
+                r
+            });
+            loop {
+                match rx.recv_timeout(POLL) {
+                    Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        if self.stop_reason().is_some() {
+                            interrupted = true;
+                            if let Some(t) = token.get() {
+                                // Repeated until the write returns: a signal that lands while
+                                // the writer waits for the hotplug lock is consumed by the
+                                // restart, and must be sent again.
+                                k.interrupt(*t);
+                            }
+                        }
+                    }
+                }
+            }
+            handle
+                .join()
+                .unwrap_or_else(|_| Err(KernelError::write(path, value, Errno::EIO)))
+        });
+        self.kernel_time += t0.elapsed();
+        match result {
+            Ok(()) => {
+                self.actions
+                    .push(format!("echo {} > {path}", value.trim_end()));
+                Ok(())
+            }
+            Err(e) if e.errno == Errno::EINTR && interrupted => {
+                self.actions
+                    .push(format!("echo {} > {path}: interrupted", value.trim_end()));
+                Err(self.stop_reason().unwrap_or(Fail::Timeout))
+            }
+            Err(e) => {
+                self.actions
+                    .push(format!("echo {} > {path}: {}", value.trim_end(), e.errno));
+                Err(Fail::Kernel(e))
+            }
+        }
+    }
+
+    fn device(&self) -> Result<(Topology, Device), Fail> {
+        observe_device(self.k, &self.journal.device).map_err(|e| Fail::Verify(e.to_string()))
+    }
+
+    fn steps(&mut self, p: &Plan, rep: &mut Report) -> Result<(), Fail> {
+        self.record("begin")?;
+        for (i, step) in p.steps.iter().enumerate() {
+            self.check()?;
+            self.journal.step = i;
+            if step.commits() {
+                self.journal.committed = true;
+            }
+            self.record(&format!("step {i} begins"))?;
+            let t0 = Instant::now();
+            self.step(step)?;
+            rep.phases.push(PhaseTime {
+                phase: step_name(step).to_owned(),
+                millis: t0.elapsed().as_secs_f64() * 1e3,
+            });
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, step: &Step) -> Result<(), Fail> {
+        let dev = self.journal.device.clone();
+        match step {
+            Step::WriteState { value } => {
+                let (_, d) = self.device()?;
+                let before = d.kernel_state;
+                if value == "unplugged" {
+                    self.journal.native_from = before
+                        .filter(|s| s.online_type().is_some_and(|t| t != OnlineType::Offline))
+                        .map(|s| s.to_string());
+                    self.record("writing unplugged")?;
+                }
+                self.write(&format!("{}/state", paths::dax_device(&dev)), value)?;
+                match (value.as_str(), before) {
+                    ("unplugged", Some(s)) if s.is_writable() && s != DaxState::Unplugged => {
+                        self.undo.push(Undo::WriteState(s.to_string()));
+                    }
+                    ("unplugged", _) => {}
+                    _ => self.undo.push(Undo::WriteState("unplugged".to_owned())),
+                }
+                Ok(())
+            }
+            Step::Unbind { driver } => {
+                if driver == paths::DEVICE_DAX {
+                    self.journal.unbound_device_dax = true;
+                    self.record("unbinding device_dax")?;
+                    self.undo.push(Undo::BindDeviceDax(self.devdax_method()?));
+                }
+                self.write(&format!("{}/{driver}/unbind", paths::DAX_DRIVERS), &dev)
+            }
+            Step::BindDeviceDax { method } => {
+                self.bind(paths::DEVICE_DAX, *method)?;
+                self.undo.push(Undo::UnbindDeviceDax);
+                Ok(())
+            }
+            Step::HotAdd {
+                online_type,
+                method,
+            } => {
+                self.hot_add(*online_type, *method)?;
+                self.undo.push(Undo::RemoveAgain);
+                Ok(())
+            }
+            Step::Repair { online_type } => self.repair(*online_type),
+            Step::OfflineBlocks => {
+                self.undo.push(Undo::Reonline);
+                self.offline_all()
+            }
+            Step::FencedUnbind => {
+                self.fenced_unbind()?;
+                match self.journal.start {
+                    ObservedState::OnlineMovable => self
+                        .undo
+                        .push(Undo::HotAdd(OnlineType::OnlineMovable, self.kmem_method()?)),
+                    ObservedState::OnlineKernel => self
+                        .undo
+                        .push(Undo::HotAdd(OnlineType::OnlineKernel, self.kmem_method()?)),
+                    ObservedState::Offline => self
+                        .undo
+                        .push(Undo::HotAdd(OnlineType::Offline, self.kmem_method()?)),
+                    _ => {}
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn region_static(&self) -> Result<bool, Fail> {
+        let (topo, d) = self.device()?;
+        Ok(d.region
+            .and_then(|id| topo.regions.iter().find(|r| r.id == id))
+            .is_some_and(|r| r.kind == crate::topology::RegionKind::Static))
+    }
+
+    fn kmem_method(&self) -> Result<BindMethod, Fail> {
+        Ok(if self.region_static()? {
+            BindMethod::NewId
+        } else {
+            BindMethod::Bind
+        })
+    }
+
+    fn devdax_method(&self) -> Result<BindMethod, Fail> {
+        Ok(if self.region_static()? {
+            BindMethod::Bind
+        } else {
+            BindMethod::NewId
+        })
+    }
+
+    /// Binds a driver and checks it really bound (`new_id` does not report probe failures).
+    fn bind(&mut self, driver: &str, method: BindMethod) -> Result<(), Fail> {
+        let dev = self.journal.device.clone();
+        let file = match method {
+            BindMethod::Bind => "bind",
+            BindMethod::NewId => "new_id",
+        };
+        match self.write(&format!("{}/{driver}/{file}", paths::DAX_DRIVERS), &dev) {
+            // Not matched by type after all: the id list does it.
+            Err(Fail::Kernel(e)) if e.errno == Errno::ENODEV && method == BindMethod::Bind => {
+                self.write(&format!("{}/{driver}/new_id", paths::DAX_DRIVERS), &dev)?;
+            }
+            other => other?,
+        }
+        let (_, d) = self.device()?;
+        if d.driver.name() != Some(driver) {
+            return Err(Fail::Verify(format!(
+                "{driver} did not bind to {dev} (its probe failed; a range the kernel leaked makes it fail with EBUSY)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The online type applied inside the kernel's add: no udev rule or agent can online
+    /// a block before the kernel has, in the zone asked for.
+    fn hot_add(&mut self, online_type: OnlineType, method: BindMethod) -> Result<(), Fail> {
+        let aob_path = paths::AUTO_ONLINE_BLOCKS;
+        let current: OnlineType = self
+            .k
+            .read(aob_path)
+            .map_err(Fail::Kernel)?
+            .parse()
+            .map_err(|e: daxplug_abi::ParseError| Fail::Verify(format!("{aob_path}: {e}")))?;
+        let changed = current != online_type;
+        if changed {
+            self.journal.saved_aob = Some(current);
+            self.record("setting auto_online_blocks")?;
+            self.write(aob_path, online_type.as_str())?;
+        }
+        let bound = self.bind(paths::KMEM, method);
+        if changed {
+            // Restored at once, whatever the bind did.
+            let restored = self.write_uncancellable(aob_path, current.as_str());
+            if restored.is_ok() {
+                self.journal.saved_aob = None;
+                self.record("auto_online_blocks restored")?;
+            }
+            bound?;
+            restored
+        } else {
+            bound
+        }
+    }
+
+    /// A write that must happen even after a timeout or Ctrl-C (restoring settings).
+    fn write_uncancellable(&mut self, path: &str, value: &str) -> Result<(), Fail> {
+        let t0 = Instant::now();
+        let r = self.k.write(path, value);
+        self.kernel_time += t0.elapsed();
+        match r {
+            Ok(()) => {
+                self.actions.push(format!("echo {value} > {path}"));
+                Ok(())
+            }
+            Err(e) => {
+                self.actions
+                    .push(format!("echo {value} > {path}: {}", e.errno));
+                Err(Fail::Kernel(e))
+            }
+        }
+    }
+
+    /// After a hot-add: every block online in the zone asked for; stragglers are onlined,
+    /// blocks in the wrong zone moved.
+    fn repair(&mut self, online_type: OnlineType) -> Result<(), Fail> {
+        for _ in 0..3 {
+            let (_, d) = self.device()?;
+            let wanted = |z: Option<Zone>| match online_type {
+                OnlineType::OnlineMovable => z == Some(Zone::Movable),
+                OnlineType::OnlineKernel => z.is_some_and(|z| z != Zone::Movable),
+                _ => true,
+            };
+            // For plain `online`, the zone the majority got is the one to keep.
+            let majority_movable = d.counts.movable * 2 >= d.counts.online;
+            let write_type = match online_type {
+                OnlineType::Online if d.counts.online > 0 => {
+                    if majority_movable {
+                        OnlineType::OnlineMovable
+                    } else {
+                        OnlineType::OnlineKernel
+                    }
+                }
+                t => t,
+            };
+            let mut fixed = true;
+            for b in &d.blocks {
+                let zone_ok = b.state == BlockState::Online
+                    && wanted(b.zone())
+                    && (online_type != OnlineType::Online
+                        || d.counts.online == 0
+                        || b.zone().is_some_and(|z| z.is_movable()) == majority_movable);
+                if zone_ok {
+                    continue;
+                }
+                fixed = false;
+                let path = format!("{}/state", paths::memory_block(b.id));
+                if b.state == BlockState::Online {
+                    self.write(&path, "offline")?;
+                }
+                match self.write(&path, write_type.as_str()) {
+                    Err(Fail::Kernel(e)) if e.errno == Errno::EINVAL => {}
+                    other => other?,
+                }
+            }
+            if fixed && d.counts.total == d.counts.span {
+                return Ok(());
+            }
+        }
+        let (_, d) = self.device()?;
+        Err(Fail::Verify(format!(
+            "after the hot-add, {} did not all come online as {online_type}: the device is {}",
+            d.name, d.state
+        )))
+    }
+
+    /// Offlines every online block of the device, remembering zones; blocks someone else
+    /// onlines meanwhile are offlined again, up to `max_rounds` times.
+    fn offline_all(&mut self) -> Result<(), Fail> {
+        let mut rounds = 0;
+        loop {
+            let (_, d) = self.device()?;
+            let online: Vec<(u64, Zone)> = d
+                .blocks
+                .iter()
+                .filter(|b| b.state != BlockState::Offline)
+                .map(|b| (b.id, b.zone().unwrap_or(Zone::Normal)))
+                .collect();
+            if online.is_empty() {
+                return Ok(());
+            }
+            if rounds > self.opts.max_rounds {
+                return Err(Fail::Contended(online.iter().map(|b| b.0).collect()));
+            }
+            rounds += 1;
+            let total = online.len() as u64;
+            for (i, (id, zone)) in online.into_iter().enumerate() {
+                if let Some(p) = &self.opts.progress {
+                    p(Progress {
+                        device: self.journal.device.clone(),
+                        done: i as u64,
+                        total,
+                        block: id,
+                    });
+                }
+                if !self.journal.offlined.iter().any(|(b, _)| *b == id) {
+                    self.journal.offlined.push((id, zone));
+                    self.record(&format!("offlining memory{id}"))?;
+                }
+                match self.write(&format!("{}/state", paths::memory_block(id)), "offline") {
+                    Ok(()) => {}
+                    // Offline already (someone else did it): fine.
+                    Err(Fail::Kernel(e)) if e.errno == Errno::EINVAL => {}
+                    Err(Fail::Kernel(e)) if e.errno == Errno::EBUSY => return Err(Fail::Busy(id)),
+                    Err(other) => return Err(other),
+                }
+            }
+        }
+    }
+
+    /// The fenced commit: udev held, every block verified offline, kmem unbound, the
+    /// result verified, udev released (always).
+    fn fenced_unbind(&mut self) -> Result<(), Fail> {
+        let udev = self.host.udev_running();
+        if udev {
+            self.journal.udev_stopped = true;
+            self.record("stopping the udev exec queue")?;
+            self.host
+                .set_udev_queue(false)
+                .map_err(|e| Fail::Verify(format!("cannot stop the udev exec queue: {e}")))?;
+            self.actions
+                .push("udevadm control --stop-exec-queue".to_owned());
+        }
+        let result = self.commit_unbind();
+        if udev {
+            match self.host.set_udev_queue(true) {
+                Ok(()) => {
+                    self.actions
+                        .push("udevadm control --start-exec-queue".to_owned());
+                    self.journal.udev_stopped = false;
+                    if let Err(e) = self.record("udev exec queue restarted") {
+                        return result.and(Err(e));
+                    }
+                }
+                Err(e) => self
+                    .actions
+                    .push(format!("udevadm control --start-exec-queue failed: {e}")),
+            }
+        }
+        result
+    }
+
+    fn commit_unbind(&mut self) -> Result<(), Fail> {
+        self.offline_all()?;
+        self.record("unbinding kmem")?;
+        let dev = self.journal.device.clone();
+        self.write_uncancellable(&format!("{}/kmem/unbind", paths::DAX_DRIVERS), &dev)?;
+        let (_, d) = self.device()?;
+        if d.state == ObservedState::Stuck {
+            return Err(Fail::Verify(format!(
+                "a block came online between the last check and the unbind, and the kernel kept {}",
+                crate::problems::format_block_ids(d.online_blocks().map(|b| b.id))
+            )));
+        }
+        Ok(())
+    }
+
+    /// Undoes what was done, last first, best effort.
+    fn rollback(&mut self) {
+        self.actions.push("rolling back".to_owned());
+        while let Some(u) = self.undo.pop() {
+            let r = match u {
+                Undo::Reonline => self.reonline(),
+                Undo::BindDeviceDax(m) => self.bind(paths::DEVICE_DAX, m),
+                Undo::UnbindDeviceDax => {
+                    let dev = self.journal.device.clone();
+                    self.write_uncancellable(
+                        &format!("{}/device_dax/unbind", paths::DAX_DRIVERS),
+                        &dev,
+                    )
+                }
+                Undo::WriteState(v) => {
+                    let dev = self.journal.device.clone();
+                    self.write_uncancellable(&format!("{}/state", paths::dax_device(&dev)), &v)
+                }
+                Undo::HotAdd(t, m) => self.undo_hot_add(t, m),
+                Undo::RemoveAgain => self.remove_again(),
+            };
+            if let Err(e) = r {
+                self.actions.push(format!("rollback step failed: {e}"));
+            }
+        }
+    }
+
+    /// Re-onlines exactly the blocks daxplug offlined, each into the zone it had.
+    fn reonline(&mut self) -> Result<(), Fail> {
+        let offlined = std::mem::take(&mut self.journal.offlined);
+        for (id, zone) in offlined.iter().rev() {
+            let state_path = format!("{}/state", paths::memory_block(*id));
+            let Ok(now) = self.k.read(&state_path) else {
+                continue;
+            };
+            if now.trim_end() != "offline" {
+                continue;
+            }
+            let t = if *zone == Zone::Movable {
+                "online_movable"
+            } else {
+                "online_kernel"
+            };
+            if let Err(e) = self.write_uncancellable(&state_path, t) {
+                self.actions
+                    .push(format!("could not re-online memory{id}: {e}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn undo_hot_add(&mut self, t: OnlineType, m: BindMethod) -> Result<(), Fail> {
+        let saved_cancel = self.deadline.take();
+        let r = self.hot_add(t, m);
+        self.deadline = saved_cancel;
+        r
+    }
+
+    /// Takes a hot-added device out again (after a failed repair).
+    fn remove_again(&mut self) -> Result<(), Fail> {
+        let (_, d) = self.device()?;
+        let dev = self.journal.device.clone();
+        if d.kernel_state.is_some() {
+            self.write_uncancellable(&format!("{}/state", paths::dax_device(&dev)), "unplugged")?;
+            return self.write_uncancellable(&format!("{}/kmem/unbind", paths::DAX_DRIVERS), &dev);
+        }
+        self.journal.offlined.clear();
+        let deadline = self.deadline.take();
+        let r = self.offline_all().and_then(|()| self.fenced_unbind());
+        self.deadline = deadline;
+        r
+    }
+}
+
+fn step_name(s: &Step) -> &'static str {
+    match s {
+        Step::WriteState { .. } => "write state",
+        Step::Unbind { .. } => "unbind",
+        Step::BindDeviceDax { .. } => "bind device_dax",
+        Step::HotAdd { .. } => "hot-add",
+        Step::Repair { .. } => "verify zones",
+        Step::OfflineBlocks => "offline blocks",
+        Step::FencedUnbind => "fenced unbind",
+    }
+}
+
+/// Finishes or rolls back transitions a crash interrupted, and restores the machine-wide
+/// settings they had changed. Takes the lock.
+pub fn recover(host: &dyn Host, opts: &Options) -> Result<Vec<String>, TransitionError> {
+    let deadline = opts.timeout.map(|t| Instant::now() + t);
+    let Some(_lock) = take_lock(host, deadline)? else {
+        return Ok(vec![
+            "another daxplug holds the lock: it will recover what needs recovering".to_owned(),
+        ]);
+    };
+    recover_locked(host, opts)
+}
+
+fn recover_locked(host: &dyn Host, opts: &Options) -> Result<Vec<String>, TransitionError> {
+    let dir = host.run_dir();
+    let journals = JournalFile::list(&dir).map_err(|source| TransitionError::Io {
+        path: crate::journal::journal_dir(&dir).display().to_string(),
+        source,
+    })?;
+    let k = host.kernel();
+    let mut out = Vec::new();
+    for (file, j) in journals {
+        let mut done = Vec::new();
+        if j.udev_stopped {
+            match host.set_udev_queue(true) {
+                Ok(()) => done.push("restarted the udev exec queue".to_owned()),
+                Err(e) => done.push(format!("could not restart the udev exec queue: {e}")),
+            }
+        }
+        if let Some(aob) = j.saved_aob {
+            match k.write(paths::AUTO_ONLINE_BLOCKS, aob.as_str()) {
+                Ok(()) => done.push(format!("restored auto_online_blocks={aob}")),
+                Err(e) => done.push(format!("could not restore auto_online_blocks: {e}")),
+            }
+        }
+        let opts = Options {
+            crash_at: None,
+            ..opts.clone()
+        };
+        if j.committed {
+            // Past the point of no return: finish the transition.
+            let file_for_run = file.clone();
+            let _ = file_for_run.remove();
+            match set_unlocked(host, &j.device, j.target, &opts) {
+                Ok(r) => done.push(format!(
+                    "finished: {} is {}",
+                    j.device,
+                    r.end.map_or("unknown", |s| s.as_str())
+                )),
+                Err(e) => done.push(format!("could not finish: {e}")),
+            }
+        } else {
+            let mut run = Run {
+                host,
+                k,
+                opts: &opts,
+                started: Instant::now(),
+                deadline: None,
+                journal: j.clone(),
+                file: file.clone(),
+                journal_writes: 0,
+                actions: Vec::new(),
+                undo: Vec::new(),
+                kernel_time: Duration::ZERO,
+            };
+            if !j.offlined.is_empty() {
+                run.undo.push(Undo::Reonline);
+            }
+            if j.unbound_device_dax
+                && let Ok((_, d)) = observe_device(k, &j.device)
+                && d.driver == Driver::None
+                && let Ok(m) = run.devdax_method()
+            {
+                run.undo.insert(0, Undo::BindDeviceDax(m));
+            }
+            run.rollback();
+            done.extend(run.actions.into_iter().filter(|a| a != "rolling back"));
+            done.push(format!("rolled back {} toward {}", j.device, j.start));
+        }
+        let _ = file.remove();
+        out.push(format!(
+            "recovered an interrupted transition of {} to {}: {}",
+            j.device,
+            j.target,
+            done.join("; ")
+        ));
+    }
+    Ok(out)
+}
+
+/// `set` without taking the lock or recovering (the caller holds the lock).
+fn set_unlocked(
+    host: &dyn Host,
+    device: &str,
+    target: Target,
+    opts: &Options,
+) -> Result<Report, TransitionError> {
+    let k = host.kernel();
+    let mut rep = report(device, target);
+    let (topo, dev) = observe_device(k, device)?;
+    rep.start = Some(dev.state);
+    let p = match plan(&topo, &dev, target, true) {
+        Ok(p) => p,
+        Err(r) => {
+            refuse(&mut rep, &r, &dev);
+            rep.end = Some(dev.state);
+            return Ok(rep);
+        }
+    };
+    let file = JournalFile::for_device(&host.run_dir(), device);
+    let mut run = Run {
+        host,
+        k,
+        opts,
+        started: Instant::now(),
+        deadline: opts.timeout.map(|t| Instant::now() + t),
+        journal: Journal {
+            version: JOURNAL_VERSION,
+            pid: std::process::id(),
+            device: device.to_owned(),
+            target,
+            start: dev.state,
+            protocol: p.protocol,
+            steps: p.steps.clone(),
+            step: 0,
+            note: "recovering".to_owned(),
+            committed: false,
+            saved_aob: None,
+            udev_stopped: false,
+            offlined: Vec::new(),
+            unbound_device_dax: false,
+            native_from: None,
+        },
+        file,
+        journal_writes: 0,
+        actions: Vec::new(),
+        undo: Vec::new(),
+        kernel_time: Duration::ZERO,
+    };
+    let result = match run.steps(&p, &mut rep) {
+        Err(f) => {
+            let reason = f.to_string();
+            run.rollback();
+            Err(reason)
+        }
+        Ok(()) => Ok(()),
+    };
+    let _ = run.file.remove();
+    rep.actions = run.actions;
+    finish(k, &mut rep, dev.state, result)?;
+    Ok(rep)
+}

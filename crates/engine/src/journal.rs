@@ -1,0 +1,126 @@
+//! The transition journal: every step is recorded before it is taken, so that a crashed
+//! transition can be finished or rolled back by the next daxplug run.
+
+use std::fs::{self, File};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use daxplug_abi::{OnlineType, Zone};
+use serde::{Deserialize, Serialize};
+
+use crate::observe::ObservedState;
+use crate::plan::{Protocol, Step};
+use crate::target::Target;
+
+/// Format version of journal files.
+pub const JOURNAL_VERSION: u32 = 1;
+
+/// What a transition in progress has done and must be able to undo.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Journal {
+    /// Format version.
+    pub version: u32,
+    /// The process running the transition.
+    pub pid: u32,
+    /// The device.
+    pub device: String,
+    /// The state asked for.
+    pub target: Target,
+    /// The state it started from.
+    pub start: ObservedState,
+    /// Native or fallback.
+    pub protocol: Protocol,
+    /// The plan.
+    pub steps: Vec<Step>,
+    /// Index of the step being taken.
+    pub step: usize,
+    /// What within the step is about to happen.
+    pub note: String,
+    /// An irreversible step has begun: recovery finishes the transition.
+    pub committed: bool,
+    /// The user's `auto_online_blocks`, while daxplug has it set to something else.
+    pub saved_aob: Option<OnlineType>,
+    /// udev's exec queue is stopped by daxplug.
+    pub udev_stopped: bool,
+    /// Blocks daxplug offlined, with the zone each had.
+    pub offlined: Vec<(u64, Zone)>,
+    /// daxplug unbound device_dax from the device.
+    pub unbound_device_dax: bool,
+    /// The kernel state before a native switch that went through `unplugged`.
+    pub native_from: Option<String>,
+}
+
+/// A journal file: `RUN/daxplug/journal-<device>.json`.
+#[derive(Debug, Clone)]
+pub struct JournalFile {
+    path: PathBuf,
+}
+
+/// The journal directory under a run directory.
+pub fn journal_dir(run_dir: &Path) -> PathBuf {
+    run_dir.join("daxplug")
+}
+
+impl JournalFile {
+    /// The journal file of `device`.
+    pub fn for_device(run_dir: &Path, device: &str) -> Self {
+        Self {
+            path: journal_dir(run_dir).join(format!("journal-{device}.json")),
+        }
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes the journal durably (temporary file, fsync, rename).
+    pub fn write(&self, j: &Journal) -> std::io::Result<()> {
+        if let Some(dir) = self.path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let tmp = self.path.with_extension("json.tmp");
+        let mut f = File::create(&tmp)?;
+        f.write_all(
+            serde_json::to_string_pretty(j)
+                .map_err(std::io::Error::other)?
+                .as_bytes(),
+        )?;
+        f.sync_all()?;
+        fs::rename(&tmp, &self.path)
+    }
+
+    /// Deletes the journal: the transition is over.
+    pub fn remove(&self) -> std::io::Result<()> {
+        match fs::remove_file(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every journal left in `run_dir`.
+    pub fn list(run_dir: &Path) -> std::io::Result<Vec<(JournalFile, Journal)>> {
+        let dir = journal_dir(run_dir);
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let text = fs::read_to_string(&path)?;
+                let j: Journal = serde_json::from_str(&text).map_err(|e| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("{}: {e}", path.display()),
+                    )
+                })?;
+                out.push((JournalFile { path }, j));
+            }
+        }
+        out.sort_by(|a, b| a.1.device.cmp(&b.1.device));
+        Ok(out)
+    }
+}

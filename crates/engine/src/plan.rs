@@ -1,0 +1,308 @@
+//! Planning a transition: which protocol, and which steps in which order.
+
+use daxplug_abi::OnlineType;
+use daxplug_kernel::paths;
+use serde::{Deserialize, Serialize};
+
+use crate::observe::ObservedState;
+use crate::target::Target;
+use crate::topology::{Device, Driver, RegionKind, Topology};
+
+/// How the device is switched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// The kernel's `daxX.Y/state` file does the whole-device switch.
+    Native,
+    /// No `state` file: daxplug's own protocol (lock, policy-at-bind hot-add, offline with
+    /// rollback, fenced commit, journal).
+    Fallback,
+    /// Nothing to do.
+    None,
+}
+
+/// How a driver is attached to a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BindMethod {
+    /// `drivers/<driver>/bind`: the driver matches the region's type.
+    Bind,
+    /// `drivers/<driver>/new_id`: the driver does not match by type.
+    NewId,
+}
+
+impl BindMethod {
+    fn file(self) -> &'static str {
+        match self {
+            BindMethod::Bind => "bind",
+            BindMethod::NewId => "new_id",
+        }
+    }
+}
+
+/// One step of a transition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    /// Native: write the kernel's `state` file.
+    WriteState {
+        /// The value written.
+        value: String,
+    },
+    /// Unbind a driver from a device that holds no memory blocks (device_dax, or kmem on an
+    /// unplugged device).
+    Unbind {
+        /// `device_dax` or `kmem`.
+        driver: String,
+    },
+    /// Bind device_dax.
+    BindDeviceDax {
+        /// How.
+        method: BindMethod,
+    },
+    /// Hot-add with the online type applied inside the kernel's add: set
+    /// `auto_online_blocks` to the type, bind kmem, restore `auto_online_blocks`.
+    HotAdd {
+        /// The online type.
+        online_type: OnlineType,
+        /// How kmem is bound.
+        method: BindMethod,
+    },
+    /// Check every block is online in the right zone; online or move the stragglers.
+    Repair {
+        /// The online type asked for.
+        online_type: OnlineType,
+    },
+    /// Offline every online block, remembering its zone; offline again, within a bound,
+    /// any block someone else onlines meanwhile.
+    OfflineBlocks,
+    /// Stop udev's exec queue, verify every block offline, unbind kmem, verify the blocks and
+    /// the `System RAM (kmem)` range are gone, restart the queue.
+    FencedUnbind,
+}
+
+impl Step {
+    /// The commands this step amounts to, for `--dry-run` (blocks as they are now).
+    pub fn commands(&self, dev: &Device, aob: Option<OnlineType>) -> Vec<String> {
+        let name = &dev.name;
+        let drv = |d: &str, file: &str| format!("echo {name} > {}/{d}/{file}", paths::DAX_DRIVERS);
+        match self {
+            Step::WriteState { value } => {
+                vec![format!("echo {value} > {}/state", paths::dax_device(name))]
+            }
+            Step::Unbind { driver } => vec![drv(driver, "unbind")],
+            Step::BindDeviceDax { method } => vec![drv(paths::DEVICE_DAX, method.file())],
+            Step::HotAdd {
+                online_type,
+                method,
+            } => {
+                let restore = aob.map_or_else(|| "(previous value)".to_owned(), |a| a.to_string());
+                vec![
+                    format!("echo {online_type} > {}", paths::AUTO_ONLINE_BLOCKS),
+                    drv(paths::KMEM, method.file()),
+                    format!("echo {restore} > {}", paths::AUTO_ONLINE_BLOCKS),
+                    "verify: kmem bound".to_owned(),
+                ]
+            }
+            Step::Repair { online_type } => vec![format!(
+                "verify: every block online as {online_type}; write {online_type} to any block left offline, move any in the wrong zone"
+            )],
+            Step::OfflineBlocks => {
+                let mut v: Vec<String> = dev
+                    .online_blocks()
+                    .map(|b| format!("echo offline > {}/state", paths::memory_block(b.id)))
+                    .collect();
+                v.push("verify: every block offline (offline again any block re-onlined meanwhile, within a bound)".to_owned());
+                v
+            }
+            Step::FencedUnbind => vec![
+                "udevadm control --stop-exec-queue   (if udev runs)".to_owned(),
+                "verify: every block offline".to_owned(),
+                drv(paths::KMEM, "unbind"),
+                "verify: no block and no System RAM (kmem) range of the device left".to_owned(),
+                "udevadm control --start-exec-queue   (always)".to_owned(),
+            ],
+        }
+    }
+
+    /// Whether the step changes the device irreversibly (after it, a crashed transition is
+    /// finished rather than rolled back).
+    pub fn commits(&self) -> bool {
+        matches!(
+            self,
+            Step::WriteState { .. } | Step::FencedUnbind | Step::HotAdd { .. }
+        )
+    }
+}
+
+/// Why a transition is refused before anything is done.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The kernel leaked the device's range.
+    #[error(
+        "{device} is stuck: {detail} Nothing can change it until reboot, so daxplug leaves it alone."
+    )]
+    Stuck {
+        /// The device.
+        device: String,
+        /// Which blocks and ranges remain.
+        detail: String,
+    },
+    /// A driver daxplug does not manage.
+    #[error("{device} is bound to {driver}, which daxplug does not manage")]
+    OtherDriver {
+        /// The device.
+        device: String,
+        /// The driver.
+        driver: String,
+    },
+    /// kmem is not loaded.
+    #[error("the kmem driver is not loaded (no /sys/bus/dax/drivers/kmem): run modprobe kmem")]
+    NoKmem,
+    /// A safety check that `--force` overrides.
+    #[error("{0}")]
+    NeedsForce(String),
+}
+
+/// A planned transition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The device.
+    pub device: String,
+    /// Its observed state now.
+    pub start: ObservedState,
+    /// The state asked for.
+    pub target: Target,
+    /// Native or fallback.
+    pub protocol: Protocol,
+    /// Steps in order.
+    pub steps: Vec<Step>,
+}
+
+fn kmem_method(topo: &Topology, dev: &Device) -> BindMethod {
+    match region_kind(topo, dev) {
+        Some(RegionKind::Static) => BindMethod::NewId,
+        _ => BindMethod::Bind,
+    }
+}
+
+fn devdax_method(topo: &Topology, dev: &Device) -> BindMethod {
+    match region_kind(topo, dev) {
+        Some(RegionKind::Static) => BindMethod::Bind,
+        _ => BindMethod::NewId,
+    }
+}
+
+fn region_kind(topo: &Topology, dev: &Device) -> Option<RegionKind> {
+    dev.region
+        .and_then(|id| topo.regions.iter().find(|r| r.id == id))
+        .map(|r| r.kind)
+}
+
+/// Plans moving `dev` to `target`. `force` passes the safety checks.
+pub fn plan(topo: &Topology, dev: &Device, target: Target, force: bool) -> Result<Plan, Refusal> {
+    let start = dev.state;
+    let mut plan = Plan {
+        device: dev.name.clone(),
+        start,
+        target,
+        protocol: Protocol::None,
+        steps: Vec::new(),
+    };
+    if start == ObservedState::Stuck {
+        let detail = crate::problems::problems(dev)
+            .into_iter()
+            .find(|p| p.code == crate::problems::ProblemCode::Stuck)
+            .map_or_else(String::new, |p| p.message);
+        return Err(Refusal::Stuck {
+            device: dev.name.clone(),
+            detail,
+        });
+    }
+    if let Driver::Other(driver) = &dev.driver {
+        return Err(Refusal::OtherDriver {
+            device: dev.name.clone(),
+            driver: driver.clone(),
+        });
+    }
+    if target.satisfied_by(start) {
+        return Ok(plan);
+    }
+    if target == Target::Online(OnlineType::OnlineKernel) && !force {
+        return Err(Refusal::NeedsForce(format!(
+            "online_kernel puts {}'s memory in a kernel zone, where kernel allocations usually keep it from ever going offline again without a reboot: pass --force to accept that",
+            dev.name
+        )));
+    }
+    let steps = &mut plan.steps;
+    match dev.driver {
+        Driver::None | Driver::DeviceDax => {
+            plan.protocol = Protocol::Fallback;
+            if dev.driver == Driver::DeviceDax {
+                steps.push(Step::Unbind {
+                    driver: paths::DEVICE_DAX.to_owned(),
+                });
+            }
+            match target {
+                Target::Online(t) => {
+                    if !topo.kmem_loaded {
+                        return Err(Refusal::NoKmem);
+                    }
+                    steps.push(Step::HotAdd {
+                        online_type: t,
+                        method: kmem_method(topo, dev),
+                    });
+                    steps.push(Step::Repair { online_type: t });
+                }
+                Target::Devdax => steps.push(Step::BindDeviceDax {
+                    method: devdax_method(topo, dev),
+                }),
+                Target::Unplugged => {}
+            }
+        }
+        Driver::Kmem if dev.kernel_state.is_some() => {
+            plan.protocol = Protocol::Native;
+            if dev.kernel_state != Some(daxplug_abi::DaxState::Unplugged)
+                || target == Target::Unplugged
+            {
+                steps.push(Step::WriteState {
+                    value: "unplugged".to_owned(),
+                });
+            }
+            match target {
+                Target::Online(t) => steps.push(Step::WriteState {
+                    value: t.to_string(),
+                }),
+                Target::Devdax => {
+                    steps.push(Step::Unbind {
+                        driver: paths::KMEM.to_owned(),
+                    });
+                    steps.push(Step::BindDeviceDax {
+                        method: devdax_method(topo, dev),
+                    });
+                }
+                Target::Unplugged => {}
+            }
+        }
+        Driver::Kmem => {
+            plan.protocol = Protocol::Fallback;
+            steps.push(Step::OfflineBlocks);
+            steps.push(Step::FencedUnbind);
+            match target {
+                Target::Online(t) => {
+                    steps.push(Step::HotAdd {
+                        online_type: t,
+                        method: kmem_method(topo, dev),
+                    });
+                    steps.push(Step::Repair { online_type: t });
+                }
+                Target::Devdax => steps.push(Step::BindDeviceDax {
+                    method: devdax_method(topo, dev),
+                }),
+                Target::Unplugged => {}
+            }
+        }
+        Driver::Other(_) => {}
+    }
+    Ok(plan)
+}

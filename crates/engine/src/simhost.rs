@@ -1,0 +1,42 @@
+//! The emulated machine as a [`Host`]: udev's queue and open devices come from the model,
+//! the lock and journal live in a directory of the caller's choosing.
+
+use std::path::PathBuf;
+
+use daxplug_kernel::Kernel;
+use daxplug_model::Sim;
+
+use crate::host::Host;
+
+/// A [`Host`] backed by the model.
+#[derive(Debug)]
+pub struct SimHost<'a> {
+    /// The machine.
+    pub sim: &'a Sim,
+    /// Where the lock and the journal live.
+    pub run_dir: PathBuf,
+}
+
+impl Host for SimHost<'_> {
+    fn kernel(&self) -> &dyn Kernel {
+        self.sim
+    }
+
+    fn run_dir(&self) -> PathBuf {
+        self.run_dir.clone()
+    }
+
+    fn udev_running(&self) -> bool {
+        self.sim.with(|m| m.udev.running)
+    }
+
+    fn set_udev_queue(&self, running: bool) -> Result<(), String> {
+        self.sim.with(|m| m.udev.running = running);
+        Ok(())
+    }
+
+    fn dax_users(&self, device: &str) -> Vec<u32> {
+        self.sim
+            .with(|m| m.dax_open.get(device).cloned().unwrap_or_default())
+    }
+}

@@ -1,0 +1,44 @@
+//! A Host on the model for the engine's tests.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use daxplug_engine::Host;
+use daxplug_kernel::Kernel;
+use daxplug_model::Sim;
+
+#[derive(Debug)]
+pub struct TestHost {
+    pub sim: Sim,
+    pub run: tempfile::TempDir,
+}
+
+impl TestHost {
+    pub fn new(sim: Sim) -> Self {
+        Self {
+            sim,
+            run: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+}
+
+impl Host for TestHost {
+    fn kernel(&self) -> &dyn Kernel {
+        &self.sim
+    }
+    fn run_dir(&self) -> PathBuf {
+        self.run.path().to_path_buf()
+    }
+    fn udev_running(&self) -> bool {
+        self.sim.with(|m| m.udev.running)
+    }
+    fn set_udev_queue(&self, running: bool) -> Result<(), String> {
+        self.sim.with(|m| m.udev.running = running);
+        Ok(())
+    }
+    fn dax_users(&self, device: &str) -> Vec<u32> {
+        self.sim
+            .with(|m| m.dax_open.get(device).cloned().unwrap_or_default())
+    }
+}

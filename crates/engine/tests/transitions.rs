@@ -1,0 +1,274 @@
+//! Every transition, on both kernel flavours, without competitors: the device ends where
+//! asked, with the protocol expected, and the machine-wide settings untouched.
+
+mod common;
+
+use common::TestHost;
+use daxplug_abi::OnlineType;
+use daxplug_engine::{ObservedState, Options, Outcome, Protocol, Target, set};
+use daxplug_model::{Flavour, Machine, Sim, build_preset, check_invariants};
+
+/// A preset with kmem loaded but not auto-bound (hmem stays unbound, pmem on device_dax,
+/// cxl as booted).
+fn machine(preset: &str, flavour: Flavour) -> Machine {
+    let mut m = build_preset(preset, flavour, 9).expect("preset");
+    m.kernel_alloc_per_mille = 0;
+    m.kmem_loaded = true;
+    m
+}
+
+const TARGETS: [&str; 5] = [
+    "online_movable",
+    "unplugged",
+    "online",
+    "devdax",
+    "online_kernel",
+];
+
+#[test]
+fn every_transition_reaches_its_target() {
+    for flavour in [Flavour::Legacy, Flavour::Atomic] {
+        for preset in ["hmem", "pmem", "cxl"] {
+            let host = TestHost::new(Sim::new(machine(preset, flavour)));
+            let aob = host.sim.with(|m| m.auto_online_blocks);
+            let opts = Options {
+                force: true,
+                ..Options::default()
+            };
+            // A walk through every pair of targets.
+            for from in TARGETS {
+                for to in TARGETS {
+                    for t in [from, to] {
+                        let target: Target = t.parse().expect("target");
+                        let r = set(&host, "dax0.0", target, &opts).expect("runs");
+                        assert!(
+                            matches!(r.outcome, Outcome::Done | Outcome::NoChange),
+                            "{preset} {flavour:?} -> {t}: {:?} {:?}\n{:#?}",
+                            r.outcome,
+                            r.reason,
+                            r.actions
+                        );
+                        assert!(
+                            target.satisfied_by(r.end.expect("end")),
+                            "{preset} {flavour:?} {t}: {:?}",
+                            r.end
+                        );
+                        host.sim.with(|m| {
+                            assert_eq!(m.auto_online_blocks, aob, "auto_online_blocks restored");
+                            assert!(m.udev.running, "udev restarted");
+                            assert!(check_invariants(m).is_empty(), "{:?}", check_invariants(m));
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_protocol_follows_the_kernel() {
+    let host = TestHost::new(Sim::new(machine("hmem", Flavour::Atomic)));
+    let opts = Options::default();
+    let r = set(
+        &host,
+        "dax0.0",
+        Target::Online(OnlineType::OnlineMovable),
+        &opts,
+    )
+    .expect("runs");
+    // From unbound: hot-add with policy-at-bind works on both kernels.
+    assert_eq!(r.protocol, Protocol::Fallback);
+    let r = set(&host, "dax0.0", Target::Unplugged, &opts).expect("runs");
+    assert_eq!(
+        (r.protocol, r.outcome, r.end),
+        (
+            Protocol::Native,
+            Outcome::Done,
+            Some(ObservedState::Unplugged)
+        )
+    );
+    assert_eq!(
+        r.actions,
+        vec!["echo unplugged > /sys/bus/dax/devices/dax0.0/state"]
+    );
+
+    let host = TestHost::new(Sim::new(machine("hmem", Flavour::Legacy)));
+    set(
+        &host,
+        "dax0.0",
+        Target::Online(OnlineType::OnlineMovable),
+        &opts,
+    )
+    .expect("runs");
+    let r = set(&host, "dax0.0", Target::Unplugged, &opts).expect("runs");
+    assert_eq!(
+        (r.protocol, r.outcome, r.end),
+        (
+            Protocol::Fallback,
+            Outcome::Done,
+            Some(ObservedState::Unbound)
+        )
+    );
+}
+
+#[test]
+fn online_kernel_needs_force_and_dry_run_changes_nothing() {
+    let host = TestHost::new(Sim::new(machine("hmem", Flavour::Legacy)));
+    let r = set(
+        &host,
+        "dax0.0",
+        Target::Online(OnlineType::OnlineKernel),
+        &Options::default(),
+    )
+    .expect("runs");
+    assert_eq!(r.outcome, Outcome::Refused);
+    assert!(r.reason.as_deref().is_some_and(|s| s.contains("--force")));
+    let before = host
+        .sim
+        .with(|m| serde_json::to_string(&m.blocks).expect("json"));
+    let r = set(
+        &host,
+        "dax0.0",
+        Target::Online(OnlineType::OnlineMovable),
+        &Options {
+            dry_run: true,
+            ..Options::default()
+        },
+    )
+    .expect("runs");
+    assert_eq!(r.outcome, Outcome::DryRun);
+    assert_eq!(
+        r.plan,
+        vec![
+            "echo online_movable > /sys/devices/system/memory/auto_online_blocks",
+            "echo dax0.0 > /sys/bus/dax/drivers/kmem/bind",
+            "echo online > /sys/devices/system/memory/auto_online_blocks",
+            "verify: kmem bound",
+            "verify: every block online as online_movable; write online_movable to any block left offline, move any in the wrong zone",
+        ]
+    );
+    assert_eq!(
+        host.sim
+            .with(|m| serde_json::to_string(&m.blocks).expect("json")),
+        before
+    );
+}
+
+#[test]
+fn a_busy_block_rolls_back_on_both_kernels() {
+    for flavour in [Flavour::Legacy, Flavour::Atomic] {
+        let host = TestHost::new(Sim::new(machine("hmem", flavour)));
+        set(
+            &host,
+            "dax0.0",
+            Target::Online(OnlineType::OnlineMovable),
+            &Options::default(),
+        )
+        .expect("runs");
+        host.sim
+            .with(|m| m.blocks.get_mut(&45).expect("block").unmovable = true);
+        let r = set(&host, "dax0.0", Target::Unplugged, &Options::default()).expect("runs");
+        assert_eq!(
+            r.outcome,
+            Outcome::RolledBack,
+            "{flavour:?}: {:?}",
+            r.reason
+        );
+        assert_eq!(r.end, Some(ObservedState::OnlineMovable));
+        assert!(
+            r.reason
+                .as_deref()
+                .is_some_and(|s| s.contains("EBUSY") || s.contains("memory45")),
+            "{:?}",
+            r.reason
+        );
+    }
+}
+
+#[test]
+fn a_timeout_interrupts_a_slow_offline_and_rolls_back() {
+    for flavour in [Flavour::Legacy, Flavour::Atomic] {
+        let host = TestHost::new(Sim::new(machine("hmem", flavour)));
+        set(
+            &host,
+            "dax0.0",
+            Target::Online(OnlineType::OnlineMovable),
+            &Options::default(),
+        )
+        .expect("runs");
+        host.sim.with(|m| {
+            m.faults.slow_offline_passes = 1_000_000;
+            m.step_delay_us = 20;
+        });
+        let opts = Options {
+            timeout: Some(std::time::Duration::from_millis(100)),
+            ..Options::default()
+        };
+        let r = set(&host, "dax0.0", Target::Unplugged, &opts).expect("runs");
+        assert_eq!(
+            r.outcome,
+            Outcome::RolledBack,
+            "{flavour:?}: {:?} {:#?}",
+            r.reason,
+            r.actions
+        );
+        assert_eq!(r.end, Some(ObservedState::OnlineMovable));
+        assert_eq!(r.reason.as_deref(), Some("the timeout expired"));
+    }
+}
+
+#[test]
+fn stuck_devices_are_refused() {
+    let host = TestHost::new(Sim::new(machine("hmem", Flavour::Legacy)));
+    set(
+        &host,
+        "dax0.0",
+        Target::Online(OnlineType::OnlineMovable),
+        &Options::default(),
+    )
+    .expect("runs");
+    host.sim.with(|m| {
+        m.driver_unbind(daxplug_model::DriverKind::Kmem, "dax0.0")
+            .expect("unbind")
+    });
+    let r = set(
+        &host,
+        "dax0.0",
+        Target::Unplugged,
+        &Options {
+            force: true,
+            ..Options::default()
+        },
+    )
+    .expect("runs");
+    assert_eq!(r.outcome, Outcome::Stuck);
+    assert_eq!(r.stuck_blocks, (40..48).collect::<Vec<_>>());
+    assert!(r.reason.as_deref().is_some_and(|s| s.contains("reboot")));
+}
+
+#[test]
+fn a_device_in_use_is_refused_without_force() {
+    let mut m = build_preset("pmem", Flavour::Legacy, 1).expect("preset");
+    m.dax_open.insert("dax0.0".into(), vec![4242]);
+    let host = TestHost::new(Sim::new(m));
+    let r = set(
+        &host,
+        "dax0.0",
+        Target::Online(OnlineType::OnlineMovable),
+        &Options::default(),
+    )
+    .expect("runs");
+    assert_eq!(r.outcome, Outcome::Refused);
+    assert!(r.reason.as_deref().is_some_and(|s| s.contains("4242")));
+    let r = set(
+        &host,
+        "dax0.0",
+        Target::Online(OnlineType::OnlineMovable),
+        &Options {
+            force: true,
+            ..Options::default()
+        },
+    )
+    .expect("runs");
+    assert_eq!(r.outcome, Outcome::Done);
+}
