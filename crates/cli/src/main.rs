@@ -5,6 +5,7 @@ mod demo;
 mod exit;
 mod human;
 mod json;
+mod setcmd;
 mod simcmd;
 mod units;
 
@@ -83,6 +84,38 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Move a device (or all) to a whole-device state, so that it never ends torn: it ends
+    /// in the state asked for, or back where it started (exit 6), or, if the kernel leaked
+    /// the range, reported stuck (exit 7). Uses the kernel's daxX.Y/state where it exists
+    /// and daxplug's own protocol where it does not.
+    Set {
+        /// The device, such as dax0.0, or `all`.
+        #[arg(value_name = "DEV|all")]
+        device: String,
+        /// unplugged, online, online_kernel, online_movable or devdax.
+        #[arg(value_name = "STATE")]
+        state: String,
+        /// Give up and roll back after this long (30s, 500ms, 2m; 0 for never).
+        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = setcmd::parse_timeout)]
+        timeout: setcmd::Timeout,
+        /// Print the plan (every sysfs write in order) and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print one JSON object with a `results` array.
+        #[arg(long)]
+        json: bool,
+        /// Proceed past a safety check (online_kernel, a /dev/daxX.Y in use); the message
+        /// of the check says what it risks.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Finish or roll back a transition a crash interrupted, and restore the settings it
+    /// had changed (auto_online_blocks, udev's exec queue). `set` does this by itself first.
+    Recover {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// The emulated machine: create one, and act on it as an admin would on a real one.
     #[command(subcommand)]
     Sim(simcmd::SimCommand),
@@ -95,7 +128,7 @@ enum Command {
     },
 }
 
-fn run(cli: Cli) -> anyhow::Result<String> {
+fn run(cli: Cli) -> anyhow::Result<(String, u8)> {
     // Commands that need no machine.
     match &cli.command {
         Command::Sim(simcmd::SimCommand::Init {
@@ -105,9 +138,12 @@ fn run(cli: Cli) -> anyhow::Result<String> {
             seed,
             force,
         }) => {
-            return simcmd::init(file, preset, *kernel, *seed, *force);
+            return Ok((
+                simcmd::init(file, preset, *kernel, *seed, *force)?,
+                exit::OK,
+            ));
         }
-        Command::Sim(simcmd::SimCommand::Presets) => return Ok(simcmd::presets()),
+        Command::Sim(simcmd::SimCommand::Presets) => return Ok((simcmd::presets(), exit::OK)),
         Command::Demo { seed } => {
             let outcome = demo::run(*seed)?;
             // The demo checks its own claim rather than narrating it blindly.
@@ -118,14 +154,19 @@ fn run(cli: Cli) -> anyhow::Result<String> {
                 );
             }
             let _ = outcome.per_block;
-            return Ok(outcome.text);
+            return Ok((outcome.text, exit::OK));
         }
         _ => {}
     }
     match &cli.sim {
         Some(file) => {
             let (sim, store) = Sim::open(file)?;
-            let result = command(Backend::Sim(&sim), cli.command);
+            let mut run_dir = file.as_os_str().to_owned();
+            run_dir.push(".run");
+            let result = command(
+                Backend::Sim(&sim, std::path::PathBuf::from(run_dir)),
+                cli.command,
+            );
             // The machine changed even if the command failed (a write that failed may have
             // moved the clock and let actors run): save it either way.
             sim.save(&store)?;
@@ -138,41 +179,97 @@ fn run(cli: Cli) -> anyhow::Result<String> {
                 )
                 .into());
             }
-            // Looking never writes: the backend refuses writes before they reach a file.
-            let kernel = RootFs::new(&cli.root, Access::ReadOnly)?;
-            command(Backend::Root(&kernel), cli.command)
+            // Only commands that change the machine open it writable; looking never writes.
+            let changes = matches!(
+                cli.command,
+                Command::Set { dry_run: false, .. } | Command::Recover { .. }
+            );
+            if changes
+                && cli.root == std::path::Path::new("/")
+                && std::env::var_os("DAXPLUG_REFUSE_HOST").is_some()
+            {
+                return Err(exit::Usage(
+                    "DAXPLUG_REFUSE_HOST is set: this environment (a test run) must not change the machine's own /sys; pass --root or --sim".to_owned(),
+                )
+                .into());
+            }
+            let access = if changes {
+                Access::ReadWrite
+            } else {
+                Access::ReadOnly
+            };
+            let kernel = RootFs::new(&cli.root, access)?;
+            command(Backend::Root(&kernel, cli.root.clone()), cli.command)
         }
     }
 }
 
 /// What the command runs against.
-#[derive(Clone, Copy)]
 enum Backend<'a> {
     /// Files under a root directory (the running kernel, or a copied tree).
-    Root(&'a RootFs),
-    /// The emulated machine.
-    Sim(&'a Sim),
+    Root(&'a RootFs, std::path::PathBuf),
+    /// The emulated machine, and the directory for its lock and journal.
+    Sim(&'a Sim, std::path::PathBuf),
 }
 
 impl Backend<'_> {
     fn kernel(&self) -> &dyn Kernel {
         match self {
-            Backend::Root(k) => *k,
-            Backend::Sim(k) => *k,
+            Backend::Root(k, _) => *k,
+            Backend::Sim(k, _) => *k,
+        }
+    }
+
+    fn host(&self) -> Box<dyn daxplug_engine::Host + '_> {
+        match self {
+            Backend::Root(fs, root) => Box::new(setcmd::RealHost {
+                fs: (*fs).clone(),
+                root: root.clone(),
+            }),
+            Backend::Sim(sim, run_dir) => Box::new(daxplug_engine::simhost::SimHost {
+                sim,
+                run_dir: run_dir.clone(),
+            }),
         }
     }
 }
 
-fn command(backend: Backend<'_>, command: Command) -> anyhow::Result<String> {
+fn command(backend: Backend<'_>, command: Command) -> anyhow::Result<(String, u8)> {
+    let text = |r: anyhow::Result<String>| r.map(|t| (t, exit::OK));
     let kernel = backend.kernel();
     match command {
+        Command::Set {
+            device,
+            state,
+            timeout,
+            dry_run,
+            json,
+            force,
+        } => {
+            let host = backend.host();
+            setcmd::run(
+                host.as_ref(),
+                &setcmd::SetArgs {
+                    device,
+                    state,
+                    timeout: timeout.0,
+                    dry_run,
+                    json,
+                    force,
+                },
+            )
+        }
+        Command::Recover { json } => {
+            let host = backend.host();
+            setcmd::run_recover(host.as_ref(), json, None)
+        }
         Command::List { json, blocks } => {
             let topo = discover(kernel, &Scope::All)?;
-            if json {
+            text(if json {
                 to_json(&json::Report::new(&topo, blocks))
             } else {
                 Ok(human::list(&topo, blocks))
-            }
+            })
         }
         Command::Status { device, json } => {
             let topo = discover(kernel, &Scope::Devices(vec![device.clone()]))?;
@@ -181,15 +278,15 @@ fn command(backend: Backend<'_>, command: Command) -> anyhow::Result<String> {
                 .iter()
                 .find(|d| d.name == device)
                 .with_context(|| format!("discovery did not return {device}"))?;
-            if json {
+            text(if json {
                 to_json(&json::Report::new(&topo, true))
             } else {
                 Ok(human::status(&topo, d))
-            }
+            })
         }
         Command::Sim(cmd) => match backend {
-            Backend::Sim(sim) => simcmd::run(sim, cmd),
-            Backend::Root(_) => Err(exit::Usage(
+            Backend::Sim(sim, _) => text(simcmd::run(sim, cmd)),
+            Backend::Root(..) => Err(exit::Usage(
                 "this sim command acts on an emulated machine: pass --sim FILE".to_owned(),
             )
             .into()),
@@ -207,7 +304,7 @@ fn to_json(report: &json::Report) -> anyhow::Result<String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(text) => {
+        Ok((text, code)) => {
             let mut stdout = std::io::stdout().lock();
             // A closed pipe (`daxplug list | head`) is not an error worth a message.
             if stdout
@@ -217,7 +314,7 @@ fn main() -> ExitCode {
             {
                 return ExitCode::from(exit::FAILURE);
             }
-            ExitCode::from(exit::OK)
+            ExitCode::from(code)
         }
         Err(err) => {
             let mut msg = format!("daxplug: {err}");

@@ -1,0 +1,410 @@
+//! `daxplug set` and `daxplug recover`: whole-device transitions from the command line.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::Context;
+use daxplug_engine::{
+    Host, ObservedState, Options, Outcome, Report, Scope, Target, discover, recover, set,
+};
+use daxplug_kernel::{Kernel, RootFs};
+use serde::Serialize;
+
+use crate::exit;
+
+/// The running kernel, or a copied tree, as a [`Host`].
+#[derive(Debug)]
+pub struct RealHost {
+    /// sysfs and procfs under the root.
+    pub fs: RootFs,
+    /// The root (`/` on a real machine).
+    pub root: PathBuf,
+}
+
+impl RealHost {
+    fn is_live(&self) -> bool {
+        self.root == Path::new("/")
+    }
+}
+
+impl Host for RealHost {
+    fn kernel(&self) -> &dyn Kernel {
+        &self.fs
+    }
+
+    fn run_dir(&self) -> PathBuf {
+        self.root.join("run")
+    }
+
+    fn udev_running(&self) -> bool {
+        // Only the live machine has a udev to hold; a copied tree has none.
+        self.is_live() && Path::new("/run/udev/control").exists()
+    }
+
+    fn set_udev_queue(&self, running: bool) -> Result<(), String> {
+        let arg = if running {
+            "--start-exec-queue"
+        } else {
+            "--stop-exec-queue"
+        };
+        let out = std::process::Command::new("udevadm")
+            .args(["control", arg])
+            .output()
+            .map_err(|e| format!("cannot run udevadm: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "udevadm control {arg}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+
+    fn dax_users(&self, device: &str) -> Vec<u32> {
+        dax_users(&self.root.join("proc"), device)
+    }
+}
+
+/// Processes under `proc` with `/dev/<device>` among their open files or mappings.
+pub fn dax_users(proc: &Path, device: &str) -> Vec<u32> {
+    let dev = format!("/dev/{device}");
+    let Ok(entries) = std::fs::read_dir(proc) else {
+        return Vec::new();
+    };
+    let mut pids = Vec::new();
+    for e in entries.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let dir = e.path();
+        let open = std::fs::read_dir(dir.join("fd"))
+            .map(|fds| {
+                fds.flatten()
+                    .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == Path::new(&dev)))
+            })
+            .unwrap_or(false);
+        let mapped = std::fs::read_to_string(dir.join("maps"))
+            .is_ok_and(|maps| maps.lines().any(|l| l.ends_with(&dev)));
+        if open || mapped {
+            pids.push(pid);
+        }
+    }
+    pids.sort_unstable();
+    pids
+}
+
+/// A `--timeout`: `None` waits as long as the kernel does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeout(pub Option<Duration>);
+
+/// Parses a `--timeout` for clap.
+pub fn parse_timeout(text: &str) -> Result<Timeout, String> {
+    parse_duration(text).map(Timeout)
+}
+
+/// Parses `30s`, `500ms`, `2m`, `1h` or plain seconds; `0` means no timeout.
+pub fn parse_duration(text: &str) -> Result<Option<Duration>, String> {
+    let err = || {
+        format!(
+            "{text:?} is not a duration: expected a number with ms, s, m or h (30s, 500ms, 2m), or 0 for none"
+        )
+    };
+    let (num, unit) = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((text, "s"), |i| text.split_at(i));
+    let n: f64 = num.parse().map_err(|_| err())?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(err()),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(err());
+    }
+    Ok((secs > 0.0).then(|| Duration::from_secs_f64(secs)))
+}
+
+/// The exit code of an outcome.
+pub fn outcome_code(o: Outcome) -> u8 {
+    match o {
+        Outcome::Done | Outcome::NoChange | Outcome::DryRun => exit::OK,
+        Outcome::Refused => exit::REFUSED,
+        Outcome::RolledBack => exit::ROLLED_BACK,
+        Outcome::Stuck => exit::STUCK,
+        Outcome::Torn => exit::TORN,
+        Outcome::Failed => exit::FAILURE,
+    }
+}
+
+/// Of several outcomes, the one a script most needs to hear about.
+fn worst(codes: impl IntoIterator<Item = u8>) -> u8 {
+    let rank = |c: u8| match c {
+        exit::TORN => 6,
+        exit::STUCK => 5,
+        exit::FAILURE => 4,
+        exit::ROLLED_BACK => 3,
+        exit::REFUSED => 2,
+        _ => 1,
+    };
+    codes
+        .into_iter()
+        .max_by_key(|c| rank(*c))
+        .unwrap_or(exit::OK)
+}
+
+/// Options from the command line.
+#[derive(Debug)]
+pub struct SetArgs {
+    /// `daxX.Y` or `all`.
+    pub device: String,
+    /// The state asked for.
+    pub state: String,
+    /// `--timeout`.
+    pub timeout: Option<Duration>,
+    /// `--dry-run`.
+    pub dry_run: bool,
+    /// `--json`.
+    pub json: bool,
+    /// `--force`.
+    pub force: bool,
+}
+
+#[derive(Serialize)]
+struct SetJson<'a> {
+    results: &'a [Report],
+    exit_code: u8,
+}
+
+/// Installs Ctrl-C / SIGTERM handling (cancel and roll back) and the writer wake-up signal.
+pub fn cancel_flag() -> anyhow::Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&flag))
+            .context("cannot install the signal handlers")?;
+    }
+    daxplug_kernel::interrupt::install_wakeup_handler()
+        .context("cannot install the signal handlers")?;
+    Ok(flag)
+}
+
+fn progress_bar(json: bool) -> Option<Arc<dyn Fn(daxplug_engine::Progress) + Send + Sync>> {
+    use std::io::IsTerminal as _;
+    if json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} blocks")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(Arc::new(move |p: daxplug_engine::Progress| {
+        bar.set_length(p.total);
+        bar.set_position(p.done);
+        bar.set_message(format!("{}: offlining memory{}", p.device, p.block));
+        if p.done + 1 >= p.total {
+            bar.finish_and_clear();
+        }
+    }))
+}
+
+/// `daxplug set`.
+pub fn run(host: &dyn Host, args: &SetArgs) -> anyhow::Result<(String, u8)> {
+    let target: Target = args
+        .state
+        .parse()
+        .map_err(|e: daxplug_engine::TargetError| exit::Usage(e.to_string()))?;
+    let devices: Vec<String> = if args.device == "all" {
+        discover(host.kernel(), &Scope::All)?
+            .devices
+            .into_iter()
+            .map(|d| d.name)
+            .collect()
+    } else {
+        // Validates the name and that the device exists before anything else.
+        discover(host.kernel(), &Scope::Devices(vec![args.device.clone()]))?;
+        vec![args.device.clone()]
+    };
+    let opts = Options {
+        timeout: args.timeout,
+        force: args.force,
+        dry_run: args.dry_run,
+        cancel: if args.dry_run {
+            Arc::new(AtomicBool::new(false))
+        } else {
+            cancel_flag()?
+        },
+        progress: progress_bar(args.json),
+        ..Options::default()
+    };
+    let mut reports = Vec::new();
+    for d in &devices {
+        reports.push(set(host, d, target, &opts)?);
+    }
+    let code = worst(reports.iter().map(|r| outcome_code(r.outcome)));
+    if args.json {
+        let mut text = serde_json::to_string_pretty(&SetJson {
+            results: &reports,
+            exit_code: code,
+        })?;
+        text.push('\n');
+        return Ok((text, code));
+    }
+    let mut out = String::new();
+    if devices.is_empty() {
+        out.push_str("No dax devices.\n");
+    }
+    for r in &reports {
+        out.push_str(&human(r));
+    }
+    Ok((out, code))
+}
+
+fn state(s: Option<ObservedState>) -> &'static str {
+    s.map_or("unknown", ObservedState::as_str)
+}
+
+/// One report for people.
+pub fn human(r: &Report) -> String {
+    let mut out = String::new();
+    let protocol = match r.protocol {
+        daxplug_engine::Protocol::Native => " (kernel's daxX.Y/state)",
+        daxplug_engine::Protocol::Fallback => " (daxplug's protocol: no daxX.Y/state)",
+        daxplug_engine::Protocol::None => "",
+    };
+    let headline = match r.outcome {
+        Outcome::Done => format!(
+            "{} -> {}: done in {:.1} ms{protocol}",
+            state(r.start),
+            r.target,
+            r.total_millis
+        ),
+        Outcome::NoChange => format!("already {}, nothing to do", state(r.end)),
+        Outcome::DryRun => format!("{} -> {}{protocol}, would run:", state(r.start), r.target),
+        Outcome::Refused => format!("refused, nothing changed ({})", state(r.end)),
+        Outcome::RolledBack => format!(
+            "{} -> {} failed and was rolled back: the device is {} again",
+            state(r.start),
+            r.target,
+            state(r.end)
+        ),
+        Outcome::Stuck => "STUCK: the kernel leaked the device's range".to_owned(),
+        Outcome::Torn => format!(
+            "FAILED and could not be put back together: the device is {}",
+            state(r.end)
+        ),
+        Outcome::Failed => format!(
+            "{} -> {} failed: the device is now {}",
+            state(r.start),
+            r.target,
+            state(r.end)
+        ),
+    };
+    let _ = writeln!(out, "{}: {headline}", r.device);
+    if let Some(reason) = &r.reason {
+        let _ = writeln!(out, "  reason: {reason}");
+    }
+    for line in &r.recovered {
+        let _ = writeln!(out, "  {line}");
+    }
+    let lines = if r.outcome == Outcome::DryRun {
+        &r.plan
+    } else {
+        &r.actions
+    };
+    for a in lines {
+        let _ = writeln!(out, "    {a}");
+    }
+    if !r.phases.is_empty() {
+        let phases: Vec<String> = r
+            .phases
+            .iter()
+            .map(|p| format!("{} {:.1} ms", p.phase, p.millis))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  time: {}; {:.1} ms of it in kernel writes",
+            phases.join(", "),
+            r.kernel_write_millis
+        );
+    }
+    if r.outcome == Outcome::Stuck {
+        let _ = writeln!(
+            out,
+            "  {} cannot be removed or rebound until the machine reboots; daxplug will not touch it.",
+            daxplug_engine::format_block_ids(r.stuck_blocks.iter().copied())
+        );
+    }
+    if r.end == Some(ObservedState::Unbound)
+        && r.target == Target::Unplugged
+        && r.outcome == Outcome::Done
+    {
+        let _ = writeln!(
+            out,
+            "  {} now has no driver: its memory is out of the system (this kernel has no daxX.Y/state to keep kmem bound while unplugged). `daxplug set {} online_movable` brings it back.",
+            r.device, r.device
+        );
+    }
+    out
+}
+
+/// `daxplug recover`.
+pub fn run_recover(
+    host: &dyn Host,
+    json: bool,
+    timeout: Option<Duration>,
+) -> anyhow::Result<(String, u8)> {
+    let opts = Options {
+        timeout,
+        cancel: cancel_flag()?,
+        ..Options::default()
+    };
+    let done = recover(host, &opts)?;
+    if json {
+        let mut text = serde_json::to_string_pretty(&serde_json::json!({ "recovered": done }))?;
+        text.push('\n');
+        return Ok((text, exit::OK));
+    }
+    if done.is_empty() {
+        return Ok((
+            "Nothing to recover: no interrupted transition in the journal.\n".to_owned(),
+            exit::OK,
+        ));
+    }
+    Ok((done.into_iter().map(|l| l + "\n").collect(), exit::OK))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Some(Duration::from_secs(30))));
+        assert_eq!(
+            parse_duration("500ms"),
+            Ok(Some(Duration::from_millis(500)))
+        );
+        assert_eq!(parse_duration("2m"), Ok(Some(Duration::from_secs(120))));
+        assert_eq!(parse_duration("10"), Ok(Some(Duration::from_secs(10))));
+        assert_eq!(parse_duration("0"), Ok(None));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5d").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn worst_outcome_wins() {
+        assert_eq!(
+            worst([exit::OK, exit::ROLLED_BACK, exit::REFUSED]),
+            exit::ROLLED_BACK
+        );
+        assert_eq!(worst([exit::STUCK, exit::TORN]), exit::TORN);
+        assert_eq!(worst([]), exit::OK);
+    }
+}
