@@ -199,7 +199,7 @@ fn run(cli: Cli) -> anyhow::Result<(String, u8)> {
                 Access::ReadOnly
             };
             let kernel = RootFs::new(&cli.root, access)?;
-            command(Backend::Root(&kernel, cli.root.clone()), cli.command)
+            command(&Backend::Root(&kernel, cli.root.clone()), cli.command)
         }
     }
 }
@@ -234,7 +234,7 @@ impl Backend<'_> {
     }
 }
 
-fn command(backend: Backend<'_>, command: Command) -> anyhow::Result<(String, u8)> {
+fn command(backend: &Backend<'_>, command: Command) -> anyhow::Result<(String, u8)> {
     let text = |r: anyhow::Result<String>| r.map(|t| (t, exit::OK));
     let kernel = backend.kernel();
     match command {
