@@ -164,7 +164,7 @@ fn run(cli: Cli) -> anyhow::Result<(String, u8)> {
             let mut run_dir = file.as_os_str().to_owned();
             run_dir.push(".run");
             let result = command(
-                Backend::Sim(&sim, std::path::PathBuf::from(run_dir)),
+                &Backend::Sim(&sim, std::path::PathBuf::from(run_dir)),
                 cli.command,
             );
             // The machine changed even if the command failed (a write that failed may have
