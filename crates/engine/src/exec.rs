@@ -221,6 +221,7 @@ struct Run<'a> {
     actions: Vec<String>,
     undo: Vec<Undo>,
     kernel_time: Duration,
+    rolling_back: bool,
 }
 
 fn observe_device(k: &dyn Kernel, device: &str) -> Result<(Topology, Device), DiscoveryError> {
@@ -234,6 +235,21 @@ fn observe_device(k: &dyn Kernel, device: &str) -> Result<(Topology, Device), Di
             present: "none".to_owned(),
         })?;
     Ok((topo, dev))
+}
+
+/// Reads the device until two reads in a row agree, so that the verdict is not drawn from
+/// a read torn by another controller acting between two block reads (bounded).
+fn stable_observation(k: &dyn Kernel, device: &str) -> Result<Device, DiscoveryError> {
+    let (_, mut dev) = observe_device(k, device)?;
+    for _ in 0..5 {
+        let (_, again) = observe_device(k, device)?;
+        let same = again.state == dev.state && again.blocks == dev.blocks;
+        dev = again;
+        if same {
+            break;
+        }
+    }
+    Ok(dev)
 }
 
 /// The system-wide lock, held for the whole transition.
@@ -387,6 +403,7 @@ pub fn set(
             note: "planned".to_owned(),
             committed: false,
             saved_aob: None,
+            saved_policy: None,
             udev_stopped: false,
             offlined: Vec::new(),
             unbound_device_dax: false,
@@ -397,6 +414,7 @@ pub fn set(
         actions: Vec::new(),
         undo: Vec::new(),
         kernel_time: Duration::ZERO,
+        rolling_back: false,
     };
     let result = run.steps(&p, &mut rep);
     let result = match result {
@@ -413,6 +431,7 @@ pub fn set(
         }
         Ok(()) => Ok(()),
     };
+    run.restore_policy();
     let _ = run.file.remove();
     rep.actions = std::mem::take(&mut run.actions);
     rep.kernel_write_millis = run.kernel_time.as_secs_f64() * 1e3;
@@ -436,7 +455,20 @@ fn finish(
     start: ObservedState,
     result: Result<(), String>,
 ) -> Result<(), TransitionError> {
-    let (_, dev) = observe_device(k, &rep.device)?;
+    let dev = match stable_observation(k, &rep.device) {
+        Ok(dev) => dev,
+        Err(DiscoveryError::UnknownDevice { .. }) => {
+            rep.end = None;
+            rep.outcome = Outcome::Failed;
+            let why = result.err().map_or_else(String::new, |r| format!(" ({r})"));
+            rep.reason = Some(format!(
+                "{} was removed from the bus during the transition{why}",
+                rep.device
+            ));
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
     rep.end = Some(dev.state);
     rep.outcome = match (&result, dev.state) {
         (_, ObservedState::Stuck) => {
@@ -484,6 +516,10 @@ impl Run<'_> {
     }
 
     fn check(&self) -> Result<(), Fail> {
+        // Putting the device back is never cut short.
+        if self.rolling_back {
+            return Ok(());
+        }
         if self.opts.cancel.load(Ordering::SeqCst) {
             return Err(Fail::Cancelled);
         }
@@ -624,6 +660,7 @@ impl Run<'_> {
             Step::Repair { online_type } => self.repair(*online_type),
             Step::OfflineBlocks => {
                 self.undo.push(Undo::Reonline);
+                self.guard_policy()?;
                 self.offline_all()
             }
             Step::FencedUnbind => {
@@ -884,9 +921,53 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// While a device whose memory is movable is being offlined, another controller may
+    /// online a block again with plain `online`, and `contig-zones` would put it in a
+    /// kernel zone, where kernel allocations soon pin it for good. `auto-movable` (not
+    /// NUMA-aware, so a CPU-less node qualifies) puts it back in `Movable` instead, where
+    /// daxplug can offline it again. Journaled, and restored at the end whatever happens.
+    fn guard_policy(&mut self) -> Result<(), Fail> {
+        const POLICY: &str = "/sys/module/memory_hotplug/parameters/online_policy";
+        const NUMA: &str = "/sys/module/memory_hotplug/parameters/auto_movable_numa_aware";
+        let (_, d) = self.device()?;
+        if d.counts.movable == 0 || self.journal.saved_policy.is_some() {
+            return Ok(());
+        }
+        let (Ok(policy), Ok(numa)) = (self.k.read(POLICY), self.k.read(NUMA)) else {
+            return Ok(());
+        };
+        let (policy, numa) = (policy.trim_end().to_owned(), numa.trim_end().to_owned());
+        if policy == "auto-movable" && numa == "N" {
+            return Ok(());
+        }
+        self.journal.saved_policy = Some((policy, numa));
+        self.record("setting online_policy=auto-movable")?;
+        self.write_uncancellable(POLICY, "auto-movable")?;
+        self.write_uncancellable(NUMA, "N")
+    }
+
+    /// Puts back what `guard_policy` changed.
+    fn restore_policy(&mut self) {
+        if let Some((policy, numa)) = self.journal.saved_policy.clone() {
+            let a = self.write_uncancellable(
+                "/sys/module/memory_hotplug/parameters/online_policy",
+                &policy,
+            );
+            let b = self.write_uncancellable(
+                "/sys/module/memory_hotplug/parameters/auto_movable_numa_aware",
+                &numa,
+            );
+            if a.is_ok() && b.is_ok() {
+                self.journal.saved_policy = None;
+                let _ = self.record("online_policy restored");
+            }
+        }
+    }
+
     /// Undoes what was done, last first, best effort.
     fn rollback(&mut self) {
         self.actions.push("rolling back".to_owned());
+        let was = std::mem::replace(&mut self.rolling_back, true);
         while let Some(u) = self.undo.pop() {
             let r = match u {
                 Undo::Reonline => self.reonline(),
@@ -909,27 +990,48 @@ impl Run<'_> {
                 self.actions.push(format!("rollback step failed: {e}"));
             }
         }
+        self.rolling_back = was;
     }
 
-    /// Re-onlines exactly the blocks daxplug offlined, each into the zone it had.
+    /// Re-onlines exactly the blocks daxplug offlined, each into the zone it had. A block
+    /// someone else onlined meanwhile into the other zone class is moved back when it can
+    /// be (a block pinned in a kernel zone cannot).
     fn reonline(&mut self) -> Result<(), Fail> {
         let offlined = std::mem::take(&mut self.journal.offlined);
-        for (id, zone) in offlined.iter().rev() {
-            let state_path = format!("{}/state", paths::memory_block(*id));
-            let Ok(now) = self.k.read(&state_path) else {
-                continue;
-            };
-            if now.trim_end() != "offline" {
-                continue;
+        for _ in 0..3 {
+            let mut settled = true;
+            for (id, zone) in offlined.iter().rev() {
+                let state_path = format!("{}/state", paths::memory_block(*id));
+                let zones_path = format!("{}/valid_zones", paths::memory_block(*id));
+                let Ok(now) = self.k.read(&state_path) else {
+                    continue;
+                };
+                let t = if *zone == Zone::Movable {
+                    "online_movable"
+                } else {
+                    "online_kernel"
+                };
+                if now.trim_end() != "offline" {
+                    let movable_now = self
+                        .k
+                        .read(&zones_path)
+                        .is_ok_and(|z| z.trim_end() == "Movable");
+                    if movable_now == (*zone == Zone::Movable) {
+                        continue;
+                    }
+                    settled = false;
+                    if self.write_uncancellable(&state_path, "offline").is_err() {
+                        continue;
+                    }
+                }
+                settled = false;
+                if let Err(e) = self.write_uncancellable(&state_path, t) {
+                    self.actions
+                        .push(format!("could not re-online memory{id}: {e}"));
+                }
             }
-            let t = if *zone == Zone::Movable {
-                "online_movable"
-            } else {
-                "online_kernel"
-            };
-            if let Err(e) = self.write_uncancellable(&state_path, t) {
-                self.actions
-                    .push(format!("could not re-online memory{id}: {e}"));
+            if settled {
+                break;
             }
         }
         Ok(())
@@ -998,6 +1100,23 @@ fn recover_locked(host: &dyn Host, opts: &Options) -> Result<Vec<String>, Transi
                 Err(e) => done.push(format!("could not restart the udev exec queue: {e}")),
             }
         }
+        if let Some((policy, numa)) = &j.saved_policy {
+            let p = k.write(
+                "/sys/module/memory_hotplug/parameters/online_policy",
+                policy,
+            );
+            let n = k.write(
+                "/sys/module/memory_hotplug/parameters/auto_movable_numa_aware",
+                numa,
+            );
+            if p.is_ok() && n.is_ok() {
+                done.push(format!(
+                    "restored online_policy={policy}, auto_movable_numa_aware={numa}"
+                ));
+            } else {
+                done.push("could not restore online_policy".to_owned());
+            }
+        }
         if let Some(aob) = j.saved_aob {
             match k.write(paths::AUTO_ONLINE_BLOCKS, aob.as_str()) {
                 Ok(()) => done.push(format!("restored auto_online_blocks={aob}")),
@@ -1033,6 +1152,7 @@ fn recover_locked(host: &dyn Host, opts: &Options) -> Result<Vec<String>, Transi
                 actions: Vec::new(),
                 undo: Vec::new(),
                 kernel_time: Duration::ZERO,
+                rolling_back: false,
             };
             if !j.offlined.is_empty() {
                 run.undo.push(Undo::Reonline);
@@ -1097,6 +1217,7 @@ fn set_unlocked(
             note: "recovering".to_owned(),
             committed: false,
             saved_aob: None,
+            saved_policy: None,
             udev_stopped: false,
             offlined: Vec::new(),
             unbound_device_dax: false,
@@ -1107,6 +1228,7 @@ fn set_unlocked(
         actions: Vec::new(),
         undo: Vec::new(),
         kernel_time: Duration::ZERO,
+        rolling_back: false,
     };
     let result = match run.steps(&p, &mut rep) {
         Err(f) => {
@@ -1116,6 +1238,7 @@ fn set_unlocked(
         }
         Ok(()) => Ok(()),
     };
+    run.restore_policy();
     let _ = run.file.remove();
     rep.actions = run.actions;
     finish(k, &mut rep, dev.state, result)?;

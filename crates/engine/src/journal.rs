@@ -40,6 +40,11 @@ pub struct Journal {
     pub committed: bool,
     /// The user's `auto_online_blocks`, while daxplug has it set to something else.
     pub saved_aob: Option<OnlineType>,
+    /// The user's `memory_hotplug.online_policy` and `auto_movable_numa_aware`, while
+    /// daxplug has them set so that a block another controller onlines with plain `online`
+    /// during an unplug lands in `Movable`.
+    #[serde(default)]
+    pub saved_policy: Option<(String, String)>,
     /// udev's exec queue is stopped by daxplug.
     pub udev_stopped: bool,
     /// Blocks daxplug offlined, with the zone each had.

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod harness;
+
 use std::path::PathBuf;
 
 use daxplug_engine::Host;
