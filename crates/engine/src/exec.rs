@@ -743,8 +743,12 @@ impl Run<'_> {
             self.journal.saved_aob = Some(current);
             self.record("setting auto_online_blocks")?;
             self.write(aob_path, online_type.as_str())?;
+            self.record("binding kmem under the policy")?;
         }
         let bound = self.bind(paths::KMEM, method);
+        if matches!(bound, Err(Fail::Crash)) {
+            return bound;
+        }
         if changed {
             // Restored at once, whatever the bind did.
             let restored = self.write_uncancellable(aob_path, current.as_str());
@@ -888,6 +892,10 @@ impl Run<'_> {
                 .push("udevadm control --stop-exec-queue".to_owned());
         }
         let result = self.commit_unbind();
+        if matches!(result, Err(Fail::Crash)) {
+            // A crash stops dead: recovery restarts the queue.
+            return result;
+        }
         if udev {
             match self.host.set_udev_queue(true) {
                 Ok(()) => {

@@ -1,0 +1,99 @@
+//! Crash at every journal step, then recover: the device ends consistent (where it started
+//! or where it was going, never torn) and the machine-wide settings are restored.
+
+mod common;
+
+use common::harness::{Start, prepared, transitions};
+use daxplug_engine::{JournalFile, ObservedState, Options, Scope, Target, discover, recover, set};
+use daxplug_model::{Flavour, check_invariants};
+
+fn start_target(s: Start) -> Target {
+    match s {
+        Start::Unbound => Target::Unplugged,
+        Start::Devdax => Target::Devdax,
+        Start::Online(t) => Target::Online(t),
+    }
+}
+
+#[test]
+fn every_crash_point_recovers() {
+    let mut crash_points = 0;
+    for flavour in [Flavour::Legacy, Flavour::Atomic] {
+        for (start, target) in transitions() {
+            for k in 1.. {
+                let host = prepared(flavour, 5, start);
+                // Make the settings daxplug changes visible if they are not restored.
+                host.sim.with(|m| m.udev.running = true);
+                let before = host.sim.with(|m| {
+                    (
+                        m.auto_online_blocks,
+                        m.online_policy,
+                        m.auto_movable_numa_aware,
+                    )
+                });
+                let opts = Options {
+                    force: true,
+                    crash_at: Some(k),
+                    ..Options::default()
+                };
+                let r = set(&host, "dax0.0", target, &opts).expect("runs");
+                if r.reason.as_deref() != Some("simulated crash: the journal is left for recovery")
+                {
+                    // Past the last journal write: the transition completed.
+                    assert!(
+                        k > 1,
+                        "{flavour:?} {start} -> {target}: no crash point at all"
+                    );
+                    break;
+                }
+                crash_points += 1;
+                let journals =
+                    JournalFile::list(&host.run.path().to_path_buf()).expect("journal dir");
+                assert_eq!(journals.len(), 1, "the crash left its journal");
+                let done = recover(&host, &Options::default()).expect("recover");
+                assert_eq!(done.len(), 1, "{done:?}");
+                let where_ = format!(
+                    "{flavour:?} {start} -> {target}, crash at journal write {k}: {done:?}"
+                );
+                assert!(
+                    JournalFile::list(&host.run.path().to_path_buf())
+                        .expect("dir")
+                        .is_empty(),
+                    "{where_}"
+                );
+                host.sim.with(|m| {
+                    assert_eq!(
+                        (
+                            m.auto_online_blocks,
+                            m.online_policy,
+                            m.auto_movable_numa_aware
+                        ),
+                        before,
+                        "{where_}"
+                    );
+                    assert!(m.udev.running, "{where_}");
+                    m.max_interleave = 0;
+                    assert!(
+                        check_invariants(m).is_empty(),
+                        "{where_}: {:?}",
+                        check_invariants(m)
+                    );
+                });
+                let state = discover(&host.sim, &Scope::All).expect("discover").devices[0].state;
+                assert!(
+                    target.satisfied_by(state) || start_target(start).satisfied_by(state),
+                    "{where_}: ended {state}"
+                );
+                assert!(
+                    !matches!(state, ObservedState::Mixed | ObservedState::Stuck),
+                    "{where_}"
+                );
+            }
+        }
+    }
+    eprintln!("{crash_points} crash points");
+    assert!(
+        crash_points > 100,
+        "only {crash_points} crash points exercised"
+    );
+}
