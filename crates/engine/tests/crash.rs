@@ -47,8 +47,7 @@ fn every_crash_point_recovers() {
                     break;
                 }
                 crash_points += 1;
-                let journals =
-                    JournalFile::list(&host.run.path().to_path_buf()).expect("journal dir");
+                let journals = JournalFile::list(host.run.path()).expect("journal dir");
                 assert_eq!(journals.len(), 1, "the crash left its journal");
                 let done = recover(&host, &Options::default()).expect("recover");
                 assert_eq!(done.len(), 1, "{done:?}");
@@ -56,9 +55,7 @@ fn every_crash_point_recovers() {
                     "{flavour:?} {start} -> {target}, crash at journal write {k}: {done:?}"
                 );
                 assert!(
-                    JournalFile::list(&host.run.path().to_path_buf())
-                        .expect("dir")
-                        .is_empty(),
+                    JournalFile::list(host.run.path()).expect("dir").is_empty(),
                     "{where_}"
                 );
                 host.sim.with(|m| {
