@@ -20,6 +20,8 @@ pub struct Outcome {
     pub per_block: ObservedState,
     /// Observed state after the whole-device unplug on the atomic kernel.
     pub atomic: ObservedState,
+    /// Observed state after `daxplug set dax0.0 unplugged` on the legacy kernel.
+    pub daxplug: ObservedState,
 }
 
 /// A machine with dax0.0 online movable and a udev rule re-onlining offline blocks.
@@ -66,6 +68,13 @@ fn shell(sim: &Sim, out: &mut String, path: &str, value: &str) {
         Err(e) => format!("write error: {}", e.errno.name().unwrap_or("?")),
     };
     let _ = writeln!(out, "  echo {value} > {path}   -> {result}");
+}
+
+/// A private directory for the demo machine's lock and journal.
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("daxplug-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
 
 /// Runs the demo with `seed`.
@@ -120,12 +129,38 @@ pub fn run(seed: u64) -> anyhow::Result<Outcome> {
     );
     let _ = writeln!(
         out,
+        "3. Back on the released kernel, with the same udev rule: daxplug set dax0.0 unplugged"
+    );
+    let sim = Sim::new(machine(Flavour::Legacy, seed)?);
+    let dir = tempfile_dir()?;
+    let host = daxplug_engine::simhost::SimHost {
+        sim: &sim,
+        run_dir: dir.clone(),
+    };
+    let report = daxplug_engine::set(
+        &host,
+        "dax0.0",
+        daxplug_engine::Target::Unplugged,
+        &daxplug_engine::Options::default(),
+    )?;
+    let _ = std::fs::remove_dir_all(&dir);
+    for line in crate::setcmd::human(&report).lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+    let daxplug = observe(&sim, &mut out)?;
+    let _ = writeln!(
+        out,
+        "\n   No daxX.Y/state here, so daxplug ran its own protocol: it set online_policy so that a\n   block the rule re-onlined would stay Movable, offlined every block, saw the rule put them\n   back, held udev's exec queue, offlined them again, checked every block offline and only\n   then unbound kmem. The device is {daxplug}: its memory is out of the system, nothing leaked.\n"
+    );
+    let _ = writeln!(
+        out,
         "Try it yourself: daxplug sim init /tmp/m.json --preset hmem --kernel legacy, then\ndaxplug --sim /tmp/m.json list (and `daxplug sim --help` for competitors and faults)."
     );
     Ok(Outcome {
         text: out,
         per_block,
         atomic,
+        daxplug,
     })
 }
 
@@ -138,6 +173,7 @@ mod tests {
         for seed in 1..20 {
             let o = run(seed).expect("demo runs");
             assert_eq!(o.atomic, ObservedState::Unplugged, "seed {seed}");
+            assert_eq!(o.daxplug, ObservedState::Unbound, "seed {seed}");
             assert!(
                 matches!(o.per_block, ObservedState::Stuck | ObservedState::Unbound),
                 "seed {seed}: {:?}",

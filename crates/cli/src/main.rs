@@ -153,6 +153,12 @@ fn run(cli: Cli) -> anyhow::Result<(String, u8)> {
                     outcome.atomic
                 );
             }
+            if outcome.daxplug != daxplug_engine::ObservedState::Unbound {
+                anyhow::bail!(
+                    "the demo's daxplug unplug ended {}, not unbound",
+                    outcome.daxplug
+                );
+            }
             let _ = outcome.per_block;
             return Ok((outcome.text, exit::OK));
         }

@@ -121,6 +121,10 @@ fn main() {
         out,
         "Classes: **reached** the state asked for; **rolled back** to the state it started from and said so (or refused and changed nothing); **stuck (fault)**: the fault removed the device with memory online, so the kernel leaked it; **stuck**: a leak caused by anything else; **torn**: left mixed, or in a state neither started from nor asked for (reported with exit code 8 or 1); **silent**: the report disagrees with the device (for daxplug: the tool said done and the device is not).\n"
     );
+    let _ = writeln!(
+        out,
+        "Reading the tables:\n\n* Most rolled-back runs are the faults doing their job: an unmovable page, a signal, `ENOMEM` on add all make a transition fail, and daxplug puts the device back (exit code 6).\n* Stuck (fault) runs are the device being removed under a transition while memory is online: the kernel leaks the range whatever the tool does; daxplug reports it (exit 7).\n* Against every automated controller (udev rules, kata-agent, a daxctl-like pass, a re-onlining loop, a tiering daemon) daxplug never leaves a device torn or stuck. Two mechanisms beyond lock-offline-verify-unbind carry that: while it offlines movable memory it sets `online_policy=auto-movable` (not NUMA-aware), so a block another controller onlines with plain `online` lands in `Movable` where it can go offline again; and when blocks come back online it holds udev's exec queue for the rest of the offlining.\n* An admin toggling single blocks by hand can still change a block after daxplug's last check: those runs end torn, reported with exit code 8 (once, in the combined run, after daxplug's final two agreeing reads: the *silent* column). No userspace protocol can fence a deliberate hand-made change on current kernels; the atomic kernel ABI does not block per-block writes either.\n* The per-block protocol has no rollback: a single unmovable page or signal leaves the device half offline (torn), and a controller racing it tears it further.\n"
+    );
     let _ = writeln!(out, "## By competitor: daxplug\n");
     header(&mut out, "competitor");
     for (k, v) in &ours_by_comp {

@@ -432,6 +432,7 @@ pub fn set(
         Ok(()) => Ok(()),
     };
     run.restore_policy();
+    let _ = run.release_udev();
     let _ = run.file.remove();
     rep.actions = std::mem::take(&mut run.actions);
     rep.kernel_write_millis = run.kernel_time.as_secs_f64() * 1e3;
@@ -852,6 +853,11 @@ impl Run<'_> {
             if rounds > self.opts.max_rounds {
                 return Err(Fail::Contended(online.iter().map(|b| b.0).collect()));
             }
+            if rounds > 0 {
+                // Blocks came back online: if a udev rule does it, holding udev's queue for
+                // the rest of the offlining stops it (the fence is short otherwise).
+                self.hold_udev()?;
+            }
             rounds += 1;
             let total = online.len() as u64;
             for (i, (id, zone)) in online.into_iter().enumerate() {
@@ -881,37 +887,53 @@ impl Run<'_> {
     /// The fenced commit: udev held, every block verified offline, kmem unbound, the
     /// result verified, udev released (always).
     fn fenced_unbind(&mut self) -> Result<(), Fail> {
-        let udev = self.host.udev_running();
-        if udev {
-            self.journal.udev_stopped = true;
-            self.record("stopping the udev exec queue")?;
-            self.host
-                .set_udev_queue(false)
-                .map_err(|e| Fail::Verify(format!("cannot stop the udev exec queue: {e}")))?;
-            self.actions
-                .push("udevadm control --stop-exec-queue".to_owned());
-        }
+        self.hold_udev()?;
         let result = self.commit_unbind();
         if matches!(result, Err(Fail::Crash)) {
             // A crash stops dead: recovery restarts the queue.
             return result;
         }
-        if udev {
-            match self.host.set_udev_queue(true) {
-                Ok(()) => {
-                    self.actions
-                        .push("udevadm control --start-exec-queue".to_owned());
-                    self.journal.udev_stopped = false;
-                    if let Err(e) = self.record("udev exec queue restarted") {
-                        return result.and(Err(e));
-                    }
-                }
-                Err(e) => self
-                    .actions
-                    .push(format!("udevadm control --start-exec-queue failed: {e}")),
+        let released = self.release_udev();
+        result.and(released)
+    }
+
+    /// Stops udev's exec queue (if udev runs and it is not stopped already): udev rules
+    /// then cannot act on the device's blocks until `release_udev`. Journaled first.
+    fn hold_udev(&mut self) -> Result<(), Fail> {
+        if self.journal.udev_stopped || !self.host.udev_running() {
+            return Ok(());
+        }
+        self.journal.udev_stopped = true;
+        self.record("stopping the udev exec queue")?;
+        if let Err(e) = self.host.set_udev_queue(false) {
+            self.journal.udev_stopped = false;
+            return Err(Fail::Verify(format!(
+                "cannot stop the udev exec queue: {e}"
+            )));
+        }
+        self.actions
+            .push("udevadm control --stop-exec-queue".to_owned());
+        Ok(())
+    }
+
+    /// Restarts udev's exec queue if daxplug stopped it.
+    fn release_udev(&mut self) -> Result<(), Fail> {
+        if !self.journal.udev_stopped {
+            return Ok(());
+        }
+        match self.host.set_udev_queue(true) {
+            Ok(()) => {
+                self.actions
+                    .push("udevadm control --start-exec-queue".to_owned());
+                self.journal.udev_stopped = false;
+                self.record("udev exec queue restarted")
+            }
+            Err(e) => {
+                self.actions
+                    .push(format!("udevadm control --start-exec-queue failed: {e}"));
+                Ok(())
             }
         }
-        result
     }
 
     fn commit_unbind(&mut self) -> Result<(), Fail> {
@@ -1247,6 +1269,7 @@ fn set_unlocked(
         Ok(()) => Ok(()),
     };
     run.restore_policy();
+    let _ = run.release_udev();
     let _ = run.file.remove();
     rep.actions = run.actions;
     finish(k, &mut rep, dev.state, result)?;

@@ -61,10 +61,11 @@ pub enum Competitor {
     Admin,
     Tiering,
     Reonliner,
+    UdevKeepOnline,
     All,
 }
 
-pub const COMPETITORS: [Competitor; 9] = [
+pub const COMPETITORS: [Competitor; 10] = [
     Competitor::None,
     Competitor::RhelRule,
     Competitor::RhelVm,
@@ -73,6 +74,7 @@ pub const COMPETITORS: [Competitor; 9] = [
     Competitor::Admin,
     Competitor::Tiering,
     Competitor::Reonliner,
+    Competitor::UdevKeepOnline,
     Competitor::All,
 ];
 
@@ -87,6 +89,7 @@ impl fmt::Display for Competitor {
             Competitor::Admin => "admin toggling",
             Competitor::Tiering => "tiering daemon",
             Competitor::Reonliner => "re-onlining loop",
+            Competitor::UdevKeepOnline => "udev rule onlining on offline",
             Competitor::All => "all together",
         })
     }
@@ -210,6 +213,14 @@ pub fn arm(host: &TestHost, competitor: Competitor, fault: Fault) {
             Competitor::Tiering => m.actors.push(Actor::Tiering { node: 1, passes: 2 }),
             Competitor::Reonliner => m.actors.push(Actor::Reonliner {
                 device: "dax0.0".into(),
+                value: "online".into(),
+            }),
+            Competitor::UdevKeepOnline => m.udev.rules.push(daxplug_model::Rule {
+                name: "keep-memory-online".into(),
+                subsystem: daxplug_model::Subsystem::Memory,
+                action: "offline".into(),
+                if_offline: true,
+                attr: "state".into(),
                 value: "online".into(),
             }),
         };
