@@ -144,7 +144,7 @@ pub fn run(seed: u64) -> anyhow::Result<Outcome> {
         &daxplug_engine::Options::default(),
     )?;
     let _ = std::fs::remove_dir_all(&dir);
-    for line in crate::setcmd::human(&report).lines() {
+    for line in crate::setcmd::human(&report, false).lines() {
         let _ = writeln!(out, "  {line}");
     }
     let daxplug = observe(&sim, &mut out)?;

@@ -260,7 +260,7 @@ pub fn run(host: &dyn Host, args: &SetArgs) -> anyhow::Result<(String, u8)> {
         out.push_str("No dax devices.\n");
     }
     for r in &reports {
-        out.push_str(&human(r));
+        out.push_str(&human(r, true));
     }
     Ok((out, code))
 }
@@ -269,8 +269,8 @@ fn state(s: Option<ObservedState>) -> &'static str {
     s.map_or("unknown", ObservedState::as_str)
 }
 
-/// One report for people.
-pub fn human(r: &Report) -> String {
+/// One report for people; `times` adds how long each step took.
+pub fn human(r: &Report, times: bool) -> String {
     let mut out = String::new();
     let protocol = match r.protocol {
         daxplug_engine::Protocol::Native => " (kernel's daxX.Y/state)",
@@ -278,12 +278,13 @@ pub fn human(r: &Report) -> String {
         daxplug_engine::Protocol::None => "",
     };
     let headline = match r.outcome {
-        Outcome::Done => format!(
+        Outcome::Done if times => format!(
             "{} -> {}: done in {:.1} ms{protocol}",
             state(r.start),
             r.target,
             r.total_millis
         ),
+        Outcome::Done => format!("{} -> {}: done{protocol}", state(r.start), r.target),
         Outcome::NoChange => format!("already {}, nothing to do", state(r.end)),
         Outcome::DryRun => format!("{} -> {}{protocol}, would run:", state(r.start), r.target),
         Outcome::Refused => format!("refused, nothing changed ({})", state(r.end)),
@@ -320,7 +321,7 @@ pub fn human(r: &Report) -> String {
     for a in lines {
         let _ = writeln!(out, "    {a}");
     }
-    if !r.phases.is_empty() {
+    if times && !r.phases.is_empty() {
         let phases: Vec<String> = r
             .phases
             .iter()

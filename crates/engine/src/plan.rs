@@ -108,11 +108,19 @@ impl Step {
                 "verify: every block online as {online_type}; write {online_type} to any block left offline, move any in the wrong zone"
             )],
             Step::OfflineBlocks => {
-                let mut v: Vec<String> = dev
-                    .online_blocks()
-                    .map(|b| format!("echo offline > {}/state", paths::memory_block(b.id)))
-                    .collect();
-                v.push("verify: every block offline (offline again any block re-onlined meanwhile, within a bound)".to_owned());
+                let mut v = Vec::new();
+                if dev.counts.movable > 0 {
+                    v.push(format!(
+                        "echo auto-movable > {}/online_policy; echo N > {}/auto_movable_numa_aware   (restored at the end)",
+                        paths::HOTPLUG_PARAMS,
+                        paths::HOTPLUG_PARAMS
+                    ));
+                }
+                v.extend(
+                    dev.online_blocks()
+                        .map(|b| format!("echo offline > {}/state", paths::memory_block(b.id))),
+                );
+                v.push("verify: every block offline (offline again, with udev's exec queue held, any block re-onlined meanwhile; a bounded number of times)".to_owned());
                 v
             }
             Step::FencedUnbind => vec![
