@@ -23,6 +23,9 @@ use crate::topology::{Device, Driver, Scope, Topology, discover};
 const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(30);
 /// How often a blocked write is checked for a deadline or cancellation (and signalled again).
 const POLL: Duration = Duration::from_millis(20);
+/// How long every block must stay offline, after another controller was seen onlining
+/// them, before kmem is unbound.
+const QUIET: Duration = Duration::from_millis(250);
 
 /// How a transition is run.
 #[derive(Clone)]
@@ -185,7 +188,7 @@ impl std::fmt::Display for Fail {
             ),
             Fail::Contended(ids) => write!(
                 f,
-                "another controller kept onlining {} again while daxplug offlined them",
+                "another controller kept onlining {} again while daxplug offlined them (unbinding kmem then would have leaked the range); stop it, or use a kernel with daxX.Y/state",
                 crate::problems::format_block_ids(ids.iter().copied())
             ),
             Fail::Timeout => f.write_str("the timeout expired"),
@@ -222,6 +225,8 @@ struct Run<'a> {
     undo: Vec<Undo>,
     kernel_time: Duration,
     rolling_back: bool,
+    /// Another controller onlined blocks while this transition offlined them.
+    contended: bool,
 }
 
 fn observe_device(k: &dyn Kernel, device: &str) -> Result<(Topology, Device), DiscoveryError> {
@@ -415,6 +420,7 @@ pub fn set(
         undo: Vec::new(),
         kernel_time: Duration::ZERO,
         rolling_back: false,
+        contended: false,
     };
     let result = run.steps(&p, &mut rep);
     let result = match result {
@@ -856,6 +862,7 @@ impl Run<'_> {
             if rounds > 0 {
                 // Blocks came back online: if a udev rule does it, holding udev's queue for
                 // the rest of the offlining stops it (the fence is short otherwise).
+                self.contended = true;
                 self.hold_udev()?;
             }
             rounds += 1;
@@ -938,7 +945,16 @@ impl Run<'_> {
 
     fn commit_unbind(&mut self) -> Result<(), Fail> {
         self.offline_all()?;
+        let (_, d) = self.device()?;
+        let ids: Vec<u64> = d.blocks.iter().map(|b| b.id).collect();
+        if self.contended {
+            self.quiet_period(&ids)?;
+        }
         self.record("unbinding kmem")?;
+        // The last look comes right before the unbind: one read per block, nothing else in
+        // between, so that the window a competitor could online a block in is as short as
+        // user space can make it.
+        self.assert_offline(&ids)?;
         let dev = self.journal.device.clone();
         self.write_uncancellable(&format!("{}/kmem/unbind", paths::DAX_DRIVERS), &dev)?;
         let (_, d) = self.device()?;
@@ -991,6 +1007,42 @@ impl Run<'_> {
                 self.journal.saved_policy = None;
                 let _ = self.record("online_policy restored");
             }
+        }
+    }
+
+    /// A controller outside udev onlined blocks while daxplug offlined them. Unbinding kmem
+    /// while it runs could leak the range (the kernel keeps any block onlined between the
+    /// last check and the unbind), so the blocks must stay offline for a quiet period
+    /// first; if any comes back, the transition is rolled back instead.
+    fn quiet_period(&mut self, ids: &[u64]) -> Result<(), Fail> {
+        let until = Instant::now() + QUIET;
+        self.actions.push(format!(
+            "another controller was onlining blocks: waiting {} ms to see every block stay offline before unbinding kmem",
+            QUIET.as_millis()
+        ));
+        while Instant::now() < until {
+            self.check()?;
+            self.assert_offline(ids)?;
+            std::thread::sleep(POLL / 2);
+        }
+        Ok(())
+    }
+
+    /// Reads each block's state; any not offline fails the commit.
+    fn assert_offline(&mut self, ids: &[u64]) -> Result<(), Fail> {
+        let online: Vec<u64> = ids
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.k
+                    .read(&format!("{}/state", paths::memory_block(*id)))
+                    .is_ok_and(|s| s.trim_end() != "offline")
+            })
+            .collect();
+        if online.is_empty() {
+            Ok(())
+        } else {
+            Err(Fail::Contended(online))
         }
     }
 
@@ -1183,6 +1235,7 @@ fn recover_locked(host: &dyn Host, opts: &Options) -> Result<Vec<String>, Transi
                 undo: Vec::new(),
                 kernel_time: Duration::ZERO,
                 rolling_back: false,
+                contended: false,
             };
             if !j.offlined.is_empty() {
                 run.undo.push(Undo::Reonline);
@@ -1259,6 +1312,7 @@ fn set_unlocked(
         undo: Vec::new(),
         kernel_time: Duration::ZERO,
         rolling_back: false,
+        contended: false,
     };
     let result = match run.steps(&p, &mut rep) {
         Err(f) => {

@@ -153,7 +153,10 @@ impl Machine {
                 v
             }
             "/sys/module/memory_hotplug" => vec![e("parameters", Kind::Dir)],
-            "/sys/module/kmem" | "/sys/module/device_dax" => Vec::new(),
+            "/sys/module/kmem"
+            | "/sys/module/device_dax"
+            | "/sys/devices/system/memory/power"
+            | "/sys/devices/system/node/power" => Vec::new(),
             "/sys/module/memory_hotplug/parameters" => vec![
                 e("auto_movable_numa_aware", RW),
                 e("auto_movable_ratio", RW),
@@ -167,6 +170,7 @@ impl Machine {
                     e("block_size_bytes", R),
                     e("crash_hotplug", R),
                     e("hard_offline_page", W),
+                    e("power", Kind::Dir),
                     e("soft_offline_page", W),
                     e("uevent", RW),
                 ];
@@ -185,6 +189,7 @@ impl Machine {
                     e("has_normal_memory", R),
                     e("online", R),
                     e("possible", R),
+                    e("power", Kind::Dir),
                     e("uevent", RW),
                 ];
                 v.extend(

@@ -18,6 +18,7 @@ mod machine;
 mod presets;
 mod rng;
 mod sched;
+pub mod script;
 mod sim;
 mod udev;
 
