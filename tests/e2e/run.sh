@@ -20,7 +20,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
 WORK=${WORK:-$TOP/target/e2e}
 TIMEOUT=${TIMEOUT:-600}
-DAXPLUG_BIN=${DAXPLUG_BIN:?DAXPLUG_BIN must name the daxplug binary}
+DAXPLUG_BIN=$(realpath "${DAXPLUG_BIN:?DAXPLUG_BIN must name the daxplug binary}")
 mkdir -p "$WORK"/{debs,logs}
 skip() { echo "SKIP: $*"; exit 77; }
 

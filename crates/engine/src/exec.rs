@@ -23,9 +23,13 @@ use crate::topology::{Device, Driver, Scope, Topology, discover};
 const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(30);
 /// How often a blocked write is checked for a deadline or cancellation (and signalled again).
 const POLL: Duration = Duration::from_millis(20);
-/// How long every block must stay offline, after another controller was seen onlining
-/// them, before kmem is unbound.
-const QUIET: Duration = Duration::from_millis(250);
+/// How long every block must stay offline before kmem is unbound (default of
+/// `Options::settle`): longer than the cycle of a controller that polls for offline blocks
+/// and onlines them, so that such a controller shows itself before the unbind rather than
+/// in the window between the last check and the unbind, where it would leak the range.
+pub const SETTLE: Duration = Duration::from_millis(250);
+/// The fewest checks of the settle period.
+const SETTLE_ROUNDS: u32 = 10;
 
 /// How a transition is run.
 #[derive(Clone)]
@@ -44,6 +48,9 @@ pub struct Options {
     pub progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
     /// Test hook: stop dead (no cleanup, as a crash would) right after the Nth journal write.
     pub crash_at: Option<usize>,
+    /// How long every block must stay offline before kmem is unbound without a `state`
+    /// file (at least `SETTLE_ROUNDS` checks happen whatever this is).
+    pub settle: Duration,
 }
 
 impl Default for Options {
@@ -56,6 +63,7 @@ impl Default for Options {
             max_rounds: 8,
             progress: None,
             crash_at: None,
+            settle: SETTLE,
         }
     }
 }
@@ -225,8 +233,6 @@ struct Run<'a> {
     undo: Vec<Undo>,
     kernel_time: Duration,
     rolling_back: bool,
-    /// Another controller onlined blocks while this transition offlined them.
-    contended: bool,
 }
 
 fn observe_device(k: &dyn Kernel, device: &str) -> Result<(Topology, Device), DiscoveryError> {
@@ -420,7 +426,6 @@ pub fn set(
         undo: Vec::new(),
         kernel_time: Duration::ZERO,
         rolling_back: false,
-        contended: false,
     };
     let result = run.steps(&p, &mut rep);
     let result = match result {
@@ -862,7 +867,6 @@ impl Run<'_> {
             if rounds > 0 {
                 // Blocks came back online: if a udev rule does it, holding udev's queue for
                 // the rest of the offlining stops it (the fence is short otherwise).
-                self.contended = true;
                 self.hold_udev()?;
             }
             rounds += 1;
@@ -947,9 +951,7 @@ impl Run<'_> {
         self.offline_all()?;
         let (_, d) = self.device()?;
         let ids: Vec<u64> = d.blocks.iter().map(|b| b.id).collect();
-        if self.contended {
-            self.quiet_period(&ids)?;
-        }
+        self.settle(&ids)?;
         self.record("unbinding kmem")?;
         // The last look comes right before the unbind: one read per block, nothing else in
         // between, so that the window a competitor could online a block in is as short as
@@ -1010,20 +1012,21 @@ impl Run<'_> {
         }
     }
 
-    /// A controller outside udev onlined blocks while daxplug offlined them. Unbinding kmem
-    /// while it runs could leak the range (the kernel keeps any block onlined between the
-    /// last check and the unbind), so the blocks must stay offline for a quiet period
-    /// first; if any comes back, the transition is rolled back instead.
-    fn quiet_period(&mut self, ids: &[u64]) -> Result<(), Fail> {
-        let until = Instant::now() + QUIET;
-        self.actions.push(format!(
-            "another controller was onlining blocks: waiting {} ms to see every block stay offline before unbinding kmem",
-            QUIET.as_millis()
-        ));
-        while Instant::now() < until {
+    /// Before the unbind, every block must stay offline for a settle period: a controller
+    /// outside udev that polls for offline blocks and onlines them shows itself here, and
+    /// the transition is rolled back, instead of in the window between the last check and
+    /// the unbind, where the kernel would keep the block and leak the range.
+    fn settle(&mut self, ids: &[u64]) -> Result<(), Fail> {
+        let until = Instant::now() + self.opts.settle;
+        let mut rounds = 0;
+        while rounds < SETTLE_ROUNDS || Instant::now() < until {
             self.check()?;
             self.assert_offline(ids)?;
-            std::thread::sleep(POLL / 2);
+            rounds += 1;
+            let left = until.saturating_duration_since(Instant::now());
+            if !left.is_zero() {
+                std::thread::sleep(left.min(POLL / 2));
+            }
         }
         Ok(())
     }
@@ -1235,7 +1238,6 @@ fn recover_locked(host: &dyn Host, opts: &Options) -> Result<Vec<String>, Transi
                 undo: Vec::new(),
                 kernel_time: Duration::ZERO,
                 rolling_back: false,
-                contended: false,
             };
             if !j.offlined.is_empty() {
                 run.undo.push(Undo::Reonline);
@@ -1312,7 +1314,6 @@ fn set_unlocked(
         undo: Vec::new(),
         kernel_time: Duration::ZERO,
         rolling_back: false,
-        contended: false,
     };
     let result = match run.steps(&p, &mut rep) {
         Err(f) => {

@@ -34,6 +34,7 @@ fn every_crash_point_recovers() {
                 let opts = Options {
                     force: true,
                     crash_at: Some(k),
+                    settle: std::time::Duration::ZERO,
                     ..Options::default()
                 };
                 let r = set(&host, "dax0.0", target, &opts).expect("runs");
@@ -49,7 +50,14 @@ fn every_crash_point_recovers() {
                 crash_points += 1;
                 let journals = JournalFile::list(host.run.path()).expect("journal dir");
                 assert_eq!(journals.len(), 1, "the crash left its journal");
-                let done = recover(&host, &Options::default()).expect("recover");
+                let done = recover(
+                    &host,
+                    &Options {
+                        settle: std::time::Duration::ZERO,
+                        ..Options::default()
+                    },
+                )
+                .expect("recover");
                 assert_eq!(done.len(), 1, "{done:?}");
                 let where_ = format!(
                     "{flavour:?} {start} -> {target}, crash at journal write {k}: {done:?}"

@@ -33,6 +33,7 @@ fn every_transition_reaches_its_target() {
             let aob = host.sim.with(|m| m.auto_online_blocks);
             let opts = Options {
                 force: true,
+                settle: std::time::Duration::ZERO,
                 ..Options::default()
             };
             // A walk through every pair of targets.
@@ -118,7 +119,10 @@ fn online_kernel_needs_force_and_dry_run_changes_nothing() {
         &host,
         "dax0.0",
         Target::Online(OnlineType::OnlineKernel),
-        &Options::default(),
+        &Options {
+            settle: std::time::Duration::ZERO,
+            ..Options::default()
+        },
     )
     .expect("runs");
     assert_eq!(r.outcome, Outcome::Refused);
@@ -132,6 +136,7 @@ fn online_kernel_needs_force_and_dry_run_changes_nothing() {
         Target::Online(OnlineType::OnlineMovable),
         &Options {
             dry_run: true,
+            settle: std::time::Duration::ZERO,
             ..Options::default()
         },
     )
@@ -162,12 +167,24 @@ fn a_busy_block_rolls_back_on_both_kernels() {
             &host,
             "dax0.0",
             Target::Online(OnlineType::OnlineMovable),
-            &Options::default(),
+            &Options {
+                settle: std::time::Duration::ZERO,
+                ..Options::default()
+            },
         )
         .expect("runs");
         host.sim
             .with(|m| m.blocks.get_mut(&45).expect("block").unmovable = true);
-        let r = set(&host, "dax0.0", Target::Unplugged, &Options::default()).expect("runs");
+        let r = set(
+            &host,
+            "dax0.0",
+            Target::Unplugged,
+            &Options {
+                settle: std::time::Duration::ZERO,
+                ..Options::default()
+            },
+        )
+        .expect("runs");
         assert_eq!(
             r.outcome,
             Outcome::RolledBack,
@@ -193,7 +210,10 @@ fn a_timeout_interrupts_a_slow_offline_and_rolls_back() {
             &host,
             "dax0.0",
             Target::Online(OnlineType::OnlineMovable),
-            &Options::default(),
+            &Options {
+                settle: std::time::Duration::ZERO,
+                ..Options::default()
+            },
         )
         .expect("runs");
         host.sim.with(|m| {
@@ -202,6 +222,7 @@ fn a_timeout_interrupts_a_slow_offline_and_rolls_back() {
         });
         let opts = Options {
             timeout: Some(std::time::Duration::from_millis(100)),
+            settle: std::time::Duration::ZERO,
             ..Options::default()
         };
         let r = set(&host, "dax0.0", Target::Unplugged, &opts).expect("runs");
@@ -224,7 +245,10 @@ fn stuck_devices_are_refused() {
         &host,
         "dax0.0",
         Target::Online(OnlineType::OnlineMovable),
-        &Options::default(),
+        &Options {
+            settle: std::time::Duration::ZERO,
+            ..Options::default()
+        },
     )
     .expect("runs");
     host.sim.with(|m| {
@@ -237,6 +261,7 @@ fn stuck_devices_are_refused() {
         Target::Unplugged,
         &Options {
             force: true,
+            settle: std::time::Duration::ZERO,
             ..Options::default()
         },
     )
@@ -255,7 +280,10 @@ fn a_device_in_use_is_refused_without_force() {
         &host,
         "dax0.0",
         Target::Online(OnlineType::OnlineMovable),
-        &Options::default(),
+        &Options {
+            settle: std::time::Duration::ZERO,
+            ..Options::default()
+        },
     )
     .expect("runs");
     assert_eq!(r.outcome, Outcome::Refused);
@@ -266,6 +294,7 @@ fn a_device_in_use_is_refused_without_force() {
         Target::Online(OnlineType::OnlineMovable),
         &Options {
             force: true,
+            settle: std::time::Duration::ZERO,
             ..Options::default()
         },
     )

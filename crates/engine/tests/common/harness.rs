@@ -170,6 +170,7 @@ pub fn prepared(flavour: Flavour, seed: u64, start: Start) -> TestHost {
     let host = TestHost::new(Sim::new(machine(flavour, seed)));
     let opts = Options {
         force: true,
+        settle: std::time::Duration::ZERO,
         ..Options::default()
     };
     let target = match start {
@@ -298,6 +299,7 @@ pub fn run_daxplug(
     let opts = Options {
         force: true,
         max_rounds: 8,
+        settle: std::time::Duration::ZERO,
         ..Options::default()
     };
     let r = set(&host, "dax0.0", target, &opts).expect("set runs");
