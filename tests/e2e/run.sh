@@ -4,8 +4,9 @@
 # E2E PASS / E2E FAIL. Started by the e2e test of `cargo test` (crates/cli/tests/e2e.rs),
 # which passes the daxplug binary to put in the guest.
 #
-# usage: tests/e2e/run.sh hmem|e820|agreement   (agreement: the hmem machine, running the
-#        model-versus-kernel sequences of tests/e2e/agreement.txt)
+# usage: tests/e2e/run.sh hmem|e820|agreement|teeth   (agreement: the hmem machine running
+#        the model-versus-kernel sequences of tests/e2e/agreement.txt; teeth: the competing-
+#        controller scenario against a deliberately broken protocol, which must tear)
 # env:   DAXPLUG_BIN  the daxplug binary to test (required)
 #        WORK         downloads, kernel, initramfs, logs (default target/e2e)
 #        KVER         kernel version (default: newest linux-image-6.12.*+deb12-amd64-unsigned)
@@ -15,7 +16,7 @@
 # Never touches the host's /sys: everything happens inside the guest.
 set -euo pipefail
 
-METHOD=${1:?usage: run.sh hmem|e820|agreement}
+METHOD=${1:?usage: run.sh hmem|e820|agreement|teeth}
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
 WORK=${WORK:-$TOP/target/e2e}
@@ -82,7 +83,7 @@ INITRD=$WORK/initramfs-$METHOD.cpio.gz
 # 5 GiB guest: node 0 = 0-3G + 4G-5G; node 1 = 5G-6G, CPU-less, the device memory.
 APPEND="console=ttyS0 loglevel=3 panic=-1 nokaslr testmethod=$METHOD"
 case $METHOD in
-hmem | agreement) APPEND+=" memmap=1G%0x140000000-1+0xefffffff" ;;
+hmem | agreement | teeth) APPEND+=" memmap=1G%0x140000000-1+0xefffffff" ;;
 e820) APPEND+=" memmap=1G!0x140000000" ;;
 *) echo "unknown method $METHOD" >&2; exit 2 ;;
 esac

@@ -240,6 +240,8 @@ pub fn run(host: &dyn Host, args: &SetArgs) -> anyhow::Result<(String, u8)> {
             cancel_flag()?
         },
         progress: progress_bar(args.json),
+        // Only for the end-to-end tests' proof that they catch a broken protocol.
+        broken_commit: std::env::var_os("DAXPLUG_TEST_BREAK_PROTOCOL").is_some(),
         ..Options::default()
     };
     let mut reports = Vec::new();

@@ -57,7 +57,7 @@ fn real_kernel_in_qemu() {
         return;
     }
     let mut passed = 0;
-    for method in ["agreement", "hmem", "e820"] {
+    for method in ["agreement", "hmem", "e820", "teeth"] {
         match guest(method) {
             Run::Skipped(why) => {
                 say(&format!("SKIP e2e (real kernel in QEMU): {why}"));

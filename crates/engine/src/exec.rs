@@ -51,6 +51,10 @@ pub struct Options {
     /// How long every block must stay offline before kmem is unbound without a `state`
     /// file (at least `SETTLE_ROUNDS` checks happen whatever this is).
     pub settle: Duration,
+    /// Test hook: run the fallback unplug the per-block way (one offline pass, no settle
+    /// period, no last check before the unbind), so that the tests can show they catch a
+    /// broken protocol.
+    pub broken_commit: bool,
 }
 
 impl Default for Options {
@@ -64,6 +68,7 @@ impl Default for Options {
             progress: None,
             crash_at: None,
             settle: SETTLE,
+            broken_commit: false,
         }
     }
 }
@@ -861,6 +866,9 @@ impl Run<'_> {
             if online.is_empty() {
                 return Ok(());
             }
+            if rounds > 0 && self.opts.broken_commit {
+                return Ok(());
+            }
             if rounds > self.opts.max_rounds {
                 return Err(Fail::Contended(online.iter().map(|b| b.0).collect()));
             }
@@ -951,12 +959,16 @@ impl Run<'_> {
         self.offline_all()?;
         let (_, d) = self.device()?;
         let ids: Vec<u64> = d.blocks.iter().map(|b| b.id).collect();
-        self.settle(&ids)?;
+        if !self.opts.broken_commit {
+            self.settle(&ids)?;
+        }
         self.record("unbinding kmem")?;
         // The last look comes right before the unbind: one read per block, nothing else in
         // between, so that the window a competitor could online a block in is as short as
         // user space can make it.
-        self.assert_offline(&ids)?;
+        if !self.opts.broken_commit {
+            self.assert_offline(&ids)?;
+        }
         let dev = self.journal.device.clone();
         self.write_uncancellable(&format!("{}/kmem/unbind", paths::DAX_DRIVERS), &dev)?;
         let (_, d) = self.device()?;

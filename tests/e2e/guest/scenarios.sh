@@ -176,6 +176,22 @@ hmem)
 	expect "set on a stuck device exits 7 and changes nothing" stuck 7
 	grep -q memory40 /tmp/set.out && pass "the stuck report names memory40" || fail "the stuck report does not name the block"
 	;;
+teeth)
+	# The harness must have teeth: the same competing loop against daxplug run the
+	# per-block way (DAXPLUG_TEST_BREAK_PROTOCOL: one offline pass, no settle period, no last
+	# check before the unbind) must tear the device.
+	modload device_dax dax_hmem kmem
+	torn=""
+	for try in 1 2 3 4 5; do
+		dset online_movable
+		competitor_start
+		DAXPLUG_TEST_BREAK_PROTOCOL=1 daxplug set $D unplugged > /tmp/set.out 2>&1
+		competitor_stop
+		s=$(state)
+		case $s in stuck | mixed) torn=$s; break ;; esac
+	done
+	if [ -n "$torn" ]; then pass "the broken protocol left the device $torn (try $try)"; else fail "the broken protocol never tore the device in 5 tries: the scenario has no teeth"; fi
+	;;
 e820)
 	modload libnvdimm nd_btt nd_pmem nd_e820 dax_pmem device_dax kmem
 	ndctl create-namespace -f -e namespace0.0 -m devdax -M mem > /dev/null 2>&1
