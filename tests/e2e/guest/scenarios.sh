@@ -94,6 +94,17 @@ hmem)
 	dset online_movable
 	expect "from the offline policy: devdax -> online_movable" online_movable 0
 	[ "$(aob)" = offline ] && pass "auto_online_blocks restored to offline" || fail "auto_online_blocks is $(aob)"
+	for st in unplugged online_kernel unplugged devdax online_movable; do
+		before=$(state)
+		dset $st --force
+		s=$(state)
+		case "$RC/$st/$s" in
+		0/unplugged/unbound | 0/online_kernel/online_kernel | 0/devdax/devdax | 0/online_movable/online_movable) pass "offline policy: $before -> $st (${MS}ms)" ;;
+		6/*/"$before") pass "offline policy: $before -> $st rolled back (a kernel-zone page would not move)" ;;
+		*) fail "offline policy: $before -> $st: rc $RC, state $s" ;;
+		esac
+		[ "$(aob)" = offline ] || fail "auto_online_blocks not restored after $st: $(aob)"
+	done
 	echo online > $M/auto_online_blocks
 
 	competitor_start
