@@ -1,15 +1,11 @@
 //! Bad input and unusable roots: one sentence on stderr, the documented exit code, and
 //! nothing on stdout.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 
 use assert_cmd::Command;
-
-fn fixture(state: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/hmem")
-        .join(state)
-}
 
 /// Runs daxplug and returns (exit code, stderr); stdout must be empty.
 fn fails(root: &Path, args: &[&str]) -> (i32, String) {
@@ -54,7 +50,10 @@ fn root_without_memory_hotplug() {
 
 #[test]
 fn unknown_device() {
-    let (code, err) = fails(&fixture("04-online-movable"), &["status", "dax9.9"]);
+    let (code, err) = fails(
+        &common::fixture("hmem", "04-online-movable"),
+        &["status", "dax9.9"],
+    );
     assert_eq!(code, 4);
     assert_eq!(
         err.trim_end(),
@@ -72,7 +71,10 @@ fn device_names_that_are_paths_are_refused() {
         "memory40",
         "dax0",
     ] {
-        let (code, err) = fails(&fixture("04-online-movable"), &["status", bad]);
+        let (code, err) = fails(
+            &common::fixture("hmem", "04-online-movable"),
+            &["status", bad],
+        );
         assert_eq!(code, 2, "{bad}");
         assert!(err.contains("expected daxREGION.ID"), "{err}");
     }
@@ -82,7 +84,7 @@ fn device_names_that_are_paths_are_refused() {
 fn malformed_kernel_text_names_the_file_and_the_text() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("root");
-    copy_tree(&fixture("04-online-movable"), &root);
+    common::copy_tree(&common::fixture("hmem", "04-online-movable"), &root);
     std::fs::write(
         root.join("sys/devices/system/memory/memory42/state"),
         "sideways\n",
@@ -106,22 +108,4 @@ fn usage_errors_exit_2_with_clap_help() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("<DEV>"), "{stderr}");
-}
-
-/// Copies a fixture, keeping symlinks as symlinks.
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let entry = entry.expect("entry");
-        let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        let kind = entry.file_type().expect("type");
-        if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&src).expect("link"), &dst)
-                .expect("symlink");
-        } else if kind.is_dir() {
-            copy_tree(&src, &dst);
-        } else {
-            std::fs::copy(&src, &dst).expect("copy");
-        }
-    }
 }

@@ -1,6 +1,8 @@
 //! `daxplug set` and `daxplug recover` from the command line: outcomes, exit codes, bad
 //! input, dry runs, and the guard that keeps tests off the machine's own /sys.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
@@ -186,29 +188,6 @@ fn bad_input_changes_nothing() {
     assert_eq!(strip(&before), strip(&after));
 }
 
-fn fixture(state: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/hmem")
-        .join(state)
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let entry = entry.expect("entry");
-        let (src, dst) = (entry.path(), to.join(entry.file_name()));
-        let kind = entry.file_type().expect("type");
-        if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&src).expect("link"), &dst)
-                .expect("symlink");
-        } else if kind.is_dir() {
-            copy_tree(&src, &dst);
-        } else {
-            std::fs::copy(&src, &dst).expect("copy");
-        }
-    }
-}
-
 fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
@@ -231,7 +210,7 @@ fn snapshot(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 fn dry_run_on_a_real_tree_prints_the_plan_and_writes_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("root");
-    copy_tree(&fixture("04-online-movable"), &root);
+    common::copy_tree(&common::fixture("hmem", "04-online-movable"), &root);
     let before = snapshot(&root);
     let (c, out, err) = code(&[
         "--root",
@@ -251,7 +230,7 @@ fn dry_run_on_a_real_tree_prints_the_plan_and_writes_nothing() {
 fn a_stuck_tree_is_refused_untouched() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("root");
-    copy_tree(&fixture("10-stuck-final"), &root);
+    common::copy_tree(&common::fixture("hmem", "10-stuck-final"), &root);
     let before = snapshot(&root);
     let (c, out, _) = code(&[
         "--root",

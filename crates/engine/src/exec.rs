@@ -400,19 +400,32 @@ pub fn set(
         }
     }
 
-    let file = JournalFile::for_device(&host.run_dir(), device);
+    execute(host, opts, &p, &mut rep, started)?;
+    Ok(rep)
+}
+
+/// Runs a plan under a fresh journal: steps, rollback on failure, cleanup, verdict. A
+/// simulated crash (test hook) leaves everything as a crash would.
+fn execute(
+    host: &dyn Host,
+    opts: &Options,
+    p: &Plan,
+    rep: &mut Report,
+    started: Instant,
+) -> Result<(), TransitionError> {
+    let k = host.kernel();
     let mut run = Run {
         host,
         k,
         opts,
         started,
-        deadline,
+        deadline: opts.timeout.map(|t| started + t),
         journal: Journal {
             version: JOURNAL_VERSION,
             pid: std::process::id(),
-            device: device.to_owned(),
-            target,
-            start: dev.state,
+            device: p.device.clone(),
+            target: p.target,
+            start: p.start,
             protocol: p.protocol,
             steps: p.steps.clone(),
             step: 0,
@@ -425,20 +438,19 @@ pub fn set(
             unbound_device_dax: false,
             native_from: None,
         },
-        file,
+        file: JournalFile::for_device(&host.run_dir(), &p.device),
         journal_writes: 0,
         actions: Vec::new(),
         undo: Vec::new(),
         kernel_time: Duration::ZERO,
         rolling_back: false,
     };
-    let result = run.steps(&p, &mut rep);
-    let result = match result {
+    let result = match run.steps(p, rep) {
         Err(Fail::Crash) => {
             rep.actions = run.actions;
             rep.outcome = Outcome::Failed;
             rep.reason = Some("simulated crash: the journal is left for recovery".to_owned());
-            return Ok(rep);
+            return Ok(());
         }
         Err(f) => {
             let reason = f.to_string();
@@ -453,8 +465,7 @@ pub fn set(
     rep.actions = std::mem::take(&mut run.actions);
     rep.kernel_write_millis = run.kernel_time.as_secs_f64() * 1e3;
     rep.total_millis = run.started.elapsed().as_secs_f64() * 1e3;
-    finish(k, &mut rep, dev.state, result)?;
-    Ok(rep)
+    finish(k, rep, p.start, result)
 }
 
 fn refuse(rep: &mut Report, r: &Refusal, dev: &Device) {
@@ -1295,50 +1306,6 @@ fn set_unlocked(
             return Ok(rep);
         }
     };
-    let file = JournalFile::for_device(&host.run_dir(), device);
-    let mut run = Run {
-        host,
-        k,
-        opts,
-        started: Instant::now(),
-        deadline: opts.timeout.map(|t| Instant::now() + t),
-        journal: Journal {
-            version: JOURNAL_VERSION,
-            pid: std::process::id(),
-            device: device.to_owned(),
-            target,
-            start: dev.state,
-            protocol: p.protocol,
-            steps: p.steps.clone(),
-            step: 0,
-            note: "recovering".to_owned(),
-            committed: false,
-            saved_aob: None,
-            saved_policy: None,
-            udev_stopped: false,
-            offlined: Vec::new(),
-            unbound_device_dax: false,
-            native_from: None,
-        },
-        file,
-        journal_writes: 0,
-        actions: Vec::new(),
-        undo: Vec::new(),
-        kernel_time: Duration::ZERO,
-        rolling_back: false,
-    };
-    let result = match run.steps(&p, &mut rep) {
-        Err(f) => {
-            let reason = f.to_string();
-            run.rollback();
-            Err(reason)
-        }
-        Ok(()) => Ok(()),
-    };
-    run.restore_policy();
-    let _ = run.release_udev();
-    let _ = run.file.remove();
-    rep.actions = run.actions;
-    finish(k, &mut rep, dev.state, result)?;
+    execute(host, opts, &p, &mut rep, Instant::now())?;
     Ok(rep)
 }
