@@ -26,6 +26,8 @@ pub const ROLLED_BACK: u8 = 6;
 pub const STUCK: u8 = 7;
 /// `set` failed and could not put the device back together: it is left mixed.
 pub const TORN: u8 = 8;
+/// `doctor` found something wrong (a warning or an error).
+pub const RISKS: u8 = 9;
 
 /// A request that cannot be carried out as given (exit code 2).
 #[derive(Debug, thiserror::Error)]

@@ -116,6 +116,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Find the risks: controllers that race daxplug (udev rules onlining memory, daxctl's
+    /// reconfigure rule, service and configuration), hotplug settings that strand memory,
+    /// devices that are mixed, stuck or in a kernel zone. Exit 0 when nothing is wrong, 9
+    /// when anything is.
+    Doctor {
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// The emulated machine: create one, and act on it as an admin would on a real one.
     #[command(subcommand)]
     Sim(simcmd::SimCommand),
@@ -265,6 +274,13 @@ fn command(backend: &Backend<'_>, command: Command) -> anyhow::Result<(String, u
                 },
             )
         }
+        Command::Doctor { json } => {
+            let root = match backend {
+                Backend::Root(_, root) => Some(root.as_path()),
+                Backend::Sim(..) => None,
+            };
+            doctor(kernel, root, json)
+        }
         Command::Recover { json } => {
             let host = backend.host();
             setcmd::run_recover(host.as_ref(), json, None)
@@ -299,6 +315,49 @@ fn command(backend: &Backend<'_>, command: Command) -> anyhow::Result<(String, u
         },
         Command::Demo { .. } => anyhow::bail!("internal: demo needs no machine"),
     }
+}
+
+fn doctor(
+    kernel: &dyn Kernel,
+    root: Option<&std::path::Path>,
+    json: bool,
+) -> anyhow::Result<(String, u8)> {
+    use daxplug_engine::doctor::{Severity, check};
+    let findings = check(kernel, root)?;
+    let wrong = findings.iter().any(|f| f.severity > Severity::Info);
+    let code = if wrong { exit::RISKS } else { exit::OK };
+    if json {
+        let mut text = serde_json::to_string_pretty(
+            &serde_json::json!({ "ok": !wrong, "findings": findings }),
+        )?;
+        text.push('\n');
+        return Ok((text, code));
+    }
+    let mut out = String::new();
+    for f in &findings {
+        let level = match f.severity {
+            Severity::Error => "ERROR",
+            Severity::Warning => "WARNING",
+            Severity::Info => "note",
+        };
+        out.push_str(&format!(
+            "{level:<8} {}: {}\n         fix: {}\n",
+            f.subject, f.evidence, f.fix
+        ));
+    }
+    let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
+    out.push_str(&format!(
+        "\n{} errors, {} warnings, {} notes{}\n",
+        count(Severity::Error),
+        count(Severity::Warning),
+        count(Severity::Info),
+        if wrong {
+            ""
+        } else {
+            ": nothing competes with daxplug here"
+        }
+    ));
+    Ok((out, code))
 }
 
 fn to_json(report: &json::Report) -> anyhow::Result<String> {

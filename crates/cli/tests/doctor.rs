@@ -1,0 +1,117 @@
+//! `daxplug doctor`: risks with evidence and fix, and an exit code that says whether
+//! anything is wrong.
+
+mod common;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn doctor(args: &[&str]) -> (i32, Value) {
+    let out = Command::cargo_bin("daxplug")
+        .expect("binary")
+        .env("DAXPLUG_REFUSE_HOST", "1")
+        .args(args)
+        .args(["doctor", "--json"])
+        .output()
+        .expect("runs");
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().expect("code"), v)
+}
+
+fn codes(v: &Value) -> Vec<String> {
+    v["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| f["code"].as_str().expect("code").to_owned())
+        .collect()
+}
+
+#[test]
+fn a_clean_machine_passes() {
+    let root = common::fixture("hmem", "04-online-movable");
+    let (code, v) = doctor(&["--root", root.to_str().expect("utf-8")]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["ok"], true);
+    assert_eq!(codes(&v), vec!["legacy_abi"]);
+}
+
+#[test]
+fn competing_controllers_are_found_with_file_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    common::copy_tree(&common::fixture("hmem", "05-mixed-zones"), &root);
+    std::fs::create_dir_all(root.join("usr/lib/udev/rules.d")).expect("mkdir");
+    std::fs::write(
+        root.join("usr/lib/udev/rules.d/40-redhat.rules"),
+        "# Memory hotadd request\nSUBSYSTEM!=\"memory\", GOTO=\"memory_hotplug_end\"\nACTION!=\"add\", GOTO=\"memory_hotplug_end\"\nSUBSYSTEM==\"memory\", ATTR{state}==\"offline\", ATTR{state}=\"online_movable\"\n",
+    )
+    .expect("write");
+    std::fs::write(
+        root.join("usr/lib/udev/rules.d/90-daxctl-device.rules"),
+        "ACTION==\"add\", SUBSYSTEM==\"dax\", TAG+=\"systemd\", ENV{SYSTEMD_WANTS}=\"daxdev-reconfigure@$env{DEVNAME}.service\"\n",
+    )
+    .expect("write");
+    std::fs::create_dir_all(root.join("etc/daxctl.conf.d")).expect("mkdir");
+    std::fs::write(
+        root.join("etc/daxctl.conf.d/dax.conf"),
+        "[reconfigure-device unique_identifier_foo]\nnvdimm.uuid = ed93e918\nmode = system-ram\n",
+    )
+    .expect("write");
+    std::fs::write(
+        root.join("proc/cmdline"),
+        "BOOT_IMAGE=/vmlinuz root=/dev/sda1 memhp_default_state=online movable_node\n",
+    )
+    .expect("write");
+    std::fs::write(
+        root.join("sys/devices/system/memory/auto_online_blocks"),
+        "online\n",
+    )
+    .expect("write");
+
+    let (code, v) = doctor(&["--root", root.to_str().expect("utf-8")]);
+    assert_eq!(code, 9, "{v}");
+    let c = codes(&v);
+    for want in [
+        "mixed",
+        "udev_onlines_memory",
+        "daxctl_udev_rule",
+        "daxctl_conf",
+        "memhp_default_state",
+        "movable_node",
+        "auto_online_blocks",
+    ] {
+        assert!(c.iter().any(|x| x == want), "missing {want}: {c:?}");
+    }
+    let udev = v["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["code"] == "udev_onlines_memory")
+        .expect("finding");
+    assert_eq!(udev["subject"], "/usr/lib/udev/rules.d/40-redhat.rules:4");
+    assert!(
+        udev["fix"]
+            .as_str()
+            .is_some_and(|s| s.contains("/etc/udev/rules.d/40-redhat.rules"))
+    );
+    // Errors first.
+    assert_eq!(v["findings"][0]["severity"], "error");
+}
+
+#[test]
+fn the_emulated_machine_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = dir.path().join("m.json").display().to_string();
+    Command::cargo_bin("daxplug")
+        .expect("binary")
+        .args(["sim", "init", &f, "--preset", "cxl"])
+        .assert()
+        .success();
+    let (code, v) = doctor(&["--sim", &f]);
+    assert_eq!(code, 9, "{v}");
+    let c = codes(&v);
+    assert_eq!(c.iter().filter(|x| *x == "kernel_zone").count(), 2, "{c:?}");
+    assert!(c.iter().any(|x| x == "auto_online_blocks"), "{c:?}");
+}

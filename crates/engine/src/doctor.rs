@@ -1,0 +1,280 @@
+//! `daxplug doctor`: the risks on a machine, each with its evidence and its fix.
+//!
+//! It reads sysfs and procfs through the kernel interface (devices, policy, the kernel
+//! command line) and, where there is a file system root to look at, the configuration of
+//! the controllers daxplug would compete with: udev rules that online memory, daxctl's
+//! reconfigure rule, service and configuration.
+
+use std::path::{Path, PathBuf};
+
+use daxplug_abi::OnlineType;
+use daxplug_kernel::Kernel;
+use serde::Serialize;
+
+use crate::error::DiscoveryError;
+use crate::observe::ObservedState;
+use crate::topology::{KernelAbi, Scope, discover};
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Worth knowing; nothing wrong.
+    Info,
+    /// A controller or setting that can tear or strand device memory.
+    Warning,
+    /// A device that is torn or leaked now.
+    Error,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// How bad.
+    pub severity: Severity,
+    /// A stable code for scripts.
+    pub code: &'static str,
+    /// What it is about (a device, a file, a setting).
+    pub subject: String,
+    /// What was seen.
+    pub evidence: String,
+    /// What to do about it.
+    pub fix: String,
+}
+
+/// The udev rules directories, in the order udev reads them.
+pub const UDEV_RULES_DIRS: [&str; 4] = [
+    "etc/udev/rules.d",
+    "run/udev/rules.d",
+    "usr/lib/udev/rules.d",
+    "lib/udev/rules.d",
+];
+
+/// Where to look for controller configuration: a file system root (`/`, or a copied tree),
+/// or none (the emulated machine has no files besides sysfs and procfs).
+pub fn check(k: &dyn Kernel, root: Option<&Path>) -> Result<Vec<Finding>, DiscoveryError> {
+    let topo = discover(k, &Scope::All)?;
+    let mut out = Vec::new();
+    let mut add = |severity, code, subject: String, evidence: String, fix: String| {
+        out.push(Finding {
+            severity,
+            code,
+            subject,
+            evidence,
+            fix,
+        });
+    };
+
+    match topo.kernel_abi {
+        KernelAbi::Atomic => add(Severity::Info, "atomic_abi", "kernel".into(), "kmem-bound devices have daxX.Y/state".into(), "nothing: daxplug switches devices with one write".into()),
+        KernelAbi::Legacy => add(Severity::Info, "legacy_abi", "kernel".into(), "a kmem-bound device has no daxX.Y/state".into(), "nothing: daxplug runs its own protocol (lock, policy at bind, rollback, fenced unbind); a kernel with the atomic series makes it one write".into()),
+        KernelAbi::Unknown => {}
+    }
+    for d in &topo.devices {
+        match d.state {
+            ObservedState::Stuck => add(
+                Severity::Error,
+                "stuck",
+                d.name.clone(),
+                crate::problems::problems(d).into_iter().next().map_or_else(String::new, |p| p.message),
+                "reboot to free the range; meanwhile leave the device alone (daxplug refuses to touch it)".into(),
+            ),
+            ObservedState::Mixed => add(
+                Severity::Error,
+                "mixed",
+                d.name.clone(),
+                crate::problems::problems(d).into_iter().next().map_or_else(String::new, |p| p.message),
+                format!("daxplug set {} online_movable (or unplugged) makes it whole", d.name),
+            ),
+            ObservedState::OnlineKernel => add(
+                Severity::Warning,
+                "kernel_zone",
+                d.name.clone(),
+                format!("{} blocks online in a kernel zone", d.counts.normal),
+                format!("kernel allocations land there and pin them: it can likely never be unplugged without a reboot; next time use daxplug set {} online_movable", d.name),
+            ),
+            _ => {}
+        }
+    }
+    match topo.policy.auto_online_blocks {
+        Some(OnlineType::Offline) | None => {}
+        Some(t) => add(
+            Severity::Warning,
+            "auto_online_blocks",
+            "/sys/devices/system/memory/auto_online_blocks".into(),
+            format!("auto_online_blocks={t}: the kernel onlines hot-added memory itself{}", if t == OnlineType::Online { ", into Normal under contig-zones" } else { "" }),
+            "echo offline > /sys/devices/system/memory/auto_online_blocks (and memhp_default_state=offline on the kernel command line); daxplug applies the online type you ask for inside the add anyway".into(),
+        ),
+    }
+    if let Some(p) = topo.policy.online_policy {
+        add(
+            Severity::Info,
+            "online_policy",
+            "memory_hotplug.online_policy".into(),
+            format!("online_policy={p}"),
+            "plain `online` picks Movable only under auto-movable; daxplug always names the zone"
+                .into(),
+        );
+    }
+    if let Some(m) = topo.policy.memmap_on_memory {
+        add(Severity::Info, "memmap_on_memory", "memory_hotplug.memmap_on_memory".into(), format!("memmap_on_memory={m}"), "with Y, hot-added memory carries its own memmap (less MemTotal, but nothing to allocate elsewhere)".into());
+    }
+    if let Ok(cmdline) = k.read("/proc/cmdline") {
+        for word in cmdline.split_whitespace() {
+            if let Some(v) = word.strip_prefix("memhp_default_state=") {
+                add(
+                    Severity::Warning,
+                    "memhp_default_state",
+                    "/proc/cmdline".into(),
+                    word.into(),
+                    format!(
+                        "memory is onlined as {v} at hot-add unless auto_online_blocks is changed; set memhp_default_state=offline and let daxplug choose"
+                    ),
+                );
+            }
+            if word == "movable_node" {
+                add(
+                    Severity::Info,
+                    "movable_node",
+                    "/proc/cmdline".into(),
+                    word.into(),
+                    "plain `online` prefers Movable on hotpluggable nodes".into(),
+                );
+            }
+        }
+    }
+    if let Some(root) = root {
+        udev_rules(root, &mut out);
+        daxctl(root, &mut out);
+    }
+    out.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    Ok(out)
+}
+
+/// Whether a udev rule line writes a memory block's `state` or `online`.
+fn onlines_memory(line: &str) -> bool {
+    let l = line.trim();
+    if l.starts_with('#') || !l.contains("memory") {
+        return false;
+    }
+    let assigns = |attr: &str| {
+        l.match_indices(&format!("ATTR{{{attr}}}")).any(|(i, m)| {
+            l[i + m.len()..].trim_start().starts_with('=')
+                && !l[i + m.len()..].trim_start().starts_with("==")
+        })
+    };
+    assigns("state")
+        || assigns("online")
+        || (l.contains("RUN")
+            && (l.contains("/state") || l.contains("/online"))
+            && l.contains("echo"))
+}
+
+fn udev_rules(root: &Path, out: &mut Vec<Finding>) {
+    for dir in UDEV_RULES_DIRS {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        let mut files: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "rules"))
+            .collect();
+        files.sort();
+        for f in files {
+            let Ok(text) = std::fs::read_to_string(&f) else {
+                continue;
+            };
+            let shown = Path::new("/").join(f.strip_prefix(root).unwrap_or(&f));
+            for (n, line) in text.lines().enumerate() {
+                if onlines_memory(line) {
+                    out.push(Finding {
+                        severity: Severity::Warning,
+                        code: "udev_onlines_memory",
+                        subject: format!("{}:{}", shown.display(), n + 1),
+                        evidence: line.trim().to_owned(),
+                        fix: format!(
+                            "it races any whole-device transition; override it with an empty /etc/udev/rules.d/{} (or delete it) and let daxplug daemon apply the policy",
+                            f.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+                        ),
+                    });
+                }
+                if line.contains("daxdev-reconfigure") && !line.trim_start().starts_with('#') {
+                    out.push(Finding {
+                        severity: Severity::Warning,
+                        code: "daxctl_udev_rule",
+                        subject: format!("{}:{}", shown.display(), n + 1),
+                        evidence: line.trim().to_owned(),
+                        fix: "daxctl reconfigures every new dax device per daxctl.conf.d; with daxplug daemon managing devices, remove the matching daxctl.conf.d sections or mask daxdev-reconfigure@.service".into(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn daxctl(root: &Path, out: &mut Vec<Finding>) {
+    for unit in [
+        "etc/systemd/system/daxdev-reconfigure@.service",
+        "usr/lib/systemd/system/daxdev-reconfigure@.service",
+        "lib/systemd/system/daxdev-reconfigure@.service",
+    ] {
+        if root.join(unit).exists() {
+            out.push(Finding {
+                severity: Severity::Info,
+                code: "daxctl_service",
+                subject: format!("/{unit}"),
+                evidence: "daxctl's per-device reconfigure service is installed".into(),
+                fix: "harmless without daxctl.conf.d sections; with them it competes with daxplug daemon: systemctl mask daxdev-reconfigure@.service".into(),
+            });
+        }
+    }
+    let Ok(entries) = std::fs::read_dir(root.join("etc/daxctl.conf.d")) else {
+        return;
+    };
+    let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+    files.sort();
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(&f) else {
+            continue;
+        };
+        for (n, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("[reconfigure-device") {
+                out.push(Finding {
+                    severity: Severity::Warning,
+                    code: "daxctl_conf",
+                    subject: format!("/{}:{}", f.strip_prefix(root).unwrap_or(&f).display(), n + 1),
+                    evidence: line.trim().to_owned(),
+                    fix: "daxctl reconfigures this device when it appears, racing daxplug; move the intent to a daxplug rule and delete the section".into(),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn udev_lines_that_online_memory() {
+        assert!(onlines_memory(
+            r#"SUBSYSTEM=="memory", ACTION=="add", ATTR{state}=="offline", ATTR{state}="online_movable""#
+        ));
+        assert!(onlines_memory(
+            r#"SUBSYSTEM=="memory", ACTION=="add", ATTR{online}="1""#
+        ));
+        assert!(onlines_memory(
+            r#"SUBSYSTEM=="memory", ACTION=="add", RUN+="/bin/sh -c 'echo online > /sys$devpath/state'""#
+        ));
+        assert!(!onlines_memory(
+            r#"SUBSYSTEM=="memory", ACTION=="add", ATTR{state}=="offline", GOTO="end""#
+        ));
+        assert!(!onlines_memory(
+            r#"# SUBSYSTEM=="memory", ATTR{state}="online""#
+        ));
+        assert!(!onlines_memory(
+            r#"SUBSYSTEM=="block", ATTR{state}="running""#
+        ));
+    }
+}
