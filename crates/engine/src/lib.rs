@@ -6,6 +6,7 @@
 //! * [`observe`] computes each device's observed state from its blocks and `/proc/iomem`,
 //!   whatever the kernel's own `state` file claims.
 
+pub mod daemon;
 pub mod doctor;
 mod error;
 pub mod exec;
@@ -13,6 +14,7 @@ pub mod host;
 pub mod journal;
 pub mod observe;
 pub mod plan;
+pub mod policy;
 pub mod problems;
 mod read;
 #[cfg(feature = "model")]

@@ -1,0 +1,363 @@
+//! The daemon's policy: ordered rules matching devices, each with a desired state and what
+//! to do when another controller changes the device.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use daxplug_abi::PhysRange;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::target::Target;
+use crate::topology::{Device, Topology, parse_device_name};
+
+/// What to do when a managed device drifts from its desired state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDrift {
+    /// Put it back (with backoff).
+    Restore,
+    /// Only log it.
+    Report,
+}
+
+/// Which devices a rule is for; every field given must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Match {
+    /// Device name (`dax0.0`).
+    pub name: Option<String>,
+    /// Region id.
+    pub region: Option<u32>,
+    /// Target node.
+    pub target_node: Option<u32>,
+    /// Smallest size in bytes.
+    pub min_size: Option<u64>,
+    /// Largest size in bytes.
+    pub max_size: Option<u64>,
+    /// A physical range the device's memory must lie within.
+    pub within: Option<PhysRange>,
+    /// The stable identity of what backs the device (see [`backing`]).
+    pub backing: Option<String>,
+}
+
+/// One rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// 1-based position in the file.
+    pub index: usize,
+    /// Which devices.
+    pub matcher: Match,
+    /// The state they should be in.
+    pub state: Target,
+    /// What to do on drift.
+    pub on_drift: OnDrift,
+}
+
+/// The whole policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Rules, first match wins.
+    pub rules: Vec<Rule>,
+    /// Where to serve Prometheus metrics (loopback only), if anywhere.
+    pub metrics: Option<SocketAddr>,
+}
+
+/// A policy file that cannot be used. Names the file, the line and the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct PolicyError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line, if known.
+    pub line: Option<usize>,
+    /// The key at fault, if known.
+    pub key: Option<String>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSpec {
+    #[serde(default)]
+    rule: Vec<RuleSpec>,
+    metrics: Option<MetricsSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsSpec {
+    listen: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleSpec {
+    #[serde(rename = "match")]
+    matcher: Spanned<MatchSpec>,
+    state: Spanned<String>,
+    on_drift: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MatchSpec {
+    name: Option<Spanned<String>>,
+    region: Option<u32>,
+    target_node: Option<u32>,
+    min_size: Option<u64>,
+    max_size: Option<u64>,
+    within: Option<Spanned<String>>,
+    backing: Option<String>,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|b| *b == b'\n')
+        .count()
+        + 1
+}
+
+impl Policy {
+    /// Reads and validates a policy file.
+    pub fn load(path: &Path) -> Result<Self, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
+            file: path.to_owned(),
+            line: None,
+            key: None,
+            message: format!("cannot read it: {e}"),
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and validates policy text; `path` is for messages.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, PolicyError> {
+        let err = |span: Option<std::ops::Range<usize>>, key: Option<&str>, message: String| {
+            PolicyError {
+                file: path.to_owned(),
+                line: span.map(|s| line_of(text, s.start)),
+                key: key.map(str::to_owned),
+                message,
+            }
+        };
+        let spec: FileSpec = toml::from_str(text).map_err(|e| {
+            let message = e.message().to_owned();
+            let key = message
+                .split('`')
+                .nth(1)
+                .filter(|_| message.contains("field"))
+                .map(str::to_owned);
+            err(e.span(), key.as_deref(), message)
+        })?;
+        let mut rules = Vec::new();
+        for (i, r) in spec.rule.into_iter().enumerate() {
+            let state: Target =
+                r.state
+                    .get_ref()
+                    .parse()
+                    .map_err(|e: crate::target::TargetError| {
+                        err(Some(r.state.span()), Some("state"), e.to_string())
+                    })?;
+            let on_drift = match r.on_drift.as_ref().map(|s| s.get_ref().as_str()) {
+                None | Some("restore") => OnDrift::Restore,
+                Some("report") => OnDrift::Report,
+                Some(other) => {
+                    return Err(err(
+                        r.on_drift.as_ref().map(Spanned::span),
+                        Some("on_drift"),
+                        format!("{other:?} is not a drift action: expected restore or report"),
+                    ));
+                }
+            };
+            let match_span = r.matcher.span();
+            let m = r.matcher.into_inner();
+            if let Some(name) = &m.name {
+                if parse_device_name(name.get_ref()).is_none() {
+                    return Err(err(
+                        Some(name.span()),
+                        Some("match.name"),
+                        format!(
+                            "{:?} is not a dax device name: expected daxREGION.ID",
+                            name.get_ref()
+                        ),
+                    ));
+                }
+            }
+            let within = match &m.within {
+                Some(w) => Some(parse_range(w.get_ref()).ok_or_else(|| {
+                    err(
+                        Some(w.span()),
+                        Some("match.within"),
+                        format!(
+                            "{:?} is not an address range: expected 0xSTART-0xEND",
+                            w.get_ref()
+                        ),
+                    )
+                })?),
+                None => None,
+            };
+            let matcher = Match {
+                name: m.name.map(Spanned::into_inner),
+                region: m.region,
+                target_node: m.target_node,
+                min_size: m.min_size,
+                max_size: m.max_size,
+                within,
+                backing: m.backing,
+            };
+            if matcher == Match::default() {
+                return Err(err(Some(match_span), Some("match"), "a rule must match on something (name, region, target_node, min_size, max_size, within or backing)".into()));
+            }
+            rules.push(Rule {
+                index: i + 1,
+                matcher,
+                state,
+                on_drift,
+            });
+        }
+        let metrics = match spec.metrics {
+            Some(m) => {
+                let addr: SocketAddr = m.listen.get_ref().parse().map_err(|_| {
+                    err(
+                        Some(m.listen.span()),
+                        Some("metrics.listen"),
+                        format!(
+                            "{:?} is not an address: expected IP:PORT, such as 127.0.0.1:9477",
+                            m.listen.get_ref()
+                        ),
+                    )
+                })?;
+                if !addr.ip().is_loopback() {
+                    return Err(err(
+                        Some(m.listen.span()),
+                        Some("metrics.listen"),
+                        format!(
+                            "{addr} is not a loopback address: metrics are served on 127.0.0.0/8 or ::1 only"
+                        ),
+                    ));
+                }
+                Some(addr)
+            }
+            None => None,
+        };
+        Ok(Policy { rules, metrics })
+    }
+
+    /// The first rule matching `dev`, if any.
+    pub fn rule_for(&self, topo: &Topology, dev: &Device) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.matcher.matches(topo, dev))
+    }
+}
+
+fn parse_range(text: &str) -> Option<PhysRange> {
+    let (a, b) = text.split_once('-')?;
+    let hex = |s: &str| u64::from_str_radix(s.trim().strip_prefix("0x")?, 16).ok();
+    PhysRange::new(hex(a)?, hex(b)?)
+}
+
+/// The stable identity of what backs a device, independent of its `daxX.Y` name:
+/// `hmem:0xSTART-0xEND` for soft-reserved memory, `cxl:regionN` for a CXL region,
+/// `nd:regionN` for an NVDIMM or legacy pmem region.
+pub fn backing(topo: &Topology, dev: &Device) -> Option<String> {
+    let provider = dev
+        .region
+        .and_then(|id| topo.regions.iter().find(|r| r.id == id))
+        .map(|r| r.provider.clone())?;
+    let region = provider
+        .split('/')
+        .find(|c| c.starts_with("region") && c[6..].bytes().all(|b| b.is_ascii_digit()));
+    if provider.contains("ACPI0017") || provider.contains("/decoder") {
+        return region.map(|r| format!("cxl:{r}"));
+    }
+    if provider.contains("ndbus") {
+        return region.map(|r| format!("nd:{r}"));
+    }
+    dev.mappings
+        .first()
+        .map(|m| format!("hmem:{:#x}-{:#x}", m.range.start, m.range.end))
+}
+
+impl Match {
+    /// Whether `dev` matches every field given.
+    pub fn matches(&self, topo: &Topology, dev: &Device) -> bool {
+        self.name.as_ref().is_none_or(|n| *n == dev.name)
+            && self.region.is_none_or(|r| dev.region == Some(r))
+            && self.target_node.is_none_or(|n| dev.target_node == Some(n))
+            && self.min_size.is_none_or(|s| dev.size >= s)
+            && self.max_size.is_none_or(|s| dev.size <= s)
+            && self.within.is_none_or(|w| {
+                !dev.mappings.is_empty() && dev.mappings.iter().all(|m| w.contains_range(&m.range))
+            })
+            && self
+                .backing
+                .as_ref()
+                .is_none_or(|b| backing(topo, dev).as_deref() == Some(b.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Policy, PolicyError> {
+        Policy::parse(Path::new("/etc/daxplug/daxplug.toml"), text)
+    }
+
+    #[test]
+    fn the_simplest_policy() {
+        let p = parse("[[rule]]\nmatch = { name = \"dax0.0\" }\nstate = \"online_movable\"\non_drift = \"restore\"\n").expect("parses");
+        assert_eq!(p.rules.len(), 1);
+        assert_eq!(
+            p.rules[0].state,
+            Target::Online(daxplug_abi::OnlineType::OnlineMovable)
+        );
+        assert_eq!(p.rules[0].on_drift, OnDrift::Restore);
+        assert_eq!(p.metrics, None);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let e = parse("[[rule]]\nmatch = { name = \"dax0.0\" }\nstate = \"offline\"\n")
+            .expect_err("offline");
+        assert_eq!((e.line, e.key.as_deref()), (Some(3), Some("state")));
+        assert!(
+            e.to_string()
+                .starts_with("/etc/daxplug/daxplug.toml:3: state: offline is not a state"),
+            "{e}"
+        );
+        let e = parse(
+            "[[rule]]\nmatch = { name = \"dax0.0\" }\nstate = \"online\"\nondrift = \"report\"\n",
+        )
+        .expect_err("typo");
+        assert_eq!(e.line, Some(4));
+        assert_eq!(e.key.as_deref(), Some("ondrift"));
+        let e = parse("[[rule]]\nmatch = { }\nstate = \"online\"\n").expect_err("empty match");
+        assert_eq!((e.line, e.key.as_deref()), (Some(2), Some("match")));
+        let e = parse("[[rule]]\nmatch = { name = \"../x\" }\nstate = \"online\"\n")
+            .expect_err("bad name");
+        assert_eq!(e.key.as_deref(), Some("match.name"));
+        let e = parse("[metrics]\nlisten = \"0.0.0.0:9477\"\n").expect_err("not loopback");
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(2), Some("metrics.listen"))
+        );
+        let e = parse("[[rule]]\nmatch = { within = \"140000000\" }\nstate = \"online\"\n")
+            .expect_err("bad range");
+        assert_eq!(e.key.as_deref(), Some("match.within"));
+        let e = parse("[[rule]\n").expect_err("syntax");
+        assert_eq!(e.line, Some(1));
+    }
+}

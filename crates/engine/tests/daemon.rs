@@ -1,0 +1,169 @@
+//! The daemon on the model: managed devices converge to policy while competitors act,
+//! unmanaged ones are left alone, drift is restored or reported, and backoff stops a
+//! ping-pong.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::TestHost;
+use daxplug_engine::daemon::Daemon;
+use daxplug_engine::policy::Policy;
+use daxplug_engine::{ObservedState, Options, Scope, discover};
+use daxplug_model::{Actor, Flavour, Sim, build_preset, rhel_rule};
+
+fn policy(text: &str) -> Policy {
+    Policy::parse(Path::new("test.toml"), text).expect("policy")
+}
+
+fn opts() -> Options {
+    Options {
+        settle: Duration::ZERO,
+        ..Options::default()
+    }
+}
+
+fn states(host: &TestHost) -> Vec<(String, ObservedState)> {
+    host.sim.with(|m| m.max_interleave = 0);
+    let v = discover(&host.sim, &Scope::All)
+        .expect("discover")
+        .devices
+        .into_iter()
+        .map(|d| (d.name, d.state))
+        .collect();
+    host.sim.with(|m| m.max_interleave = 2);
+    v
+}
+
+#[test]
+fn managed_devices_converge_and_unmanaged_are_left_alone() {
+    for flavour in [Flavour::Legacy, Flavour::Atomic] {
+        let mut m = build_preset("large", flavour, 3).expect("preset");
+        m.kernel_alloc_per_mille = 0;
+        m.udev.rules.push(rhel_rule(true));
+        let host = TestHost::new(Sim::new(m));
+        let p = policy(
+            "[[rule]]\nmatch = { target_node = 1 }\nstate = \"online_movable\"\n\n[[rule]]\nmatch = { name = \"dax2.0\" }\nstate = \"devdax\"\non_drift = \"report\"\n",
+        );
+        let mut d = Daemon::new(&host, p, opts());
+        let decisions = d.apply(true).expect("apply");
+        assert_eq!(decisions.len(), 3, "{decisions:?}");
+        let s = states(&host);
+        assert_eq!(s[0], ("dax0.0".into(), ObservedState::OnlineMovable));
+        assert_eq!(s[1], ("dax1.0".into(), ObservedState::OnlineMovable));
+        assert_eq!(s[2], ("dax2.0".into(), ObservedState::Devdax));
+        assert!(
+            s[3..].iter().all(|(_, st)| *st == ObservedState::Unbound),
+            "unmanaged untouched: {s:?}"
+        );
+        // Nothing to do the second time.
+        assert!(d.apply(false).expect("apply").is_empty());
+    }
+}
+
+#[test]
+fn drift_is_restored_or_reported() {
+    let mut m = build_preset("hmem", Flavour::Legacy, 4).expect("preset");
+    m.kmem_loaded = true;
+    m.kernel_alloc_per_mille = 0;
+    let host = TestHost::new(Sim::new(m));
+    let mut d = Daemon::new(
+        &host,
+        policy("[[rule]]\nmatch = { name = \"dax0.0\" }\nstate = \"online_movable\"\n"),
+        opts(),
+    );
+    d.apply(false).expect("apply");
+    // An admin offlines one block behind the daemon's back.
+    host.sim
+        .with(|m| {
+            m.sysfs_write(
+                "/sys/devices/system/memory/memory43/state",
+                "offline",
+                daxplug_model::Caller::Client,
+            )
+        })
+        .expect("offline");
+    let decisions = d.apply(false).expect("apply");
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    assert_eq!(
+        (decisions[0].from, decisions[0].result.as_str()),
+        (ObservedState::Mixed, "done")
+    );
+    assert_eq!(states(&host)[0].1, ObservedState::OnlineMovable);
+    assert_eq!(d.metrics.drift_events, 1);
+    assert!(
+        d.metrics
+            .render()
+            .contains("daxplug_device_state{device=\"dax0.0\",state=\"online_movable\"} 1")
+    );
+
+    // Drift again at once: backoff holds the daemon back instead of ping-ponging.
+    host.sim
+        .with(|m| {
+            m.sysfs_write(
+                "/sys/devices/system/memory/memory44/state",
+                "offline",
+                daxplug_model::Caller::Client,
+            )
+        })
+        .expect("offline");
+    let decisions = d.apply(false).expect("apply");
+    assert_eq!(decisions[0].result, "backoff", "{decisions:?}");
+
+    // A report-only rule only logs.
+    d.set_policy(policy("[[rule]]\nmatch = { name = \"dax0.0\" }\nstate = \"online_movable\"\non_drift = \"report\"\n"));
+    d.apply(false).expect("apply");
+    host.sim
+        .with(|m| {
+            m.sysfs_write(
+                "/sys/devices/system/memory/memory45/state",
+                "offline",
+                daxplug_model::Caller::Client,
+            )
+        })
+        .expect("offline");
+    let decisions = d.apply(false).expect("apply");
+    assert_eq!(decisions[0].result, "drift_reported", "{decisions:?}");
+    assert_eq!(states(&host)[0].1, ObservedState::Mixed);
+}
+
+#[test]
+fn competitors_cannot_keep_a_managed_device_torn() {
+    let mut m = build_preset("hmem", Flavour::Legacy, 5).expect("preset");
+    m.kmem_loaded = true;
+    m.kernel_alloc_per_mille = 0;
+    m.udev.rules.push(rhel_rule(true));
+    m.actors.push(Actor::KataAgent { cursor: 0 });
+    let host = TestHost::new(Sim::new(m));
+    let mut d = Daemon::new(
+        &host,
+        policy(
+            "[[rule]]\nmatch = { backing = \"hmem:0x140000000-0x17fffffff\" }\nstate = \"online_movable\"\n",
+        ),
+        opts(),
+    );
+    d.apply(false).expect("apply");
+    host.sim
+        .with(|m| m.actors.push(Actor::Admin { per_mille: 30 }));
+    for _ in 0..30 {
+        host.sim.with(|m| {
+            for _ in 0..20 {
+                m.step();
+            }
+        });
+        d.apply(false).expect("apply");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    host.sim.with(|m| m.actors.clear());
+    std::thread::sleep(Duration::from_millis(1100));
+    // Backoff may hold the last restore; once it expires the device converges.
+    for _ in 0..8 {
+        d.apply(false).expect("apply");
+        if states(&host)[0].1 == ObservedState::OnlineMovable {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    assert_eq!(states(&host)[0].1, ObservedState::OnlineMovable);
+}
