@@ -184,17 +184,17 @@ impl Policy {
             };
             let match_span = r.matcher.span();
             let m = r.matcher.into_inner();
-            if let Some(name) = &m.name {
-                if parse_device_name(name.get_ref()).is_none() {
-                    return Err(err(
-                        Some(name.span()),
-                        Some("match.name"),
-                        format!(
-                            "{:?} is not a dax device name: expected daxREGION.ID",
-                            name.get_ref()
-                        ),
-                    ));
-                }
+            if let Some(name) = &m.name
+                && parse_device_name(name.get_ref()).is_none()
+            {
+                return Err(err(
+                    Some(name.span()),
+                    Some("match.name"),
+                    format!(
+                        "{:?} is not a dax device name: expected daxREGION.ID",
+                        name.get_ref()
+                    ),
+                ));
             }
             let within = match &m.within {
                 Some(w) => Some(parse_range(w.get_ref()).ok_or_else(|| {
