@@ -1,6 +1,7 @@
 //! `daxplug`: whole-device control of device memory. This file owns argument parsing,
 //! error reporting and exit codes; the work is in the engine.
 
+mod daemoncmd;
 mod demo;
 mod exit;
 mod human;
@@ -125,6 +126,38 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Apply a written policy to device memory as it appears and keep it there: one
+    /// controller instead of competing udev rules. Listens to kernel uevents (or the emulated
+    /// machine's, with --sim), restores or reports drift with backoff, SIGHUP reloads the
+    /// policy, SIGTERM rolls back the transition in flight and exits. One log line per
+    /// decision.
+    Daemon {
+        /// The policy file (TOML; see docs/DAEMON.md).
+        #[arg(long, value_name = "FILE", default_value = "/etc/daxplug/daxplug.toml")]
+        config: std::path::PathBuf,
+        /// Apply the policy to every present device, report, and exit (for boot units and
+        /// scripts): exit 0 when every managed device is in its state.
+        #[arg(long)]
+        once: bool,
+        /// Only validate the policy file: errors name the file, line and key.
+        #[arg(long)]
+        check_config: bool,
+        /// Stop after this long (for trials on the emulated machine, and tests).
+        #[arg(long, value_name = "DURATION", value_parser = setcmd::parse_timeout)]
+        exit_after: Option<setcmd::Timeout>,
+    },
+    /// Write shell completions or man pages generated from this command-line definition.
+    Generate {
+        /// `completions` (to stdout) or `man` (into --dir).
+        #[arg(value_parser = ["completions", "man"])]
+        what: String,
+        /// Shell for completions: bash, zsh, fish, elvish, powershell.
+        #[arg(long, default_value = "bash")]
+        shell: String,
+        /// Directory for man pages.
+        #[arg(long, default_value = ".")]
+        dir: std::path::PathBuf,
+    },
     /// The emulated machine: create one, and act on it as an admin would on a real one.
     #[command(subcommand)]
     Sim(simcmd::SimCommand),
@@ -153,6 +186,19 @@ fn run(cli: Cli) -> anyhow::Result<(String, u8)> {
             ));
         }
         Command::Sim(simcmd::SimCommand::Presets) => return Ok((simcmd::presets(), exit::OK)),
+        Command::Generate { what, shell, dir } => return generate(what, shell, dir),
+        Command::Daemon {
+            config,
+            check_config: true,
+            ..
+        } => {
+            let p = daxplug_engine::policy::Policy::load(config)
+                .map_err(|e| exit::Usage(format!("the policy is not valid: {e}")))?;
+            return Ok((
+                format!("{}: {} rules, valid\n", config.display(), p.rules.len()),
+                exit::OK,
+            ));
+        }
         Command::Demo { seed } => {
             let outcome = demo::run(*seed)?;
             // The demo checks its own claim rather than narrating it blindly.
@@ -274,6 +320,29 @@ fn command(backend: &Backend<'_>, command: Command) -> anyhow::Result<(String, u
                 },
             )
         }
+        Command::Daemon {
+            config,
+            once,
+            check_config,
+            exit_after,
+        } => {
+            let host = backend.host();
+            let events = match backend {
+                Backend::Sim(sim, _) => daemoncmd::Events::Sim(sim),
+                Backend::Root(_, root) if root == std::path::Path::new("/") => {
+                    daemoncmd::Events::Netlink
+                }
+                Backend::Root(..) => daemoncmd::Events::Poll,
+            };
+            let args = daemoncmd::DaemonArgs {
+                config,
+                once,
+                check_config,
+                exit_after: exit_after.and_then(|t| t.0),
+            };
+            daemoncmd::run(host.as_ref(), &events, &args)
+        }
+        Command::Generate { .. } => anyhow::bail!("internal: generate needs no machine"),
         Command::Doctor { json } => {
             let root = match backend {
                 Backend::Root(_, root) => Some(root.as_path()),
@@ -315,6 +384,28 @@ fn command(backend: &Backend<'_>, command: Command) -> anyhow::Result<(String, u
         },
         Command::Demo { .. } => anyhow::bail!("internal: demo needs no machine"),
     }
+}
+
+fn generate(what: &str, shell: &str, dir: &std::path::Path) -> anyhow::Result<(String, u8)> {
+    use clap::CommandFactory as _;
+    let mut cmd = Cli::command();
+    if what == "completions" {
+        let shell: clap_complete::Shell = shell.parse().map_err(|_| {
+            exit::Usage(format!(
+                "{shell:?} is not a shell: expected bash, zsh, fish, elvish or powershell"
+            ))
+        })?;
+        let mut buf = Vec::new();
+        clap_complete::generate(shell, &mut cmd, "daxplug", &mut buf);
+        return Ok((String::from_utf8(buf)?, exit::OK));
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    clap_mangen::generate_to(cmd, dir)
+        .with_context(|| format!("cannot write man pages to {}", dir.display()))?;
+    Ok((
+        format!("man pages written to {}\n", dir.display()),
+        exit::OK,
+    ))
 }
 
 fn doctor(

@@ -1,0 +1,210 @@
+//! `daxplug daemon` on the emulated machine: policy validation, `--once`, and the event
+//! loop converging managed devices while competitors act.
+
+use std::path::Path;
+use std::process::Output;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn daxplug(args: &[&str]) -> Output {
+    Command::cargo_bin("daxplug")
+        .expect("binary")
+        .env("DAXPLUG_REFUSE_HOST", "1")
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, body).expect("write");
+    p.display().to_string()
+}
+
+const POLICY: &str = "[[rule]]\nmatch = { target_node = 1 }\nstate = \"online_movable\"\non_drift = \"restore\"\n\n[[rule]]\nmatch = { name = \"dax2.0\" }\nstate = \"devdax\"\non_drift = \"report\"\n";
+
+fn states(sim: &str) -> Vec<(String, String)> {
+    let o = daxplug(&["--sim", sim, "list", "--json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+    v["devices"]
+        .as_array()
+        .expect("devices")
+        .iter()
+        .map(|d| {
+            (
+                d["name"].as_str().expect("name").to_owned(),
+                d["state"].as_str().expect("state").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn check_config_names_file_line_and_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = write(dir.path(), "good.toml", POLICY);
+    let o = daxplug(&["daemon", "--check-config", "--config", &good]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("2 rules, valid"));
+    let bad = write(
+        dir.path(),
+        "bad.toml",
+        "[[rule]]\nmatch = { name = \"dax0.0\" }\nstate = \"online_movable\"\non_drift = \"fight\"\n",
+    );
+    let o = daxplug(&["daemon", "--check-config", "--config", &bad]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("bad.toml:4: on_drift: \"fight\" is not a drift action"),
+        "{}",
+        text(&o)
+    );
+    let o = daxplug(&[
+        "daemon",
+        "--check-config",
+        "--config",
+        &dir.path().join("missing.toml").display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("missing.toml: cannot read it"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn once_applies_the_policy_and_leaves_the_rest_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = dir.path().join("m.json").display().to_string();
+    assert!(
+        daxplug(&["sim", "init", &sim, "--preset", "large"])
+            .status
+            .success()
+    );
+    daxplug(&["--sim", &sim, "sim", "actor", "add", "rhel-rule", "--vm"]);
+    let policy = write(dir.path(), "p.toml", POLICY);
+    let o = daxplug(&["--sim", &sim, "daemon", "--config", &policy, "--once"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let log = text(&o);
+    for line in [
+        "device=dax0.0 rule=1 from=unbound to=online_movable result=done",
+        "device=dax2.0 rule=2 from=unbound to=devdax result=done",
+    ] {
+        assert!(log.contains(line), "{log}");
+    }
+    let s = states(&sim);
+    assert_eq!(s[0].1, "online_movable");
+    assert_eq!(s[1].1, "online_movable");
+    assert_eq!(s[2].1, "devdax");
+    assert!(s[3..].iter().all(|(_, st)| st == "unbound"), "{s:?}");
+    // Already in place: every managed device reports ok.
+    let o = daxplug(&["--sim", &sim, "daemon", "--config", &policy, "--once"]);
+    assert!(o.status.success());
+    assert_eq!(text(&o).matches("result=ok").count(), 3, "{}", text(&o));
+}
+
+#[test]
+fn the_loop_restores_drift_from_a_competitor() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = dir.path().join("m.json").display().to_string();
+    assert!(
+        daxplug(&[
+            "sim", "init", &sim, "--preset", "hmem", "--kernel", "legacy"
+        ])
+        .status
+        .success()
+    );
+    daxplug(&["--sim", &sim, "sim", "modprobe", "kmem"]);
+    daxplug(&["--sim", &sim, "sim", "actor", "add", "rhel-rule", "--vm"]);
+    let policy = write(
+        dir.path(),
+        "p.toml",
+        "[[rule]]\nmatch = { name = \"dax0.0\" }\nstate = \"online_movable\"\n",
+    );
+    // Offline the memory behind its back: the kernel auto-onlined it into Normal first.
+    assert_eq!(states(&sim)[0].1, "online_kernel");
+    let o = daxplug(&[
+        "--sim",
+        &sim,
+        "daemon",
+        "--config",
+        &policy,
+        "--exit-after",
+        "3s",
+    ]);
+    let log = text(&o);
+    assert!(o.status.success(), "{log}");
+    // The boot policy left it in Normal; kernel allocations may pin it there, in which case
+    // the daemon reports the rollback and keeps trying with backoff. Either way, it said so.
+    assert!(
+        log.contains("device=dax0.0 rule=1 from=online_kernel to=online_movable"),
+        "{log}"
+    );
+    assert!(
+        log.contains("watching 1 rules") && log.contains("stopping"),
+        "{log}"
+    );
+
+    // A device the daemon brought to its state, then offlined by hand: restored.
+    let sim2 = dir.path().join("m2.json").display().to_string();
+    assert!(
+        daxplug(&[
+            "sim", "init", &sim2, "--preset", "pmem", "--kernel", "legacy"
+        ])
+        .status
+        .success()
+    );
+    let o = daxplug(&["--sim", &sim2, "daemon", "--config", &policy, "--once"]);
+    assert!(o.status.success(), "{}", text(&o));
+    daxplug(&[
+        "--sim",
+        &sim2,
+        "sim",
+        "write",
+        "/sys/devices/system/memory/memory44/state",
+        "offline",
+    ]);
+    assert_eq!(states(&sim2)[0].1, "mixed");
+    let o = daxplug(&[
+        "--sim",
+        &sim2,
+        "daemon",
+        "--config",
+        &policy,
+        "--exit-after",
+        "2s",
+    ]);
+    let log = text(&o);
+    assert!(
+        log.contains("from=mixed to=online_movable result=done"),
+        "{log}"
+    );
+    assert_eq!(states(&sim2)[0].1, "online_movable");
+}
+
+#[test]
+fn completions_and_man_pages_come_from_the_cli_definition() {
+    let o = daxplug(&["generate", "completions", "--shell", "bash"]);
+    assert!(o.status.success());
+    let script = String::from_utf8_lossy(&o.stdout);
+    assert!(script.contains("daxplug") && script.contains("daemon") && script.contains("doctor"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = daxplug(&[
+        "generate",
+        "man",
+        "--dir",
+        dir.path().to_str().expect("utf-8"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(dir.path().join("daxplug.1").exists());
+    assert!(dir.path().join("daxplug-set.1").exists());
+}
