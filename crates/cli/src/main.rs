@@ -243,7 +243,9 @@ fn run(cli: Cli) -> anyhow::Result<(String, u8)> {
             // Only commands that change the machine open it writable; looking never writes.
             let changes = matches!(
                 cli.command,
-                Command::Set { dry_run: false, .. } | Command::Recover { .. }
+                Command::Set { dry_run: false, .. }
+                    | Command::Recover { .. }
+                    | Command::Daemon { .. }
             );
             if changes
                 && cli.root == std::path::Path::new("/")

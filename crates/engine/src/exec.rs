@@ -1013,8 +1013,17 @@ impl Run<'_> {
         }
         self.journal.saved_policy = Some((policy, numa));
         self.record("setting online_policy=auto-movable")?;
-        self.write_uncancellable(POLICY, "auto-movable")?;
-        self.write_uncancellable(NUMA, "N")
+        // Only a safeguard: a kernel where these cannot be written still gets the rest of
+        // the protocol.
+        if let Err(e) = self
+            .write_uncancellable(POLICY, "auto-movable")
+            .and_then(|()| self.write_uncancellable(NUMA, "N"))
+        {
+            self.actions
+                .push(format!("going on without the online_policy safeguard: {e}"));
+            self.restore_policy();
+        }
+        Ok(())
     }
 
     /// Puts back what `guard_policy` changed.

@@ -174,6 +174,30 @@ hmem)
 	dset unplugged
 	echo "E2E TIME daxplug online_movable->unplugged $MS"
 
+	# The policy daemon on the real kernel: netlink uevents, drift restored, metrics, SIGTERM.
+	dset online_movable
+	printf '[[rule]]\nmatch = { name = "dax0.0" }\nstate = "online_movable"\n\n[metrics]\nlisten = "127.0.0.1:9477"\n' > /tmp/p.toml
+	daxplug daemon --check-config --config /tmp/p.toml > /dev/null 2>&1 && pass "daemon: the policy validates" || fail "daemon: the policy does not validate"
+	daxplug daemon --config /tmp/p.toml --once > /tmp/once.out 2>&1 && grep -q "result=ok" /tmp/once.out &&
+		pass "daemon --once: dax0.0 already in its state" || fail "daemon --once: $(cat /tmp/once.out)"
+	ip link set lo up 2>/dev/null
+	daxplug daemon --config /tmp/p.toml > /tmp/daemon.out 2>&1 &
+	DPID=$!
+	sleep 2
+	echo offline > $M/memory43/state
+	n=0
+	while [ $n -lt 20 ] && [ "$(state)" != online_movable ]; do sleep 1; n=$((n + 1)); done
+	[ "$(state)" = online_movable ] && grep -q "from=mixed to=online_movable result=done" /tmp/daemon.out &&
+		pass "daemon: a block offlined by hand was restored from the uevent" || fail "daemon: no restore: $(state); $(cat /tmp/daemon.out)"
+	wget -q -O /tmp/metrics.txt http://127.0.0.1:9477/metrics 2>/dev/null
+	grep -q 'daxplug_device_state{device="dax0.0",state="online_movable"} 1' /tmp/metrics.txt &&
+		pass "daemon: metrics served" || fail "daemon: metrics: $(head -5 /tmp/metrics.txt)"
+	kill -TERM $DPID
+	n=0
+	while [ $n -lt 10 ] && kill -0 $DPID 2>/dev/null; do sleep 1; n=$((n + 1)); done
+	kill -0 $DPID 2>/dev/null && fail "daemon: still running after SIGTERM" || pass "daemon: SIGTERM stops it"
+	sed 's/^/    | /' /tmp/daemon.out
+
 	# The stuck case, made on purpose: one block re-onlined before kmem is unbound.
 	dset unplugged
 	echo offline > $M/auto_online_blocks
