@@ -1,6 +1,8 @@
 //! `daxplug daemon` on the emulated machine: policy validation, `--once`, and the event
 //! loop converging managed devices while competitors act.
 
+mod common;
+
 use std::path::Path;
 use std::process::Output;
 
@@ -207,4 +209,124 @@ fn completions_and_man_pages_come_from_the_cli_definition() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(dir.path().join("daxplug.1").exists());
     assert!(dir.path().join("daxplug-set.1").exists());
+}
+
+#[test]
+fn sighup_reloads_and_a_bad_reload_keeps_the_policy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = dir.path().join("m.json").display().to_string();
+    assert!(
+        daxplug(&["sim", "init", &sim, "--preset", "large"])
+            .status
+            .success()
+    );
+    let policy = write(
+        dir.path(),
+        "p.toml",
+        "[[rule]]\nmatch = { name = \"dax0.0\" }\nstate = \"online_movable\"\n",
+    );
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("daxplug"))
+        .env("DAXPLUG_REFUSE_HOST", "1")
+        .args([
+            "--sim",
+            &sim,
+            "daemon",
+            "--config",
+            &policy,
+            "--exit-after",
+            "4s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    std::fs::write(
+        &policy,
+        "[[rule]]\nmatch = { name = \"dax1.0\" }\nstate = \"devdax\"\n",
+    )
+    .expect("write");
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    std::fs::write(&policy, "[[rule]]\nstate = 3\n").expect("write");
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let out = child.wait_with_output().expect("wait");
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(log.contains("reloaded") && log.contains("1 rules"), "{log}");
+    assert!(
+        log.contains("device=dax1.0 rule=1 from=unbound to=devdax result=done"),
+        "{log}"
+    );
+    assert!(
+        log.contains("reload refused, keeping the policy in force"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_pmem_device_is_matched_by_its_namespace_uuid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    common::copy_tree(&common::fixture("e820", "07-devdax"), &root);
+    std::fs::write(
+        root.join("sys/devices/platform/e820_pmem/ndbus0/region0/dax0.0/namespace"),
+        "namespace0.0\n",
+    )
+    .expect("write");
+    std::fs::create_dir_all(root.join("sys/bus/nd/devices/namespace0.0")).expect("mkdir");
+    std::fs::write(
+        root.join("sys/bus/nd/devices/namespace0.0/uuid"),
+        "a8ce3b6f-2a3c-4bd4-b8d5-7d63aa4f0d4a\n",
+    )
+    .expect("write");
+    let policy = write(
+        dir.path(),
+        "p.toml",
+        "[[rule]]\nmatch = { backing = \"nd:a8ce3b6f-2a3c-4bd4-b8d5-7d63aa4f0d4a\" }\nstate = \"devdax\"\n",
+    );
+    let o = daxplug(&[
+        "--root",
+        root.to_str().expect("utf-8"),
+        "daemon",
+        "--config",
+        &policy,
+        "--once",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("device=dax0.0 rule=1 from=devdax to=devdax result=ok"),
+        "{}",
+        text(&o)
+    );
+    let other = write(
+        dir.path(),
+        "q.toml",
+        "[[rule]]\nmatch = { backing = \"nd:00000000-0000-0000-0000-000000000000\" }\nstate = \"devdax\"\n",
+    );
+    let o = daxplug(&[
+        "--root",
+        root.to_str().expect("utf-8"),
+        "daemon",
+        "--config",
+        &other,
+        "--once",
+    ]);
+    assert!(o.status.success());
+    assert!(
+        !text(&o).contains("device=dax0.0"),
+        "another uuid does not match: {}",
+        text(&o)
+    );
 }

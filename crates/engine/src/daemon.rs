@@ -219,7 +219,11 @@ impl<'a> Daemon<'a> {
                     dev.counts.normal,
                 ),
             );
-            let Some(rule) = self.policy.rule_for(&topo, dev).cloned() else {
+            let Some(rule) = self
+                .policy
+                .rule_for(self.host.kernel(), &topo, dev)
+                .cloned()
+            else {
                 continue;
             };
             let m = self.managed.entry(dev.name.clone()).or_default();

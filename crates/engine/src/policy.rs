@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use daxplug_abi::PhysRange;
+use daxplug_kernel::Kernel;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -257,8 +258,8 @@ impl Policy {
     }
 
     /// The first rule matching `dev`, if any.
-    pub fn rule_for(&self, topo: &Topology, dev: &Device) -> Option<&Rule> {
-        self.rules.iter().find(|r| r.matcher.matches(topo, dev))
+    pub fn rule_for(&self, k: &dyn Kernel, topo: &Topology, dev: &Device) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.matcher.matches(k, topo, dev))
     }
 }
 
@@ -268,10 +269,22 @@ fn parse_range(text: &str) -> Option<PhysRange> {
     PhysRange::new(hex(a)?, hex(b)?)
 }
 
+/// The uuid of the NVDIMM namespace behind a libnvdimm dax device: the provider is the nd
+/// dax device, whose `namespace` names the namespace, whose `uuid` is stable across boots.
+fn nd_namespace_uuid(k: &dyn Kernel, provider: &str) -> Option<String> {
+    let ns = k.read(&format!("{provider}/namespace")).ok()?;
+    let uuid = k
+        .read(&format!("/sys/bus/nd/devices/{}/uuid", ns.trim()))
+        .ok()?;
+    let uuid = uuid.trim();
+    (!uuid.is_empty()).then(|| uuid.to_owned())
+}
+
 /// The stable identity of what backs a device, independent of its `daxX.Y` name:
-/// `hmem:0xSTART-0xEND` for soft-reserved memory, `cxl:regionN` for a CXL region,
-/// `nd:regionN` for an NVDIMM or legacy pmem region.
-pub fn backing(topo: &Topology, dev: &Device) -> Option<String> {
+/// `hmem:0xSTART-0xEND` for soft-reserved memory, `cxl:regionN` for a CXL region, and for
+/// NVDIMM or legacy pmem `nd:UUID` (the namespace's uuid) where sysfs has it, else
+/// `nd:regionN`.
+pub fn backing(k: &dyn Kernel, topo: &Topology, dev: &Device) -> Option<String> {
     let provider = dev
         .region
         .and_then(|id| topo.regions.iter().find(|r| r.id == id))
@@ -283,7 +296,10 @@ pub fn backing(topo: &Topology, dev: &Device) -> Option<String> {
         return region.map(|r| format!("cxl:{r}"));
     }
     if provider.contains("ndbus") {
-        return region.map(|r| format!("nd:{r}"));
+        return Some(nd_namespace_uuid(k, &provider).map_or_else(
+            || format!("nd:{}", region.unwrap_or("region")),
+            |u| format!("nd:{u}"),
+        ));
     }
     dev.mappings
         .first()
@@ -292,7 +308,7 @@ pub fn backing(topo: &Topology, dev: &Device) -> Option<String> {
 
 impl Match {
     /// Whether `dev` matches every field given.
-    pub fn matches(&self, topo: &Topology, dev: &Device) -> bool {
+    pub fn matches(&self, k: &dyn Kernel, topo: &Topology, dev: &Device) -> bool {
         self.name.as_ref().is_none_or(|n| *n == dev.name)
             && self.region.is_none_or(|r| dev.region == Some(r))
             && self.target_node.is_none_or(|n| dev.target_node == Some(n))
@@ -304,7 +320,7 @@ impl Match {
             && self
                 .backing
                 .as_ref()
-                .is_none_or(|b| backing(topo, dev).as_deref() == Some(b.as_str()))
+                .is_none_or(|b| backing(k, topo, dev).as_deref() == Some(b.as_str()))
     }
 }
 
