@@ -285,10 +285,11 @@ fn nd_namespace_uuid(k: &dyn Kernel, provider: &str) -> Option<String> {
 /// NVDIMM or legacy pmem `nd:UUID` (the namespace's uuid) where sysfs has it, else
 /// `nd:regionN`.
 pub fn backing(k: &dyn Kernel, topo: &Topology, dev: &Device) -> Option<String> {
+    // The region's parent device, as an absolute sysfs path.
     let provider = dev
         .region
         .and_then(|id| topo.regions.iter().find(|r| r.id == id))
-        .map(|r| r.provider.clone())?;
+        .map(|r| r.path.trim_end_matches("/dax_region").to_owned())?;
     let region = provider
         .split('/')
         .find(|c| c.starts_with("region") && c[6..].bytes().all(|b| b.is_ascii_digit()));
