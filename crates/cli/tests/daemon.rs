@@ -240,7 +240,8 @@ fn sighup_reloads_and_a_bad_reload_keeps_the_policy() {
         .spawn()
         .expect("spawn");
     let pid = child.id().to_string();
-    std::thread::sleep(std::time::Duration::from_millis(1200));
+    // Long enough for the daemon to install its handlers even on a loaded machine.
+    std::thread::sleep(std::time::Duration::from_millis(2000));
     std::fs::write(
         &policy,
         "[[rule]]\nmatch = { name = \"dax1.0\" }\nstate = \"devdax\"\n",
@@ -253,7 +254,7 @@ fn sighup_reloads_and_a_bad_reload_keeps_the_policy() {
             .expect("kill")
             .success()
     );
-    std::thread::sleep(std::time::Duration::from_millis(1200));
+    std::thread::sleep(std::time::Duration::from_millis(1500));
     std::fs::write(&policy, "[[rule]]\nstate = 3\n").expect("write");
     assert!(
         std::process::Command::new("kill")
