@@ -156,11 +156,28 @@ impl Policy {
         };
         let spec: FileSpec = toml::from_str(text).map_err(|e| {
             let message = e.message().to_owned();
+            // Unknown fields are named in the message; for other errors, the key is the
+            // one assigned on the line the error points at.
             let key = message
                 .split('`')
                 .nth(1)
                 .filter(|_| message.contains("field"))
-                .map(str::to_owned);
+                .map(str::to_owned)
+                .or_else(|| {
+                    let start = e.span()?.start;
+                    let line = text[..start.min(text.len())]
+                        .rsplit('\n')
+                        .next()
+                        .unwrap_or("")
+                        .to_owned()
+                        + text[start.min(text.len())..]
+                            .split('\n')
+                            .next()
+                            .unwrap_or("");
+                    let (key, _) = line.split_once('=')?;
+                    let key = key.trim().trim_start_matches('{').trim();
+                    (!key.is_empty() && !key.contains(['[', '"', ' '])).then(|| key.to_owned())
+                });
             err(e.span(), key.as_deref(), message)
         })?;
         let mut rules = Vec::new();
@@ -374,6 +391,8 @@ mod tests {
         let e = parse("[[rule]]\nmatch = { within = \"140000000\" }\nstate = \"online\"\n")
             .expect_err("bad range");
         assert_eq!(e.key.as_deref(), Some("match.within"));
+        let e = parse("[[rule]]\nmatch = { name = \"dax0.0\" }\nstate = 3\n").expect_err("type");
+        assert_eq!((e.line, e.key.as_deref()), (Some(3), Some("state")), "{e}");
         let e = parse("[[rule]\n").expect_err("syntax");
         assert_eq!(e.line, Some(1));
     }
