@@ -40,7 +40,10 @@ kernel's own daxX.Y/state file claims:
                   leaked until reboot
 
 Exit codes: 0 success; 1 unexpected failure; 2 bad usage or malformed argument; \
-3 unusable root (missing, not a sysfs tree, no memory hotplug); 4 no such device.";
+3 unusable root or machine file (missing, not a sysfs tree, no memory hotplug); 4 no such \
+device; 5 set refused, nothing changed; 6 set failed or cancelled and rolled back; 7 the \
+device is stuck (leaked until reboot); 8 set could not put the device back together; 9 \
+doctor found something wrong.";
 
 #[derive(Debug, Parser)]
 #[command(name = "daxplug", version, about = ABOUT, long_about = LONG_ABOUT)]
