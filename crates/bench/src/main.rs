@@ -233,6 +233,15 @@ fn model_throughput(seconds: f64) -> anyhow::Result<String> {
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("generate") {
+        // daxplug-bench generate DIR BLOCKS DEVICES: keep a tree to look at.
+        let (dir, blocks, devices) = (
+            args.get(2).context("DIR")?,
+            args.get(3).context("BLOCKS")?,
+            args.get(4).context("DEVICES")?,
+        );
+        return generate(Path::new(dir), blocks.parse()?, devices.parse()?);
+    }
     let runs = args
         .iter()
         .position(|a| a == "--runs")
