@@ -436,7 +436,6 @@ fn execute(
             udev_stopped: false,
             offlined: Vec::new(),
             unbound_device_dax: false,
-            native_from: None,
         },
         file: JournalFile::for_device(&host.run_dir(), &p.device),
         journal_writes: 0,
@@ -649,9 +648,6 @@ impl Run<'_> {
                 let (_, d) = self.device()?;
                 let before = d.kernel_state;
                 if value == "unplugged" {
-                    self.journal.native_from = before
-                        .filter(|s| s.online_type().is_some_and(|t| t != OnlineType::Offline))
-                        .map(|s| s.to_string());
                     self.record("writing unplugged")?;
                 }
                 self.write(&format!("{}/state", paths::dax_device(&dev)), value)?;
@@ -710,27 +706,14 @@ impl Run<'_> {
         }
     }
 
-    fn region_static(&self) -> Result<bool, Fail> {
-        let (topo, d) = self.device()?;
-        Ok(d.region
-            .and_then(|id| topo.regions.iter().find(|r| r.id == id))
-            .is_some_and(|r| r.kind == crate::topology::RegionKind::Static))
-    }
-
     fn kmem_method(&self) -> Result<BindMethod, Fail> {
-        Ok(if self.region_static()? {
-            BindMethod::NewId
-        } else {
-            BindMethod::Bind
-        })
+        let (topo, d) = self.device()?;
+        Ok(crate::plan::kmem_method(&topo, &d))
     }
 
     fn devdax_method(&self) -> Result<BindMethod, Fail> {
-        Ok(if self.region_static()? {
-            BindMethod::Bind
-        } else {
-            BindMethod::NewId
-        })
+        let (topo, d) = self.device()?;
+        Ok(crate::plan::devdax_method(&topo, &d))
     }
 
     /// Binds a driver and checks it really bound (`new_id` does not report probe failures).

@@ -51,8 +51,6 @@ pub struct Journal {
     pub offlined: Vec<(u64, Zone)>,
     /// daxplug unbound device_dax from the device.
     pub unbound_device_dax: bool,
-    /// The kernel state before a native switch that went through `unplugged`.
-    pub native_from: Option<String>,
 }
 
 /// A journal file: `RUN/daxplug/journal-<device>.json`.

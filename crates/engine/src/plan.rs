@@ -187,14 +187,16 @@ pub struct Plan {
     pub steps: Vec<Step>,
 }
 
-fn kmem_method(topo: &Topology, dev: &Device) -> BindMethod {
+/// How kmem binds to `dev`: by type on a dynamic (kmem-type) region, `new_id` on a static one.
+pub(crate) fn kmem_method(topo: &Topology, dev: &Device) -> BindMethod {
     match region_kind(topo, dev) {
         Some(RegionKind::Static) => BindMethod::NewId,
         _ => BindMethod::Bind,
     }
 }
 
-fn devdax_method(topo: &Topology, dev: &Device) -> BindMethod {
+/// How device_dax binds to `dev`: by type on a static region, `new_id` on a dynamic one.
+pub(crate) fn devdax_method(topo: &Topology, dev: &Device) -> BindMethod {
     match region_kind(topo, dev) {
         Some(RegionKind::Static) => BindMethod::Bind,
         _ => BindMethod::NewId,
