@@ -4,9 +4,10 @@
 # E2E PASS / E2E FAIL. Started by the e2e test of `cargo test` (crates/cli/tests/e2e.rs),
 # which passes the daxplug binary to put in the guest.
 #
-# usage: tests/e2e/run.sh hmem|e820|agreement|teeth   (agreement: the hmem machine running
-#        the model-versus-kernel sequences of tests/e2e/agreement.txt; teeth: the competing-
-#        controller scenario against a deliberately broken protocol, which must tear)
+# usage: tests/e2e/run.sh hmem|e820|agreement|teeth|daxctl   (agreement: the hmem machine
+#        running the model-versus-kernel sequences of tests/e2e/agreement.txt; teeth: the
+#        competing-controller scenario against a deliberately broken protocol, which must
+#        tear; daxctl: daxctl's own commands, transcript in $WORK/logs/daxctl-daxctl.txt)
 # env:   DAXPLUG_BIN  the daxplug binary to test (required)
 #        WORK         downloads, kernel, initramfs, logs (default target/e2e)
 #        KVER         kernel version (default: newest linux-image-6.12.*+deb12-amd64-unsigned)
@@ -16,7 +17,7 @@
 # Never touches the host's /sys: everything happens inside the guest.
 set -euo pipefail
 
-METHOD=${1:?usage: run.sh hmem|e820|agreement|teeth}
+METHOD=${1:?usage: run.sh hmem|e820|agreement|teeth|daxctl}
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
 WORK=${WORK:-$TOP/target/e2e}
@@ -62,7 +63,7 @@ R=$WORK/root-$METHOD
 rm -rf "$R"; mkdir -p "$R"/{bin,usr/bin,lib64,lib/x86_64-linux-gnu,proc,sys,dev,run,tmp}
 cp "$TDIR/bin/busybox" "$R/bin/busybox"
 cp "$HERE/guest/init" "$R/init"; chmod 755 "$R/init"
-cp "$HERE/guest/scenarios.sh" "$HERE/guest/agreement.sh" "$HERE/agreement.txt" "$R/"
+cp "$HERE/guest/scenarios.sh" "$HERE/guest/agreement.sh" "$HERE/guest/daxctl.sh" "$HERE/agreement.txt" "$R/"
 cp "$DAXPLUG_BIN" "$R/usr/bin/daxplug"
 for m in libnvdimm nd_btt nd_pmem nd_e820 dax_pmem device_dax kmem dax_hmem; do
 	src=$(find "$KDIR/lib/modules/$KVER" -name "$m.ko*" | head -1)
@@ -83,7 +84,7 @@ INITRD=$WORK/initramfs-$METHOD.cpio.gz
 # 5 GiB guest: node 0 = 0-3G + 4G-5G; node 1 = 5G-6G, CPU-less, the device memory.
 APPEND="console=ttyS0 loglevel=3 panic=-1 nokaslr testmethod=$METHOD"
 case $METHOD in
-hmem | agreement | teeth) APPEND+=" memmap=1G%0x140000000-1+0xefffffff" ;;
+hmem | agreement | teeth | daxctl) APPEND+=" memmap=1G%0x140000000-1+0xefffffff" ;;
 e820) APPEND+=" memmap=1G!0x140000000" ;;
 *) echo "unknown method $METHOD" >&2; exit 2 ;;
 esac
@@ -98,6 +99,7 @@ tr -d '\r' < "$LOG" > "$LOG.txt" && mv "$LOG.txt" "$LOG"
 grep -q '@@E2E-END' "$LOG" || { echo "the guest did not finish its scenarios; log: $LOG"; tail -20 "$LOG"; exit 1; }
 grep -E '^E2E (PASS|FAIL|TIME)' "$LOG" || true
 sed -n '/@@AGREEMENT-BEGIN/,/@@AGREEMENT-END/p' "$LOG" | sed '1d;$d' > "$WORK/logs/$METHOD-agreement.txt"
+sed -n '/@@DAXCTL-BEGIN/,/@@DAXCTL-END/p' "$LOG" | sed '1d;$d' > "$WORK/logs/$METHOD-daxctl.txt"
 if grep -q '^E2E FAIL' "$LOG"; then
 	echo "guest log kept: $LOG"
 	exit 1

@@ -4,6 +4,7 @@
 mod daemoncmd;
 mod demo;
 mod exit;
+mod fusecmd;
 mod human;
 mod json;
 mod setcmd;
@@ -181,14 +182,19 @@ fn run(cli: Cli) -> anyhow::Result<(String, u8)> {
             preset,
             kernel,
             seed,
+            kernel_allocs,
             force,
         }) => {
             return Ok((
-                simcmd::init(file, preset, *kernel, *seed, *force)?,
+                simcmd::init(file, preset, *kernel, *seed, *kernel_allocs, *force)?,
                 exit::OK,
             ));
         }
         Command::Sim(simcmd::SimCommand::Presets) => return Ok((simcmd::presets(), exit::OK)),
+        Command::Sim(simcmd::SimCommand::Mount { file, dir }) => return fusecmd::mount(file, dir),
+        Command::Sim(simcmd::SimCommand::Run { file, command }) => {
+            return fusecmd::run(file, command);
+        }
         Command::Generate { what, shell, dir } => return generate(what, shell, dir),
         Command::Daemon {
             config,
@@ -253,6 +259,7 @@ fn run(cli: Cli) -> anyhow::Result<(String, u8)> {
             if changes
                 && cli.root == std::path::Path::new("/")
                 && std::env::var_os("DAXPLUG_REFUSE_HOST").is_some()
+                && !fusecmd::inside_sim_run()
             {
                 return Err(exit::Usage(
                     "DAXPLUG_REFUSE_HOST is set: this environment (a test run) must not change the machine's own /sys; pass --root or --sim".to_owned(),

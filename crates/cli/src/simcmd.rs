@@ -43,12 +43,43 @@ pub enum SimCommand {
         /// Seed of every interleaving and fault.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Chance per scheduler step, in per mille, that the kernel pins a page in a
+        /// kernel-zone block of device memory (which then will not offline). Default: the
+        /// preset's; 0 makes every offline of an idle machine succeed, as on a quiet guest.
+        #[arg(long, value_name = "PER_MILLE")]
+        kernel_allocs: Option<u32>,
         /// Replace FILE if it exists.
         #[arg(long)]
         force: bool,
     },
     /// List the presets.
     Presets,
+    /// Serve the machine in FILE as real files under DIR (DIR/sys, DIR/proc) through FUSE,
+    /// with the model's semantics on every read and write; changes are saved to FILE.
+    /// Runs until Ctrl-C, SIGTERM or `umount DIR`. Needs root and /dev/fuse.
+    Mount {
+        /// The machine file.
+        file: PathBuf,
+        /// An empty directory to mount on.
+        dir: PathBuf,
+    },
+    /// Run COMMAND in a private mount namespace where /sys/bus/dax, /sys/devices/system/
+    /// memory and node, /sys/module, the region devices, /proc/iomem and /proc/meminfo are
+    /// the machine in FILE, the rest of /sys is the host's read-only, /run is FILE.run and
+    /// modprobe loads modules into the model. Unmodified programs (daxctl, shell scripts)
+    /// act on the emulated machine; the host is untouched. Exits with COMMAND's status.
+    Run {
+        /// The machine file.
+        file: PathBuf,
+        /// The command and its arguments (after `--`).
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            required = true,
+            value_name = "COMMAND"
+        )]
+        command: Vec<String>,
+    },
     /// Summarize the machine: kernel, clock, udev, actors, faults.
     Show,
     /// Print a file, as `cat` would.
@@ -207,9 +238,19 @@ pub fn init(
     preset: &str,
     kernel: KernelArg,
     seed: u64,
+    kernel_allocs: Option<u32>,
     force: bool,
 ) -> anyhow::Result<String> {
-    let m = build_preset(preset, kernel.into(), seed)?;
+    let mut m = build_preset(preset, kernel.into(), seed)?;
+    if let Some(p) = kernel_allocs {
+        if p > 1000 {
+            return Err(crate::exit::Usage(format!(
+                "--kernel-allocs {p} is not a chance: expected 0 to 1000 (per mille)"
+            ))
+            .into());
+        }
+        m.kernel_alloc_per_mille = p;
+    }
     daxplug_model::MachineFile::create(file, &m, force)?;
     Ok(format!(
         "Created {}: preset {preset}, {} kernel, seed {seed}.\nTry: daxplug --sim {} list\n",
@@ -235,7 +276,10 @@ fn errno_line(e: Errno) -> String {
 /// Runs a sim command that needs a machine.
 pub fn run(sim: &Sim, cmd: SimCommand) -> anyhow::Result<String> {
     match cmd {
-        SimCommand::Init { .. } | SimCommand::Presets => {
+        SimCommand::Init { .. }
+        | SimCommand::Presets
+        | SimCommand::Mount { .. }
+        | SimCommand::Run { .. } => {
             bail!("internal: handled without a machine")
         }
         SimCommand::Show => Ok(sim.with(|m| show(m))),

@@ -43,6 +43,7 @@ errnos! {
     EIO = 5, "Input/output error";
     ENXIO = 6, "No such device or address";
     E2BIG = 7, "Argument list too long";
+    EBADF = 9, "Bad file descriptor";
     EAGAIN = 11, "Resource temporarily unavailable";
     ENOMEM = 12, "Cannot allocate memory";
     EACCES = 13, "Permission denied";
@@ -55,6 +56,7 @@ errnos! {
     ENOSPC = 28, "No space left on device";
     EROFS = 30, "Read-only file system";
     ENAMETOOLONG = 36, "File name too long";
+    ENOSYS = 38, "Function not implemented";
     ENOTEMPTY = 39, "Directory not empty";
     ELOOP = 40, "Too many levels of symbolic links";
     EILSEQ = 84, "Invalid or incomplete multibyte or wide character";

@@ -12,6 +12,7 @@
 mod errno;
 mod error;
 pub mod interrupt;
+pub mod namespace;
 pub mod paths;
 mod rootfs;
 

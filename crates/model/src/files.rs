@@ -43,7 +43,7 @@ const RW: Kind = Kind::File {
 };
 
 /// Major number of the dax character devices.
-const DAX_MAJOR: u32 = 252;
+pub const DAX_MAJOR: u32 = 252;
 
 /// Splits `daxX.Y`.
 pub fn parse_dax_name(name: &str) -> Option<(u32, u32)> {
@@ -124,9 +124,22 @@ impl Machine {
             "/proc" => vec![e("iomem", R), e("meminfo", R)],
             "/sys" => vec![
                 e("bus", Kind::Dir),
+                e("dev", Kind::Dir),
                 e("devices", Kind::Dir),
                 e("module", Kind::Dir),
             ],
+            "/sys/dev" => vec![e("char", Kind::Dir)],
+            // How libdaxctl finds a device from its /dev node's number.
+            "/sys/dev/char" => self
+                .devices
+                .iter()
+                .map(|d| {
+                    e(
+                        &format!("{DAX_MAJOR}:{}", d.minor),
+                        Kind::Link(relative(dir, &self.device_dir(d))),
+                    )
+                })
+                .collect(),
             "/sys/bus" => vec![e("dax", Kind::Dir)],
             "/sys/bus/dax" => vec![
                 e("devices", Kind::Dir),

@@ -26,7 +26,7 @@ use daxplug_kernel::Errno;
 
 pub use actors::{Actor, rhel_rule};
 pub use faults::Faults;
-pub use files::{Kind, parse_dax_name};
+pub use files::{DAX_MAJOR, Kind, parse_dax_name};
 pub use hotplug::Caller;
 pub use invariants::{Violation, check as check_invariants};
 pub use machine::{

@@ -51,6 +51,15 @@ competitor_stop() { kill $COMP 2>/dev/null; wait $COMP 2>/dev/null; }
 
 echo "@@E2E-BEGIN method=$METHOD kernel=$(uname -r)"
 case $METHOD in
+daxctl)
+	# daxctl's own commands, for comparison with the model under `daxplug sim run`
+	# (crates/cli/tests/simrun.rs): kmem loaded, so dax0.0 starts as system RAM.
+	modload device_dax dax_hmem kmem
+	echo "@@DAXCTL-BEGIN"
+	sh /daxctl.sh
+	echo "@@DAXCTL-END"
+	pass "daxctl transcript taken"
+	;;
 agreement)
 	# The model-versus-kernel sequences (tests/e2e/agreement.txt); they end with a leaked
 	# range, so they get a boot of their own.

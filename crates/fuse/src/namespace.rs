@@ -1,0 +1,406 @@
+//! A private mount namespace in which the emulated machine is the system's `/sys` and
+//! `/proc` for the programs run there (`daxplug sim run`).
+//!
+//! Layout, all of it private to the namespace (the host sees none of these mounts):
+//!
+//! * the machine is served by FUSE on a staging tmpfs under the temporary directory;
+//! * `/sys` becomes a tmpfs on which the emulated `bus/dax`, `devices/system/memory`,
+//!   `devices/system/node`, `module` and each dax region's provider directory are bound,
+//!   and every other entry of the host's `/sys` is bound back **read-only**, so a program
+//!   run there can read the host's CPUs or PCI devices but cannot change anything;
+//! * `/dev` holds the host's nodes plus a file per emulated dax device (`/dev/daxX.Y`,
+//!   which libdaxctl needs to see; it opens only while device_dax drives the device);
+//! * `/proc/iomem` and `/proc/meminfo` are the emulated files, `/proc/sys` is read-only;
+//! * `/run` is the machine's run directory (`FILE.run`, as with `--sim FILE`), so daxplug's
+//!   lock and journals belong to the machine and no host udev can be reached;
+//! * kernel modules cannot reach the host: `/lib/modules` is hidden and modprobe's
+//!   configuration says `install kmem` = load it into the model.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use daxplug_model::Sim;
+use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
+
+use crate::mount::{FuseError, Mount};
+
+/// Setting up or leaving the namespace failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The process could not get a mount namespace of its own.
+    #[error(
+        "cannot create a private mount namespace (this needs root, and a process with one thread)"
+    )]
+    Unshare {
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// One step of the layout failed.
+    #[error("cannot {what} {}", .path.display())]
+    Step {
+        /// What was being done ("bind-mount the emulated files on").
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Serving the machine failed.
+    #[error(transparent)]
+    Fuse(#[from] FuseError),
+}
+
+fn step<T, E: Into<io::Error>>(
+    what: &'static str,
+    path: &Path,
+    r: Result<T, E>,
+) -> Result<T, SandboxError> {
+    r.map_err(|e| SandboxError::Step {
+        what,
+        path: path.to_owned(),
+        source: e.into(),
+    })
+}
+
+/// The emulated directories bound over the host's, relative to `/sys`.
+const EMULATED: [&str; 4] = [
+    "bus/dax",
+    "devices/system/memory",
+    "devices/system/node",
+    "module",
+];
+/// Where the emulated `/sys/dev/char` links (one per dax device) join the host's.
+const CHAR_LINKS: &str = "dev/char";
+
+/// Where modprobe looks for its configuration; the first that exists gets daxplug's, the
+/// others are hidden.
+const MODPROBE_DIRS: [&str; 5] = [
+    "/etc/modprobe.d",
+    "/run/modprobe.d",
+    "/usr/local/lib/modprobe.d",
+    "/lib/modprobe.d",
+    "/usr/lib/modprobe.d",
+];
+
+/// Modules the emulated kernel provides; loading any of them goes to the model.
+const MODULES: [&str; 5] = ["kmem", "device_dax", "dax_hmem", "dax_pmem", "dax_cxl"];
+
+/// The namespace, entered. [`Sandbox::leave`] stops the server and removes the staging
+/// directory; the rest goes away with the process.
+#[derive(Debug)]
+pub struct Sandbox {
+    stage: PathBuf,
+    mount: Option<Mount>,
+}
+
+impl Sandbox {
+    /// Enters a new mount namespace and lays out the emulated machine `sim` in it.
+    /// `run_dir` is bound on `/run`; `providers` are the kernel paths of the machine's dax
+    /// region providers (`/sys/devices/platform/hmem.0`, …). Call it while the process
+    /// has one thread: the kernel refuses a new mount namespace otherwise.
+    pub fn enter(
+        sim: Arc<Sim>,
+        run_dir: &Path,
+        providers: &[String],
+    ) -> Result<Self, SandboxError> {
+        daxplug_kernel::namespace::unshare_mount_namespace()
+            .map_err(|source| SandboxError::Unshare { source })?;
+        // Nothing mounted from here on may propagate back to the host.
+        step(
+            "make every mount private under",
+            Path::new("/"),
+            rustix::mount::mount_change(
+                "/",
+                MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+            ),
+        )?;
+        let stage = std::env::temp_dir().join(format!(
+            "daxplug-sim-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos())
+        ));
+        step(
+            "create the staging directory",
+            &stage,
+            fs::create_dir(&stage),
+        )?;
+        let mut sandbox = Self { stage, mount: None };
+        sandbox.lay_out(sim, run_dir, providers)?;
+        Ok(sandbox)
+    }
+
+    fn lay_out(
+        &mut self,
+        sim: Arc<Sim>,
+        run_dir: &Path,
+        providers: &[String],
+    ) -> Result<(), SandboxError> {
+        let stage = self.stage.clone();
+        tmpfs(&stage, "0700")?;
+        let fuse = stage.join("fuse");
+        step("create", &fuse, fs::create_dir(&fuse))?;
+        self.mount = Some(Mount::new(sim, &fuse)?);
+
+        // /sys: a tmpfs holding the host's entries (read-only) and the emulated ones.
+        let host_sys = stage.join("host-sys");
+        step("create", &host_sys, fs::create_dir(&host_sys))?;
+        step(
+            "bind the host's /sys on",
+            &host_sys,
+            rustix::mount::mount_bind_recursive("/sys", &host_sys),
+        )?;
+        tmpfs(Path::new("/sys"), "0755")?;
+        let mut overrides: Vec<PathBuf> = EMULATED.iter().map(PathBuf::from).collect();
+        overrides.extend(
+            providers
+                .iter()
+                .filter_map(|p| p.strip_prefix("/sys/"))
+                .map(PathBuf::from),
+        );
+        let char_links = fuse.join("sys").join(CHAR_LINKS);
+        overrides.extend(
+            step("list", &char_links, fs::read_dir(&char_links))?
+                .flatten()
+                .map(|e| Path::new(CHAR_LINKS).join(e.file_name())),
+        );
+        compose(
+            Path::new("/sys"),
+            &host_sys,
+            &fuse.join("sys"),
+            Path::new(""),
+            &overrides,
+            HostEntries::ReadOnly,
+        )?;
+
+        // /dev: the host's nodes (writable: /dev/null must work) and the dax devices'.
+        let host_dev = stage.join("host-dev");
+        step("create", &host_dev, fs::create_dir(&host_dev))?;
+        step(
+            "bind the host's /dev on",
+            &host_dev,
+            rustix::mount::mount_bind_recursive("/dev", &host_dev),
+        )?;
+        let dax: Vec<PathBuf> = step("list", &fuse.join("dev"), fs::read_dir(fuse.join("dev")))?
+            .flatten()
+            .map(|e| PathBuf::from(e.file_name()))
+            .collect();
+        tmpfs(Path::new("/dev"), "0755")?;
+        compose(
+            Path::new("/dev"),
+            &host_dev,
+            &fuse.join("dev"),
+            Path::new(""),
+            &dax,
+            HostEntries::Writable,
+        )?;
+
+        // /proc: the two emulated files; the kernel's tunables read-only.
+        for name in ["iomem", "meminfo"] {
+            let target = Path::new("/proc").join(name);
+            step(
+                "bind the emulated file on",
+                &target,
+                rustix::mount::mount_bind(fuse.join("proc").join(name), &target),
+            )?;
+        }
+        let proc_sys = Path::new("/proc/sys");
+        step(
+            "bind",
+            proc_sys,
+            rustix::mount::mount_bind_recursive(proc_sys, proc_sys),
+        )?;
+        read_only(proc_sys)?;
+
+        // /run: the machine's own.
+        step("create", run_dir, fs::create_dir_all(run_dir))?;
+        step(
+            "bind the machine's run directory on",
+            Path::new("/run"),
+            rustix::mount::mount_bind(run_dir, "/run"),
+        )?;
+
+        // Kernel modules: none of the host's, and modprobe feeds the model.
+        let empty = stage.join("empty");
+        step("create", &empty, fs::create_dir(&empty))?;
+        let mut hidden = BTreeSet::new();
+        for dir in ["/lib/modules", "/usr/lib/modules"] {
+            if let Ok(real) = fs::canonicalize(dir)
+                && hidden.insert(real.clone())
+            {
+                step("hide", &real, rustix::mount::mount_bind(&empty, &real))?;
+            }
+        }
+        let conf_dir = stage.join("modprobe.d");
+        step("create", &conf_dir, fs::create_dir(&conf_dir))?;
+        let control = fuse.join(crate::MODPROBE_FILE.trim_start_matches('/'));
+        let mut conf = String::from(
+            "# daxplug sim run: modules load into the emulated machine, never into the host.\n",
+        );
+        for m in MODULES {
+            conf.push_str(&format!(
+                "install {m} /bin/sh -c 'echo {m} > {}'\n",
+                control.display()
+            ));
+        }
+        let conf_file = conf_dir.join("daxplug-sim.conf");
+        step("write", &conf_file, fs::write(&conf_file, conf))?;
+        let mut configured = false;
+        for dir in MODPROBE_DIRS {
+            let Ok(real) = fs::canonicalize(dir) else {
+                continue;
+            };
+            if !hidden.insert(real.clone()) {
+                continue;
+            }
+            let source = if configured { &empty } else { &conf_dir };
+            configured = true;
+            step("replace", &real, rustix::mount::mount_bind(source, &real))?;
+        }
+        Ok(())
+    }
+
+    /// The served machine.
+    pub fn mount(&self) -> Option<&Mount> {
+        self.mount.as_ref()
+    }
+
+    /// Stops serving and removes the staging directory.
+    pub fn leave(mut self) -> Result<(), SandboxError> {
+        self.teardown()
+    }
+
+    fn teardown(&mut self) -> Result<(), SandboxError> {
+        if let Some(m) = self.mount.take() {
+            m.unmount()?;
+        }
+        if self.stage.as_os_str().is_empty() {
+            return Ok(());
+        }
+        let stage = std::mem::take(&mut self.stage);
+        // The staging tmpfs exists in this namespace only; the host sees an empty directory.
+        let _ = rustix::mount::unmount(&stage, UnmountFlags::DETACH);
+        step("remove", &stage, fs::remove_dir(&stage))
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.teardown();
+    }
+}
+
+fn tmpfs(dir: &Path, mode: &str) -> Result<(), SandboxError> {
+    let data = std::ffi::CString::new(format!("mode={mode}")).unwrap_or_default();
+    step(
+        "mount a tmpfs on",
+        dir,
+        rustix::mount::mount(
+            "daxplug-sim",
+            dir,
+            "tmpfs",
+            MountFlags::NOSUID | MountFlags::NODEV,
+            Some(data.as_c_str()),
+        ),
+    )
+}
+
+fn read_only(dir: &Path) -> Result<(), SandboxError> {
+    step(
+        "make read-only",
+        dir,
+        rustix::mount::mount_remount(
+            dir,
+            MountFlags::BIND
+                | MountFlags::RDONLY
+                | MountFlags::NOSUID
+                | MountFlags::NODEV
+                | MountFlags::NOEXEC,
+            "",
+        ),
+    )
+}
+
+/// How the host's entries are bound back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HostEntries {
+    ReadOnly,
+    Writable,
+}
+
+fn mount_point(target: &Path, like: &fs::Metadata) -> Result<(), SandboxError> {
+    if like.is_dir() {
+        step("create", target, fs::create_dir(target))
+    } else {
+        step("create", target, fs::File::create(target).map(|_| ()))
+    }
+}
+
+/// Fills `target/rel` (on a tmpfs) with the entries of `host/rel` and `emu/rel`: emulated
+/// where `rel/name` is in `overrides`, composed again where an override lies beneath,
+/// the host's (read-only) otherwise.
+fn compose(
+    target: &Path,
+    host: &Path,
+    emu: &Path,
+    rel: &Path,
+    overrides: &[PathBuf],
+    host_entries: HostEntries,
+) -> Result<(), SandboxError> {
+    let mut names = BTreeSet::new();
+    for dir in [host.join(rel), emu.join(rel)] {
+        if let Ok(rd) = fs::read_dir(&dir) {
+            names.extend(rd.flatten().map(|e| e.file_name()));
+        }
+    }
+    for name in names {
+        let r = rel.join(&name);
+        let t = target.join(&r);
+        if overrides.contains(&r) {
+            let src = emu.join(&r);
+            let Ok(meta) = fs::symlink_metadata(&src) else {
+                continue;
+            };
+            if meta.file_type().is_symlink() {
+                let link = step("read the link", &src, fs::read_link(&src))?;
+                step("create the link", &t, std::os::unix::fs::symlink(link, &t))?;
+                continue;
+            }
+            mount_point(&t, &meta)?;
+            step(
+                "bind the emulated files on",
+                &t,
+                rustix::mount::mount_bind(&src, &t),
+            )?;
+        } else if overrides.iter().any(|o| o.starts_with(&r)) {
+            step("create", &t, fs::create_dir(&t))?;
+            compose(target, host, emu, &r, overrides, host_entries)?;
+        } else {
+            let src = host.join(&r);
+            let Ok(meta) = fs::symlink_metadata(&src) else {
+                continue;
+            };
+            if meta.file_type().is_symlink() {
+                let link = step("read the link", &src, fs::read_link(&src))?;
+                step("create the link", &t, std::os::unix::fs::symlink(link, &t))?;
+            } else {
+                mount_point(&t, &meta)?;
+                step(
+                    "bind the host's",
+                    &t,
+                    rustix::mount::mount_bind_recursive(&src, &t),
+                )?;
+                if host_entries == HostEntries::ReadOnly {
+                    read_only(&t)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
