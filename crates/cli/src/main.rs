@@ -60,6 +60,12 @@ struct Cli {
     )]
     root: PathBuf,
 
+    /// Where daxplug keeps its lock and transition journals: default ROOT/run (so /run on
+    /// the live machine), or FILE.run with --sim. Needed with --root on a read-only tree
+    /// such as a `daxplug sim mount`.
+    #[arg(long, global = true, value_name = "DIR")]
+    run_dir: Option<PathBuf>,
+
     /// Run against the emulated machine kept in FILE (create one with `daxplug sim init`);
     /// its state is saved back after the command, so commands see each other's effects.
     #[arg(long, global = true, value_name = "FILE")]
@@ -233,10 +239,8 @@ fn run(cli: Cli) -> anyhow::Result<(String, u8)> {
             let (sim, store) = Sim::open(file)?;
             let mut run_dir = file.as_os_str().to_owned();
             run_dir.push(".run");
-            let result = command(
-                &Backend::Sim(&sim, std::path::PathBuf::from(run_dir)),
-                cli.command,
-            );
+            let run_dir = cli.run_dir.clone().unwrap_or_else(|| run_dir.into());
+            let result = command(&Backend::Sim(&sim, run_dir), cli.command);
             // The machine changed even if the command failed (a write that failed may have
             // moved the clock and let actors run): save it either way.
             sim.save(&store)?;
@@ -272,15 +276,20 @@ fn run(cli: Cli) -> anyhow::Result<(String, u8)> {
                 Access::ReadOnly
             };
             let kernel = RootFs::new(&cli.root, access)?;
-            command(&Backend::Root(&kernel, cli.root.clone()), cli.command)
+            let run_dir = cli.run_dir.clone().unwrap_or_else(|| cli.root.join("run"));
+            command(
+                &Backend::Root(&kernel, cli.root.clone(), run_dir),
+                cli.command,
+            )
         }
     }
 }
 
 /// What the command runs against.
 enum Backend<'a> {
-    /// Files under a root directory (the running kernel, or a copied tree).
-    Root(&'a RootFs, std::path::PathBuf),
+    /// Files under a root directory (the running kernel, or a copied tree), and the
+    /// directory for the lock and journals.
+    Root(&'a RootFs, std::path::PathBuf, std::path::PathBuf),
     /// The emulated machine, and the directory for its lock and journal.
     Sim(&'a Sim, std::path::PathBuf),
 }
@@ -288,16 +297,17 @@ enum Backend<'a> {
 impl Backend<'_> {
     fn kernel(&self) -> &dyn Kernel {
         match self {
-            Backend::Root(k, _) => *k,
+            Backend::Root(k, ..) => *k,
             Backend::Sim(k, _) => *k,
         }
     }
 
     fn host(&self) -> Box<dyn daxplug_engine::Host + '_> {
         match self {
-            Backend::Root(fs, root) => Box::new(setcmd::RealHost {
+            Backend::Root(fs, root, run_dir) => Box::new(setcmd::RealHost {
                 fs: (*fs).clone(),
                 root: root.clone(),
+                run_dir: run_dir.clone(),
             }),
             Backend::Sim(sim, run_dir) => Box::new(daxplug_engine::simhost::SimHost {
                 sim,
@@ -341,7 +351,7 @@ fn command(backend: &Backend<'_>, command: Command) -> anyhow::Result<(String, u
             let host = backend.host();
             let events = match backend {
                 Backend::Sim(sim, _) => daemoncmd::Events::Sim(sim),
-                Backend::Root(_, root) if root == std::path::Path::new("/") => {
+                Backend::Root(_, root, _) if root == std::path::Path::new("/") => {
                     daemoncmd::Events::Netlink
                 }
                 Backend::Root(..) => daemoncmd::Events::Poll,
@@ -357,7 +367,7 @@ fn command(backend: &Backend<'_>, command: Command) -> anyhow::Result<(String, u
         Command::Generate { .. } => anyhow::bail!("internal: generate needs no machine"),
         Command::Doctor { json } => {
             let root = match backend {
-                Backend::Root(_, root) => Some(root.as_path()),
+                Backend::Root(_, root, _) => Some(root.as_path()),
                 Backend::Sim(..) => None,
             };
             doctor(kernel, root, json)

@@ -22,6 +22,8 @@ pub struct RealHost {
     pub fs: RootFs,
     /// The root (`/` on a real machine).
     pub root: PathBuf,
+    /// Where the lock and journals live (`/run` on a real machine).
+    pub run_dir: PathBuf,
 }
 
 impl RealHost {
@@ -36,7 +38,7 @@ impl Host for RealHost {
     }
 
     fn run_dir(&self) -> PathBuf {
-        self.root.join("run")
+        self.run_dir.clone()
     }
 
     fn udev_running(&self) -> bool {

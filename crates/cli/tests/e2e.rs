@@ -1,7 +1,9 @@
 //! The real-kernel end-to-end tests: Debian's stock 6.12 kernel booted under QEMU (TCG) with
 //! 1 GiB of emulated device memory, daxplug's scenarios run inside the guest
 //! (tests/e2e/run.sh and tests/e2e/guest/), and the model-versus-kernel agreement
-//! sequences (tests/e2e/agreement.txt) compared line by line with the model's answers.
+//! sequences (tests/e2e/agreement.txt) compared line by line with the model's answers, and
+//! daxctl's transcript (tests/e2e/daxctl-hmem.txt), which the model must also give under
+//! `daxplug sim run` (crates/cli/tests/simrun.rs).
 //!
 //! Prints one SKIP line and passes when QEMU or the kernel package cannot be had
 //! (`DAXPLUG_E2E=0` skips on purpose); CI installs QEMU, so there it runs.
@@ -57,7 +59,7 @@ fn real_kernel_in_qemu() {
         return;
     }
     let mut passed = 0;
-    for method in ["agreement", "hmem", "e820", "teeth"] {
+    for method in ["agreement", "hmem", "e820", "teeth", "daxctl"] {
         match guest(method) {
             Run::Skipped(why) => {
                 say(&format!("SKIP e2e (real kernel in QEMU): {why}"));
@@ -99,6 +101,22 @@ fn real_kernel_in_qemu() {
             say(&format!(
                 "E2E PASS agreement: {} sysfs operations answered identically by the model and the kernel",
                 k.len()
+            ));
+            passed += 1;
+        }
+        if method == "daxctl" {
+            // The transcript crates/cli/tests/simrun.rs compares the model against.
+            let want = std::fs::read_to_string(top().join("tests/e2e/daxctl-hmem.txt"))
+                .expect("daxctl-hmem.txt");
+            let got = std::fs::read_to_string(top().join("target/e2e/logs/daxctl-daxctl.txt"))
+                .expect("guest output");
+            assert_eq!(
+                got, want,
+                "daxctl on the real kernel no longer gives tests/e2e/daxctl-hmem.txt"
+            );
+            say(&format!(
+                "E2E PASS daxctl: the real kernel still gives the {}-line transcript the model is held to",
+                want.lines().count()
             ));
             passed += 1;
         }

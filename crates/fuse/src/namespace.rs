@@ -178,6 +178,15 @@ impl Sandbox {
             &overrides,
             HostEntries::ReadOnly,
         )?;
+        // Submounts of the host's entries (cgroup, debugfs, …) came along writable.
+        seal_sys()?;
+        // The staging copy of the host's /sys is no longer needed, and must not stay
+        // reachable as a writable path.
+        step(
+            "detach",
+            &host_sys,
+            rustix::mount::unmount(&host_sys, UnmountFlags::DETACH),
+        )?;
 
         // /dev: the host's nodes (writable: /dev/null must work) and the dax devices'.
         let host_dev = stage.join("host-dev");
@@ -199,6 +208,11 @@ impl Sandbox {
             Path::new(""),
             &dax,
             HostEntries::Writable,
+        )?;
+        step(
+            "detach",
+            &host_dev,
+            rustix::mount::unmount(&host_dev, UnmountFlags::DETACH),
         )?;
 
         // /proc: the two emulated files; the kernel's tunables read-only.
@@ -309,6 +323,25 @@ fn tmpfs(dir: &Path, mode: &str) -> Result<(), SandboxError> {
             Some(data.as_c_str()),
         ),
     )
+}
+
+/// Makes every mount under `/sys` read-only except the emulated machine's.
+fn seal_sys() -> Result<(), SandboxError> {
+    let info_path = Path::new("/proc/self/mountinfo");
+    let info = step("read", info_path, fs::read_to_string(info_path))?;
+    let mut points = BTreeSet::new();
+    for line in info.lines() {
+        let point = line.split(' ').nth(4).unwrap_or("");
+        let fstype = line.split(" - ").nth(1).and_then(|r| r.split(' ').next());
+        if point.starts_with("/sys/") && fstype != Some("fuse.daxplug") {
+            // mountinfo escapes spaces and the like as octal; such paths are not in /sys.
+            points.insert(point.to_owned());
+        }
+    }
+    for p in points {
+        read_only(Path::new(&p))?;
+    }
+    Ok(())
 }
 
 fn read_only(dir: &Path) -> Result<(), SandboxError> {
