@@ -159,6 +159,13 @@ pub enum ActorKind {
         #[arg(long)]
         vm: bool,
     },
+    /// A udev rule that puts a block back online whenever it goes offline
+    /// (`SUBSYSTEM=="memory", ACTION=="offline", ATTR{state}=="offline", ATTR{state}="online"`).
+    KeepOnlineRule {
+        /// The value written.
+        #[arg(long, default_value = "online")]
+        value: String,
+    },
     /// kata-agent: `echo 1 > memoryN/online` on every block add, from netlink.
     KataAgent,
     /// A daxctl-like per-block pass over one device.
@@ -448,6 +455,21 @@ fn actor(m: &mut Machine, cmd: ActorCommand) -> anyhow::Result<String> {
             };
             match actor {
                 ActorKind::RhelRule { vm } => m.udev.rules.push(rhel_rule(vm)),
+                ActorKind::KeepOnlineRule { value } => {
+                    value.parse::<OnlineType>().map_err(|_| {
+                        crate::exit::Usage(format!(
+                            "{value:?} is not an online type: expected online, online_movable or online_kernel"
+                        ))
+                    })?;
+                    m.udev.rules.push(daxplug_model::Rule {
+                        name: "keep-memory-online".into(),
+                        subsystem: daxplug_model::Subsystem::Memory,
+                        action: "offline".into(),
+                        if_offline: true,
+                        attr: "state".into(),
+                        value,
+                    });
+                }
                 ActorKind::KataAgent => {
                     let cursor = m.uevents.last().map_or(1, |e| e.seq + 1);
                     m.actors.push(Actor::KataAgent { cursor });
