@@ -13,121 +13,71 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use daxplug_engine::{Scope, discover};
-use daxplug_kernel::{Access, Kernel, KernelError, RootFs, ThreadToken};
-use daxplug_model::{Actor, Caller, Flavour, Rng, build_preset, rhel_rule};
+use daxplug_model::{
+    Actor, Caller, DAX_MAJOR, Flavour, Kind, Machine, Rng, build_preset, rhel_rule, scaled,
+};
+use std::os::unix::fs::PermissionsExt as _;
 
-const BS: u64 = 128 << 20;
-
-/// Writes a machine with `blocks` memory blocks, `devices` of which hold device memory
-/// (split evenly, online movable), the rest boot RAM.
-fn generate(root: &Path, blocks: u64, devices: u64) -> anyhow::Result<()> {
-    let per_device = (blocks / 2 / devices).max(1);
-    let boot = blocks - per_device * devices;
-    let mem = root.join("sys/devices/system/memory");
-    fs::create_dir_all(&mem)?;
-    fs::write(mem.join("block_size_bytes"), format!("{BS:x}\n"))?;
-    fs::write(mem.join("auto_online_blocks"), "offline\n")?;
-    let node = root.join("sys/devices/system/node");
-    for n in 0..2 {
-        fs::create_dir_all(node.join(format!("node{n}")))?;
-        fs::write(
-            node.join(format!("node{n}/meminfo")),
-            format!("Node {n} MemTotal:        1048576 kB\n"),
-        )?;
-    }
-    fs::write(node.join("online"), "0-1\n")?;
-    fs::write(node.join("possible"), "0-1\n")?;
-    fs::write(node.join("has_memory"), "0-1\n")?;
-    let mut iomem = format!("00000000-{:08x} : System RAM\n", boot * BS - 1);
-    let block = |id: u64, n: u32, zone: &str| -> anyhow::Result<()> {
-        let d = mem.join(format!("memory{id}"));
-        fs::create_dir_all(&d)?;
-        fs::write(d.join("state"), "online\n")?;
-        fs::write(d.join("online"), "1\n")?;
-        fs::write(d.join("valid_zones"), format!("{zone}\n"))?;
-        fs::write(d.join("phys_index"), format!("{id:08x}\n"))?;
-        symlink(format!("../../node/node{n}"), d.join(format!("node{n}")))?;
-        symlink(
-            format!("../../memory/memory{id}"),
-            node.join(format!("node{n}/memory{id}")),
-        )?;
-        Ok(())
-    };
-    for id in 0..boot {
-        block(id, 0, "Normal")?;
-    }
-    let bus = root.join("sys/bus/dax/devices");
-    fs::create_dir_all(&bus)?;
-    fs::create_dir_all(root.join("sys/bus/dax/drivers/kmem"))?;
-    for dv in 0..devices {
-        let first = boot + dv * per_device;
-        let (start, end) = (first * BS, (first + per_device) * BS - 1);
-        let name = format!("dax{dv}.0");
-        let plat = root.join(format!("sys/devices/platform/hmem.{dv}"));
-        let dir = plat.join(&name);
-        fs::create_dir_all(dir.join("mapping0"))?;
-        fs::create_dir_all(plat.join("dax_region"))?;
-        fs::write(plat.join("dax_region/id"), format!("{dv}\n"))?;
-        fs::write(dir.join("size"), format!("{}\n", end - start + 1))?;
-        fs::write(dir.join("target_node"), "1\n")?;
-        fs::write(dir.join("numa_node"), "0\n")?;
-        fs::write(dir.join("align"), "2097152\n")?;
-        fs::write(dir.join("resource"), format!("{start:#x}\n"))?;
-        fs::write(dir.join("mapping0/start"), format!("{start:#x}\n"))?;
-        fs::write(dir.join("mapping0/end"), format!("{end:#x}\n"))?;
-        fs::write(dir.join("mapping0/page_offset"), "0x0\n")?;
-        symlink("../../../../bus/dax/drivers/kmem", dir.join("driver"))?;
-        symlink(
-            format!("../../../devices/platform/hmem.{dv}/{name}"),
-            bus.join(&name),
-        )?;
-        let _ = writeln!(
-            iomem,
-            "{start:x}-{end:x} : Soft Reserved\n  {start:x}-{end:x} : {name}\n    {start:x}-{end:x} : System RAM (kmem)"
-        );
-        for id in first..first + per_device {
-            block(id, 1, "Movable")?;
+/// Writes the model's view of `m` under `root`: `sys/`, `proc/` and `dev/daxX.Y` (character
+/// device nodes with the model's numbers), files with sysfs modes, links as links. The same
+/// files the FUSE mount would serve, on a plain filesystem, so that any tool can read them.
+fn materialize(m: &Machine, root: &Path) -> anyhow::Result<()> {
+    fn walk(m: &Machine, root: &Path, dir: &str) -> anyhow::Result<()> {
+        let Some(entries) = m.entries(dir) else {
+            return Ok(());
+        };
+        for (name, kind) in entries {
+            let path = if dir == "/" {
+                format!("/{name}")
+            } else {
+                format!("{dir}/{name}")
+            };
+            let on_disk = root.join(path.trim_start_matches('/'));
+            match kind {
+                Kind::Dir => {
+                    fs::create_dir_all(&on_disk)?;
+                    walk(m, root, &path)?;
+                }
+                Kind::Link(target) => symlink(target, &on_disk)?,
+                Kind::File { read, write } => {
+                    let text = if read {
+                        m.sysfs_read(&path).unwrap_or_default()
+                    } else {
+                        String::new()
+                    };
+                    fs::write(&on_disk, text)?;
+                    let mode = if read { 0o444 } else { 0 } | if write { 0o200 } else { 0 };
+                    fs::set_permissions(&on_disk, fs::Permissions::from_mode(mode))?;
+                }
+            }
         }
+        Ok(())
     }
-    fs::create_dir_all(root.join("proc"))?;
-    fs::write(root.join("proc/iomem"), iomem)?;
-    fs::write(root.join("proc/meminfo"), "MemTotal:        1048576 kB\n")?;
+    fs::create_dir_all(root)?;
+    walk(m, root, "/")?;
+    let dev = root.join("dev");
+    fs::create_dir_all(&dev)?;
+    for d in &m.devices {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            dev.join(&d.name),
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            rustix::fs::makedev(DAX_MAJOR, d.minor),
+        )
+        .with_context(|| format!("mknod {}", d.name))?;
+    }
     Ok(())
 }
 
-/// A kernel interface that counts the calls that open a file.
-struct Counting<'a> {
-    inner: &'a RootFs,
-    opens: AtomicU64,
-}
-
-impl Kernel for Counting<'_> {
-    fn read(&self, path: &str) -> Result<String, KernelError> {
-        self.opens.fetch_add(1, Ordering::Relaxed);
-        self.inner.read(path)
-    }
-    fn write(&self, path: &str, value: &str) -> Result<(), KernelError> {
-        self.opens.fetch_add(1, Ordering::Relaxed);
-        self.inner.write(path, value)
-    }
-    fn list_dir(&self, path: &str) -> Result<Vec<String>, KernelError> {
-        self.opens.fetch_add(1, Ordering::Relaxed);
-        self.inner.list_dir(path)
-    }
-    fn read_link(&self, path: &str) -> Result<String, KernelError> {
-        self.inner.read_link(path)
-    }
-    fn exists(&self, path: &str) -> bool {
-        self.inner.exists(path)
-    }
-    fn interrupt(&self, t: ThreadToken) {
-        self.inner.interrupt(t);
-    }
+/// The benchmark machine: `blocks` blocks, half of them device memory in `devices` devices.
+fn machine(blocks: u64, devices: u64) -> Machine {
+    let mut m = scaled(blocks, devices, Flavour::Legacy, 1);
+    m.kernel_alloc_per_mille = 0;
+    m
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -135,58 +85,164 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-fn time_cmd(bin: &Path, args: &[&str], runs: usize) -> anyhow::Result<Duration> {
-    let mut times = Vec::new();
-    for _ in 0..runs {
-        let t = Instant::now();
-        let out = Command::new(bin)
-            .args(args)
-            .output()
-            .context("run daxplug")?;
-        anyhow::ensure!(
-            out.status.success(),
-            "daxplug {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        times.push(t.elapsed());
-    }
-    Ok(median(times))
+/// The programs the discovery benchmark runs.
+struct Tools {
+    daxplug: PathBuf,
+    me: PathBuf,
+    daxctl: bool,
+    strace: bool,
 }
 
-fn discovery(bin: &Path, runs: usize) -> anyhow::Result<String> {
+fn found(program: &str) -> bool {
+    Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Runs `cmd` where `machine` (a tree or a machine file) is the system's /sys and /proc.
+fn in_machine(t: &Tools, machine: &Path, cmd: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(&t.daxplug)
+        .arg("sim")
+        .arg("run")
+        .arg(machine)
+        .arg("--")
+        .args(cmd)
+        .output()
+        .context("run daxplug sim run")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{cmd:?} on {}: {}",
+        machine.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Median wall time of `cmd` run `runs` times inside the machine (ms).
+fn timed(t: &Tools, machine: &Path, runs: usize, cmd: &[&str]) -> anyhow::Result<f64> {
+    let me = t.me.to_str().context("utf-8 path")?;
+    let runs = runs.to_string();
+    let mut args = vec![me, "time", &runs, "--"];
+    args.extend_from_slice(cmd);
+    let out = in_machine(t, machine, &args)?;
+    out.trim()
+        .strip_prefix("median_ms ")
+        .context("no median")?
+        .parse()
+        .context("median")
+}
+
+/// System calls of one run of `cmd` (all, and `openat`), from `strace -f -c`.
+fn syscalls(t: &Tools, machine: &Path, cmd: &[&str]) -> anyhow::Result<(u64, u64)> {
+    let out = tempfile::NamedTempFile::new()?;
+    let path = out.path().to_str().context("utf-8 path")?.to_owned();
+    let mut args = vec!["strace", "-f", "-c", "-o", &path];
+    args.extend_from_slice(cmd);
+    in_machine(t, machine, &args)?;
+    let text = fs::read_to_string(&path)?;
+    let (mut total, mut opens) = (0, 0);
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(name), Some(calls)) = (f.last(), f.get(3).and_then(|c| c.parse::<u64>().ok()))
+        else {
+            continue;
+        };
+        if *name == "total" {
+            continue;
+        }
+        total += calls;
+        if *name == "openat" || *name == "open" {
+            opens += calls;
+        }
+    }
+    Ok((total, opens))
+}
+
+fn discovery(t: &Tools, runs: usize, sizes: &[u64]) -> anyhow::Result<String> {
     let base = if Path::new("/dev/shm").is_dir() {
         PathBuf::from("/dev/shm")
     } else {
         std::env::temp_dir()
     };
     let mut out = String::from(
-        "| blocks | devices | list --json (ms) | status dax0.0 (ms) | opens per device block (list) | opens (status) |\n|---:|---:|---:|---:|---:|---:|\n",
+        "| blocks | devices | command | tree: median ms | syscalls | files opened per device block | FUSE: median ms |\n|---:|---:|---|---:|---:|---:|---:|\n",
     );
-    for blocks in [1024u64, 16384, 65536] {
+    let mut ratios = String::new();
+    for &blocks in sizes {
         for devices in [1u64, 16, 64] {
             let dir = tempfile::tempdir_in(&base)?;
-            generate(dir.path(), blocks, devices)?;
-            let root = dir.path().to_str().context("utf-8 path")?;
-            let list = time_cmd(bin, &["--root", root, "list", "--json"], runs)?;
-            let status = time_cmd(bin, &["--root", root, "status", "dax0.0"], runs)?;
-            let fs = RootFs::new(dir.path(), Access::ReadOnly)?;
-            let k = Counting {
-                inner: &fs,
-                opens: AtomicU64::new(0),
-            };
-            discover(&k, &Scope::All)?;
-            let device_blocks = (blocks / 2 / devices).max(1) * devices;
-            let list_opens = k.opens.swap(0, Ordering::Relaxed);
-            discover(&k, &Scope::Devices(vec!["dax0.0".into()]))?;
-            let status_opens = k.opens.load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "| {blocks} | {devices} | {:.1} | {:.1} | {:.2} | {status_opens} |",
-                list.as_secs_f64() * 1e3,
-                status.as_secs_f64() * 1e3,
-                list_opens as f64 / device_blocks as f64
-            );
+            let m = machine(blocks, devices);
+            let device_blocks = m.devices.len() as u64 * (blocks / 2 / devices).max(1);
+            let tree = dir.path().join("tree");
+            materialize(&m, &tree)?;
+            let file = dir.path().join("machine.json");
+            daxplug_model::MachineFile::create(&file, &m, true)?;
+            let mut commands: Vec<(&str, Vec<&str>)> = vec![
+                ("daxplug list --json", vec!["daxplug", "list", "--json"]),
+                (
+                    "daxplug status dax0.0 --json",
+                    vec!["daxplug", "status", "dax0.0", "--json"],
+                ),
+            ];
+            if t.daxctl {
+                commands.push(("daxctl list -D", vec!["daxctl", "list", "-D"]));
+                commands.push(("daxctl list -D -M", vec!["daxctl", "list", "-D", "-M"]));
+            }
+            let daxplug = t.daxplug.to_str().context("utf-8 path")?;
+            let mut list_ms = None;
+            for (label, mut cmd) in commands {
+                if cmd[0] == "daxplug" {
+                    cmd[0] = daxplug;
+                }
+                // daxctl reads every block of the node once per device and per pass: on the
+                // big machines one run takes minutes, under strace or FUSE far longer.
+                let heavy = label.starts_with("daxctl") && blocks * devices > 16384 * 16;
+                let tree_ms = timed(t, &tree, if heavy { 1 } else { runs }, &cmd)?;
+                let (calls, opens) = if t.strace && !heavy {
+                    syscalls(t, &tree, &cmd)?
+                } else {
+                    (0, 0)
+                };
+                let fuse_ok = if label.starts_with("daxctl") {
+                    blocks <= 1024
+                } else {
+                    blocks <= 16384
+                };
+                let fuse_ms = if fuse_ok {
+                    format!("{:.1}", timed(t, &file, 1, &cmd)?)
+                } else {
+                    "-".to_owned()
+                };
+                if label == "daxplug list --json" {
+                    list_ms = Some(tree_ms);
+                }
+                if label == "daxctl list -D"
+                    && let Some(l) = list_ms
+                {
+                    let _ = writeln!(ratios, "| {blocks} | {devices} | {:.1}x |", tree_ms / l);
+                }
+                let counted = t.strace && calls > 0;
+                let _ = writeln!(
+                    out,
+                    "| {blocks} | {devices} | `{label}` | {tree_ms:.1} | {} | {} | {fuse_ms} |",
+                    if counted {
+                        calls.to_string()
+                    } else {
+                        "-".into()
+                    },
+                    if counted {
+                        format!("{:.2}", opens as f64 / device_blocks as f64)
+                    } else {
+                        "-".into()
+                    },
+                );
+            }
         }
+    }
+    if !ratios.is_empty() {
+        out.push_str("\n`daxctl list -D` time over `daxplug list --json` time (tmpfs trees):\n\n| blocks | devices | daxctl / daxplug |\n|---:|---:|---:|\n");
+        out.push_str(&ratios);
     }
     Ok(out)
 }
@@ -233,28 +289,72 @@ fn model_throughput(seconds: f64) -> anyhow::Result<String> {
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("generate") {
-        // daxplug-bench generate DIR BLOCKS DEVICES: keep a tree to look at.
-        let (dir, blocks, devices) = (
-            args.get(2).context("DIR")?,
-            args.get(3).context("BLOCKS")?,
-            args.get(4).context("DEVICES")?,
-        );
-        return generate(Path::new(dir), blocks.parse()?, devices.parse()?);
+    match args.get(1).map(String::as_str) {
+        Some("generate") => {
+            // daxplug-bench generate DIR BLOCKS DEVICES: keep a tree to look at.
+            let (dir, blocks, devices) = (
+                args.get(2).context("DIR")?,
+                args.get(3).context("BLOCKS")?,
+                args.get(4).context("DEVICES")?,
+            );
+            return materialize(&machine(blocks.parse()?, devices.parse()?), Path::new(dir));
+        }
+        Some("time") => {
+            // daxplug-bench time RUNS -- COMMAND...: the median wall time of COMMAND.
+            let runs: usize = args.get(2).context("RUNS")?.parse()?;
+            let cmd = args.get(4..).context("COMMAND")?;
+            let mut times = Vec::new();
+            for _ in 0..runs.max(1) {
+                let t = Instant::now();
+                let out = Command::new(&cmd[0]).args(&cmd[1..]).output()?;
+                anyhow::ensure!(
+                    out.status.success(),
+                    "{cmd:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                times.push(t.elapsed());
+            }
+            println!("median_ms {:.3}", median(times).as_secs_f64() * 1e3);
+            return Ok(());
+        }
+        _ => {}
     }
-    let runs = args
-        .iter()
-        .position(|a| a == "--runs")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
-    let bin = std::env::current_exe()?.with_file_name("daxplug");
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let runs = flag("--runs").and_then(|s| s.parse().ok()).unwrap_or(5);
+    let sizes: Vec<u64> = flag("--blocks")
+        .map(|s| s.split(',').filter_map(|b| b.parse().ok()).collect())
+        .unwrap_or_else(|| vec![1024, 16384, 65536]);
+    let me = std::env::current_exe()?;
+    let daxplug = me.with_file_name("daxplug");
     anyhow::ensure!(
-        bin.exists(),
+        daxplug.exists(),
         "build the daxplug binary first: cargo build --release --bin daxplug"
     );
-    println!("## Discovery at scale (generated trees, {runs} runs, median)\n");
-    println!("{}", discovery(&bin, runs)?);
+    let tools = Tools {
+        daxplug,
+        me,
+        daxctl: found("daxctl"),
+        strace: found("strace"),
+    };
+    println!(
+        "## Discovery at scale ({runs} runs, median; daxctl {}; strace {})\n",
+        if tools.daxctl {
+            "found"
+        } else {
+            "not installed: its rows are missing"
+        },
+        if tools.strace {
+            "found"
+        } else {
+            "not installed: no syscall counts"
+        },
+    );
+    println!("{}", discovery(&tools, runs, &sizes)?);
     println!("## Model throughput\n");
     println!("| scenario | rate |\n|---|---|\n{}", model_throughput(3.0)?);
     Ok(())

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use daxplug_fuse::Mount;
-use daxplug_fuse::namespace::Sandbox;
+use daxplug_fuse::namespace::{Sandbox, Source, tree_providers};
 use daxplug_model::{MachineFile, Sim};
 
 use crate::exit;
@@ -126,6 +126,9 @@ pub fn run(file: &Path, command: &[String]) -> anyhow::Result<(String, u8)> {
     let Some((program, args)) = command.split_first() else {
         return Err(exit::Usage("sim run needs a command after --".to_owned()).into());
     };
+    if file.is_dir() {
+        return run_tree(file, program, args);
+    }
     let (sim, store) = open(file)?;
     let providers: Vec<String> =
         sim.with(|m| m.regions.iter().map(|r| r.provider.clone()).collect());
@@ -134,7 +137,11 @@ pub fn run(file: &Path, command: &[String]) -> anyhow::Result<(String, u8)> {
         .into_os_string();
     run_dir.push(".run");
     // The namespace first, while the process has one thread.
-    let sandbox = Sandbox::enter(Arc::clone(&sim), Path::new(&run_dir), &providers)?;
+    let sandbox = Sandbox::enter(
+        Source::Model(Arc::clone(&sim)),
+        Path::new(&run_dir),
+        &providers,
+    )?;
     let stop = stop_signals()?;
     let mut child = std::process::Command::new(program)
         .args(args)
@@ -171,6 +178,40 @@ pub fn run(file: &Path, command: &[String]) -> anyhow::Result<(String, u8)> {
         (None, None) => 1,
     };
     Ok((String::new(), code))
+}
+
+/// `sim run DIR -- COMMAND`: the same with a directory tree (DIR/sys, DIR/proc, DIR/dev)
+/// as the machine, such as a captured fixture; nothing is saved, modules cannot load.
+fn run_tree(dir: &Path, program: &str, args: &[String]) -> anyhow::Result<(String, u8)> {
+    if !dir.join("sys/devices/system/memory").is_dir() {
+        return Err(exit::Usage(format!(
+            "{} is not a machine: expected a machine file or a directory with sys/devices/system/memory",
+            dir.display()
+        ))
+        .into());
+    }
+    let providers = tree_providers(dir);
+    let run_dir = std::path::absolute(dir.join("run"))
+        .with_context(|| format!("cannot resolve {}", dir.display()))?;
+    let sandbox = Sandbox::enter(Source::Tree(dir.to_owned()), &run_dir, &providers)?;
+    let status = std::process::Command::new(program)
+        .args(args)
+        .env(SIM_RUN_ENV, dir)
+        .status()
+        .with_context(|| format!("cannot run {program}"))?;
+    sandbox.leave()?;
+    Ok((String::new(), exit_code(status)))
+}
+
+fn exit_code(status: std::process::ExitStatus) -> u8 {
+    match (
+        status.code(),
+        std::os::unix::process::ExitStatusExt::signal(&status),
+    ) {
+        (Some(c), _) => u8::try_from(c).unwrap_or(1),
+        (None, Some(sig)) => u8::try_from(128 + sig).unwrap_or(1),
+        (None, None) => 1,
+    }
 }
 
 /// Whether this process runs under `sim run`: `/sys/devices/system/memory` is served by

@@ -331,9 +331,14 @@ pub fn human(r: &Report, times: bool) -> String {
             .iter()
             .map(|p| format!("{} {:.1} ms", p.phase, p.millis))
             .collect();
+        let settle = if r.settle_millis > 0.0 {
+            format!(", {:.1} ms settling", r.settle_millis)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "  time: {}; {:.1} ms of it in kernel writes",
+            "  time: {}; {:.1} ms of it in kernel writes{settle}",
             phases.join(", "),
             r.kernel_write_millis
         );

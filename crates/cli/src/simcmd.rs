@@ -68,8 +68,10 @@ pub enum SimCommand {
     /// the machine in FILE, the rest of /sys is the host's read-only, /run is FILE.run and
     /// modprobe loads modules into the model. Unmodified programs (daxctl, shell scripts)
     /// act on the emulated machine; the host is untouched. Exits with COMMAND's status.
+    /// FILE may also be a directory tree (DIR/sys, DIR/proc, DIR/dev), such as a captured
+    /// fixture: then nothing is saved and modules cannot load.
     Run {
-        /// The machine file.
+        /// The machine file, or a directory tree.
         file: PathBuf,
         /// The command and its arguments (after `--`).
         #[arg(

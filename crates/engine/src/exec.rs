@@ -154,6 +154,9 @@ pub struct Report {
     pub phases: Vec<PhaseTime>,
     /// Milliseconds spent inside kernel writes.
     pub kernel_write_millis: f64,
+    /// Milliseconds spent waiting on purpose: the settle period before a fenced unbind
+    /// (daxplug's own time is the rest: planning, verification reads, the journal).
+    pub settle_millis: f64,
     /// Milliseconds in all.
     pub total_millis: f64,
     /// Crashed transitions recovered first.
@@ -237,6 +240,7 @@ struct Run<'a> {
     actions: Vec<String>,
     undo: Vec<Undo>,
     kernel_time: Duration,
+    settle_time: Duration,
     rolling_back: bool,
 }
 
@@ -313,6 +317,7 @@ fn report(device: &str, target: Target) -> Report {
         actions: Vec::new(),
         phases: Vec::new(),
         kernel_write_millis: 0.0,
+        settle_millis: 0.0,
         total_millis: 0.0,
         recovered: Vec::new(),
         stuck_blocks: Vec::new(),
@@ -442,6 +447,7 @@ fn execute(
         actions: Vec::new(),
         undo: Vec::new(),
         kernel_time: Duration::ZERO,
+        settle_time: Duration::ZERO,
         rolling_back: false,
     };
     let result = match run.steps(p, rep) {
@@ -463,6 +469,7 @@ fn execute(
     let _ = run.file.remove();
     rep.actions = std::mem::take(&mut run.actions);
     rep.kernel_write_millis = run.kernel_time.as_secs_f64() * 1e3;
+    rep.settle_millis = run.settle_time.as_secs_f64() * 1e3;
     rep.total_millis = run.started.elapsed().as_secs_f64() * 1e3;
     finish(k, rep, p.start, result)
 }
@@ -1040,7 +1047,9 @@ impl Run<'_> {
             rounds += 1;
             let left = until.saturating_duration_since(Instant::now());
             if !left.is_zero() {
+                let nap = Instant::now();
                 std::thread::sleep(left.min(POLL / 2));
+                self.settle_time += nap.elapsed();
             }
         }
         Ok(())
@@ -1252,6 +1261,7 @@ fn recover_locked(host: &dyn Host, opts: &Options) -> Result<Vec<String>, Transi
                 actions: Vec::new(),
                 undo: Vec::new(),
                 kernel_time: Duration::ZERO,
+                settle_time: Duration::ZERO,
                 rolling_back: false,
             };
             if !j.offlined.is_empty() {

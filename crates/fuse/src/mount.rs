@@ -77,7 +77,8 @@ impl Mount {
             .map_err(|source| FuseError::Device { source })?;
         // Non-blocking: a request can be withdrawn (its process killed) between the poll
         // that saw it and the read, which would otherwise wait for the next one forever.
-        rustix::io::ioctl_fionbio(&dev, true).map_err(|e| FuseError::Device { source: e.into() })?;
+        rustix::io::ioctl_fionbio(&dev, true)
+            .map_err(|e| FuseError::Device { source: e.into() })?;
         let options = format!(
             "fd={},rootmode=40000,user_id={},group_id={},allow_other",
             dev.as_raw_fd(),

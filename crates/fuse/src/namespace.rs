@@ -90,6 +90,43 @@ const MODPROBE_DIRS: [&str; 5] = [
 /// Modules the emulated kernel provides; loading any of them goes to the model.
 const MODULES: [&str; 5] = ["kmem", "device_dax", "dax_hmem", "dax_pmem", "dax_cxl"];
 
+/// Where the emulated machine's files come from.
+#[derive(Debug)]
+pub enum Source {
+    /// The model, served through FUSE (modprobe loads modules into it).
+    Model(Arc<Sim>),
+    /// A directory tree with `sys/`, `proc/` and optionally `dev/` (a captured fixture, a
+    /// generated benchmark machine). Modules cannot be loaded.
+    Tree(PathBuf),
+}
+
+/// The kernel paths of the dax region providers of a tree (the parents of the devices its
+/// `sys/bus/dax/devices` links point to).
+pub fn tree_providers(tree: &Path) -> Vec<String> {
+    let bus = tree.join("sys/bus/dax/devices");
+    let mut out = BTreeSet::new();
+    for e in fs::read_dir(&bus).into_iter().flatten().flatten() {
+        let Ok(target) = fs::read_link(e.path()) else {
+            continue;
+        };
+        // Resolve `../../../devices/...` against /sys/bus/dax/devices, lexically.
+        let mut parts: Vec<String> =
+            vec!["sys".into(), "bus".into(), "dax".into(), "devices".into()];
+        for c in target.components() {
+            match c {
+                std::path::Component::ParentDir => {
+                    parts.pop();
+                }
+                std::path::Component::Normal(n) => parts.push(n.to_string_lossy().into_owned()),
+                _ => {}
+            }
+        }
+        parts.pop();
+        out.insert(format!("/{}", parts.join("/")));
+    }
+    out.into_iter().collect()
+}
+
 /// The namespace, entered. [`Sandbox::leave`] stops the server and removes the staging
 /// directory; the rest goes away with the process.
 #[derive(Debug)]
@@ -104,7 +141,7 @@ impl Sandbox {
     /// region providers (`/sys/devices/platform/hmem.0`, …). Call it while the process
     /// has one thread: the kernel refuses a new mount namespace otherwise.
     pub fn enter(
-        sim: Arc<Sim>,
+        source: Source,
         run_dir: &Path,
         providers: &[String],
     ) -> Result<Self, SandboxError> {
@@ -132,21 +169,40 @@ impl Sandbox {
             fs::create_dir(&stage),
         )?;
         let mut sandbox = Self { stage, mount: None };
-        sandbox.lay_out(sim, run_dir, providers)?;
+        sandbox.lay_out(source, run_dir, providers)?;
         Ok(sandbox)
     }
 
     fn lay_out(
         &mut self,
-        sim: Arc<Sim>,
+        source: Source,
         run_dir: &Path,
         providers: &[String],
     ) -> Result<(), SandboxError> {
         let stage = self.stage.clone();
         tmpfs(&stage, "0700")?;
-        let fuse = stage.join("fuse");
-        step("create", &fuse, fs::create_dir(&fuse))?;
-        self.mount = Some(Mount::new(sim, &fuse)?);
+        let (fuse, modprobe_cmd) = match source {
+            Source::Model(sim) => {
+                let fuse = stage.join("fuse");
+                step("create", &fuse, fs::create_dir(&fuse))?;
+                self.mount = Some(Mount::new(sim, &fuse)?);
+                let control = fuse.join(crate::MODPROBE_FILE.trim_start_matches('/'));
+                let cmd = format!("/bin/sh -c 'echo MODULE > {}'", control.display());
+                (fuse, cmd)
+            }
+            Source::Tree(dir) => {
+                // Held in the staging area: the tree may live under /dev or /sys, which
+                // are about to be covered.
+                let held = stage.join("machine");
+                step("create", &held, fs::create_dir(&held))?;
+                step(
+                    "bind the machine's tree on",
+                    &held,
+                    rustix::mount::mount_bind_recursive(&dir, &held),
+                )?;
+                (held, "/bin/false".to_owned())
+            }
+        };
 
         // /sys: a tmpfs holding the host's entries (read-only) and the emulated ones.
         let host_sys = stage.join("host-sys");
@@ -166,7 +222,9 @@ impl Sandbox {
         );
         let char_links = fuse.join("sys").join(CHAR_LINKS);
         overrides.extend(
-            step("list", &char_links, fs::read_dir(&char_links))?
+            fs::read_dir(&char_links)
+                .into_iter()
+                .flatten()
                 .flatten()
                 .map(|e| Path::new(CHAR_LINKS).join(e.file_name())),
         );
@@ -189,31 +247,9 @@ impl Sandbox {
         )?;
 
         // /dev: the host's nodes (writable: /dev/null must work) and the dax devices'.
-        let host_dev = stage.join("host-dev");
-        step("create", &host_dev, fs::create_dir(&host_dev))?;
-        step(
-            "bind the host's /dev on",
-            &host_dev,
-            rustix::mount::mount_bind_recursive("/dev", &host_dev),
-        )?;
-        let dax: Vec<PathBuf> = step("list", &fuse.join("dev"), fs::read_dir(fuse.join("dev")))?
-            .flatten()
-            .map(|e| PathBuf::from(e.file_name()))
-            .collect();
-        tmpfs(Path::new("/dev"), "0755")?;
-        compose(
-            Path::new("/dev"),
-            &host_dev,
-            &fuse.join("dev"),
-            Path::new(""),
-            &dax,
-            HostEntries::Writable,
-        )?;
-        step(
-            "detach",
-            &host_dev,
-            rustix::mount::unmount(&host_dev, UnmountFlags::DETACH),
-        )?;
+        if fuse.join("dev").is_dir() {
+            self.compose_dev(&fuse)?;
+        }
 
         // /proc: the two emulated files; the kernel's tunables read-only.
         for name in ["iomem", "meminfo"] {
@@ -253,14 +289,13 @@ impl Sandbox {
         }
         let conf_dir = stage.join("modprobe.d");
         step("create", &conf_dir, fs::create_dir(&conf_dir))?;
-        let control = fuse.join(crate::MODPROBE_FILE.trim_start_matches('/'));
         let mut conf = String::from(
             "# daxplug sim run: modules load into the emulated machine, never into the host.\n",
         );
         for m in MODULES {
             conf.push_str(&format!(
-                "install {m} /bin/sh -c 'echo {m} > {}'\n",
-                control.display()
+                "install {m} {}\n",
+                modprobe_cmd.replace("MODULE", m)
             ));
         }
         let conf_file = conf_dir.join("daxplug-sim.conf");
@@ -277,6 +312,35 @@ impl Sandbox {
             configured = true;
             step("replace", &real, rustix::mount::mount_bind(source, &real))?;
         }
+        Ok(())
+    }
+
+    fn compose_dev(&self, fuse: &Path) -> Result<(), SandboxError> {
+        let host_dev = self.stage.join("host-dev");
+        step("create", &host_dev, fs::create_dir(&host_dev))?;
+        step(
+            "bind the host's /dev on",
+            &host_dev,
+            rustix::mount::mount_bind_recursive("/dev", &host_dev),
+        )?;
+        let dax: Vec<PathBuf> = step("list", &fuse.join("dev"), fs::read_dir(fuse.join("dev")))?
+            .flatten()
+            .map(|e| PathBuf::from(e.file_name()))
+            .collect();
+        tmpfs(Path::new("/dev"), "0755")?;
+        compose(
+            Path::new("/dev"),
+            &host_dev,
+            &fuse.join("dev"),
+            Path::new(""),
+            &dax,
+            HostEntries::Writable,
+        )?;
+        step(
+            "detach",
+            &host_dev,
+            rustix::mount::unmount(&host_dev, UnmountFlags::DETACH),
+        )?;
         Ok(())
     }
 

@@ -302,17 +302,17 @@ impl Reply {
             .u32s(&[0, 0, 0, 0, 0, 0, 0, 0, 0])
     }
 
-    /// `fuse_entry_out` (128 bytes). Zero timeouts: every path walk asks again, so blocks
-    /// that come and go are seen at once.
-    pub fn entry(mut self, attr: &Attr) -> Self {
-        self = self.u64s(&[attr.ino, 0, 0, 0]).u32s(&[0, 0]);
+    /// `fuse_entry_out` (128 bytes). The kernel may keep the name and the attributes for
+    /// `ttl` seconds without asking again: 0 for anything that can come and go.
+    pub fn entry(mut self, attr: &Attr, ttl: u64) -> Self {
+        self = self.u64s(&[attr.ino, 0, ttl, ttl]).u32s(&[0, 0]);
         attr.encode(&mut self.buf);
         self
     }
 
     /// `fuse_attr_out` (104 bytes).
-    pub fn attr(mut self, attr: &Attr) -> Self {
-        self = self.u64s(&[0]).u32s(&[0, 0]);
+    pub fn attr(mut self, attr: &Attr, ttl: u64) -> Self {
+        self = self.u64s(&[ttl]).u32s(&[0, 0]);
         attr.encode(&mut self.buf);
         self
     }
@@ -421,8 +421,8 @@ mod tests {
             time: 0,
             rdev: (0, 0),
         };
-        assert_eq!(Reply::ok(1).entry(&a).finish().len(), OUT_HEADER + 128);
-        assert_eq!(Reply::ok(1).attr(&a).finish().len(), OUT_HEADER + 104);
+        assert_eq!(Reply::ok(1).entry(&a, 0).finish().len(), OUT_HEADER + 128);
+        assert_eq!(Reply::ok(1).attr(&a, 0).finish().len(), OUT_HEADER + 104);
         assert_eq!(Reply::ok(1).init(0, 0).finish().len(), OUT_HEADER + 64);
         assert_eq!(Reply::ok(1).open(1, 0).finish().len(), OUT_HEADER + 16);
         assert_eq!(Reply::ok(1).statfs().finish().len(), OUT_HEADER + 80);

@@ -155,6 +155,27 @@ fn kind_of(m: &Machine, path: &str) -> Option<Kind> {
     control_kind(path).or_else(|| m.kind(path))
 }
 
+/// How long the kernel may cache `path`'s name and attributes: an hour for what exists as
+/// long as the machine does, 0 for what can come and go (memory blocks, nodes, drivers and
+/// their links, a device's `state`, modules, devices), so that a lookup always asks.
+pub(crate) fn ttl(path: &str) -> u64 {
+    const LONG: u64 = 3600;
+    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    let numbered = |c: &str, prefix: &str| {
+        c.strip_prefix(prefix)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let dynamic = comps.iter().enumerate().any(|(i, c)| {
+        let parent = i.checked_sub(1).map(|p| comps[p]);
+        numbered(c, "memory")
+            || (numbered(c, "node") && parent == Some("node"))
+            || daxplug_model::parse_dax_name(c).is_some()
+            || matches!(*c, "driver" | "state" | "kmem")
+            || matches!(parent, Some("char" | "dev" | "module" | "drivers"))
+    });
+    if dynamic { 0 } else { LONG }
+}
+
 /// What `stat` shows for `path`, if it exists.
 fn attr_at(m: &Machine, ino: u64, path: &str, time: u64) -> Option<Attr> {
     if let Some(d) = dev_node(m, path) {
@@ -347,8 +368,9 @@ impl Server {
                 let attr = self
                     .machine(|m| attr_at(m, 0, &path, self.time))
                     .ok_or(Errno::ENOENT)?;
+                let ttl = ttl(&path);
                 let ino = lock(&self.inodes).intern(path);
-                Ok(Reply::ok(req.unique).entry(&Attr { ino, ..attr }))
+                Ok(Reply::ok(req.unique).entry(&Attr { ino, ..attr }, ttl))
             }
             Opcode::Getattr | Opcode::Setattr => {
                 // Setattr: a shell's `>` truncates before writing; sysfs ignores that.
@@ -356,7 +378,7 @@ impl Server {
                 let attr = self
                     .machine(|m| attr_at(m, req.nodeid, &path, self.time))
                     .ok_or(Errno::ENOENT)?;
-                Ok(Reply::ok(req.unique).attr(&attr))
+                Ok(Reply::ok(req.unique).attr(&attr, ttl(&path)))
             }
             Opcode::Readlink => {
                 let path = self.path(req.nodeid)?;
@@ -619,4 +641,40 @@ pub(crate) fn start(
             .spawn(move || s.read_loop(&tx, &stop))?,
     );
     Ok(threads)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ttl;
+
+    #[test]
+    fn only_what_cannot_change_is_cached() {
+        for fixed in [
+            "/sys",
+            "/sys/devices/system/memory",
+            "/sys/devices/system/memory/block_size_bytes",
+            "/sys/devices/system/node",
+            "/sys/bus/dax/devices",
+            "/sys/devices/platform",
+            "/proc/iomem",
+        ] {
+            assert!(ttl(fixed) > 0, "{fixed}");
+        }
+        for changing in [
+            "/sys/devices/system/memory/memory40",
+            "/sys/devices/system/memory/memory40/state",
+            "/sys/devices/system/node/node1",
+            "/sys/devices/system/node/node1/memory40",
+            "/sys/bus/dax/devices/dax0.0",
+            "/sys/bus/dax/drivers/kmem",
+            "/sys/bus/dax/drivers/device_dax/dax0.0",
+            "/sys/devices/platform/hmem.0/dax0.0/driver",
+            "/sys/devices/platform/hmem.0/dax0.0/state",
+            "/sys/module/kmem",
+            "/sys/dev/char/252:0",
+            "/dev/dax0.0",
+        ] {
+            assert_eq!(ttl(changing), 0, "{changing}");
+        }
+    }
 }

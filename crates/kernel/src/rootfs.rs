@@ -1,7 +1,7 @@
 //! The real backend: kernel paths answered by files under a root directory.
 
 use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::io::{Read as _, Write};
 use std::path::{Path, PathBuf};
 
 use crate::errno::Errno;
@@ -67,7 +67,27 @@ impl RootFs {
 
 impl Kernel for RootFs {
     fn read(&self, path: &str) -> Result<String> {
-        let bytes = self.io(Op::Read, path, |p| fs::read(p))?;
+        // A sysfs attribute comes whole in one read(2) (it is at most a page), so a short
+        // read is the end: open, read, close. procfs files (iomem) come a record at a time
+        // and are read to the end.
+        let whole_at_once = path.starts_with("/sys/");
+        let bytes = self.io(Op::Read, path, |p| {
+            let mut file = fs::File::open(p)?;
+            let mut buf = vec![0u8; 4096];
+            let mut len = 0;
+            loop {
+                if len == buf.len() {
+                    buf.resize(len * 2, 0);
+                }
+                let n = file.read(&mut buf[len..])?;
+                len += n;
+                if n == 0 || (whole_at_once && len < buf.len()) {
+                    break;
+                }
+            }
+            buf.truncate(len);
+            Ok(buf)
+        })?;
         String::from_utf8(bytes).map_err(|_| KernelError::new(Op::Read, path, Errno::EILSEQ))
     }
 

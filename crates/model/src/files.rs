@@ -389,6 +389,19 @@ impl Machine {
         {
             return self.blocks.contains_key(&id).then_some(Kind::Dir);
         }
+        // The same for a node's links to its blocks.
+        if let Some(n) = parent
+            .strip_prefix("/sys/devices/system/node/")
+            .and_then(|c| node_of_comp(c, "node"))
+            && let Some(id) = node_of_comp(name, "memory")
+        {
+            let n = u32::try_from(n).ok()?;
+            return self
+                .blocks
+                .get(&id)
+                .filter(|b| b.node == n && self.node_online(n))
+                .map(|_| Kind::Link(format!("../../memory/memory{id}")));
+        }
         if let Some(comp) = parent.strip_prefix("/sys/devices/system/memory/") {
             if node_of_comp(comp, "memory").is_some_and(|id| self.blocks.contains_key(&id)) {
                 return self

@@ -33,7 +33,7 @@ pub use machine::{
     DaxDevice, DevRange, DriverKind, Flavour, Holder, KmemData, KmemState, LeakedRange, Machine,
     MemBlock, NodeSpec, Region, RegionType, StaticResource,
 };
-pub use presets::{PRESETS, PresetInfo, UnknownPreset, build as build_preset};
+pub use presets::{PRESETS, PresetInfo, UnknownPreset, build as build_preset, scaled};
 pub use rng::Rng;
 pub use sim::{MachineFile, Sim, StoreError};
 pub use udev::{Rule, Subsystem, Udev, UeventRecord};

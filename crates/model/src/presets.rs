@@ -337,3 +337,49 @@ pub fn build(name: &str, flavour: Flavour, seed: u64) -> Result<Machine, Unknown
     debug_assert!(m.new_ids.values().all(BTreeSet::is_empty));
     Ok(m)
 }
+
+/// A machine of `blocks` 128 MiB memory blocks for benchmarks: the first half boot RAM on
+/// node 0, the second half split evenly between `devices` soft-reserved devices (each its
+/// own hmem region) on CPU-less node 1, bound to kmem and online in `Movable`.
+pub fn scaled(blocks: u64, devices: u64, flavour: Flavour, seed: u64) -> Machine {
+    let devices = devices.max(1);
+    let per_device = (blocks / 2 / devices).max(1);
+    let boot = blocks.saturating_sub(per_device * devices).max(1);
+    let mut m = base("scaled", flavour, seed, 128 * MIB);
+    m.nodes = vec![
+        NodeSpec {
+            id: 0,
+            has_cpu: true,
+            boot_mem_total: boot * 128 * MIB,
+        },
+        NodeSpec {
+            id: 1,
+            has_cpu: false,
+            boot_mem_total: 0,
+        },
+    ];
+    boot_blocks(&mut m, 0..boot, &[]);
+    let mut text = format!("00000000-{:x} : System RAM\n", boot * 128 * MIB - 1);
+    for i in 0..devices {
+        let first = boot + i * per_device;
+        let (start, end) = (first * 128 * MIB, (first + per_device) * 128 * MIB - 1);
+        let id = u32::try_from(i).unwrap_or(u32::MAX);
+        text.push_str(&format!("{start:x}-{end:x} : Soft Reserved\n"));
+        m.regions.push(Region {
+            id,
+            provider: format!("/sys/devices/platform/hmem.{i}"),
+            kind: RegionType::Kmem,
+            size: end - start + 1,
+            align: 2 * MIB,
+        });
+        m.devices
+            .push(device(&format!("dax{i}.0"), id, id, &[(start, end)], 1));
+    }
+    m.boot_iomem = iomem(&text);
+    m.auto_online_blocks = OnlineType::OnlineMovable;
+    m.driver_attach(DriverKind::Kmem);
+    m.auto_online_blocks = OnlineType::Offline;
+    m.uevents.clear();
+    m.udev.queue.clear();
+    m
+}

@@ -30,6 +30,13 @@ dset() {
 	MS=$(( $(ms) - t0 ))
 	sed 's/^/    | /' /tmp/set.out
 }
+# own NAME: daxplug's own report of the last set: total, time in kernel writes, settling.
+own() {
+	total=$(sed -n 's/.*: done in \([0-9.]*\) ms.*/\1/p' /tmp/set.out | head -1)
+	kernel=$(sed -n 's/.*; \([0-9.]*\) ms of it in kernel writes.*/\1/p' /tmp/set.out | head -1)
+	settle=$(sed -n 's/.*, \([0-9.]*\) ms settling.*/\1/p' /tmp/set.out | head -1)
+	echo "E2E OWN daxplug $1 ${total:-0} ${kernel:-0} ${settle:-0}"
+}
 expect() { # name wanted-state wanted-rc
 	s=$(state)
 	if [ "$s" = "$2" ] && [ "$RC" = "$3" ]; then pass "$1 (rc $RC, $s, ${MS}ms)"; else fail "$1: rc $RC, state $s; expected rc $3, state $2"; fi
@@ -169,8 +176,10 @@ hmem)
 	for i in 1 2 3; do
 		dset online_movable
 		echo "E2E TIME daxplug devdax->online_movable $MS"
+		own devdax->online_movable
 		dset devdax
 		echo "E2E TIME daxplug online_movable->devdax $MS"
+		own online_movable->devdax
 		t0=$(ms)
 		daxctl reconfigure-device -m system-ram --force $D > /dev/null 2>&1
 		echo "E2E TIME daxctl devdax->online_movable $(( $(ms) - t0 ))"
@@ -182,6 +191,7 @@ hmem)
 	dset online_movable
 	dset unplugged
 	echo "E2E TIME daxplug online_movable->unplugged $MS"
+	own online_movable->unplugged
 
 	# The policy daemon on the real kernel: netlink uevents, drift restored, metrics, SIGTERM.
 	dset online_movable
