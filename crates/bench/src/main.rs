@@ -1,12 +1,20 @@
-//! `daxplug-bench`: prints Markdown tables of what users feel.
+//! `daxplug-bench`: prints Markdown tables of what users feel, daxplug against daxctl.
 //!
-//! * discovery at scale: `daxplug list --json` and `status` on generated sysfs trees of 1k,
-//!   16k and 64k memory blocks with 1, 16 and 64 devices (on tmpfs when /dev/shm exists),
-//!   median wall time, and files opened per device block (counted through the kernel
-//!   interface);
+//! * discovery at scale: machines of 1k, 16k and 64k memory blocks with 1, 16 and 64
+//!   devices, built by the model (`daxplug_model::scaled`) and written out as real trees on
+//!   tmpfs (the same files the FUSE mount serves, `/dev/daxX.Y` included), then
+//!   `daxplug list --json`, `daxplug status dax0.0 --json`, `daxctl list -D` and
+//!   `daxctl list -D -M`, each run unmodified under `daxplug sim run TREE` (the tree is the
+//!   system's /sys there): median wall time, system calls and files opened per device block
+//!   (`strace -f -c`), and the same commands through the FUSE mount of the machine;
+//! * transitions on the `large` preset through FUSE: daxplug's own report (time in kernel
+//!   writes, settle, the rest) and sysfs path operations per block, against daxctl;
 //! * model throughput: randomized three-actor schedules per second.
 //!
-//! `cargo run --release -p daxplug-bench -- [--runs N]`
+//! `cargo build --release --bin daxplug --bin daxplug-bench &&
+//!  target/release/daxplug-bench [--runs N] [--blocks 1024,16384,65536] [--no-discovery]`
+//! (root, /dev/fuse; daxctl and strace when installed). `daxplug-bench generate DIR BLOCKS
+//! DEVICES` keeps a tree to look at.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -247,6 +255,140 @@ fn discovery(t: &Tools, runs: usize, sizes: &[u64]) -> anyhow::Result<String> {
     Ok(out)
 }
 
+/// Path system calls on /sys and /proc of one run of `cmd` (`strace -f`), per block.
+fn sysfs_ops(t: &Tools, machine: &Path, cmd: &[&str]) -> anyhow::Result<u64> {
+    let out = tempfile::NamedTempFile::new()?;
+    let path = out.path().to_str().context("utf-8 path")?.to_owned();
+    let mut args = vec![
+        "strace",
+        "-f",
+        "-e",
+        "trace=open,openat,readlink,readlinkat,stat,lstat,newfstatat,statx,access,faccessat,faccessat2",
+        "-o",
+        &path,
+    ];
+    args.extend_from_slice(cmd);
+    in_machine(t, machine, &args)?;
+    let text = fs::read_to_string(&path)?;
+    Ok(text
+        .lines()
+        .filter(|l| {
+            l.contains("\"/sys/") || l.contains("\"/proc/iomem") || l.contains("\"/proc/meminfo")
+        })
+        .count() as u64)
+}
+
+fn fresh_large(t: &Tools, file: &Path) -> anyhow::Result<()> {
+    let out = Command::new(&t.daxplug)
+        .args([
+            "sim",
+            "init",
+            "--preset",
+            "large",
+            "--kernel-allocs",
+            "0",
+            "--force",
+        ])
+        .arg(file)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "sim init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+/// daxplug's report of a `set --json` run inside the machine: (total, kernel writes,
+/// settle) in ms.
+fn daxplug_set(t: &Tools, machine: &Path, target: &str) -> anyhow::Result<(f64, f64, f64)> {
+    let daxplug = t.daxplug.to_str().context("utf-8 path")?;
+    let out = in_machine(t, machine, &[daxplug, "set", "dax0.0", target, "--json"])?;
+    let v: serde_json::Value = serde_json::from_str(&out)?;
+    let r = &v["results"][0];
+    let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
+    anyhow::ensure!(
+        r["outcome"] == "done",
+        "daxplug set {target} on the large machine: {}",
+        r["outcome"]
+    );
+    Ok((
+        f("total_millis"),
+        f("kernel_write_millis"),
+        f("settle_millis"),
+    ))
+}
+
+/// Transition cost on the `large` preset (64 blocks of 2 GiB per device), daxplug against
+/// daxctl, both run through the FUSE mount.
+fn transitions(t: &Tools) -> anyhow::Result<String> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("large.json");
+    let blocks = 64.0;
+    let mut out = String::from(
+        "| transition | tool | wall ms | in kernel writes ms | settle ms | own ms | own share | sysfs path operations per block |\n|---|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let daxplug = t.daxplug.to_str().context("utf-8 path")?;
+    let steps = [
+        (
+            "unbound -> online_movable",
+            "online_movable",
+            "daxctl reconfigure-device -m system-ram dax0.0",
+        ),
+        (
+            "online_movable -> memory released",
+            "unplugged",
+            "daxctl offline-memory dax0.0 && daxctl reconfigure-device -m devdax dax0.0",
+        ),
+    ];
+    // daxplug: times from its own report, operations from strace on a second machine.
+    fresh_large(t, &file)?;
+    let mut reports = Vec::new();
+    for (_, target, _) in steps {
+        reports.push(daxplug_set(t, &file, target)?);
+    }
+    fresh_large(t, &file)?;
+    for ((name, target, _), (total, kernel, settle)) in steps.iter().zip(reports) {
+        let ops = if t.strace {
+            format!(
+                "{:.1}",
+                sysfs_ops(t, &file, &[daxplug, "set", "dax0.0", target])? as f64 / blocks
+            )
+        } else {
+            "-".into()
+        };
+        let own = total - kernel - settle;
+        let _ = writeln!(
+            out,
+            "| {name} | `daxplug set dax0.0 {target}` | {total:.1} | {kernel:.1} | {settle:.1} | {own:.1} | {:.0}% | {ops} |",
+            100.0 * own / total
+        );
+    }
+    if t.daxctl {
+        fresh_large(t, &file)?;
+        let mut times = Vec::new();
+        for (_, _, cmd) in steps {
+            times.push(timed(t, &file, 1, &["sh", "-c", cmd])?);
+        }
+        fresh_large(t, &file)?;
+        for ((name, _, cmd), ms) in steps.iter().zip(times) {
+            let ops = if t.strace {
+                format!(
+                    "{:.1}",
+                    sysfs_ops(t, &file, &["sh", "-c", cmd])? as f64 / blocks
+                )
+            } else {
+                "-".into()
+            };
+            let _ = writeln!(
+                out,
+                "| {name} | `{cmd}` | {ms:.1} | - | - | - | - | {ops} |"
+            );
+        }
+    }
+    Ok(out)
+}
+
 /// Random three-actor schedules (RHEL rule, kata-agent, admin) with a random client, as in
 /// the model's reliability runs; returns schedules per second.
 fn model_throughput(seconds: f64) -> anyhow::Result<String> {
@@ -354,7 +496,11 @@ fn main() -> anyhow::Result<()> {
             "not installed: no syscall counts"
         },
     );
-    println!("{}", discovery(&tools, runs, &sizes)?);
+    if !args.iter().any(|a| a == "--no-discovery") {
+        println!("{}", discovery(&tools, runs, &sizes)?);
+    }
+    println!("## Transitions on the `large` preset, through FUSE\n");
+    println!("{}", transitions(&tools)?);
     println!("## Model throughput\n");
     println!("| scenario | rate |\n|---|---|\n{}", model_throughput(3.0)?);
     Ok(())

@@ -568,12 +568,8 @@ fn read_device(
         .sum();
 
     let target_node = parse_optional(k, &format!("{dir}/target_node"), parse_node_id)?.flatten();
-    let mut blocks = Vec::new();
-    for id in candidates {
-        if let Some(block) = read_block(k, id, block_size, target_node)? {
-            blocks.push(block);
-        }
-    }
+    let candidates: Vec<u64> = candidates.into_iter().collect();
+    let blocks = read_blocks(k, &candidates, block_size, target_node)?;
     let counts = BlockCounts::of(&blocks, span);
     let kmem_in_iomem = iomem_ranges.iter().any(|r| r.kmem.is_some());
     let state = observe(&driver, &counts, kmem_in_iomem);
@@ -600,6 +596,44 @@ fn read_device(
         state,
     };
     Ok((device, region))
+}
+
+/// Devices with fewer blocks are read by one thread: threads cost more than they save.
+const PARALLEL_FROM: usize = 1024;
+
+/// Reads the blocks that exist among `ids`, in order; big devices with several threads when
+/// the kernel interface allows it (each block is independent of the others).
+fn read_blocks(
+    k: &dyn Kernel,
+    ids: &[u64],
+    block_size: BlockSize,
+    node_hint: Option<u32>,
+) -> Result<Vec<Block>, DiscoveryError> {
+    let read = |chunk: &[u64]| -> Result<Vec<Block>, DiscoveryError> {
+        let mut out = Vec::with_capacity(chunk.len());
+        for id in chunk {
+            if let Some(b) = read_block(k, *id, block_size, node_hint)? {
+                out.push(b);
+            }
+        }
+        Ok(out)
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    if threads < 2 || ids.len() < PARALLEL_FROM || !k.parallel_reads() {
+        return read(ids);
+    }
+    std::thread::scope(|s| {
+        let workers: Vec<_> = ids
+            .chunks(ids.len().div_ceil(threads))
+            .map(|chunk| s.spawn(move || read(chunk)))
+            .collect();
+        let mut blocks = Vec::with_capacity(ids.len());
+        for w in workers {
+            let part = w.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+            blocks.extend(part);
+        }
+        Ok(blocks)
+    })
 }
 
 /// Reads one block; `None` if it does not exist.

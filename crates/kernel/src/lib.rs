@@ -49,6 +49,12 @@ pub trait Kernel: Send + Sync {
     fn interrupt(&self, thread: ThreadToken) {
         let _ = interrupt::signal_thread(thread);
     }
+
+    /// Whether independent reads may be issued from several threads at once (true for
+    /// files; false for the model, whose deterministic schedules follow the order of calls).
+    fn parallel_reads(&self) -> bool {
+        false
+    }
 }
 
 impl<K: Kernel + ?Sized> Kernel for &K {
@@ -69,5 +75,8 @@ impl<K: Kernel + ?Sized> Kernel for &K {
     }
     fn interrupt(&self, thread: ThreadToken) {
         (**self).interrupt(thread);
+    }
+    fn parallel_reads(&self) -> bool {
+        (**self).parallel_reads()
     }
 }

@@ -25,7 +25,14 @@ pub enum Access {
 pub struct RootFs {
     root: PathBuf,
     access: Access,
+    /// `ROOT/sys/devices/system/memory`, opened on first use: block attributes are opened
+    /// relative to it, so the kernel walks two path components instead of eight (on a
+    /// machine with 64k blocks that is most of the time `list` takes).
+    memory_dir: std::sync::Arc<std::sync::OnceLock<Option<std::os::fd::OwnedFd>>>,
 }
+
+/// The kernel path of the memory block directory, with its trailing slash.
+const MEMORY_PREFIX: &str = "/sys/devices/system/memory/";
 
 impl RootFs {
     /// Opens a root; fails if it is not an existing directory.
@@ -34,7 +41,30 @@ impl RootFs {
         if !root.is_dir() {
             return Err(RootError::Missing { root });
         }
-        Ok(Self { root, access })
+        Ok(Self {
+            root,
+            access,
+            memory_dir: std::sync::Arc::default(),
+        })
+    }
+
+    /// The memory block directory and `path` relative to it, when `path` is under it.
+    fn in_memory_dir<'p>(&self, path: &'p str) -> Option<(&std::os::fd::OwnedFd, &'p str)> {
+        let rest = path.strip_prefix(MEMORY_PREFIX)?;
+        let dir = self
+            .memory_dir
+            .get_or_init(|| {
+                rustix::fs::open(
+                    self.root.join(MEMORY_PREFIX.trim_matches('/')),
+                    rustix::fs::OFlags::RDONLY
+                        | rustix::fs::OFlags::DIRECTORY
+                        | rustix::fs::OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                )
+                .ok()
+            })
+            .as_ref()?;
+        Some((dir, rest))
     }
 
     /// The root directory.
@@ -71,21 +101,27 @@ impl Kernel for RootFs {
         // read is the end: open, read, close. procfs files (iomem) come a record at a time
         // and are read to the end.
         let whole_at_once = path.starts_with("/sys/");
+        let memory = self.in_memory_dir(path);
         let bytes = self.io(Op::Read, path, |p| {
-            let mut file = fs::File::open(p)?;
-            let mut buf = vec![0u8; 4096];
-            let mut len = 0;
-            loop {
-                if len == buf.len() {
-                    buf.resize(len * 2, 0);
-                }
-                let n = file.read(&mut buf[len..])?;
-                len += n;
-                if n == 0 || (whole_at_once && len < buf.len()) {
-                    break;
-                }
+            let mut file = match memory {
+                // host_path() has vetted every component of `rest` already.
+                Some((dir, rest)) => fs::File::from(rustix::fs::openat(
+                    dir,
+                    rest,
+                    rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                )?),
+                None => fs::File::open(p)?,
+            };
+            // Small on the stack: most attributes are a few bytes, and zeroing a page per
+            // read costs more than the read on a big machine.
+            let mut small = [0u8; 256];
+            let n = file.read(&mut small)?;
+            if n == 0 || (whole_at_once && n < small.len()) {
+                return Ok(small[..n].to_vec());
             }
-            buf.truncate(len);
+            let mut buf = small[..n].to_vec();
+            file.read_to_end(&mut buf)?;
             Ok(buf)
         })?;
         String::from_utf8(bytes).map_err(|_| KernelError::new(Op::Read, path, Errno::EILSEQ))
@@ -131,8 +167,19 @@ impl Kernel for RootFs {
     }
 
     fn exists(&self, path: &str) -> bool {
-        self.host_path(path)
-            .is_ok_and(|p| fs::symlink_metadata(p).is_ok())
+        let Ok(host) = self.host_path(path) else {
+            return false;
+        };
+        match self.in_memory_dir(path) {
+            Some((dir, rest)) => {
+                rustix::fs::statat(dir, rest, rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_ok()
+            }
+            None => fs::symlink_metadata(host).is_ok(),
+        }
+    }
+
+    fn parallel_reads(&self) -> bool {
+        true
     }
 }
 
