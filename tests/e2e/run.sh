@@ -97,7 +97,7 @@ timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m
 tr -d '\r' < "$LOG" > "$LOG.txt" && mv "$LOG.txt" "$LOG"
 
 grep -q '@@E2E-END' "$LOG" || { echo "the guest did not finish its scenarios; log: $LOG"; tail -20 "$LOG"; exit 1; }
-grep -E '^E2E (PASS|FAIL|TIME)' "$LOG" || true
+grep -E '^E2E (PASS|FAIL|TIME|OWN)' "$LOG" || true
 sed -n '/@@AGREEMENT-BEGIN/,/@@AGREEMENT-END/p' "$LOG" | sed '1d;$d' > "$WORK/logs/$METHOD-agreement.txt"
 sed -n '/@@DAXCTL-BEGIN/,/@@DAXCTL-END/p' "$LOG" | sed '1d;$d' > "$WORK/logs/$METHOD-daxctl.txt"
 if grep -q '^E2E FAIL' "$LOG"; then

@@ -259,9 +259,11 @@ fn discovery(t: &Tools, runs: usize, sizes: &[u64]) -> anyhow::Result<String> {
 fn sysfs_ops(t: &Tools, machine: &Path, cmd: &[&str]) -> anyhow::Result<u64> {
     let out = tempfile::NamedTempFile::new()?;
     let path = out.path().to_str().context("utf-8 path")?.to_owned();
+    // -y: a call relative to a directory fd shows the directory's path.
     let mut args = vec![
         "strace",
         "-f",
+        "-y",
         "-e",
         "trace=open,openat,readlink,readlinkat,stat,lstat,newfstatat,statx,access,faccessat,faccessat2",
         "-o",
@@ -272,8 +274,11 @@ fn sysfs_ops(t: &Tools, machine: &Path, cmd: &[&str]) -> anyhow::Result<u64> {
     let text = fs::read_to_string(&path)?;
     Ok(text
         .lines()
+        // `/sys/fs` is the cgroup limits std reads to count CPUs, not the kernel's memory.
         .filter(|l| {
-            l.contains("\"/sys/") || l.contains("\"/proc/iomem") || l.contains("\"/proc/meminfo")
+            (l.contains("/sys/") && !l.contains("/sys/fs/"))
+                || l.contains("/proc/iomem")
+                || l.contains("/proc/meminfo")
         })
         .count() as u64)
 }

@@ -191,8 +191,8 @@ fn run_tree(dir: &Path, program: &str, args: &[String]) -> anyhow::Result<(Strin
         .into());
     }
     let providers = tree_providers(dir);
-    let run_dir = std::path::absolute(dir.join("run"))
-        .with_context(|| format!("cannot resolve {}", dir.display()))?;
+    // The tree is left as it is: /run is a scratch directory for this run only.
+    let run_dir = std::env::temp_dir().join(format!("daxplug-tree-run-{}", std::process::id()));
     let sandbox = Sandbox::enter(Source::Tree(dir.to_owned()), &run_dir, &providers)?;
     let status = std::process::Command::new(program)
         .args(args)
@@ -200,6 +200,7 @@ fn run_tree(dir: &Path, program: &str, args: &[String]) -> anyhow::Result<(Strin
         .status()
         .with_context(|| format!("cannot run {program}"))?;
     sandbox.leave()?;
+    let _ = std::fs::remove_dir_all(&run_dir);
     Ok((String::new(), exit_code(status)))
 }
 

@@ -5,6 +5,8 @@
 //! private mount namespace, and the one test that asks for a mount on /sys runs that
 //! request inside `unshare --mount` so that even a broken refusal could not hide the host's.
 
+mod common;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -475,6 +477,48 @@ fn daxctl_under_sim_run_gets_the_real_kernels_results() {
     assert!(ok(&["--sim", &file, "sim", "show"]).contains("kmem loaded"));
     let listed = ok(&["--sim", &file, "list", "--json"]);
     assert!(listed.contains("\"mode\": \"system-ram\""), "{listed}");
+}
+
+#[test]
+fn daxctl_on_a_captured_tree_reports_what_it_reported_on_the_real_kernel() {
+    need_fuse!("daxctl_on_a_captured_tree_reports_what_it_reported_on_the_real_kernel");
+    if let Err(why) = daxctl() {
+        say(&format!("SKIP daxctl on a captured tree: {why}"));
+        return;
+    }
+    // State 09: kmem unbound while a block was online (the leaked range). On the real
+    // kernel daxctl printed "mode":"devdax","state":"disabled" (spec Part C).
+    let tmp = tempfile::tempdir().expect("tmp");
+    let tree = tmp.path().join("tree");
+    common::copy_tree(
+        &common::fixture("hmem", "09-race-after-failed-unbind"),
+        &tree,
+    );
+    let before = sh(&format!("cd {} && find . | sort | md5sum", tree.display())).0;
+    let out = daxplug(&[
+        "sim",
+        "run",
+        tree.to_str().expect("utf-8"),
+        "--",
+        "daxctl",
+        "list",
+        "-D",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("daxctl json");
+    assert_eq!(v[0]["mode"], "devdax", "{v}");
+    assert_eq!(v[0]["state"], "disabled", "{v}");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = sh(&format!("cd {} && find . | sort | md5sum", tree.display())).0;
+    assert_eq!(before, after, "the tree is left as it was");
 }
 
 #[test]

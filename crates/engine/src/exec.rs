@@ -242,6 +242,8 @@ struct Run<'a> {
     kernel_time: Duration,
     settle_time: Duration,
     rolling_back: bool,
+    /// kmem's and device_dax's bind methods, when known from the plan's observation.
+    bind_methods: Option<(BindMethod, BindMethod)>,
 }
 
 fn observe_device(k: &dyn Kernel, device: &str) -> Result<(Topology, Device), DiscoveryError> {
@@ -405,8 +407,19 @@ pub fn set(
         }
     }
 
-    execute(host, opts, &p, &mut rep, started)?;
+    let methods = bind_methods(&topo, &dev);
+    execute(host, opts, &p, &mut rep, started, Some(methods))?;
     Ok(rep)
+}
+
+/// How kmem and device_dax bind this device: facts of its region and of the loaded
+/// drivers, taken from the observation the plan was made from, so that the runner does not
+/// read the whole device again just to know them.
+fn bind_methods(topo: &Topology, dev: &Device) -> (BindMethod, BindMethod) {
+    (
+        crate::plan::kmem_method(topo, dev),
+        crate::plan::devdax_method(topo, dev),
+    )
 }
 
 /// Runs a plan under a fresh journal: steps, rollback on failure, cleanup, verdict. A
@@ -417,9 +430,11 @@ fn execute(
     p: &Plan,
     rep: &mut Report,
     started: Instant,
+    bind_methods: Option<(BindMethod, BindMethod)>,
 ) -> Result<(), TransitionError> {
     let k = host.kernel();
     let mut run = Run {
+        bind_methods,
         host,
         k,
         opts,
@@ -714,11 +729,17 @@ impl Run<'_> {
     }
 
     fn kmem_method(&self) -> Result<BindMethod, Fail> {
+        if let Some((kmem, _)) = self.bind_methods {
+            return Ok(kmem);
+        }
         let (topo, d) = self.device()?;
         Ok(crate::plan::kmem_method(&topo, &d))
     }
 
     fn devdax_method(&self) -> Result<BindMethod, Fail> {
+        if let Some((_, devdax)) = self.bind_methods {
+            return Ok(devdax);
+        }
         let (topo, d) = self.device()?;
         Ok(crate::plan::devdax_method(&topo, &d))
     }
@@ -1040,6 +1061,10 @@ impl Run<'_> {
     /// the unbind, where the kernel would keep the block and leak the range.
     fn settle(&mut self, ids: &[u64]) -> Result<(), Fail> {
         let until = Instant::now() + self.opts.settle;
+        // The checks spread evenly over the period: a block a controller onlines stays
+        // online and is seen by the next check (or the last one, just before the unbind),
+        // so more checks would only cost reads.
+        let nap = self.opts.settle / SETTLE_ROUNDS;
         let mut rounds = 0;
         while rounds < SETTLE_ROUNDS || Instant::now() < until {
             self.check()?;
@@ -1047,9 +1072,9 @@ impl Run<'_> {
             rounds += 1;
             let left = until.saturating_duration_since(Instant::now());
             if !left.is_zero() {
-                let nap = Instant::now();
-                std::thread::sleep(left.min(POLL / 2));
-                self.settle_time += nap.elapsed();
+                let slept = Instant::now();
+                std::thread::sleep(left.min(nap));
+                self.settle_time += slept.elapsed();
             }
         }
         Ok(())
@@ -1263,6 +1288,7 @@ fn recover_locked(host: &dyn Host, opts: &Options) -> Result<Vec<String>, Transi
                 kernel_time: Duration::ZERO,
                 settle_time: Duration::ZERO,
                 rolling_back: false,
+                bind_methods: None,
             };
             if !j.offlined.is_empty() {
                 run.undo.push(Undo::Reonline);
@@ -1308,6 +1334,7 @@ fn set_unlocked(
             return Ok(rep);
         }
     };
-    execute(host, opts, &p, &mut rep, Instant::now())?;
+    let methods = bind_methods(&topo, &dev);
+    execute(host, opts, &p, &mut rep, Instant::now(), Some(methods))?;
     Ok(rep)
 }

@@ -127,6 +127,31 @@ pub fn tree_providers(tree: &Path) -> Vec<String> {
     out.into_iter().collect()
 }
 
+/// `/sys/dev/char` links for a tree that has none (captured fixtures): `MAJOR:MINOR` ->
+/// the device's directory, from each device's `dev` attribute and bus link.
+fn tree_char_links(tree: &Path) -> Vec<(PathBuf, PathBuf)> {
+    let bus = tree.join("sys/bus/dax/devices");
+    let mut out = Vec::new();
+    for e in fs::read_dir(&bus).into_iter().flatten().flatten() {
+        let (Ok(number), Ok(target)) = (
+            fs::read_to_string(e.path().join("dev")),
+            fs::read_link(e.path()),
+        ) else {
+            continue;
+        };
+        // The bus link is relative to /sys/bus/dax/devices (three levels below /sys);
+        // /sys/dev/char is two levels below.
+        let Ok(rest) = target.strip_prefix("../../..") else {
+            continue;
+        };
+        out.push((
+            Path::new(CHAR_LINKS).join(number.trim()),
+            Path::new("../..").join(rest),
+        ));
+    }
+    out
+}
+
 /// The namespace, entered. [`Sandbox::leave`] stops the server and removes the staging
 /// directory; the rest goes away with the process.
 #[derive(Debug)]
@@ -228,6 +253,12 @@ impl Sandbox {
                 .flatten()
                 .map(|e| Path::new(CHAR_LINKS).join(e.file_name())),
         );
+        let made_links = if char_links.is_dir() {
+            Vec::new()
+        } else {
+            tree_char_links(&fuse)
+        };
+        overrides.extend(made_links.iter().map(|(rel, _)| rel.clone()));
         compose(
             Path::new("/sys"),
             &host_sys,
@@ -235,6 +266,7 @@ impl Sandbox {
             Path::new(""),
             &overrides,
             HostEntries::ReadOnly,
+            &made_links,
         )?;
         // Submounts of the host's entries (cgroup, debugfs, …) came along writable.
         seal_sys()?;
@@ -247,9 +279,14 @@ impl Sandbox {
         )?;
 
         // /dev: the host's nodes (writable: /dev/null must work) and the dax devices'.
-        if fuse.join("dev").is_dir() {
-            self.compose_dev(&fuse)?;
-        }
+        let dev = if fuse.join("dev").is_dir() {
+            fuse.join("dev")
+        } else {
+            // A captured tree has no /dev: make the nodes from each device's `dev`
+            // attribute, on the staging tmpfs (nodev: they cannot be opened).
+            self.make_dev_nodes(&fuse)?
+        };
+        self.compose_dev(&dev)?;
 
         // /proc: the two emulated files; the kernel's tunables read-only.
         for name in ["iomem", "meminfo"] {
@@ -315,7 +352,38 @@ impl Sandbox {
         Ok(())
     }
 
-    fn compose_dev(&self, fuse: &Path) -> Result<(), SandboxError> {
+    fn make_dev_nodes(&self, tree: &Path) -> Result<PathBuf, SandboxError> {
+        let dev = self.stage.join("dev");
+        step("create", &dev, fs::create_dir(&dev))?;
+        let bus = tree.join("sys/bus/dax/devices");
+        for e in fs::read_dir(&bus).into_iter().flatten().flatten() {
+            let Ok(number) = fs::read_to_string(e.path().join("dev")) else {
+                continue;
+            };
+            let Some((major, minor)) = number
+                .trim()
+                .split_once(':')
+                .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+            else {
+                continue;
+            };
+            let node = dev.join(e.file_name());
+            step(
+                "create the device node",
+                &node,
+                rustix::fs::mknodat(
+                    rustix::fs::CWD,
+                    &node,
+                    rustix::fs::FileType::CharacterDevice,
+                    rustix::fs::Mode::from_raw_mode(0o600),
+                    rustix::fs::makedev(major, minor),
+                ),
+            )?;
+        }
+        Ok(dev)
+    }
+
+    fn compose_dev(&self, emulated: &Path) -> Result<(), SandboxError> {
         let host_dev = self.stage.join("host-dev");
         step("create", &host_dev, fs::create_dir(&host_dev))?;
         step(
@@ -323,7 +391,7 @@ impl Sandbox {
             &host_dev,
             rustix::mount::mount_bind_recursive("/dev", &host_dev),
         )?;
-        let dax: Vec<PathBuf> = step("list", &fuse.join("dev"), fs::read_dir(fuse.join("dev")))?
+        let dax: Vec<PathBuf> = step("list", emulated, fs::read_dir(emulated))?
             .flatten()
             .map(|e| PathBuf::from(e.file_name()))
             .collect();
@@ -331,10 +399,11 @@ impl Sandbox {
         compose(
             Path::new("/dev"),
             &host_dev,
-            &fuse.join("dev"),
+            emulated,
             Path::new(""),
             &dax,
             HostEntries::Writable,
+            &[],
         )?;
         step(
             "detach",
@@ -449,6 +518,7 @@ fn compose(
     rel: &Path,
     overrides: &[PathBuf],
     host_entries: HostEntries,
+    made_links: &[(PathBuf, PathBuf)],
 ) -> Result<(), SandboxError> {
     let mut names = BTreeSet::new();
     for dir in [host.join(rel), emu.join(rel)] {
@@ -456,10 +526,18 @@ fn compose(
             names.extend(rd.flatten().map(|e| e.file_name()));
         }
     }
+    names.extend(
+        made_links
+            .iter()
+            .filter(|(r, _)| r.parent() == Some(rel))
+            .filter_map(|(r, _)| r.file_name().map(std::ffi::OsStr::to_owned)),
+    );
     for name in names {
         let r = rel.join(&name);
         let t = target.join(&r);
-        if overrides.contains(&r) {
+        if let Some((_, link)) = made_links.iter().find(|(m, _)| *m == r) {
+            step("create the link", &t, std::os::unix::fs::symlink(link, &t))?;
+        } else if overrides.contains(&r) {
             let src = emu.join(&r);
             let Ok(meta) = fs::symlink_metadata(&src) else {
                 continue;
@@ -477,7 +555,7 @@ fn compose(
             )?;
         } else if overrides.iter().any(|o| o.starts_with(&r)) {
             step("create", &t, fs::create_dir(&t))?;
-            compose(target, host, emu, &r, overrides, host_entries)?;
+            compose(target, host, emu, &r, overrides, host_entries, made_links)?;
         } else {
             let src = host.join(&r);
             let Ok(meta) = fs::symlink_metadata(&src) else {

@@ -176,10 +176,10 @@ hmem)
 	for i in 1 2 3; do
 		dset online_movable
 		echo "E2E TIME daxplug devdax->online_movable $MS"
-		own devdax->online_movable
+		own "devdax->online_movable"
 		dset devdax
 		echo "E2E TIME daxplug online_movable->devdax $MS"
-		own online_movable->devdax
+		own "online_movable->devdax"
 		t0=$(ms)
 		daxctl reconfigure-device -m system-ram --force $D > /dev/null 2>&1
 		echo "E2E TIME daxctl devdax->online_movable $(( $(ms) - t0 ))"
@@ -191,7 +191,7 @@ hmem)
 	dset online_movable
 	dset unplugged
 	echo "E2E TIME daxplug online_movable->unplugged $MS"
-	own online_movable->unplugged
+	own "online_movable->unplugged"
 
 	# The policy daemon on the real kernel: netlink uevents, drift restored, metrics, SIGTERM.
 	dset online_movable
