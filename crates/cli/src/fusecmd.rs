@@ -20,7 +20,7 @@ const SAVE_EVERY: Duration = Duration::from_millis(200);
 pub const SIM_RUN_ENV: &str = "DAXPLUG_SIM_RUN";
 
 fn open(file: &Path) -> anyhow::Result<(Arc<Sim>, MachineFile)> {
-    let store = MachineFile::lock(file)?;
+    let store = MachineFile::lock_existing(file)?;
     let machine = store.load()?;
     Ok((Arc::new(Sim::new(machine)), store))
 }

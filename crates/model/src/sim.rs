@@ -154,6 +154,13 @@ impl MachineFile {
         }
     }
 
+    /// Takes the lock of an existing machine file (waiting for another command to finish);
+    /// a missing file is an error before any lock file is made next to it.
+    pub fn lock_existing(path: &Path) -> Result<Self, StoreError> {
+        fs::metadata(path).map_err(Self::io(path))?;
+        Self::lock(path)
+    }
+
     /// Takes the lock of `path` (waiting for another command to finish).
     pub fn lock(path: &Path) -> Result<Self, StoreError> {
         let lock_path = Self::lock_path(path);
@@ -209,7 +216,7 @@ impl MachineFile {
 impl Sim {
     /// Serves the machine in a locked file; [`Sim::save`] writes it back.
     pub fn open(path: &Path) -> Result<(Self, MachineFile), StoreError> {
-        let file = MachineFile::lock(path)?;
+        let file = MachineFile::lock_existing(path)?;
         let machine = file.load()?;
         Ok((Sim::new(machine), file))
     }
