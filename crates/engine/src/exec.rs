@@ -259,12 +259,27 @@ fn observe_device(k: &dyn Kernel, device: &str) -> Result<(Topology, Device), Di
     Ok((topo, dev))
 }
 
+/// The device alone (no machine-wide policy or nodes): what a transition re-reads to
+/// verify its steps.
+fn reobserve_device(k: &dyn Kernel, device: &str) -> Result<(Topology, Device), DiscoveryError> {
+    let topo = crate::topology::discover_device(k, device)?;
+    let dev = topo
+        .devices
+        .first()
+        .cloned()
+        .ok_or_else(|| DiscoveryError::UnknownDevice {
+            name: device.to_owned(),
+            present: "none".to_owned(),
+        })?;
+    Ok((topo, dev))
+}
+
 /// Reads the device until two reads in a row agree, so that the verdict is not drawn from
 /// a read torn by another controller acting between two block reads (bounded).
 fn stable_observation(k: &dyn Kernel, device: &str) -> Result<Device, DiscoveryError> {
-    let (_, mut dev) = observe_device(k, device)?;
+    let (_, mut dev) = reobserve_device(k, device)?;
     for _ in 0..5 {
-        let (_, again) = observe_device(k, device)?;
+        let (_, again) = reobserve_device(k, device)?;
         let same = again.state == dev.state && again.blocks == dev.blocks;
         dev = again;
         if same {
@@ -641,7 +656,7 @@ impl Run<'_> {
     }
 
     fn device(&self) -> Result<(Topology, Device), Fail> {
-        observe_device(self.k, &self.journal.device).map_err(|e| Fail::Verify(e.to_string()))
+        reobserve_device(self.k, &self.journal.device).map_err(|e| Fail::Verify(e.to_string()))
     }
 
     fn steps(&mut self, p: &Plan, rep: &mut Report) -> Result<(), Fail> {

@@ -355,6 +355,42 @@ pub fn discover(k: &dyn Kernel, scope: &Scope) -> Result<Topology, DiscoveryErro
     })
 }
 
+/// One device and what its state depends on (block size, `/proc/iomem`, its region), without
+/// the machine-wide parts (`policy`, `nodes` and `mem_total` are left empty): the cheap
+/// re-read a transition makes after each of its steps.
+pub fn discover_device(k: &dyn Kernel, name: &str) -> Result<Topology, DiscoveryError> {
+    if !paths::is_single_component(name) || parse_device_name(name).is_none() {
+        return Err(DiscoveryError::InvalidDeviceName {
+            name: name.to_owned(),
+        });
+    }
+    let names = device_names(k, &Scope::Devices(vec![name.to_owned()]))?;
+    let block_size = parse(k, paths::BLOCK_SIZE_BYTES, parse_block_size)?;
+    let iomem = parse(k, paths::IOMEM, Iomem::parse)?;
+    let mut regions = Vec::new();
+    let mut devices = Vec::new();
+    for n in &names {
+        let (device, region) = read_device(k, n, block_size, &iomem)?;
+        regions.extend(region);
+        devices.push(device);
+    }
+    let kernel_abi = match devices.first() {
+        Some(d) if d.kernel_state.is_some() => KernelAbi::Atomic,
+        Some(d) if d.driver == Driver::Kmem => KernelAbi::Legacy,
+        _ => KernelAbi::Unknown,
+    };
+    Ok(Topology {
+        block_size,
+        kernel_abi,
+        policy: Policy::default(),
+        mem_total: None,
+        nodes: Nodes::default(),
+        regions,
+        devices,
+        kmem_loaded: k.exists(&format!("{}/{}", paths::DAX_DRIVERS, paths::KMEM)),
+    })
+}
+
 /// The sorted names of the devices in scope, validated.
 fn device_names(k: &dyn Kernel, scope: &Scope) -> Result<Vec<String>, DiscoveryError> {
     // The dax bus is absent until the dax core is loaded: then there are no devices.
