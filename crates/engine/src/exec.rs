@@ -246,8 +246,8 @@ struct Run<'a> {
     bind_methods: Option<(BindMethod, BindMethod)>,
 }
 
-fn observe_device(k: &dyn Kernel, device: &str) -> Result<(Topology, Device), DiscoveryError> {
-    let topo = discover(k, &Scope::Devices(vec![device.to_owned()]))?;
+/// The observed device of a one-device topology.
+fn with_device(topo: Topology, device: &str) -> Result<(Topology, Device), DiscoveryError> {
     let dev = topo
         .devices
         .first()
@@ -259,19 +259,17 @@ fn observe_device(k: &dyn Kernel, device: &str) -> Result<(Topology, Device), Di
     Ok((topo, dev))
 }
 
+fn observe_device(k: &dyn Kernel, device: &str) -> Result<(Topology, Device), DiscoveryError> {
+    with_device(
+        discover(k, &Scope::Devices(vec![device.to_owned()]))?,
+        device,
+    )
+}
+
 /// The device alone (no machine-wide policy or nodes): what a transition re-reads to
 /// verify its steps.
 fn reobserve_device(k: &dyn Kernel, device: &str) -> Result<(Topology, Device), DiscoveryError> {
-    let topo = crate::topology::discover_device(k, device)?;
-    let dev = topo
-        .devices
-        .first()
-        .cloned()
-        .ok_or_else(|| DiscoveryError::UnknownDevice {
-            name: device.to_owned(),
-            present: "none".to_owned(),
-        })?;
-    Ok((topo, dev))
+    with_device(crate::topology::discover_device(k, device)?, device)
 }
 
 /// Reads the device until two reads in a row agree, so that the verdict is not drawn from
