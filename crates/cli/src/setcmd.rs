@@ -83,6 +83,11 @@ pub fn dax_users(proc: &Path, device: &str) -> Vec<u32> {
             continue;
         };
         let dir = e.path();
+        // Kernel threads have no executable: one readlink instead of a directory listing
+        // and a maps file each (most of the processes of a small machine are those).
+        if std::fs::read_link(dir.join("exe")).is_err() {
+            continue;
+        }
         let open = std::fs::read_dir(dir.join("fd"))
             .map(|fds| {
                 fds.flatten()
@@ -416,5 +421,38 @@ mod tests {
         );
         assert_eq!(worst([exit::STUCK, exit::TORN]), exit::TORN);
         assert_eq!(worst([]), exit::OK);
+    }
+}
+
+#[cfg(test)]
+mod dax_users_tests {
+    use super::dax_users;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn open_and_mapped_users_are_found_and_kernel_threads_skipped() {
+        let proc = tempfile::tempdir().expect("tmp");
+        let p = proc.path();
+        let make = |pid: &str, exe: bool| {
+            std::fs::create_dir_all(p.join(pid).join("fd")).expect("mkdir");
+            std::fs::write(p.join(pid).join("maps"), "").expect("maps");
+            if exe {
+                symlink("/usr/bin/true", p.join(pid).join("exe")).expect("exe");
+            }
+        };
+        make("10", true);
+        symlink("/dev/dax0.0", p.join("10/fd/3")).expect("fd");
+        make("11", true);
+        std::fs::write(
+            p.join("11/maps"),
+            "7f00-7f10 rw-s 00000000 00:06 5 /dev/dax0.0\n",
+        )
+        .expect("maps");
+        make("12", false);
+        symlink("/dev/dax0.0", p.join("12/fd/3")).expect("fd");
+        make("13", true);
+        symlink("/dev/dax1.0", p.join("13/fd/3")).expect("fd");
+        std::fs::create_dir_all(p.join("self")).expect("not a pid");
+        assert_eq!(dax_users(p, "dax0.0"), vec![10, 11]);
     }
 }
