@@ -246,6 +246,37 @@ struct Run<'a> {
     bind_methods: Option<(BindMethod, BindMethod)>,
 }
 
+impl<'a> Run<'a> {
+    /// A run of `journal`'s plan (a fresh one, or one recovered after a crash) with nothing
+    /// done yet.
+    fn new(
+        host: &'a dyn Host,
+        opts: &'a Options,
+        journal: Journal,
+        file: JournalFile,
+        started: Instant,
+        deadline: Option<Instant>,
+        bind_methods: Option<(BindMethod, BindMethod)>,
+    ) -> Self {
+        Self {
+            host,
+            k: host.kernel(),
+            opts,
+            started,
+            deadline,
+            journal,
+            file,
+            journal_writes: 0,
+            actions: Vec::new(),
+            undo: Vec::new(),
+            kernel_time: Duration::ZERO,
+            settle_time: Duration::ZERO,
+            rolling_back: false,
+            bind_methods,
+        }
+    }
+}
+
 /// The observed device of a one-device topology.
 fn with_device(topo: Topology, device: &str) -> Result<(Topology, Device), DiscoveryError> {
     let dev = topo
@@ -445,39 +476,26 @@ fn execute(
     started: Instant,
     bind_methods: Option<(BindMethod, BindMethod)>,
 ) -> Result<(), TransitionError> {
-    let k = host.kernel();
-    let mut run = Run {
-        bind_methods,
-        host,
-        k,
-        opts,
-        started,
-        deadline: opts.timeout.map(|t| started + t),
-        journal: Journal {
-            version: JOURNAL_VERSION,
-            pid: std::process::id(),
-            device: p.device.clone(),
-            target: p.target,
-            start: p.start,
-            protocol: p.protocol,
-            steps: p.steps.clone(),
-            step: 0,
-            note: "planned".to_owned(),
-            committed: false,
-            saved_aob: None,
-            saved_policy: None,
-            udev_stopped: false,
-            offlined: Vec::new(),
-            unbound_device_dax: false,
-        },
-        file: JournalFile::for_device(&host.run_dir(), &p.device),
-        journal_writes: 0,
-        actions: Vec::new(),
-        undo: Vec::new(),
-        kernel_time: Duration::ZERO,
-        settle_time: Duration::ZERO,
-        rolling_back: false,
+    let journal = Journal {
+        version: JOURNAL_VERSION,
+        pid: std::process::id(),
+        device: p.device.clone(),
+        target: p.target,
+        start: p.start,
+        protocol: p.protocol,
+        steps: p.steps.clone(),
+        step: 0,
+        note: "planned".to_owned(),
+        committed: false,
+        saved_aob: None,
+        saved_policy: None,
+        udev_stopped: false,
+        offlined: Vec::new(),
+        unbound_device_dax: false,
     };
+    let file = JournalFile::for_device(&host.run_dir(), &p.device);
+    let deadline = opts.timeout.map(|t| started + t);
+    let mut run = Run::new(host, opts, journal, file, started, deadline, bind_methods);
     let result = match run.steps(p, rep) {
         Err(Fail::Crash) => {
             rep.actions = run.actions;
@@ -499,7 +517,7 @@ fn execute(
     rep.kernel_write_millis = run.kernel_time.as_secs_f64() * 1e3;
     rep.settle_millis = run.settle_time.as_secs_f64() * 1e3;
     rep.total_millis = run.started.elapsed().as_secs_f64() * 1e3;
-    finish(k, rep, p.start, result)
+    finish(host.kernel(), rep, p.start, result)
 }
 
 fn refuse(rep: &mut Report, r: &Refusal, dev: &Device) {
@@ -1287,22 +1305,15 @@ fn recover_locked(host: &dyn Host, opts: &Options) -> Result<Vec<String>, Transi
                 Err(e) => done.push(format!("could not finish: {e}")),
             }
         } else {
-            let mut run = Run {
+            let mut run = Run::new(
                 host,
-                k,
-                opts: &opts,
-                started: Instant::now(),
-                deadline: None,
-                journal: j.clone(),
-                file: file.clone(),
-                journal_writes: 0,
-                actions: Vec::new(),
-                undo: Vec::new(),
-                kernel_time: Duration::ZERO,
-                settle_time: Duration::ZERO,
-                rolling_back: false,
-                bind_methods: None,
-            };
+                &opts,
+                j.clone(),
+                file.clone(),
+                Instant::now(),
+                None,
+                None,
+            );
             if !j.offlined.is_empty() {
                 run.undo.push(Undo::Reonline);
             }
