@@ -20,9 +20,8 @@ const SAVE_EVERY: Duration = Duration::from_millis(200);
 pub const SIM_RUN_ENV: &str = "DAXPLUG_SIM_RUN";
 
 fn open(file: &Path) -> anyhow::Result<(Arc<Sim>, MachineFile)> {
-    let store = MachineFile::lock_existing(file)?;
-    let machine = store.load()?;
-    Ok((Arc::new(Sim::new(machine)), store))
+    let (sim, store) = Sim::open(file)?;
+    Ok((Arc::new(sim), store))
 }
 
 fn save(sim: &Sim, store: &MachineFile) -> anyhow::Result<()> {
@@ -221,11 +220,8 @@ fn exit_code(status: std::process::ExitStatus) -> u8 {
 pub fn inside_sim_run() -> bool {
     std::env::var_os(SIM_RUN_ENV).is_some()
         && std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|info| {
-            info.lines().any(|l| {
-                let fields: Vec<&str> = l.split(' ').collect();
-                let fstype = l.split(" - ").nth(1).and_then(|r| r.split(' ').next());
-                fields.get(4) == Some(&"/sys/devices/system/memory")
-                    && fstype == Some("fuse.daxplug")
+            daxplug_fuse::mount_table(&info).iter().any(|m| {
+                m.point == "/sys/devices/system/memory" && m.fstype == daxplug_fuse::FSTYPE
             })
         })
 }

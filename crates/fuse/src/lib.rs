@@ -12,5 +12,5 @@ pub mod namespace;
 pub mod proto;
 mod server;
 
-pub use mount::{FuseError, Mount};
+pub use mount::{FSTYPE, FuseError, Mount, MountEntry, mount_table};
 pub use server::{CONTROL_DIR, DEV_DIR, MODPROBE_FILE};

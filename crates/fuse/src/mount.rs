@@ -17,6 +17,36 @@ use crate::server::{self, Server};
 /// to answer reads (which then wait for the model, as readers of a busy kernel would).
 const WORKERS: usize = 4;
 
+/// The filesystem type of a daxplug mount, as the mount table shows it.
+pub const FSTYPE: &str = "fuse.daxplug";
+
+/// One line of `/proc/self/mountinfo`: where, with which options, of which type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountEntry {
+    /// The mount point (as the kernel escapes it: spaces as `\040`).
+    pub point: String,
+    /// The per-mount options (`ro,nosuid,...`).
+    pub options: String,
+    /// The filesystem type (`sysfs`, `fuse.daxplug`, ...).
+    pub fstype: String,
+}
+
+/// Parses `/proc/self/mountinfo`; lines it cannot read are left out.
+pub fn mount_table(mountinfo: &str) -> Vec<MountEntry> {
+    mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (head, tail) = l.split_once(" - ")?;
+            let mut fields = head.split(' ').skip(4);
+            Some(MountEntry {
+                point: fields.next()?.to_owned(),
+                options: fields.next()?.to_owned(),
+                fstype: tail.split(' ').next()?.to_owned(),
+            })
+        })
+        .collect()
+}
+
 /// Mounting or serving failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FuseError {
@@ -92,7 +122,7 @@ impl Mount {
         rustix::mount::mount(
             "daxplug-sim",
             dir,
-            "fuse.daxplug",
+            FSTYPE,
             MountFlags::NOSUID | MountFlags::NODEV,
             Some(options.as_c_str()),
         )
@@ -188,5 +218,32 @@ impl Drop for Mount {
     fn drop(&mut self) {
         // Errors were reported by an explicit `unmount`; a drop can only try.
         let _ = self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_table_lines_are_read() {
+        let info = "36 35 98:0 / /sys/bus/dax rw,nosuid,relatime shared:1 - fuse.daxplug daxplug-sim rw\n\
+                    40 36 0:5 / /sys/kernel ro,nosuid master:2 - sysfs sysfs rw\n\
+                    garbage\n";
+        assert_eq!(
+            mount_table(info),
+            vec![
+                MountEntry {
+                    point: "/sys/bus/dax".into(),
+                    options: "rw,nosuid,relatime".into(),
+                    fstype: FSTYPE.into(),
+                },
+                MountEntry {
+                    point: "/sys/kernel".into(),
+                    options: "ro,nosuid".into(),
+                    fstype: "sysfs".into(),
+                },
+            ]
+        );
     }
 }

@@ -100,16 +100,16 @@ pub enum Source {
     Tree(PathBuf),
 }
 
-/// The kernel paths of the dax region providers of a tree (the parents of the devices its
-/// `sys/bus/dax/devices` links point to).
-pub fn tree_providers(tree: &Path) -> Vec<String> {
+/// The dax devices of a tree: the entry under `sys/bus/dax/devices` and the kernel path of
+/// the device directory its link points to, resolved lexically against
+/// `/sys/bus/dax/devices` (the tree's own links are relative).
+fn tree_devices(tree: &Path) -> Vec<(PathBuf, String)> {
     let bus = tree.join("sys/bus/dax/devices");
-    let mut out = BTreeSet::new();
+    let mut out = Vec::new();
     for e in fs::read_dir(&bus).into_iter().flatten().flatten() {
         let Ok(target) = fs::read_link(e.path()) else {
             continue;
         };
-        // Resolve `../../../devices/...` against /sys/bus/dax/devices, lexically.
         let mut parts: Vec<String> =
             vec!["sys".into(), "bus".into(), "dax".into(), "devices".into()];
         for c in target.components() {
@@ -121,35 +121,35 @@ pub fn tree_providers(tree: &Path) -> Vec<String> {
                 _ => {}
             }
         }
-        parts.pop();
-        out.insert(format!("/{}", parts.join("/")));
+        out.push((e.path(), format!("/{}", parts.join("/"))));
     }
-    out.into_iter().collect()
+    out
+}
+
+/// The kernel paths of the dax region providers of a tree (the parents of its devices).
+pub fn tree_providers(tree: &Path) -> Vec<String> {
+    let providers: BTreeSet<String> = tree_devices(tree)
+        .into_iter()
+        .filter_map(|(_, dir)| Some(dir.rsplit_once('/')?.0.to_owned()))
+        .collect();
+    providers.into_iter().collect()
 }
 
 /// `/sys/dev/char` links for a tree that has none (captured fixtures): `MAJOR:MINOR` ->
-/// the device's directory, from each device's `dev` attribute and bus link.
+/// the device's directory, from each device's `dev` attribute.
 fn tree_char_links(tree: &Path) -> Vec<(PathBuf, PathBuf)> {
-    let bus = tree.join("sys/bus/dax/devices");
-    let mut out = Vec::new();
-    for e in fs::read_dir(&bus).into_iter().flatten().flatten() {
-        let (Ok(number), Ok(target)) = (
-            fs::read_to_string(e.path().join("dev")),
-            fs::read_link(e.path()),
-        ) else {
-            continue;
-        };
-        // The bus link is relative to /sys/bus/dax/devices (three levels below /sys);
-        // /sys/dev/char is two levels below.
-        let Ok(rest) = target.strip_prefix("../../..") else {
-            continue;
-        };
-        out.push((
-            Path::new(CHAR_LINKS).join(number.trim()),
-            Path::new("../..").join(rest),
-        ));
-    }
-    out
+    tree_devices(tree)
+        .into_iter()
+        .filter_map(|(entry, dir)| {
+            let number = fs::read_to_string(entry.join("dev")).ok()?;
+            // /sys/dev/char is two levels below /sys.
+            let rest = dir.strip_prefix("/sys/")?;
+            Some((
+                Path::new(CHAR_LINKS).join(number.trim()),
+                Path::new("../..").join(rest),
+            ))
+        })
+        .collect()
 }
 
 /// The namespace, entered. [`Sandbox::leave`] stops the server and removes the staging
@@ -462,15 +462,12 @@ fn tmpfs(dir: &Path, mode: &str) -> Result<(), SandboxError> {
 fn seal_sys() -> Result<(), SandboxError> {
     let info_path = Path::new("/proc/self/mountinfo");
     let info = step("read", info_path, fs::read_to_string(info_path))?;
-    let mut points = BTreeSet::new();
-    for line in info.lines() {
-        let point = line.split(' ').nth(4).unwrap_or("");
-        let fstype = line.split(" - ").nth(1).and_then(|r| r.split(' ').next());
-        if point.starts_with("/sys/") && fstype != Some("fuse.daxplug") {
-            // mountinfo escapes spaces and the like as octal; such paths are not in /sys.
-            points.insert(point.to_owned());
-        }
-    }
+    // mountinfo escapes spaces and the like as octal; such paths are not in /sys.
+    let points: BTreeSet<String> = crate::mount_table(&info)
+        .into_iter()
+        .filter(|m| m.point.starts_with("/sys/") && m.fstype != crate::FSTYPE)
+        .map(|m| m.point)
+        .collect();
     for p in points {
         read_only(Path::new(&p))?;
     }
