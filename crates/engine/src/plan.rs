@@ -203,6 +203,24 @@ pub(crate) fn devdax_method(topo: &Topology, dev: &Device) -> BindMethod {
     }
 }
 
+/// The steps that bind an unbound device for `target`: kmem with the online type applied
+/// during the add and its zones repaired, device_dax, or nothing for `unplugged`.
+fn bind_for(target: Target, topo: &Topology, dev: &Device) -> Vec<Step> {
+    match target {
+        Target::Online(t) => vec![
+            Step::HotAdd {
+                online_type: t,
+                method: kmem_method(topo, dev),
+            },
+            Step::Repair { online_type: t },
+        ],
+        Target::Devdax => vec![Step::BindDeviceDax {
+            method: devdax_method(topo, dev),
+        }],
+        Target::Unplugged => Vec::new(),
+    }
+}
+
 fn region_kind(topo: &Topology, dev: &Device) -> Option<RegionKind> {
     dev.region
         .and_then(|id| topo.regions.iter().find(|r| r.id == id))
@@ -253,22 +271,10 @@ pub fn plan(topo: &Topology, dev: &Device, target: Target, force: bool) -> Resul
                     driver: paths::DEVICE_DAX.to_owned(),
                 });
             }
-            match target {
-                Target::Online(t) => {
-                    if !topo.kmem_loaded {
-                        return Err(Refusal::NoKmem);
-                    }
-                    steps.push(Step::HotAdd {
-                        online_type: t,
-                        method: kmem_method(topo, dev),
-                    });
-                    steps.push(Step::Repair { online_type: t });
-                }
-                Target::Devdax => steps.push(Step::BindDeviceDax {
-                    method: devdax_method(topo, dev),
-                }),
-                Target::Unplugged => {}
+            if matches!(target, Target::Online(_)) && !topo.kmem_loaded {
+                return Err(Refusal::NoKmem);
             }
+            steps.extend(bind_for(target, topo, dev));
         }
         Driver::Kmem if dev.kernel_state.is_some() => {
             plan.protocol = Protocol::Native;
@@ -298,19 +304,7 @@ pub fn plan(topo: &Topology, dev: &Device, target: Target, force: bool) -> Resul
             plan.protocol = Protocol::Fallback;
             steps.push(Step::OfflineBlocks);
             steps.push(Step::FencedUnbind);
-            match target {
-                Target::Online(t) => {
-                    steps.push(Step::HotAdd {
-                        online_type: t,
-                        method: kmem_method(topo, dev),
-                    });
-                    steps.push(Step::Repair { online_type: t });
-                }
-                Target::Devdax => steps.push(Step::BindDeviceDax {
-                    method: devdax_method(topo, dev),
-                }),
-                Target::Unplugged => {}
-            }
+            steps.extend(bind_for(target, topo, dev));
         }
         Driver::Other(_) => {}
     }
