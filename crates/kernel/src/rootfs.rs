@@ -95,6 +95,10 @@ impl RootFs {
     }
 }
 
+/// Read size for files that come in records (procfs): `/proc/iomem` of a large machine
+/// in two or three reads.
+const PROC_CHUNK: usize = 16 * 1024;
+
 impl Kernel for RootFs {
     fn read(&self, path: &str) -> Result<String> {
         // A sysfs attribute comes whole in one read(2) (it is at most a page), so a short
@@ -120,9 +124,27 @@ impl Kernel for RootFs {
             if n == 0 || (whole_at_once && n < small.len()) {
                 return Ok(small[..n].to_vec());
             }
-            let mut buf = small[..n].to_vec();
-            file.read_to_end(&mut buf)?;
-            Ok(buf)
+            // procfs hands out as many records as fit: a few large reads, not std's
+            // size probe (fstat, lseek) and small growing reads.
+            let mut buf = Vec::with_capacity(PROC_CHUNK);
+            buf.extend_from_slice(&small[..n]);
+            loop {
+                if buf.capacity() - buf.len() < PROC_CHUNK / 2 {
+                    buf.reserve(buf.capacity());
+                }
+                let start = buf.len();
+                buf.resize(buf.capacity(), 0);
+                let got = loop {
+                    match file.read(&mut buf[start..]) {
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        other => break other,
+                    }
+                };
+                buf.truncate(start + *got.as_ref().unwrap_or(&0));
+                if got? == 0 {
+                    return Ok(buf);
+                }
+            }
         })?;
         String::from_utf8(bytes).map_err(|_| KernelError::new(Op::Read, path, Errno::EILSEQ))
     }
@@ -228,6 +250,33 @@ mod tests {
         );
     }
 
+    #[test]
+    fn record_files_are_read_whole_whatever_their_size() {
+        let dir = tree();
+        fs::create_dir_all(dir.path().join("proc")).expect("mkdir");
+        let k = RootFs::new(dir.path(), Access::ReadOnly).expect("root");
+        // Around the first small read and the chunk size, and several chunks.
+        for len in [
+            0,
+            1,
+            255,
+            256,
+            257,
+            PROC_CHUNK - 1,
+            PROC_CHUNK + 300,
+            5 * PROC_CHUNK,
+        ] {
+            let text: String = (0..len)
+                .map(|i| char::from(b'a' + (i % 26) as u8))
+                .collect();
+            fs::write(dir.path().join("proc/iomem"), &text).expect("write");
+            assert_eq!(
+                k.read("/proc/iomem").as_deref(),
+                Ok(text.as_str()),
+                "{len} bytes"
+            );
+        }
+    }
     #[test]
     fn read_only_root_refuses_writes_untouched() {
         let dir = tree();
