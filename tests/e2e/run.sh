@@ -12,6 +12,8 @@
 #        WORK         downloads, kernel, initramfs, logs (default target/e2e)
 #        KVER         kernel version (default: newest linux-image-6.12.*+deb12-amd64-unsigned)
 #        TIMEOUT      seconds for one guest run (default 600)
+#        STRACE       1: also put strace in the guest and print an `strace -f -tt -T` of one
+#                     online and one release (between @@STRACE-BEGIN/END; tests/e2e/perf.sh)
 # Exit: 0 all scenarios passed; 1 a scenario failed (the guest log is kept in $WORK/logs);
 #       77 the environment cannot run a guest (no QEMU, no packages): the caller prints SKIP.
 # Never touches the host's /sys: everything happens inside the guest.
@@ -49,6 +51,12 @@ if ((${#missing[@]})); then
 	apt-get download -qq "${missing[@]}" >/dev/null 2>&1 || true
 	for p in "${missing[@]}"; do ls "${p}"_*.deb >/dev/null 2>&1 || skip "cannot download the Debian package $p"; done
 fi
+if [ "${STRACE:-0}" = 1 ]; then
+	for p in strace libunwind8; do
+		ls "${p}"_*.deb >/dev/null 2>&1 || apt-get download -qq "$p" >/dev/null 2>&1 || { echo "cannot download $p for STRACE=1" >&2; exit 1; }
+	done
+	mkdir -p "$WORK/strace" && for p in strace libunwind8; do dpkg -x "$p"_*.deb "$WORK/strace"; done
+fi
 KDIR=$WORK/kernel-$KVER
 [ -e "$KDIR/boot/vmlinuz-$KVER" ] || { mkdir -p "$KDIR"; dpkg -x linux-image-"$KVER"-unsigned_*.deb "$KDIR"; }
 TDIR=$WORK/tools
@@ -73,7 +81,12 @@ for m in libnvdimm nd_btt nd_pmem nd_e820 dax_pmem device_dax kmem dax_hmem; do
 	xz -dc "$src" > "$R/$rel"
 done
 LIBP=$TDIR/usr/lib/x86_64-linux-gnu:$TDIR/lib/x86_64-linux-gnu
-for lib in $(LD_LIBRARY_PATH=$LIBP ldd "$TDIR"/usr/bin/{ndctl,daxctl} "$R/usr/bin/daxplug" | awk '/=> \//{print $3}' | sort -u); do
+BINS=("$TDIR"/usr/bin/{ndctl,daxctl} "$R/usr/bin/daxplug")
+if [ "${STRACE:-0}" = 1 ]; then
+	cp "$WORK/strace/usr/bin/strace" "$R/usr/bin/"; BINS+=("$R/usr/bin/strace")
+	LIBP+=:$WORK/strace/usr/lib/x86_64-linux-gnu
+fi
+for lib in $(LD_LIBRARY_PATH=$LIBP ldd "${BINS[@]}" | awk '/=> \//{print $3}' | sort -u); do
 	cp -L "$lib" "$R/lib/x86_64-linux-gnu/"
 done
 cp -L /lib64/ld-linux-x86-64.so.2 "$R/lib64/"
@@ -82,7 +95,7 @@ INITRD=$WORK/initramfs-$METHOD.cpio.gz
 (cd "$R" && find . | "$TDIR/bin/busybox" cpio -o -H newc 2>/dev/null | gzip -1 > "$INITRD")
 
 # 5 GiB guest: node 0 = 0-3G + 4G-5G; node 1 = 5G-6G, CPU-less, the device memory.
-APPEND="console=ttyS0 loglevel=3 panic=-1 nokaslr testmethod=$METHOD"
+APPEND="console=ttyS0 loglevel=3 panic=-1 nokaslr testmethod=$METHOD strace=${STRACE:-0}"
 case $METHOD in
 hmem | agreement | teeth | daxctl) APPEND+=" memmap=1G%0x140000000-1+0xefffffff" ;;
 e820) APPEND+=" memmap=1G!0x140000000" ;;
@@ -100,6 +113,7 @@ grep -q '@@E2E-END' "$LOG" || { echo "the guest did not finish its scenarios; lo
 grep -E '^E2E (PASS|FAIL|TIME|OWN)' "$LOG" || true
 sed -n '/@@AGREEMENT-BEGIN/,/@@AGREEMENT-END/p' "$LOG" | sed '1d;$d' > "$WORK/logs/$METHOD-agreement.txt"
 sed -n '/@@DAXCTL-BEGIN/,/@@DAXCTL-END/p' "$LOG" | sed '1d;$d' > "$WORK/logs/$METHOD-daxctl.txt"
+sed -n '/@@STRACE-BEGIN/,/@@STRACE-END/p' "$LOG" > "$WORK/logs/$METHOD-strace.txt"
 if grep -q '^E2E FAIL' "$LOG"; then
 	echo "guest log kept: $LOG"
 	exit 1

@@ -188,6 +188,17 @@ hmem)
 		echo "E2E TIME daxctl online_movable->devdax $(( $(ms) - t0 ))"
 		[ "$(state)" = devdax ] || dset devdax
 	done
+	# STRACE=1 (tests/e2e/perf.sh): where daxplug's own time goes, system call by system call.
+	if grep -q 'strace=1' /proc/cmdline && command -v strace > /dev/null; then
+		echo "@@STRACE-BEGIN"
+		for to in online_movable devdax; do
+			strace -f -tt -T -o /tmp/st.txt daxplug set $D $to > /tmp/set.out 2>&1
+			echo "@@STRACE set $to rc $?"
+			sed 's/^/    | /' /tmp/set.out
+			cat /tmp/st.txt
+		done
+		echo "@@STRACE-END"
+	fi
 	dset online_movable
 	dset unplugged
 	echo "E2E TIME daxplug online_movable->unplugged $MS"
