@@ -79,11 +79,18 @@ impl JournalFile {
 
     /// Writes the journal durably (temporary file, fsync, rename).
     pub fn write(&self, j: &Journal) -> std::io::Result<()> {
-        if let Some(dir) = self.path.parent() {
-            fs::create_dir_all(dir)?;
-        }
         let tmp = self.path.with_extension("json.tmp");
-        let mut f = File::create(&tmp)?;
+        // The directory is made on the first write only (a transition writes a dozen
+        // times); should it vanish meanwhile, it is made again.
+        let mut f = match File::create(&tmp) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(dir) = self.path.parent() {
+                    fs::create_dir_all(dir)?;
+                }
+                File::create(&tmp)?
+            }
+            other => other?,
+        };
         f.write_all(
             serde_json::to_string_pretty(j)
                 .map_err(std::io::Error::other)?

@@ -359,21 +359,12 @@ pub fn discover(k: &dyn Kernel, scope: &Scope) -> Result<Topology, DiscoveryErro
 /// the machine-wide parts (`policy`, `nodes` and `mem_total` are left empty): the cheap
 /// re-read a transition makes after each of its steps.
 pub fn discover_device(k: &dyn Kernel, name: &str) -> Result<Topology, DiscoveryError> {
-    if !paths::is_single_component(name) || parse_device_name(name).is_none() {
-        return Err(DiscoveryError::InvalidDeviceName {
-            name: name.to_owned(),
-        });
-    }
-    let names = device_names(k, &Scope::Devices(vec![name.to_owned()]))?;
+    require_device(k, name)?;
     let block_size = parse(k, paths::BLOCK_SIZE_BYTES, parse_block_size)?;
     let iomem = parse(k, paths::IOMEM, Iomem::parse)?;
-    let mut regions = Vec::new();
-    let mut devices = Vec::new();
-    for n in &names {
-        let (device, region) = read_device(k, n, block_size, &iomem)?;
-        regions.extend(region);
-        devices.push(device);
-    }
+    let (device, region) = read_device(k, name, block_size, &iomem)?;
+    let regions: Vec<Region> = region.into_iter().collect();
+    let devices = vec![device];
     let kernel_abi = match devices.first() {
         Some(d) if d.kernel_state.is_some() => KernelAbi::Atomic,
         Some(d) if d.driver == Driver::Kmem => KernelAbi::Legacy,
@@ -389,6 +380,20 @@ pub fn discover_device(k: &dyn Kernel, name: &str) -> Result<Topology, Discovery
         devices,
         kmem_loaded: k.exists(&format!("{}/{}", paths::DAX_DRIVERS, paths::KMEM)),
     })
+}
+
+/// Checks that `name` is a device name and that the device is on the bus: one lookup, the
+/// bus is listed only to say what is there when it is not.
+pub fn require_device(k: &dyn Kernel, name: &str) -> Result<(), DiscoveryError> {
+    if !paths::is_single_component(name) || parse_device_name(name).is_none() {
+        return Err(DiscoveryError::InvalidDeviceName {
+            name: name.to_owned(),
+        });
+    }
+    if k.exists(&paths::dax_device(name)) {
+        return Ok(());
+    }
+    device_names(k, &Scope::Devices(vec![name.to_owned()])).map(|_| ())
 }
 
 /// The sorted names of the devices in scope, validated.
