@@ -46,7 +46,8 @@ pub struct Options {
     pub max_rounds: u32,
     /// Progress messages while offlining (for a progress bar).
     pub progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
-    /// Test hook: stop dead (no cleanup, as a crash would) right after the Nth journal write.
+    /// Test hook: stop dead (no cleanup, as a crash would) right before the Nth kernel
+    /// write or udev action of the transition (its journal saved), or after the last.
     pub crash_at: Option<usize>,
     /// How long every block must stay offline before kmem is unbound without a `state`
     /// file (at least `SETTLE_ROUNDS` checks happen whatever this is).
@@ -157,6 +158,8 @@ pub struct Report {
     /// Milliseconds spent waiting on purpose: the settle period before a fenced unbind
     /// (daxplug's own time is the rest: planning, verification reads, the journal).
     pub settle_millis: f64,
+    /// Milliseconds spent writing the journal (part of daxplug's own time).
+    pub journal_millis: f64,
     /// Milliseconds in all.
     pub total_millis: f64,
     /// Crashed transitions recovered first.
@@ -236,14 +239,21 @@ struct Run<'a> {
     deadline: Option<Instant>,
     journal: Journal,
     file: JournalFile,
-    journal_writes: usize,
+    /// Kernel writes and udev actions begun (the crash test hook counts them).
+    crash_points: usize,
+    /// The journal has notes not written yet.
+    unsaved: bool,
     actions: Vec<String>,
     undo: Vec<Undo>,
     kernel_time: Duration,
     settle_time: Duration,
+    journal_time: Duration,
     rolling_back: bool,
     /// kmem's and device_dax's bind methods, when known from the plan's observation.
     bind_methods: Option<(BindMethod, BindMethod)>,
+    /// The device as last read, while daxplug has written nothing that could change it
+    /// since: the next check may start from it instead of reading it again.
+    seen: Option<Device>,
 }
 
 impl<'a> Run<'a> {
@@ -266,15 +276,30 @@ impl<'a> Run<'a> {
             deadline,
             journal,
             file,
-            journal_writes: 0,
+            crash_points: 0,
+            unsaved: false,
             actions: Vec::new(),
             undo: Vec::new(),
             kernel_time: Duration::ZERO,
             settle_time: Duration::ZERO,
+            journal_time: Duration::ZERO,
             rolling_back: false,
             bind_methods,
+            seen: None,
         }
     }
+}
+
+/// `auto_online_blocks` and memory_hotplug's module parameters: settings, which a write
+/// changes at once, touching no block or driver.
+fn is_hotplug_setting(path: &str) -> bool {
+    path == paths::AUTO_ONLINE_BLOCKS || path.starts_with(paths::HOTPLUG_PARAMS)
+}
+
+/// Whether a write to `path` may wait in the kernel (for the hotplug lock, a migration, a
+/// probe), so that it needs a thread a timeout or Ctrl-C can interrupt.
+fn may_block(path: &str) -> bool {
+    !is_hotplug_setting(path)
 }
 
 /// The observed device of a one-device topology.
@@ -304,9 +329,17 @@ fn reobserve_device(k: &dyn Kernel, device: &str) -> Result<(Topology, Device), 
 }
 
 /// Reads the device until two reads in a row agree, so that the verdict is not drawn from
-/// a read torn by another controller acting between two block reads (bounded).
-fn stable_observation(k: &dyn Kernel, device: &str) -> Result<Device, DiscoveryError> {
-    let (_, mut dev) = reobserve_device(k, device)?;
+/// a read torn by another controller acting between two block reads (bounded). `seen`, a
+/// read made just before with nothing written since, counts as the first.
+fn stable_observation(
+    k: &dyn Kernel,
+    device: &str,
+    seen: Option<Device>,
+) -> Result<Device, DiscoveryError> {
+    let mut dev = match seen {
+        Some(d) => d,
+        None => reobserve_device(k, device)?.1,
+    };
     for _ in 0..5 {
         let (_, again) = reobserve_device(k, device)?;
         let same = again.state == dev.state && again.blocks == dev.blocks;
@@ -364,9 +397,22 @@ fn report(device: &str, target: Target) -> Report {
         phases: Vec::new(),
         kernel_write_millis: 0.0,
         settle_millis: 0.0,
+        journal_millis: 0.0,
         total_millis: 0.0,
         recovered: Vec::new(),
         stuck_blocks: Vec::new(),
+    }
+}
+
+impl Report {
+    /// Records the time since `since` as `phase`, and restarts the clock.
+    fn lap(&mut self, phase: &str, since: &mut Instant) {
+        let now = Instant::now();
+        self.phases.push(PhaseTime {
+            phase: phase.to_owned(),
+            millis: (now - *since).as_secs_f64() * 1e3,
+        });
+        *since = now;
     }
 }
 
@@ -408,6 +454,7 @@ pub fn set(
         return Ok(rep);
     }
 
+    let mut lap = Instant::now();
     let Some(_lock) = take_lock(host, deadline)? else {
         rep.reason = Some(format!(
             "another daxplug (or the daxplug daemon) holds {}: it is changing device memory now; try again when it is done",
@@ -415,11 +462,15 @@ pub fn set(
         ));
         return Ok(rep);
     };
+    rep.lap("lock", &mut lap);
     rep.recovered = recover_locked(host, opts)?;
+    rep.lap("recovery check", &mut lap);
 
     let (topo, dev) = observe_device(k, device)?;
     rep.start = Some(dev.state);
-    let p = match plan(&topo, &dev, target, opts.force) {
+    let planned = plan(&topo, &dev, target, opts.force);
+    rep.lap("observe and plan", &mut lap);
+    let p = match planned {
         Ok(p) => p,
         Err(r) => {
             refuse(&mut rep, &r, &dev);
@@ -436,6 +487,7 @@ pub fn set(
     }
     if dev.driver == Driver::DeviceDax && !opts.force {
         let users = host.dax_users(device);
+        rep.lap("users check", &mut lap);
         if !users.is_empty() {
             rep.reason = Some(format!(
                 "/dev/{device} is open or mapped by process{} {}: switching it would pull the memory from under them; pass --force to do it anyway",
@@ -516,8 +568,13 @@ fn execute(
     rep.actions = std::mem::take(&mut run.actions);
     rep.kernel_write_millis = run.kernel_time.as_secs_f64() * 1e3;
     rep.settle_millis = run.settle_time.as_secs_f64() * 1e3;
+    rep.journal_millis = run.journal_time.as_secs_f64() * 1e3;
+    let mut lap = Instant::now();
+    let verdict = finish(host.kernel(), rep, p.start, result, run.seen.take());
+    rep.lap("verdict", &mut lap);
+    // The verdict's reads are part of the transition's cost.
     rep.total_millis = run.started.elapsed().as_secs_f64() * 1e3;
-    finish(host.kernel(), rep, p.start, result)
+    verdict
 }
 
 fn refuse(rep: &mut Report, r: &Refusal, dev: &Device) {
@@ -534,8 +591,9 @@ fn finish(
     rep: &mut Report,
     start: ObservedState,
     result: Result<(), String>,
+    seen: Option<Device>,
 ) -> Result<(), TransitionError> {
-    let dev = match stable_observation(k, &rep.device) {
+    let dev = match stable_observation(k, &rep.device, seen) {
         Ok(dev) => dev,
         Err(DiscoveryError::UnknownDevice { .. }) => {
             rep.end = None;
@@ -585,13 +643,47 @@ fn finish(
 }
 
 impl Run<'_> {
-    fn record(&mut self, note: &str) -> Result<(), Fail> {
+    /// Notes progress in the journal; it reaches the disk with the next `save`.
+    fn record(&mut self, note: &str) {
         self.journal.note = note.to_owned();
-        self.file.write(&self.journal).map_err(Fail::Journal)?;
-        self.journal_writes += 1;
-        if self.opts.crash_at == Some(self.journal_writes) {
+        self.unsaved = true;
+    }
+
+    /// Writes the journal if it changed since it was last written. Called before every
+    /// kernel write and udev action, so that what is on disk always covers what is about
+    /// to be done, with one write however many notes came before it.
+    fn save(&mut self) -> Result<(), Fail> {
+        if self.unsaved {
+            self.write_journal()?;
+        }
+        self.crash_point()
+    }
+
+    /// The crash test hook: a point where a crash leaves the journal as it is on disk.
+    fn crash_point(&mut self) -> Result<(), Fail> {
+        if self.rolling_back {
+            return Ok(());
+        }
+        self.crash_points += 1;
+        if self.opts.crash_at == Some(self.crash_points) {
             return Err(Fail::Crash);
         }
+        Ok(())
+    }
+
+    fn write_journal(&mut self) -> Result<(), Fail> {
+        let t0 = Instant::now();
+        let written = self.file.write(&self.journal);
+        self.journal_time += t0.elapsed();
+        if let Err(e) = written {
+            // Putting the device back goes on without a journal.
+            return if self.rolling_back {
+                Ok(())
+            } else {
+                Err(Fail::Journal(e))
+            };
+        }
+        self.unsaved = false;
         Ok(())
     }
 
@@ -618,7 +710,11 @@ impl Run<'_> {
     /// never abandoned.
     fn write(&mut self, path: &str, value: &str) -> Result<(), Fail> {
         self.check()?;
-        let t0 = Instant::now();
+        self.save()?;
+        self.wrote(path);
+        if !may_block(path) {
+            return self.write_uncancellable(path, value);
+        }
         let k = self.k;
         let token: Arc<OnceLock<ThreadToken>> = Arc::new(OnceLock::new());
         let (tx, rx) = mpsc::channel();
@@ -627,13 +723,19 @@ impl Run<'_> {
             let worker_token = Arc::clone(&token);
             let handle = s.spawn(move || {
                 let _ = worker_token.set(ThreadToken::current());
+                // Only the write itself is the kernel's time; the thread is daxplug's.
+                let t0 = Instant::now();
                 let r = k.write(path, value);
-                let _ = tx.send(());
+                let _ = tx.send(t0.elapsed());
                 r
             });
             loop {
                 match rx.recv_timeout(POLL) {
-                    Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    Ok(took) => {
+                        self.kernel_time += took;
+                        break;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
                     Err(mpsc::RecvTimeoutError::Timeout) => {
                         if self.stop_reason().is_some() {
                             interrupted = true;
@@ -651,7 +753,6 @@ impl Run<'_> {
                 .join()
                 .unwrap_or_else(|_| Err(KernelError::write(path, value, Errno::EIO)))
         });
-        self.kernel_time += t0.elapsed();
         match result {
             Ok(()) => {
                 self.actions
@@ -671,19 +772,40 @@ impl Run<'_> {
         }
     }
 
-    fn device(&self) -> Result<(Topology, Device), Fail> {
-        reobserve_device(self.k, &self.journal.device).map_err(|e| Fail::Verify(e.to_string()))
+    /// Reads the device again (what the steps verify against).
+    fn device(&mut self) -> Result<(Topology, Device), Fail> {
+        let (topo, d) = reobserve_device(self.k, &self.journal.device)
+            .map_err(|e| Fail::Verify(e.to_string()))?;
+        self.seen = Some(d.clone());
+        Ok((topo, d))
+    }
+
+    /// The device as last read if daxplug has written nothing that could change it since
+    /// (a check that follows another at once starts from it), else read again.
+    fn device_seen(&mut self) -> Result<Device, Fail> {
+        match self.seen.clone() {
+            Some(d) => Ok(d),
+            None => Ok(self.device()?.1),
+        }
+    }
+
+    /// After a write to `path`: the last read of the device is stale unless the write was
+    /// to a machine-wide hotplug setting (which changes no block or driver by itself).
+    fn wrote(&mut self, path: &str) {
+        if !is_hotplug_setting(path) {
+            self.seen = None;
+        }
     }
 
     fn steps(&mut self, p: &Plan, rep: &mut Report) -> Result<(), Fail> {
-        self.record("begin")?;
+        self.record("begin");
         for (i, step) in p.steps.iter().enumerate() {
             self.check()?;
             self.journal.step = i;
             if step.commits() {
                 self.journal.committed = true;
             }
-            self.record(&format!("step {i} begins"))?;
+            self.record(&format!("step {i} begins"));
             let t0 = Instant::now();
             self.step(step)?;
             rep.phases.push(PhaseTime {
@@ -691,7 +813,8 @@ impl Run<'_> {
                 millis: t0.elapsed().as_secs_f64() * 1e3,
             });
         }
-        Ok(())
+        // After the last write, before the journal is removed.
+        self.crash_point()
     }
 
     fn step(&mut self, step: &Step) -> Result<(), Fail> {
@@ -701,7 +824,7 @@ impl Run<'_> {
                 let (_, d) = self.device()?;
                 let before = d.kernel_state;
                 if value == "unplugged" {
-                    self.record("writing unplugged")?;
+                    self.record("writing unplugged");
                 }
                 self.write(&format!("{}/state", paths::dax_device(&dev)), value)?;
                 match (value.as_str(), before) {
@@ -716,7 +839,7 @@ impl Run<'_> {
             Step::Unbind { driver } => {
                 if driver == paths::DEVICE_DAX {
                     self.journal.unbound_device_dax = true;
-                    self.record("unbinding device_dax")?;
+                    self.record("unbinding device_dax");
                     self.undo.push(Undo::BindDeviceDax(self.devdax_method()?));
                 }
                 self.write(&format!("{}/{driver}/unbind", paths::DAX_DRIVERS), &dev)
@@ -763,7 +886,8 @@ impl Run<'_> {
         if let Some((kmem, _)) = self.bind_methods {
             return Ok(kmem);
         }
-        let (topo, d) = self.device()?;
+        let (topo, d) = reobserve_device(self.k, &self.journal.device)
+            .map_err(|e| Fail::Verify(e.to_string()))?;
         Ok(crate::plan::kmem_method(&topo, &d))
     }
 
@@ -771,7 +895,8 @@ impl Run<'_> {
         if let Some((_, devdax)) = self.bind_methods {
             return Ok(devdax);
         }
-        let (topo, d) = self.device()?;
+        let (topo, d) = reobserve_device(self.k, &self.journal.device)
+            .map_err(|e| Fail::Verify(e.to_string()))?;
         Ok(crate::plan::devdax_method(&topo, &d))
     }
 
@@ -811,9 +936,9 @@ impl Run<'_> {
         let changed = current != online_type;
         if changed {
             self.journal.saved_aob = Some(current);
-            self.record("setting auto_online_blocks")?;
+            self.record("setting auto_online_blocks");
             self.write(aob_path, online_type.as_str())?;
-            self.record("binding kmem under the policy")?;
+            self.record("binding kmem under the policy");
         }
         let bound = self.bind(paths::KMEM, method);
         if matches!(bound, Err(Fail::Crash)) {
@@ -824,7 +949,7 @@ impl Run<'_> {
             let restored = self.write_uncancellable(aob_path, current.as_str());
             if restored.is_ok() {
                 self.journal.saved_aob = None;
-                self.record("auto_online_blocks restored")?;
+                self.record("auto_online_blocks restored");
             }
             bound?;
             restored
@@ -835,6 +960,8 @@ impl Run<'_> {
 
     /// A write that must happen even after a timeout or Ctrl-C (restoring settings).
     fn write_uncancellable(&mut self, path: &str, value: &str) -> Result<(), Fail> {
+        self.save()?;
+        self.wrote(path);
         let t0 = Instant::now();
         let r = self.k.write(path, value);
         self.kernel_time += t0.elapsed();
@@ -855,7 +982,8 @@ impl Run<'_> {
     /// blocks in the wrong zone moved.
     fn repair(&mut self, online_type: OnlineType) -> Result<(), Fail> {
         for _ in 0..3 {
-            let (_, d) = self.device()?;
+            // The first look is the bind's own check, when nothing was written since.
+            let d = self.device_seen()?;
             let wanted = |z: Option<Zone>| match online_type {
                 OnlineType::OnlineMovable => z == Some(Zone::Movable),
                 OnlineType::OnlineKernel => z.is_some_and(|z| z != Zone::Movable),
@@ -909,7 +1037,12 @@ impl Run<'_> {
     fn offline_all(&mut self) -> Result<(), Fail> {
         let mut rounds = 0;
         loop {
-            let (_, d) = self.device()?;
+            // The first look is the policy guard's, when nothing was written since.
+            let d = if rounds == 0 {
+                self.device_seen()?
+            } else {
+                self.device()?.1
+            };
             let online: Vec<(u64, Zone)> = d
                 .blocks
                 .iter()
@@ -931,8 +1064,19 @@ impl Run<'_> {
                 self.hold_udev()?;
             }
             rounds += 1;
+            // Every block about to be offlined goes into the journal at once (one write,
+            // not one per block): recovery re-onlines those it finds offline, in their zone.
+            let new: Vec<(u64, Zone)> = online
+                .iter()
+                .filter(|(id, _)| !self.journal.offlined.iter().any(|(b, _)| b == id))
+                .copied()
+                .collect();
+            if !new.is_empty() {
+                self.journal.offlined.extend(new);
+                self.record("offlining the device's blocks");
+            }
             let total = online.len() as u64;
-            for (i, (id, zone)) in online.into_iter().enumerate() {
+            for (i, (id, _)) in online.into_iter().enumerate() {
                 if let Some(p) = &self.opts.progress {
                     p(Progress {
                         device: self.journal.device.clone(),
@@ -940,10 +1084,6 @@ impl Run<'_> {
                         total,
                         block: id,
                     });
-                }
-                if !self.journal.offlined.iter().any(|(b, _)| *b == id) {
-                    self.journal.offlined.push((id, zone));
-                    self.record(&format!("offlining memory{id}"))?;
                 }
                 match self.write(&format!("{}/state", paths::memory_block(id)), "offline") {
                     Ok(()) => {}
@@ -976,7 +1116,8 @@ impl Run<'_> {
             return Ok(());
         }
         self.journal.udev_stopped = true;
-        self.record("stopping the udev exec queue")?;
+        self.record("stopping the udev exec queue");
+        self.save()?;
         if let Err(e) = self.host.set_udev_queue(false) {
             self.journal.udev_stopped = false;
             return Err(Fail::Verify(format!(
@@ -998,7 +1139,8 @@ impl Run<'_> {
                 self.actions
                     .push("udevadm control --start-exec-queue".to_owned());
                 self.journal.udev_stopped = false;
-                self.record("udev exec queue restarted")
+                self.record("udev exec queue restarted");
+                Ok(())
             }
             Err(e) => {
                 self.actions
@@ -1010,12 +1152,13 @@ impl Run<'_> {
 
     fn commit_unbind(&mut self) -> Result<(), Fail> {
         self.offline_all()?;
-        let (_, d) = self.device()?;
+        // offline_all's last look, which found every block offline.
+        let d = self.device_seen()?;
         let ids: Vec<u64> = d.blocks.iter().map(|b| b.id).collect();
         if !self.opts.broken_commit {
             self.settle(&ids)?;
         }
-        self.record("unbinding kmem")?;
+        self.record("unbinding kmem");
         // The last look comes right before the unbind: one read per block, nothing else in
         // between, so that the window a competitor could online a block in is as short as
         // user space can make it.
@@ -1054,7 +1197,9 @@ impl Run<'_> {
             return Ok(());
         }
         self.journal.saved_policy = Some((policy, numa));
-        self.record("setting online_policy=auto-movable")?;
+        self.record("setting online_policy=auto-movable");
+        // Saved here: a failure of the writes below is tolerated, a journal failure not.
+        self.save()?;
         // Only a safeguard: a kernel where these cannot be written still gets the rest of
         // the protocol.
         if let Err(e) = self
@@ -1081,7 +1226,7 @@ impl Run<'_> {
             );
             if a.is_ok() && b.is_ok() {
                 self.journal.saved_policy = None;
-                let _ = self.record("online_policy restored");
+                self.record("online_policy restored");
             }
         }
     }

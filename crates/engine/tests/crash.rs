@@ -1,4 +1,4 @@
-//! Crash at every journal step, then recover: the device ends consistent (where it started
+//! Crash before every kernel write or udev action, then recover: the device ends consistent (where it started
 //! or where it was going, never torn) and the machine-wide settings are restored.
 
 mod common;
@@ -40,7 +40,7 @@ fn every_crash_point_recovers() {
                 let r = set(&host, "dax0.0", target, &opts).expect("runs");
                 if r.reason.as_deref() != Some("simulated crash: the journal is left for recovery")
                 {
-                    // Past the last journal write: the transition completed.
+                    // Past the last crash point: the transition completed.
                     assert!(
                         k > 1,
                         "{flavour:?} {start} -> {target}: no crash point at all"
@@ -59,9 +59,8 @@ fn every_crash_point_recovers() {
                 )
                 .expect("recover");
                 assert_eq!(done.len(), 1, "{done:?}");
-                let where_ = format!(
-                    "{flavour:?} {start} -> {target}, crash at journal write {k}: {done:?}"
-                );
+                let where_ =
+                    format!("{flavour:?} {start} -> {target}, crash at point {k}: {done:?}");
                 assert!(
                     JournalFile::list(host.run.path()).expect("dir").is_empty(),
                     "{where_}"
@@ -97,8 +96,10 @@ fn every_crash_point_recovers() {
         }
     }
     eprintln!("{crash_points} crash points");
+    // One point before every kernel write and udev action of every transition, and one
+    // after the last (81 when written): far fewer means the hook stopped reaching them.
     assert!(
-        crash_points > 100,
+        crash_points > 75,
         "only {crash_points} crash points exercised"
     );
 }
