@@ -136,6 +136,40 @@ fn a_timeout_rolls_back() {
 }
 
 #[test]
+fn sigterm_interrupts_a_slow_offline_and_rolls_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = machine(dir.path(), "pmem", "legacy");
+    assert_eq!(json_set(&f, &["dax0.0", "online_movable"]).0, 0);
+    code(&["--sim", &f, "sim", "fault", "slow-offline", "1000000"]);
+    code(&["--sim", &f, "sim", "fault", "step-delay", "20"]);
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("daxplug"))
+        .env("DAXPLUG_REFUSE_HOST", "1")
+        .args(["--sim", &f, "set", "dax0.0", "unplugged", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    // Well inside the first block's offline, which the fault makes last for minutes.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let pid = child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let out = child.wait_with_output().expect("ends");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(out.status.code(), Some(6), "{v}");
+    assert_eq!(v["results"][0]["reason"], "cancelled by a signal");
+    assert_eq!(v["results"][0]["end"], "online_movable");
+    let actions = v["results"][0]["actions"].to_string();
+    assert!(
+        actions.contains("offline > /sys/devices/system/memory/memory"),
+        "{actions}"
+    );
+    assert!(actions.contains(": interrupted"), "{actions}");
+}
+
+#[test]
 fn bad_input_changes_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let f = machine(dir.path(), "hmem", "legacy");

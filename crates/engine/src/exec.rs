@@ -2,9 +2,8 @@
 //! and recovery of a crashed transition.
 
 use std::fs::{File, OpenOptions};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use daxplug_abi::{BlockState, DaxState, OnlineType, Zone};
@@ -231,6 +230,80 @@ enum Undo {
     RemoveAgain,
 }
 
+/// Interrupts a transition's writes when it must stop (Ctrl-C, the timeout). A thread of
+/// its own, parked until a write that may block begins; while the write lasts and the run
+/// must stop, it signals the writing thread every `POLL` (a signal that lands while the
+/// writer waits for the hotplug lock is consumed by the restart, and must be sent again).
+/// The writes stay on the transition's thread: none waits for a thread to start or to hand
+/// back its result, which on a slow machine costs more than the write.
+struct Watchdog {
+    state: Arc<WatchState>,
+    thread: std::thread::Thread,
+}
+
+#[derive(Default)]
+struct WatchState {
+    writing: AtomicBool,
+    interrupted: AtomicBool,
+    over: AtomicBool,
+}
+
+impl Watchdog {
+    /// Starts watching for writes of the calling thread.
+    fn start(
+        interrupt: daxplug_kernel::Interrupter,
+        cancel: Arc<AtomicBool>,
+        deadline: Option<Instant>,
+    ) -> std::io::Result<Self> {
+        let state = Arc::new(WatchState::default());
+        let writer = ThreadToken::current();
+        let watched = Arc::clone(&state);
+        let handle = std::thread::Builder::new()
+            .name("daxplug-watchdog".to_owned())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                while !watched.over.load(Ordering::SeqCst) {
+                    if !watched.writing.load(Ordering::SeqCst) {
+                        std::thread::park();
+                        continue;
+                    }
+                    std::thread::park_timeout(POLL);
+                    let stop = cancel.load(Ordering::SeqCst)
+                        || deadline.is_some_and(|d| Instant::now() >= d);
+                    if stop && watched.writing.load(Ordering::SeqCst) {
+                        watched.interrupted.store(true, Ordering::SeqCst);
+                        interrupt(writer);
+                    }
+                }
+            })?;
+        Ok(Self {
+            state,
+            thread: handle.thread().clone(),
+        })
+    }
+
+    /// A write that may block begins.
+    fn begin(&self) {
+        self.state.interrupted.store(false, Ordering::SeqCst);
+        self.state.writing.store(true, Ordering::SeqCst);
+        self.thread.unpark();
+    }
+
+    /// The write returned: whether the watchdog interrupted it.
+    fn end(&self) -> bool {
+        self.state.writing.store(false, Ordering::SeqCst);
+        self.state.interrupted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        // Not joined: it sees this at once and ends on its own.
+        self.state.over.store(true, Ordering::SeqCst);
+        self.thread.unpark();
+    }
+}
+
 struct Run<'a> {
     host: &'a dyn Host,
     k: &'a dyn Kernel,
@@ -254,6 +327,8 @@ struct Run<'a> {
     /// The device as last read, while daxplug has written nothing that could change it
     /// since: the next check may start from it instead of reading it again.
     seen: Option<Device>,
+    /// Interrupts writes when the run must stop (started by the first write that needs it).
+    watchdog: Option<Arc<Watchdog>>,
 }
 
 impl<'a> Run<'a> {
@@ -286,6 +361,7 @@ impl<'a> Run<'a> {
             rolling_back: false,
             bind_methods,
             seen: None,
+            watchdog: None,
         }
     }
 }
@@ -705,71 +781,61 @@ impl Run<'_> {
         self.check().err()
     }
 
-    /// One write, in a thread of its own when it may block, so that a timeout or a
-    /// cancellation can interrupt it with a signal aimed at that thread; the write is
-    /// never abandoned.
+    /// One write that a timeout or a cancellation may interrupt: when it may block, the
+    /// watchdog signals this thread while the run must stop, and the kernel fails the write
+    /// with `EINTR` (an offline in progress is undone). The write is never abandoned.
     fn write(&mut self, path: &str, value: &str) -> Result<(), Fail> {
         self.check()?;
         self.save()?;
-        self.wrote(path);
-        if !may_block(path) {
-            return self.write_uncancellable(path, value);
+        let watched = if may_block(path) {
+            self.watchdog()
+        } else {
+            None
+        };
+        if let Some(w) = &watched {
+            w.begin();
         }
-        let k = self.k;
-        let token: Arc<OnceLock<ThreadToken>> = Arc::new(OnceLock::new());
-        let (tx, rx) = mpsc::channel();
-        let mut interrupted = false;
-        let result = std::thread::scope(|s| {
-            let worker_token = Arc::clone(&token);
-            let handle = s.spawn(move || {
-                let _ = worker_token.set(ThreadToken::current());
-                // Only the write itself is the kernel's time; the thread is daxplug's.
-                let t0 = Instant::now();
-                let r = k.write(path, value);
-                let _ = tx.send(t0.elapsed());
-                r
-            });
-            loop {
-                match rx.recv_timeout(POLL) {
-                    Ok(took) => {
-                        self.kernel_time += took;
-                        break;
-                    }
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                    Err(mpsc::RecvTimeoutError::Timeout) => {
-                        if self.stop_reason().is_some() {
-                            interrupted = true;
-                            if let Some(t) = token.get() {
-                                // Repeated until the write returns: a signal that lands while
-                                // the writer waits for the hotplug lock is consumed by the
-                                // restart, and must be sent again.
-                                k.interrupt(*t);
-                            }
-                        }
-                    }
-                }
-            }
-            handle
-                .join()
-                .unwrap_or_else(|_| Err(KernelError::write(path, value, Errno::EIO)))
-        });
+        let result = self.kernel_write(path, value);
+        let interrupted = watched.is_some_and(|w| w.end());
         match result {
-            Ok(()) => {
-                self.actions
-                    .push(format!("echo {} > {path}", value.trim_end()));
-                Ok(())
-            }
-            Err(e) if e.errno == Errno::EINTR && interrupted => {
-                self.actions
-                    .push(format!("echo {} > {path}: interrupted", value.trim_end()));
+            Ok(()) => Ok(()),
+            // Interrupted by the watchdog, or by Ctrl-C delivered to this thread directly.
+            Err(e) if e.errno == Errno::EINTR && (interrupted || self.stop_reason().is_some()) => {
+                if let Some(last) = self.actions.last_mut() {
+                    *last = format!("echo {} > {path}: interrupted", value.trim_end());
+                }
                 Err(self.stop_reason().unwrap_or(Fail::Timeout))
             }
-            Err(e) => {
-                self.actions
-                    .push(format!("echo {} > {path}: {}", value.trim_end(), e.errno));
-                Err(Fail::Kernel(e))
-            }
+            Err(e) => Err(Fail::Kernel(e)),
         }
+    }
+
+    /// The run's watchdog, started at its first write that may block; `None` if no thread
+    /// can be started (a Ctrl-C then still interrupts a write it lands on).
+    fn watchdog(&mut self) -> Option<Arc<Watchdog>> {
+        if self.watchdog.is_none() {
+            self.watchdog = Watchdog::start(
+                self.k.interrupter(),
+                Arc::clone(&self.opts.cancel),
+                self.deadline,
+            )
+            .ok()
+            .map(Arc::new);
+        }
+        self.watchdog.clone()
+    }
+
+    /// The write itself: timed as the kernel's, recorded among the actions.
+    fn kernel_write(&mut self, path: &str, value: &str) -> Result<(), KernelError> {
+        self.wrote(path);
+        let t0 = Instant::now();
+        let r = self.k.write(path, value);
+        self.kernel_time += t0.elapsed();
+        self.actions.push(match &r {
+            Ok(()) => format!("echo {} > {path}", value.trim_end()),
+            Err(e) => format!("echo {} > {path}: {}", value.trim_end(), e.errno),
+        });
+        r
     }
 
     /// Reads the device again (what the steps verify against).
@@ -961,21 +1027,7 @@ impl Run<'_> {
     /// A write that must happen even after a timeout or Ctrl-C (restoring settings).
     fn write_uncancellable(&mut self, path: &str, value: &str) -> Result<(), Fail> {
         self.save()?;
-        self.wrote(path);
-        let t0 = Instant::now();
-        let r = self.k.write(path, value);
-        self.kernel_time += t0.elapsed();
-        match r {
-            Ok(()) => {
-                self.actions.push(format!("echo {value} > {path}"));
-                Ok(())
-            }
-            Err(e) => {
-                self.actions
-                    .push(format!("echo {value} > {path}: {}", e.errno));
-                Err(Fail::Kernel(e))
-            }
-        }
+        self.kernel_write(path, value).map_err(Fail::Kernel)
     }
 
     /// After a hot-add: every block online in the zone asked for; stragglers are onlined,

@@ -14,6 +14,9 @@ use std::sync::atomic::AtomicBool;
 /// signal interrupts the system call instead of killing the process.
 pub const WAKEUP_SIGNAL: i32 = libc::SIGUSR1;
 
+/// Interrupts a kernel call the given thread may be blocked in.
+pub type Interrupter = Arc<dyn Fn(ThreadToken) + Send + Sync>;
+
 /// A thread that may be blocked in a kernel call (its Linux thread id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThreadToken(i32);

@@ -18,7 +18,7 @@ mod rootfs;
 
 pub use errno::Errno;
 pub use error::{KernelError, Op, RootError};
-pub use interrupt::ThreadToken;
+pub use interrupt::{Interrupter, ThreadToken};
 pub use rootfs::{Access, RootFs};
 
 /// Result of a kernel-interface call.
@@ -50,6 +50,14 @@ pub trait Kernel: Send + Sync {
         let _ = interrupt::signal_thread(thread);
     }
 
+    /// What [`Kernel::interrupt`] does, as a handle another thread can keep without
+    /// borrowing the kernel (a watchdog that outlives the borrow).
+    fn interrupter(&self) -> Interrupter {
+        std::sync::Arc::new(|thread| {
+            let _ = interrupt::signal_thread(thread);
+        })
+    }
+
     /// Whether independent reads may be issued from several threads at once (true for
     /// files; false for the model, whose deterministic schedules follow the order of calls).
     fn parallel_reads(&self) -> bool {
@@ -75,6 +83,9 @@ impl<K: Kernel + ?Sized> Kernel for &K {
     }
     fn interrupt(&self, thread: ThreadToken) {
         (**self).interrupt(thread);
+    }
+    fn interrupter(&self) -> Interrupter {
+        (**self).interrupter()
     }
     fn parallel_reads(&self) -> bool {
         (**self).parallel_reads()

@@ -101,6 +101,11 @@ impl Kernel for Sim {
     fn interrupt(&self, _thread: daxplug_kernel::ThreadToken) {
         self.signal.store(true, std::sync::atomic::Ordering::SeqCst);
     }
+
+    fn interrupter(&self) -> daxplug_kernel::Interrupter {
+        let signal = Arc::clone(&self.signal);
+        Arc::new(move |_thread| signal.store(true, std::sync::atomic::Ordering::SeqCst))
+    }
 }
 
 /// A machine file could not be used.
