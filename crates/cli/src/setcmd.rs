@@ -86,12 +86,14 @@ pub fn dax_users(proc: &Path, device: &str) -> Vec<u32> {
             .filter_map(|p| p.parse().ok())
             .chain([2])
             .collect();
+    // daxplug itself never opens a dax device.
+    let me = std::process::id();
     let mut pids = Vec::new();
     for e in entries.flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
-        if kernel_threads.contains(&pid) {
+        if pid == me || kernel_threads.contains(&pid) {
             continue;
         }
         let dir = e.path();
@@ -100,15 +102,17 @@ pub fn dax_users(proc: &Path, device: &str) -> Vec<u32> {
         if std::fs::read_link(dir.join("exe")).is_err() {
             continue;
         }
-        let open = std::fs::read_dir(dir.join("fd"))
-            .map(|fds| {
+        let open = || {
+            std::fs::read_dir(dir.join("fd")).is_ok_and(|fds| {
                 fds.flatten()
                     .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == Path::new(&dev)))
             })
-            .unwrap_or(false);
-        let mapped = std::fs::read_to_string(dir.join("maps"))
-            .is_ok_and(|maps| maps.lines().any(|l| l.ends_with(&dev)));
-        if open || mapped {
+        };
+        let mapped = || {
+            std::fs::read_to_string(dir.join("maps"))
+                .is_ok_and(|maps| maps.lines().any(|l| l.ends_with(&dev)))
+        };
+        if open() || mapped() {
             pids.push(pid);
         }
     }

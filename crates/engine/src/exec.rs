@@ -16,7 +16,7 @@ use crate::journal::{JOURNAL_VERSION, Journal, JournalFile};
 use crate::observe::ObservedState;
 use crate::plan::{BindMethod, Plan, Protocol, Refusal, Step, plan};
 use crate::target::Target;
-use crate::topology::{Device, Driver, Scope, Topology, discover};
+use crate::topology::{Device, Driver, Topology};
 
 /// How long a transition may wait for another daxplug's lock when it has no timeout.
 const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(30);
@@ -392,10 +392,17 @@ fn with_device(topo: Topology, device: &str) -> Result<(Topology, Device), Disco
 }
 
 fn observe_device(k: &dyn Kernel, device: &str) -> Result<(Topology, Device), DiscoveryError> {
-    with_device(
-        discover(k, &Scope::Devices(vec![device.to_owned()]))?,
-        device,
-    )
+    // What a plan needs: the device, its region, whether kmem is loaded, and the
+    // auto-online policy its commands mention; not the node lists or meminfo of a full
+    // discovery.
+    if !k.exists(paths::MEMORY) {
+        return Err(DiscoveryError::NoMemoryHotplug {
+            path: paths::MEMORY.to_owned(),
+        });
+    }
+    let mut topo = crate::topology::discover_device(k, device)?;
+    topo.policy.auto_online_blocks = crate::topology::read_auto_online_blocks(k)?;
+    with_device(topo, device)
 }
 
 /// The device alone (no machine-wide policy or nodes): what a transition re-reads to

@@ -362,6 +362,9 @@ pub fn discover_device(k: &dyn Kernel, name: &str) -> Result<Topology, Discovery
     require_device(k, name)?;
     let block_size = parse(k, paths::BLOCK_SIZE_BYTES, parse_block_size)?;
     let iomem = parse(k, paths::IOMEM, Iomem::parse)?;
+    if iomem.addresses_hidden() {
+        return Err(DiscoveryError::IomemHidden);
+    }
     let (device, region) = read_device(k, name, block_size, &iomem)?;
     let regions: Vec<Region> = region.into_iter().collect();
     let devices = vec![device];
@@ -430,10 +433,15 @@ fn device_names(k: &dyn Kernel, scope: &Scope) -> Result<Vec<String>, DiscoveryE
     }
 }
 
+/// `auto_online_blocks`, if the kernel has it.
+pub fn read_auto_online_blocks(k: &dyn Kernel) -> Result<Option<OnlineType>, DiscoveryError> {
+    parse_optional(k, paths::AUTO_ONLINE_BLOCKS, str::parse)
+}
+
 fn read_policy(k: &dyn Kernel) -> Result<Policy, DiscoveryError> {
     let param = |name: &str| format!("{}/{name}", paths::HOTPLUG_PARAMS);
     Ok(Policy {
-        auto_online_blocks: parse_optional(k, paths::AUTO_ONLINE_BLOCKS, str::parse)?,
+        auto_online_blocks: read_auto_online_blocks(k)?,
         online_policy: parse_optional(k, &param("online_policy"), str::parse)?,
         memmap_on_memory: parse_optional(k, &param("memmap_on_memory"), str::parse)?,
         auto_movable_ratio: parse_optional(
