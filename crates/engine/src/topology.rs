@@ -667,8 +667,12 @@ fn read_blocks(
         }
         Ok(out)
     };
+    // Small devices first: asking for the parallelism costs system calls of its own.
+    if ids.len() < PARALLEL_FROM || !k.parallel_reads() {
+        return read(ids);
+    }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    if threads < 2 || ids.len() < PARALLEL_FROM || !k.parallel_reads() {
+    if threads < 2 {
         return read(ids);
     }
     std::thread::scope(|s| {
