@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use daxplug_engine::{Scope, discover};
+use daxplug_engine::{Detail, Scope, discover, discover_with};
 use daxplug_kernel::{Access, Kernel, RootFs};
 use daxplug_model::Sim;
 
@@ -377,7 +377,13 @@ fn command(backend: &Backend<'_>, command: Command) -> anyhow::Result<(String, u
             setcmd::run_recover(host.as_ref(), json, None)
         }
         Command::List { json, blocks } => {
-            let topo = discover(kernel, &Scope::All)?;
+            // Each block's node is shown only in per-block rows.
+            let detail = if blocks {
+                Detail::Blocks
+            } else {
+                Detail::Counts
+            };
+            let topo = discover_with(kernel, &Scope::All, detail)?;
             text(if json {
                 to_json(&json::Report::new(&topo, blocks))
             } else {

@@ -162,3 +162,53 @@ fn stuck_devices_name_their_blocks() {
     assert!(msg.contains("memory40 is online"), "{msg}");
     assert!(msg.contains("reboot"), "{msg}");
 }
+
+/// Discovery reads `state` only when `valid_zones` names several zones: that rests on the
+/// kernel naming exactly one zone (or `none`) for an online block and two for any other.
+/// Checked here on every block the real kernel left in the captures (the e2e guest checks
+/// it live), and `status` must report the state files' states.
+#[test]
+fn valid_zones_names_one_zone_exactly_when_a_block_is_online() {
+    let mut checked = 0;
+    for (kind, state, _) in EXPECTED {
+        let root = fixtures().join(kind).join(state);
+        let memory = root.join("sys/devices/system/memory");
+        let mut states = std::collections::BTreeMap::new();
+        for entry in std::fs::read_dir(&memory).expect("memory dir") {
+            let dir = entry.expect("entry").path();
+            let (Ok(s), Ok(z)) = (
+                std::fs::read_to_string(dir.join("state")),
+                std::fs::read_to_string(dir.join("valid_zones")),
+            ) else {
+                continue;
+            };
+            let single = z.split_whitespace().count() == 1;
+            assert_eq!(
+                single,
+                s.trim() == "online",
+                "{kind}/{state}: {} is {} with valid_zones {}",
+                dir.display(),
+                s.trim(),
+                z.trim()
+            );
+            let name = dir
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
+            states.insert(name, s.trim().to_owned());
+            checked += 1;
+        }
+        let v: Value =
+            serde_json::from_str(&daxplug(&root, &["status", "dax0.0", "--json"])).expect("json");
+        for b in v["devices"][0]["block_list"].as_array().expect("blocks") {
+            let name = b["name"].as_str().expect("name");
+            assert_eq!(
+                Some(b["state"].as_str().expect("state")),
+                states.get(name).map(String::as_str),
+                "{kind}/{state}: {name}"
+            );
+        }
+    }
+    assert!(checked > 50, "only {checked} blocks checked");
+}

@@ -31,6 +31,6 @@ pub use plan::{BindMethod, Plan, Protocol, Refusal, Step, plan};
 pub use problems::{Problem, ProblemCode, format_block_ids, problems};
 pub use target::{Target, TargetError};
 pub use topology::{
-    Block, Device, Driver, IomemRange, KernelAbi, Mapping, Mode, Nodes, Policy, Region, RegionKind,
-    Scope, Topology, discover, parse_device_name,
+    Block, Detail, Device, Driver, IomemRange, KernelAbi, Mapping, Mode, Nodes, Policy, Region,
+    RegionKind, Scope, Topology, discover, discover_with, parse_device_name,
 };

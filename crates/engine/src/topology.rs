@@ -302,8 +302,17 @@ pub fn parse_device_name(name: &str) -> Option<(u32, u32)> {
     Some((num(region)?, num(id)?))
 }
 
-/// Reads the machine through `k`.
+/// Reads the machine through `k`, every detail.
 pub fn discover(k: &dyn Kernel, scope: &Scope) -> Result<Topology, DiscoveryError> {
+    discover_with(k, scope, Detail::Blocks)
+}
+
+/// Reads the machine through `k`, to the given detail.
+pub fn discover_with(
+    k: &dyn Kernel,
+    scope: &Scope,
+    detail: Detail,
+) -> Result<Topology, DiscoveryError> {
     // Bad input is refused before anything is read, let alone any path built from it.
     if let Scope::Devices(wanted) = scope
         && let Some(bad) = wanted
@@ -330,7 +339,7 @@ pub fn discover(k: &dyn Kernel, scope: &Scope) -> Result<Topology, DiscoveryErro
     let mut regions: BTreeMap<u32, Region> = BTreeMap::new();
     let mut devices = Vec::with_capacity(names.len());
     for name in &names {
-        let (device, region) = read_device(k, name, block_size, &iomem)?;
+        let (device, region) = read_device(k, name, block_size, &iomem, detail)?;
         if let Some(region) = region {
             regions.entry(region.id).or_insert(region);
         }
@@ -356,8 +365,8 @@ pub fn discover(k: &dyn Kernel, scope: &Scope) -> Result<Topology, DiscoveryErro
 }
 
 /// One device and what its state depends on (block size, `/proc/iomem`, its region), without
-/// the machine-wide parts (`policy`, `nodes` and `mem_total` are left empty): the cheap
-/// re-read a transition makes after each of its steps.
+/// the machine-wide parts (`policy`, `nodes` and `mem_total` are left empty) or each
+/// block's node: the cheap re-read a transition makes after each of its steps.
 pub fn discover_device(k: &dyn Kernel, name: &str) -> Result<Topology, DiscoveryError> {
     require_device(k, name)?;
     let block_size = parse(k, paths::BLOCK_SIZE_BYTES, parse_block_size)?;
@@ -365,7 +374,7 @@ pub fn discover_device(k: &dyn Kernel, name: &str) -> Result<Topology, Discovery
     if iomem.addresses_hidden() {
         return Err(DiscoveryError::IomemHidden);
     }
-    let (device, region) = read_device(k, name, block_size, &iomem)?;
+    let (device, region) = read_device(k, name, block_size, &iomem, Detail::Counts)?;
     let regions: Vec<Region> = region.into_iter().collect();
     let devices = vec![device];
     let kernel_abi = match devices.first() {
@@ -536,6 +545,7 @@ fn read_device(
     name: &str,
     block_size: BlockSize,
     iomem: &Iomem,
+    detail: Detail,
 ) -> Result<(Device, Option<Region>), DiscoveryError> {
     let dir = paths::dax_device(name);
     let canonical = match k.read_link(&dir) {
@@ -618,7 +628,11 @@ fn read_device(
 
     let target_node = parse_optional(k, &format!("{dir}/target_node"), parse_node_id)?.flatten();
     let candidates: Vec<u64> = candidates.into_iter().collect();
-    let blocks = read_blocks(k, &candidates, block_size, target_node)?;
+    let nodes = match detail {
+        Detail::Blocks => BlockNodes::Read(target_node),
+        Detail::Counts => BlockNodes::Skip,
+    };
+    let blocks = read_blocks(k, &candidates, block_size, nodes)?;
     let counts = BlockCounts::of(&blocks, span);
     let kmem_in_iomem = iomem_ranges.iter().any(|r| r.kmem.is_some());
     let state = observe(&driver, &counts, kmem_in_iomem);
@@ -647,6 +661,24 @@ fn read_device(
     Ok((device, region))
 }
 
+/// Whether each block's node is read (it is shown per block, and used for nothing else).
+#[derive(Debug, Clone, Copy)]
+enum BlockNodes {
+    Skip,
+    /// Read, testing the device's target node first.
+    Read(Option<u32>),
+}
+
+/// How much of each device a discovery reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// Everything, each block's node included.
+    Blocks,
+    /// Everything but each block's node: what states, counts and problems need (a listing
+    /// without per-block rows).
+    Counts,
+}
+
 /// Devices with fewer blocks are read by one thread: threads cost more than they save.
 const PARALLEL_FROM: usize = 1024;
 
@@ -656,12 +688,12 @@ fn read_blocks(
     k: &dyn Kernel,
     ids: &[u64],
     block_size: BlockSize,
-    node_hint: Option<u32>,
+    nodes: BlockNodes,
 ) -> Result<Vec<Block>, DiscoveryError> {
     let read = |chunk: &[u64]| -> Result<Vec<Block>, DiscoveryError> {
         let mut out = Vec::with_capacity(chunk.len());
         for id in chunk {
-            if let Some(b) = read_block(k, *id, block_size, node_hint)? {
+            if let Some(b) = read_block(k, *id, block_size, nodes)? {
                 out.push(b);
             }
         }
@@ -694,18 +726,30 @@ fn read_block(
     k: &dyn Kernel,
     id: u64,
     block_size: BlockSize,
-    node_hint: Option<u32>,
+    nodes: BlockNodes,
 ) -> Result<Option<Block>, DiscoveryError> {
     let dir = paths::memory_block(id);
-    let Some(state) = parse_optional(k, &format!("{dir}/state"), str::parse::<BlockState>)? else {
-        return Ok(None);
-    };
+    // `valid_zones` names one zone (or `none`) exactly when the block is online, and
+    // several otherwise (an offline block: the default zone and the other kind; one going
+    // offline reads the same), on every kernel with kmem (5.1 and later). So an online
+    // block takes one file; `state` is read only when the zones do not settle it.
     let valid_zones = parse_optional(k, &format!("{dir}/valid_zones"), str::parse::<ValidZones>)?;
-    // The block is almost always on the device's target node: test that link first, and
-    // only list the directory when it is elsewhere.
-    let node = match node_hint {
-        Some(n) if k.exists(&format!("{dir}/node{n}")) => Some(n),
-        _ => k
+    let state = match &valid_zones {
+        Some(vz) if vz.zones().len() <= 1 => BlockState::Online,
+        _ => {
+            let Some(state) = parse_optional(k, &format!("{dir}/state"), str::parse::<BlockState>)?
+            else {
+                return Ok(None);
+            };
+            state
+        }
+    };
+    let node = match nodes {
+        BlockNodes::Skip => None,
+        // The block is almost always on the device's target node: test that link first,
+        // and only list the directory when it is elsewhere.
+        BlockNodes::Read(Some(n)) if k.exists(&format!("{dir}/node{n}")) => Some(n),
+        BlockNodes::Read(_) => k
             .list_dir(&dir)
             .unwrap_or_default()
             .iter()

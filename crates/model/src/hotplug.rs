@@ -151,11 +151,21 @@ impl Machine {
         if b.spans_zones {
             return ValidZones::new(Vec::new());
         }
-        if let Some(z) = b.zone {
+        // Only a block in MEM_ONLINE names its zone; one going offline reads as offline.
+        if let Some(z) = b.zone
+            && b.state == BlockState::Online
+        {
             return ValidZones::new(vec![z]);
         }
+        // Offline, the kernel always names a kernel zone and Movable (`print_allowed_zone()`
+        // adds whichever of the two is not the default): never a single zone.
         if let Some(z) = b.boot_zone {
-            return ValidZones::new(vec![z]);
+            let other = if z == Zone::Movable {
+                Zone::Normal
+            } else {
+                Zone::Movable
+            };
+            return ValidZones::new(vec![z, other]);
         }
         let default = self.zone_for(OnlineType::Online, id);
         let mut zones = vec![default];

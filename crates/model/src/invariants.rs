@@ -39,11 +39,16 @@ pub(crate) fn check_step(m: &Machine) -> Vec<Violation> {
         if in_zone != (b.state != BlockState::Offline) {
             bad(format!("memory{id} is {} with zone {:?}", b.state, b.zone));
         }
-        if b.is_online() {
-            let vz = m.valid_zones(*id);
+        // One zone (or `none`) exactly when online, several otherwise (going offline
+        // included): discovery reads `state` only for blocks whose `valid_zones` names
+        // several.
+        let vz = m.valid_zones(*id);
+        if b.state == BlockState::Online {
             if !b.spans_zones && vz.zones().len() != 1 {
                 bad(format!("online memory{id} has valid_zones {vz}"));
             }
+        } else if vz.zones().len() < 2 {
+            bad(format!("offline memory{id} has valid_zones {vz}"));
         }
     }
 

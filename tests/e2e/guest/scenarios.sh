@@ -44,6 +44,20 @@ expect() { # name wanted-state wanted-rc
 no_iomem() { # name
 	if grep -q "$D\|System RAM (kmem)" /proc/iomem; then fail "$1: /proc/iomem still lists the device"; else pass "$1: /proc/iomem clean"; fi
 }
+# zones_rule NAME: on this kernel, every block's valid_zones names one zone exactly when
+# the block is online (discovery reads a block's state only when it names several).
+zones_rule() {
+	bad=""; n=0
+	for b in $M/memory*; do
+		[ -e "$b/valid_zones" ] || continue
+		s=$(cat "$b/state"); z=$(cat "$b/valid_zones"); w=$(echo $z | wc -w)
+		n=$((n + 1))
+		if { [ "$s" = online ] && [ "$w" != 1 ]; } || { [ "$s" != online ] && [ "$w" = 1 ]; }; then
+			bad="$bad ${b##*/}=$s/$z"
+		fi
+	done
+	[ -z "$bad" ] && pass "$1 ($n blocks)" || fail "$1:$bad"
+}
 blocks_present() { ls -d $M/memory* 2>/dev/null | grep -c -E "memory4[0-7]$"; }
 # A competing controller: onlines every offline block of the device it sees, in a loop.
 competitor_start() {
@@ -92,6 +106,11 @@ hmem)
 	expect "online_kernel -> online_movable" online_movable 0
 	[ "$(aob)" = online ] && pass "auto_online_blocks restored to online" || fail "auto_online_blocks is $(aob)"
 	[ "$(memtotal)" -eq $((BASE + 1048576)) ] && pass "MemTotal grew by 1 GiB" || fail "MemTotal $(memtotal), base $BASE"
+	echo offline > $M/memory43/state
+	zones_rule "valid_zones names one zone exactly when online (boot RAM, device online, memory43 offline)"
+	[ "$(state)" = mixed ] && pass "status sees the block offlined by hand" || fail "status: $(state) with memory43 offline"
+	echo online_movable > $M/memory43/state
+	zones_rule "valid_zones names one zone exactly when online (all online again)"
 
 	dset unplugged
 	expect "online_movable -> unplugged" unbound 0
