@@ -434,6 +434,24 @@ fn model_throughput(seconds: f64) -> anyhow::Result<String> {
     ))
 }
 
+const USAGE: &str = "\
+usage: daxplug-bench [--runs N] [--blocks 1024,16384,65536] [--no-discovery]
+       daxplug-bench generate DIR BLOCKS DEVICES
+       daxplug-bench time RUNS -- COMMAND...
+
+Prints Markdown tables: discovery at scale (daxplug list/status against daxctl list on
+emulated trees of BLOCKS memory blocks with 1, 16 and 64 devices), transitions on the
+`large` preset through FUSE against daxctl, and the model's schedules per second.
+Needs root, /dev/fuse and the daxplug binary next to this one; daxctl and strace are used
+when installed. Never touches the machine's own /sys.
+
+  --runs N          runs per command, median reported (default 5)
+  --blocks LIST     machine sizes in memory blocks (default 1024,16384,65536)
+  --no-discovery    only the transitions and the model throughput
+  generate          writes one emulated machine as a tree into DIR, to look at
+  time              the median wall time of COMMAND over RUNS runs
+";
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
@@ -464,7 +482,23 @@ fn main() -> anyhow::Result<()> {
             println!("median_ms {:.3}", median(times).as_secs_f64() * 1e3);
             return Ok(());
         }
+        Some("-h" | "--help") => {
+            print!("{USAGE}");
+            return Ok(());
+        }
         _ => {}
+    }
+    // Every flag is known and those with a value have one, before minutes of benchmarks.
+    let mut rest = args.iter().skip(1);
+    while let Some(a) = rest.next() {
+        match a.as_str() {
+            "--runs" | "--blocks" => {
+                rest.next()
+                    .with_context(|| format!("{a} needs a value\n\n{USAGE}"))?;
+            }
+            "--no-discovery" => {}
+            other => anyhow::bail!("unknown argument {other:?}\n\n{USAGE}"),
+        }
     }
     let flag = |name: &str| {
         args.iter()
