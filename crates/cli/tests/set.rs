@@ -322,3 +322,39 @@ fn set_all_and_recover() {
     assert_eq!(c, 0);
     assert!(out.contains("Nothing to recover"), "{out}");
 }
+
+#[test]
+fn a_device_open_by_a_process_is_refused_on_a_real_tree() {
+    // A captured devdax tree with a /proc in which process 4242 holds /dev/dax0.0 open
+    // and 4243 has it mapped: the scan runs beside the observation on a real tree.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    common::copy_tree(&common::fixture("hmem", "07-devdax"), &root);
+    let proc = root.join("proc");
+    for pid in ["4242", "4243", "4244"] {
+        std::fs::create_dir_all(proc.join(pid).join("fd")).expect("mkdir");
+        std::os::unix::fs::symlink("/usr/bin/app", proc.join(pid).join("exe")).expect("exe");
+        std::fs::write(proc.join(pid).join("maps"), "").expect("maps");
+    }
+    std::os::unix::fs::symlink("/dev/dax0.0", proc.join("4242/fd/7")).expect("fd");
+    std::fs::write(
+        proc.join("4243/maps"),
+        "7f0000000000-7f0040000000 rw-s 00000000 00:06 9 /dev/dax0.0\n",
+    )
+    .expect("maps");
+    std::os::unix::fs::symlink("/dev/null", proc.join("4244/fd/0")).expect("fd");
+    let before = std::fs::read_link(root.join("sys/bus/dax/devices/dax0.0/driver")).expect("link");
+    let root = root.display().to_string();
+    let (c, out, err) = code(&["--root", &root, "set", "dax0.0", "online_movable", "--json"]);
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out} {err}"));
+    assert_eq!(c, 5, "{v}");
+    assert_eq!(v["results"][0]["outcome"], "refused");
+    assert_eq!(
+        v["results"][0]["reason"],
+        "/dev/dax0.0 is open or mapped by processes 4242, 4243: switching it would pull the memory from under them; pass --force to do it anyway"
+    );
+    assert_eq!(v["results"][0]["actions"], serde_json::json!([]));
+    let after = std::fs::read_link(Path::new(&root).join("sys/bus/dax/devices/dax0.0/driver"))
+        .expect("link");
+    assert_eq!(before, after, "nothing changed");
+}

@@ -549,7 +549,20 @@ pub fn set(
     rep.recovered = recover_locked(host, opts)?;
     rep.lap("recovery check", &mut lap);
 
-    let (topo, dev) = observe_device(k, device)?;
+    // Looking for users of /dev/daxX.Y means reading every process's descriptors and
+    // mappings: when device_dax holds the device, that scan runs beside the observation
+    // (files only: the model answers one call at a time, in a deterministic order).
+    let scan_early = !opts.force
+        && k.parallel_reads()
+        && k.read_link(&format!("{}/driver", paths::dax_device(device)))
+            .is_ok_and(|t| t.ends_with(paths::DEVICE_DAX));
+    let (observed, early_users) = std::thread::scope(|s| {
+        let scan = scan_early.then(|| s.spawn(|| host.dax_users(device)));
+        let observed = observe_device(k, device);
+        let users = scan.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        (observed, users)
+    });
+    let (topo, dev) = observed?;
     rep.start = Some(dev.state);
     let planned = plan(&topo, &dev, target, opts.force);
     rep.lap("observe and plan", &mut lap);
@@ -569,7 +582,7 @@ pub fn set(
         return Ok(rep);
     }
     if dev.driver == Driver::DeviceDax && !opts.force {
-        let users = host.dax_users(device);
+        let users = early_users.unwrap_or_else(|| host.dax_users(device));
         rep.lap("users check", &mut lap);
         if !users.is_empty() {
             rep.reason = Some(format!(
