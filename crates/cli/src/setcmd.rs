@@ -80,7 +80,7 @@ pub fn dax_users(proc: &Path, device: &str) -> Vec<u32> {
     // Kernel threads are kthreadd's (pid 2) children: one read names them all, so that
     // they cost nothing below (most of the processes of a small machine are those).
     let kernel_threads: std::collections::BTreeSet<u32> =
-        read_proc_file(&proc.join("2/task/2/children"))
+        daxplug_kernel::read_proc_file(&proc.join("2/task/2/children"))
             .unwrap_or_default()
             .split_ascii_whitespace()
             .filter_map(|p| p.parse().ok())
@@ -109,7 +109,7 @@ pub fn dax_users(proc: &Path, device: &str) -> Vec<u32> {
             })
         };
         let mapped = || {
-            read_proc_file(&dir.join("maps"))
+            daxplug_kernel::read_proc_file(&dir.join("maps"))
                 .is_ok_and(|maps| maps.lines().any(|l| l.ends_with(&dev)))
         };
         if open() || mapped() {
@@ -118,28 +118,6 @@ pub fn dax_users(proc: &Path, device: &str) -> Vec<u32> {
     }
     pids.sort_unstable();
     pids
-}
-
-/// A procfs file read whole in 16 KiB reads (std's reader probes the size with small
-/// reads first, which costs a system call per step on files that report size 0).
-fn read_proc_file(path: &Path) -> std::io::Result<String> {
-    use std::io::Read as _;
-    let mut file = std::fs::File::open(path)?;
-    let mut buf = Vec::new();
-    loop {
-        let start = buf.len();
-        buf.resize(start + 16 * 1024, 0);
-        let n = loop {
-            match file.read(&mut buf[start..]) {
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                other => break other,
-            }
-        };
-        buf.truncate(start + *n.as_ref().unwrap_or(&0));
-        if n? == 0 {
-            return String::from_utf8(buf).map_err(std::io::Error::other);
-        }
-    }
 }
 
 /// A `--timeout`: `None` waits as long as the kernel does.

@@ -83,29 +83,27 @@ fn device_names_that_are_paths_are_refused() {
 #[test]
 fn malformed_kernel_text_names_the_file_and_the_text() {
     let dir = tempfile::tempdir().expect("tempdir");
+    // A copy of a captured state with one attribute of memory42 replaced.
+    let corrupt = |state: &str, attribute: &str| {
+        let root = dir.path().join(state);
+        common::copy_tree(&common::fixture("hmem", state), &root);
+        std::fs::write(
+            root.join("sys/devices/system/memory/memory42")
+                .join(attribute),
+            "sideways\n",
+        )
+        .expect("write");
+        fails(&root, &["list"])
+    };
     // An offline block's state is read (its valid_zones names two zones) ...
-    let root = dir.path().join("offline");
-    common::copy_tree(&common::fixture("hmem", "03-kmem-bound-offline"), &root);
-    std::fs::write(
-        root.join("sys/devices/system/memory/memory42/state"),
-        "sideways\n",
-    )
-    .expect("write");
-    let (code, err) = fails(&root, &["list"]);
+    let (code, err) = corrupt("03-kmem-bound-offline", "state");
     assert_eq!(code, 1);
     assert_eq!(
         err.trim_end(),
         "daxplug: /sys/devices/system/memory/memory42/state holds unexpected text: \"sideways\" is not a memory block state (online, offline or going-offline)"
     );
     // ... and every block's valid_zones.
-    let root = dir.path().join("online");
-    common::copy_tree(&common::fixture("hmem", "04-online-movable"), &root);
-    std::fs::write(
-        root.join("sys/devices/system/memory/memory42/valid_zones"),
-        "sideways\n",
-    )
-    .expect("write");
-    let (code, err) = fails(&root, &["list"]);
+    let (code, err) = corrupt("04-online-movable", "valid_zones");
     assert_eq!(code, 1);
     assert_eq!(
         err.trim_end(),

@@ -19,7 +19,7 @@ mod rootfs;
 pub use errno::Errno;
 pub use error::{KernelError, Op, RootError};
 pub use interrupt::{Interrupter, ThreadToken};
-pub use rootfs::{Access, RootFs};
+pub use rootfs::{Access, RootFs, read_proc_file};
 
 /// Result of a kernel-interface call.
 pub type Result<T, E = KernelError> = std::result::Result<T, E>;

@@ -99,6 +99,36 @@ impl RootFs {
 /// in two or three reads.
 const PROC_CHUNK: usize = 16 * 1024;
 
+/// Reads the rest of `file` after `buf` in large reads: procfs hands out as many records
+/// as fit, and reports size 0, so std's reader (a size probe, then small growing reads)
+/// would cost a system call per step.
+fn read_to_end_in_chunks(file: &mut fs::File, mut buf: Vec<u8>) -> std::io::Result<Vec<u8>> {
+    loop {
+        if buf.capacity() - buf.len() < PROC_CHUNK / 2 {
+            buf.reserve(buf.capacity().max(PROC_CHUNK));
+        }
+        let start = buf.len();
+        buf.resize(buf.capacity(), 0);
+        let got = loop {
+            match file.read(&mut buf[start..]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                other => break other,
+            }
+        };
+        buf.truncate(start + *got.as_ref().unwrap_or(&0));
+        if got? == 0 {
+            return Ok(buf);
+        }
+    }
+}
+
+/// Reads a whole procfs file (`/proc/PID/maps` and the like) in large reads.
+pub fn read_proc_file(path: &Path) -> std::io::Result<String> {
+    let mut file = fs::File::open(path)?;
+    let buf = read_to_end_in_chunks(&mut file, Vec::new())?;
+    String::from_utf8(buf).map_err(std::io::Error::other)
+}
+
 impl Kernel for RootFs {
     fn read(&self, path: &str) -> Result<String> {
         // A sysfs attribute comes whole in one read(2) (it is at most a page), so a short
@@ -124,27 +154,9 @@ impl Kernel for RootFs {
             if n == 0 || (whole_at_once && n < small.len()) {
                 return Ok(small[..n].to_vec());
             }
-            // procfs hands out as many records as fit: a few large reads, not std's
-            // size probe (fstat, lseek) and small growing reads.
             let mut buf = Vec::with_capacity(PROC_CHUNK);
             buf.extend_from_slice(&small[..n]);
-            loop {
-                if buf.capacity() - buf.len() < PROC_CHUNK / 2 {
-                    buf.reserve(buf.capacity());
-                }
-                let start = buf.len();
-                buf.resize(buf.capacity(), 0);
-                let got = loop {
-                    match file.read(&mut buf[start..]) {
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        other => break other,
-                    }
-                };
-                buf.truncate(start + *got.as_ref().unwrap_or(&0));
-                if got? == 0 {
-                    return Ok(buf);
-                }
-            }
+            read_to_end_in_chunks(&mut file, buf)
         })?;
         String::from_utf8(bytes).map_err(|_| KernelError::new(Op::Read, path, Errno::EILSEQ))
     }
