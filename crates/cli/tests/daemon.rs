@@ -3,20 +3,12 @@
 
 mod common;
 
+use common::daxplug;
+
 use std::path::Path;
 use std::process::Output;
 
-use assert_cmd::Command;
 use serde_json::Value;
-
-fn daxplug(args: &[&str]) -> Output {
-    Command::cargo_bin("daxplug")
-        .expect("binary")
-        .env("DAXPLUG_REFUSE_HOST", "1")
-        .args(args)
-        .output()
-        .expect("runs")
-}
 
 fn text(o: &Output) -> String {
     format!(
@@ -225,8 +217,7 @@ fn sighup_reloads_and_a_bad_reload_keeps_the_policy() {
         "p.toml",
         "[[rule]]\nmatch = { name = \"dax0.0\" }\nstate = \"online_movable\"\n",
     );
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("daxplug"))
-        .env("DAXPLUG_REFUSE_HOST", "1")
+    let child = common::command()
         .args([
             "--sim",
             &sim,

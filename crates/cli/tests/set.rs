@@ -3,19 +3,11 @@
 
 mod common;
 
+use common::daxplug;
+
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use serde_json::Value;
-
-fn daxplug(args: &[&str]) -> std::process::Output {
-    Command::cargo_bin("daxplug")
-        .expect("binary")
-        .env("DAXPLUG_REFUSE_HOST", "1")
-        .args(args)
-        .output()
-        .expect("runs")
-}
 
 fn code(args: &[&str]) -> (i32, String, String) {
     let out = daxplug(args);
@@ -142,8 +134,7 @@ fn sigterm_interrupts_a_slow_offline_and_rolls_back() {
     assert_eq!(json_set(&f, &["dax0.0", "online_movable"]).0, 0);
     code(&["--sim", &f, "sim", "fault", "slow-offline", "1000000"]);
     code(&["--sim", &f, "sim", "fault", "step-delay", "20"]);
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("daxplug"))
-        .env("DAXPLUG_REFUSE_HOST", "1")
+    let child = common::command()
         .args(["--sim", &f, "set", "dax0.0", "unplugged", "--json"])
         .stdout(std::process::Stdio::piped())
         .spawn()

@@ -3,16 +3,10 @@
 
 use std::path::Path;
 
-use assert_cmd::Command;
-use serde_json::Value;
+mod common;
 
-fn daxplug(args: &[&str]) -> std::process::Output {
-    Command::cargo_bin("daxplug")
-        .expect("binary")
-        .args(args)
-        .output()
-        .expect("runs")
-}
+use common::daxplug;
+use serde_json::Value;
 
 fn ok(args: &[&str]) -> String {
     let out = daxplug(args);

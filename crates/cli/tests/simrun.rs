@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::daxplug;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -45,14 +47,6 @@ macro_rules! need_fuse {
             return;
         }
     };
-}
-
-fn daxplug(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("DAXPLUG_REFUSE_HOST", "1")
-        .output()
-        .expect("daxplug runs")
 }
 
 fn ok(args: &[&str]) -> String {
@@ -115,7 +109,7 @@ struct Served {
 impl Served {
     fn start(file: &str, dir: &Path) -> Self {
         std::fs::create_dir_all(dir).expect("mount point");
-        let child = Command::new(BIN)
+        let child = common::command()
             .args(["sim", "mount", file])
             .arg(dir)
             .stdout(Stdio::piped())

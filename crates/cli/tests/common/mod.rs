@@ -3,6 +3,20 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The daxplug binary under test, with `DAXPLUG_REFUSE_HOST` set: it refuses to act on this
+/// machine's own /sys, whatever a test gets wrong.
+pub fn command() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_daxplug"));
+    c.env("DAXPLUG_REFUSE_HOST", "1");
+    c
+}
+
+/// Runs daxplug with `args` to the end.
+pub fn daxplug(args: &[&str]) -> Output {
+    command().args(args).output().expect("daxplug runs")
+}
 
 /// A captured kernel state: `tests/fixtures/<kind>/<state>`.
 pub fn fixture(kind: &str, state: &str) -> PathBuf {
