@@ -858,12 +858,16 @@ impl Run<'_> {
         r
     }
 
-    /// Reads the device again (what the steps verify against).
+    /// Reads the device again (what the steps verify against), and remembers it.
     fn device(&mut self) -> Result<(Topology, Device), Fail> {
-        let (topo, d) = reobserve_device(self.k, &self.journal.device)
-            .map_err(|e| Fail::Verify(e.to_string()))?;
+        let (topo, d) = self.reread()?;
         self.seen = Some(d.clone());
         Ok((topo, d))
+    }
+
+    /// Reads the device again.
+    fn reread(&self) -> Result<(Topology, Device), Fail> {
+        reobserve_device(self.k, &self.journal.device).map_err(|e| Fail::Verify(e.to_string()))
     }
 
     /// The device as last read if daxplug has written nothing that could change it since
@@ -972,8 +976,7 @@ impl Run<'_> {
         if let Some((kmem, _)) = self.bind_methods {
             return Ok(kmem);
         }
-        let (topo, d) = reobserve_device(self.k, &self.journal.device)
-            .map_err(|e| Fail::Verify(e.to_string()))?;
+        let (topo, d) = self.reread()?;
         Ok(crate::plan::kmem_method(&topo, &d))
     }
 
@@ -981,8 +984,7 @@ impl Run<'_> {
         if let Some((_, devdax)) = self.bind_methods {
             return Ok(devdax);
         }
-        let (topo, d) = reobserve_device(self.k, &self.journal.device)
-            .map_err(|e| Fail::Verify(e.to_string()))?;
+        let (topo, d) = self.reread()?;
         Ok(crate::plan::devdax_method(&topo, &d))
     }
 
@@ -1255,13 +1257,14 @@ impl Run<'_> {
     /// NUMA-aware, so a CPU-less node qualifies) puts it back in `Movable` instead, where
     /// daxplug can offline it again. Journaled, and restored at the end whatever happens.
     fn guard_policy(&mut self) -> Result<(), Fail> {
-        const POLICY: &str = "/sys/module/memory_hotplug/parameters/online_policy";
-        const NUMA: &str = "/sys/module/memory_hotplug/parameters/auto_movable_numa_aware";
         let (_, d) = self.device()?;
         if d.counts.movable == 0 || self.journal.saved_policy.is_some() {
             return Ok(());
         }
-        let (Ok(policy), Ok(numa)) = (self.k.read(POLICY), self.k.read(NUMA)) else {
+        let (Ok(policy), Ok(numa)) = (
+            self.k.read(paths::ONLINE_POLICY),
+            self.k.read(paths::AUTO_MOVABLE_NUMA_AWARE),
+        ) else {
             return Ok(());
         };
         let (policy, numa) = (policy.trim_end().to_owned(), numa.trim_end().to_owned());
@@ -1275,8 +1278,8 @@ impl Run<'_> {
         // Only a safeguard: a kernel where these cannot be written still gets the rest of
         // the protocol.
         if let Err(e) = self
-            .write_uncancellable(POLICY, "auto-movable")
-            .and_then(|()| self.write_uncancellable(NUMA, "N"))
+            .write_uncancellable(paths::ONLINE_POLICY, "auto-movable")
+            .and_then(|()| self.write_uncancellable(paths::AUTO_MOVABLE_NUMA_AWARE, "N"))
         {
             self.actions
                 .push(format!("going on without the online_policy safeguard: {e}"));
@@ -1288,14 +1291,8 @@ impl Run<'_> {
     /// Puts back what `guard_policy` changed.
     fn restore_policy(&mut self) {
         if let Some((policy, numa)) = self.journal.saved_policy.clone() {
-            let a = self.write_uncancellable(
-                "/sys/module/memory_hotplug/parameters/online_policy",
-                &policy,
-            );
-            let b = self.write_uncancellable(
-                "/sys/module/memory_hotplug/parameters/auto_movable_numa_aware",
-                &numa,
-            );
+            let a = self.write_uncancellable(paths::ONLINE_POLICY, &policy);
+            let b = self.write_uncancellable(paths::AUTO_MOVABLE_NUMA_AWARE, &numa);
             if a.is_ok() && b.is_ok() {
                 self.journal.saved_policy = None;
                 self.record("online_policy restored");
@@ -1483,14 +1480,8 @@ fn recover_locked(host: &dyn Host, opts: &Options) -> Result<Vec<String>, Transi
             }
         }
         if let Some((policy, numa)) = &j.saved_policy {
-            let p = k.write(
-                "/sys/module/memory_hotplug/parameters/online_policy",
-                policy,
-            );
-            let n = k.write(
-                "/sys/module/memory_hotplug/parameters/auto_movable_numa_aware",
-                numa,
-            );
+            let p = k.write(paths::ONLINE_POLICY, policy);
+            let n = k.write(paths::AUTO_MOVABLE_NUMA_AWARE, numa);
             if p.is_ok() && n.is_ok() {
                 done.push(format!(
                     "restored online_policy={policy}, auto_movable_numa_aware={numa}"

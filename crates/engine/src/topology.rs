@@ -451,7 +451,7 @@ fn read_policy(k: &dyn Kernel) -> Result<Policy, DiscoveryError> {
     let param = |name: &str| format!("{}/{name}", paths::HOTPLUG_PARAMS);
     Ok(Policy {
         auto_online_blocks: read_auto_online_blocks(k)?,
-        online_policy: parse_optional(k, &param("online_policy"), str::parse)?,
+        online_policy: parse_optional(k, paths::ONLINE_POLICY, str::parse)?,
         memmap_on_memory: parse_optional(k, &param("memmap_on_memory"), str::parse)?,
         auto_movable_ratio: parse_optional(
             k,
@@ -460,7 +460,7 @@ fn read_policy(k: &dyn Kernel) -> Result<Policy, DiscoveryError> {
         )?,
         auto_movable_numa_aware: parse_optional(
             k,
-            &param("auto_movable_numa_aware"),
+            paths::AUTO_MOVABLE_NUMA_AWARE,
             parse_param_bool,
         )?,
     })

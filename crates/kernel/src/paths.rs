@@ -14,6 +14,11 @@ pub const DAX_DEVICES: &str = "/sys/bus/dax/devices";
 pub const DAX_DRIVERS: &str = "/sys/bus/dax/drivers";
 /// `memory_hotplug` module parameters.
 pub const HOTPLUG_PARAMS: &str = "/sys/module/memory_hotplug/parameters";
+/// The zone policy of plain `online` (`contig-zones` or `auto-movable`).
+pub const ONLINE_POLICY: &str = "/sys/module/memory_hotplug/parameters/online_policy";
+/// Whether `auto-movable` weighs each node's ratio too.
+pub const AUTO_MOVABLE_NUMA_AWARE: &str =
+    "/sys/module/memory_hotplug/parameters/auto_movable_numa_aware";
 /// The physical resource tree.
 pub const IOMEM: &str = "/proc/iomem";
 /// System-wide memory statistics.
