@@ -395,11 +395,7 @@ fn observe_device(k: &dyn Kernel, device: &str) -> Result<(Topology, Device), Di
     // What a plan needs: the device, its region, whether kmem is loaded, and the
     // auto-online policy its commands mention; not the node lists or meminfo of a full
     // discovery.
-    if !k.exists(paths::MEMORY) {
-        return Err(DiscoveryError::NoMemoryHotplug {
-            path: paths::MEMORY.to_owned(),
-        });
-    }
+    crate::topology::require_memory_hotplug(k)?;
     let mut topo = crate::topology::discover_device(k, device)?;
     topo.policy.auto_online_blocks = crate::topology::read_auto_online_blocks(k)?;
     with_device(topo, device)

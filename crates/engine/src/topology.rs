@@ -321,11 +321,7 @@ pub fn discover_with(
     {
         return Err(DiscoveryError::InvalidDeviceName { name: bad.clone() });
     }
-    if !k.exists(paths::MEMORY) {
-        return Err(DiscoveryError::NoMemoryHotplug {
-            path: paths::MEMORY.to_owned(),
-        });
-    }
+    require_memory_hotplug(k)?;
     let names = device_names(k, scope)?;
     let block_size = parse(k, paths::BLOCK_SIZE_BYTES, parse_block_size)?;
     let iomem = parse(k, paths::IOMEM, Iomem::parse)?;
@@ -392,6 +388,17 @@ pub fn discover_device(k: &dyn Kernel, name: &str) -> Result<Topology, Discovery
         devices,
         kmem_loaded: k.exists(&format!("{}/{}", paths::DAX_DRIVERS, paths::KMEM)),
     })
+}
+
+/// Checks that the kernel has memory hotplug at all (`/sys/devices/system/memory`).
+pub fn require_memory_hotplug(k: &dyn Kernel) -> Result<(), DiscoveryError> {
+    if k.exists(paths::MEMORY) {
+        Ok(())
+    } else {
+        Err(DiscoveryError::NoMemoryHotplug {
+            path: paths::MEMORY.to_owned(),
+        })
+    }
 }
 
 /// Checks that `name` is a device name and that the device is on the bus: one lookup, the
