@@ -288,14 +288,18 @@ fn a_pmem_device_is_matched_by_its_namespace_uuid() {
         "p.toml",
         "[[rule]]\nmatch = { backing = \"nd:a8ce3b6f-2a3c-4bd4-b8d5-7d63aa4f0d4a\" }\nstate = \"devdax\"\n",
     );
-    let o = daxplug(&[
-        "--root",
-        root.to_str().expect("utf-8"),
-        "daemon",
-        "--config",
-        &policy,
-        "--once",
-    ]);
+    // One pass of the daemon over the tree under a policy file.
+    let once = |policy: &str| {
+        daxplug(&[
+            "--root",
+            root.to_str().expect("utf-8"),
+            "daemon",
+            "--config",
+            policy,
+            "--once",
+        ])
+    };
+    let o = once(&policy);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
         text(&o).contains("device=dax0.0 rule=1 from=devdax to=devdax result=ok"),
@@ -307,14 +311,7 @@ fn a_pmem_device_is_matched_by_its_namespace_uuid() {
         "q.toml",
         "[[rule]]\nmatch = { backing = \"nd:00000000-0000-0000-0000-000000000000\" }\nstate = \"devdax\"\n",
     );
-    let o = daxplug(&[
-        "--root",
-        root.to_str().expect("utf-8"),
-        "daemon",
-        "--config",
-        &other,
-        "--once",
-    ]);
+    let o = once(&other);
     assert!(o.status.success());
     assert!(
         !text(&o).contains("device=dax0.0"),
