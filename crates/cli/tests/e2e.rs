@@ -1,12 +1,16 @@
-//! The real-kernel end-to-end tests: Debian's stock 6.12 kernel booted under QEMU (TCG) with
-//! 1 GiB of emulated device memory, daxplug's scenarios run inside the guest
-//! (tests/e2e/run.sh and tests/e2e/guest/), and the model-versus-kernel agreement
-//! sequences (tests/e2e/agreement.txt) compared line by line with the model's answers, and
-//! daxctl's transcript (tests/e2e/daxctl-hmem.txt), which the model must also give under
-//! `daxplug sim run` (crates/cli/tests/simrun.rs).
+//! The real-kernel end-to-end tests: stock Debian kernels booted under QEMU (TCG), by default
+//! the newest 6.12 (legacy ABI) and the newest kernel from 7.3 on (atomic ABI, `daxX.Y/state`),
+//! `E2E_KERNELS` choosing others. On each kernel every layout boots once
+//! (tests/e2e/run.sh and tests/e2e/guest/): daxplug's scenarios on hmem, e820 and cxl, the
+//! broken protocol that must tear, the model-versus-kernel agreement sequences
+//! (tests/e2e/agreement*.txt) compared line by line with the model's answers on a model that
+//! adopted the guest's own boot layout, and daxctl's transcript (tests/e2e/daxctl-hmem.txt),
+//! which the model must also give under `daxplug sim run` (crates/cli/tests/simrun.rs).
 //!
-//! Prints one SKIP line and passes when QEMU or the kernel package cannot be had
-//! (`DAXPLUG_E2E=0` skips on purpose); CI installs QEMU, so there it runs.
+//! Every line names its layout and kernel (`E2E PASS hmem@7.3.4+deb13-amd64: ...`). Prints a
+//! SKIP line and passes only when the machine cannot boot a guest at all (no QEMU, no Debian
+//! packages; run.sh says which); `DAXPLUG_E2E=0` skips on purpose. `.ci/run` installs QEMU.
+//! `E2E_LAYOUTS=agreement,hmem` runs only those layouts.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -18,108 +22,241 @@ fn top() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+fn logs() -> PathBuf {
+    std::env::var_os("WORK")
+        .map_or_else(|| top().join("target/e2e"), PathBuf::from)
+        .join("logs")
+}
+
 /// Written past libtest's capture, so that a SKIP is seen in every run.
 fn say(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 enum Run {
-    Passed(Vec<String>),
+    /// The guest ran: its E2E lines, and whether every scenario passed.
+    Ran {
+        lines: Vec<String>,
+        ok: bool,
+        output: String,
+    },
+    /// The machine cannot run this guest (run.sh exit 77), and why.
     Skipped(String),
 }
 
-fn guest(method: &str) -> Run {
-    let out = Command::new("bash")
-        .arg(top().join("tests/e2e/run.sh"))
-        .arg(method)
-        .env("DAXPLUG_BIN", env!("CARGO_BIN_EXE_daxplug"))
-        .output()
-        .expect("bash runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    match out.status.code() {
-        Some(77) => Run::Skipped(stdout.trim().to_owned()),
-        Some(0) => Run::Passed(
-            stdout
-                .lines()
-                .filter(|l| l.starts_with("E2E "))
-                .map(str::to_owned)
-                .collect(),
-        ),
-        _ => panic!(
-            "the {method} guest failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
+fn run_sh(args: &[&str], kver: Option<&str>) -> (Option<i32>, String) {
+    let mut cmd = Command::new("bash");
+    cmd.arg(top().join("tests/e2e/run.sh"))
+        .args(args)
+        .env("DAXPLUG_BIN", env!("CARGO_BIN_EXE_daxplug"));
+    if let Some(k) = kver {
+        cmd.env("KVER", k);
+    }
+    let out = cmd.output().expect("bash runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+fn guest(layout: &str, kver: &str) -> Run {
+    let (code, output) = run_sh(&[layout], Some(kver));
+    let lines = output
+        .lines()
+        .filter(|l| l.starts_with("E2E "))
+        .map(str::to_owned)
+        .collect();
+    match code {
+        Some(77) => Run::Skipped(output.trim().to_owned()),
+        Some(0) => Run::Ran {
+            lines,
+            ok: true,
+            output,
+        },
+        _ => Run::Ran {
+            lines,
+            ok: false,
+            output,
+        },
+    }
+}
+
+/// Whether a Debian kernel version has the atomic ABI (Linux 7.3 on).
+fn atomic_abi(kver: &str) -> bool {
+    let mut parts = kver
+        .split(['.', '+', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (7, 3)
+}
+
+/// The guest's boot layout (`@@BOOT` section): `/proc/iomem` and each node's MemTotal in kB.
+fn boot_layout(tag: &str) -> Result<(String, Vec<(u32, u64)>), String> {
+    let path = logs().join(format!("{tag}-boot.txt"));
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (mut iomem, mut nodes) = (String::new(), Vec::new());
+    for line in text.lines() {
+        match line.strip_prefix("node").and_then(|r| r.split_once(' ')) {
+            Some((n, kb)) => nodes.push((
+                n.parse().map_err(|_| format!("bad node line {line:?}"))?,
+                kb.parse()
+                    .map_err(|_| format!("bad MemTotal in {line:?}"))?,
+            )),
+            None => {
+                iomem.push_str(line);
+                iomem.push('\n');
+            }
+        }
+    }
+    Ok((iomem, nodes))
+}
+
+/// Runs the layout's sequences on the model (hmem preset, the kernel's flavour, the guest's
+/// own boot layout) and compares every line with the kernel's answers.
+fn agreement(layout: &str, kver: &str) -> Result<String, String> {
+    let file = if layout == "atomic" {
+        "agreement-atomic.txt"
+    } else {
+        "agreement.txt"
+    };
+    let sequences = std::fs::read_to_string(top().join("tests/e2e").join(file))
+        .map_err(|e| format!("{file}: {e}"))?;
+    let flavour = if atomic_abi(kver) {
+        Flavour::Atomic
+    } else {
+        Flavour::Legacy
+    };
+    let tag = format!("{layout}@{kver}");
+    let mut m = build_preset("hmem", flavour, 1).map_err(|e| e.to_string())?;
+    m.kernel_alloc_per_mille = 0;
+    let (iomem, nodes) = boot_layout(&tag)?;
+    m.adopt_boot(&iomem, &nodes)
+        .map_err(|e| format!("{tag}: {e}"))?;
+    let model = script::run(&mut m, &sequences);
+    let path = logs().join(format!("{tag}-agreement.txt"));
+    let kernel = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (k, mo): (Vec<&str>, Vec<&str>) = (kernel.lines().collect(), model.lines().collect());
+    let differences: Vec<String> = (0..k.len().max(mo.len()))
+        .filter_map(|i| {
+            let (a, b) = (
+                k.get(i).copied().unwrap_or("<missing>"),
+                mo.get(i).copied().unwrap_or("<missing>"),
+            );
+            (a != b).then(|| format!("kernel: {a}\n model: {b}"))
+        })
+        .collect();
+    if differences.is_empty() {
+        Ok(format!(
+            "E2E PASS {tag}: {} sysfs operations of {file} answered identically by the model ({flavour:?} flavour) and the kernel",
+            k.len()
+        ))
+    } else {
+        Err(format!(
+            "E2E FAIL {tag}: the model and the kernel disagree on {file}:\n{}",
+            differences.join("\n")
+        ))
+    }
+}
+
+/// daxctl's transcript on this kernel against the one the model is held to.
+fn daxctl_transcript(kver: &str) -> Result<String, String> {
+    let want = std::fs::read_to_string(top().join("tests/e2e/daxctl-hmem.txt"))
+        .map_err(|e| format!("daxctl-hmem.txt: {e}"))?;
+    let path = logs().join(format!("daxctl@{kver}-daxctl.txt"));
+    let got = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let diff: Vec<String> = want
+        .lines()
+        .zip(got.lines())
+        .filter(|(a, b)| a != b)
+        .map(|(a, b)| format!("golden: {a}\nkernel: {b}"))
+        .collect();
+    if diff.is_empty() && want.lines().count() == got.lines().count() {
+        Ok(format!(
+            "E2E PASS daxctl@{kver}: the kernel gives the {}-line daxctl transcript the model is held to",
+            want.lines().count()
+        ))
+    } else {
+        Err(format!(
+            "E2E FAIL daxctl@{kver}: daxctl on this kernel no longer gives tests/e2e/daxctl-hmem.txt ({} lines, {} here):\n{}",
+            want.lines().count(),
+            got.lines().count(),
+            diff.join("\n")
+        ))
     }
 }
 
 #[test]
-fn real_kernel_in_qemu() {
+fn real_kernels_in_qemu() {
     if std::env::var_os("DAXPLUG_E2E").is_some_and(|v| v == "0") {
         say("SKIP e2e: DAXPLUG_E2E=0");
         return;
     }
-    let mut passed = 0;
-    for method in ["agreement", "hmem", "e820", "teeth", "daxctl"] {
-        match guest(method) {
-            Run::Skipped(why) => {
-                say(&format!("SKIP e2e (real kernel in QEMU): {why}"));
-                return;
-            }
-            Run::Passed(lines) => {
-                passed += lines.iter().filter(|l| l.starts_with("E2E PASS")).count();
-                for l in &lines {
-                    say(l);
+    let kernels = match run_sh(&["kernels"], None) {
+        (Some(0), out) => out.lines().map(str::to_owned).collect::<Vec<_>>(),
+        (Some(77), why) => {
+            say(&format!("SKIP e2e (real kernels in QEMU): {}", why.trim()));
+            return;
+        }
+        (_, out) => panic!("tests/e2e/run.sh kernels failed:\n{out}"),
+    };
+    say(&format!("e2e kernels: {}", kernels.join(" ")));
+    let mut failures = Vec::new();
+    for kver in &kernels {
+        let mut layouts = vec!["agreement"];
+        if atomic_abi(kver) {
+            layouts.push("atomic");
+        }
+        layouts.extend(["hmem", "e820", "cxl", "teeth", "daxctl"]);
+        // E2E_LAYOUTS (comma-separated) narrows a run to some layouts, for work on one of them.
+        if let Ok(only) = std::env::var("E2E_LAYOUTS") {
+            layouts.retain(|l| only.split(',').any(|o| o == *l));
+        }
+        let mut passed = 0;
+        for layout in layouts {
+            match guest(layout, kver) {
+                Run::Skipped(why) => {
+                    // Only a machine that cannot boot any guest may skip; a layout that
+                    // cannot run while others can is a failure.
+                    if layout == "agreement" {
+                        say(&format!("SKIP e2e (real kernel {kver} in QEMU): {why}"));
+                        return;
+                    }
+                    failures.push(format!("{layout}@{kver} could not run: {why}"));
+                    continue;
+                }
+                Run::Ran { lines, ok, output } => {
+                    for l in &lines {
+                        say(l);
+                    }
+                    passed += lines.iter().filter(|l| l.starts_with("E2E PASS")).count();
+                    if !ok {
+                        failures.push(format!("{layout}@{kver}:\n{output}"));
+                        continue;
+                    }
                 }
             }
-        }
-        if method == "agreement" {
-            let sequences = std::fs::read_to_string(top().join("tests/e2e/agreement.txt"))
-                .expect("agreement.txt");
-            let mut m = build_preset("hmem", Flavour::Legacy, 1).expect("preset");
-            m.kernel_alloc_per_mille = 0;
-            let model = script::run(&mut m, &sequences);
-            let kernel =
-                std::fs::read_to_string(top().join("target/e2e/logs/agreement-agreement.txt"))
-                    .expect("guest output");
-            let mut differences = Vec::new();
-            let (k, mo): (Vec<&str>, Vec<&str>) =
-                (kernel.lines().collect(), model.lines().collect());
-            for i in 0..k.len().max(mo.len()) {
-                let (a, b) = (
-                    k.get(i).copied().unwrap_or("<missing>"),
-                    mo.get(i).copied().unwrap_or("<missing>"),
-                );
-                if a != b {
-                    differences.push(format!("kernel: {a}\n model: {b}"));
+            let extra = match layout {
+                "agreement" | "atomic" => Some(agreement(layout, kver)),
+                "daxctl" => Some(daxctl_transcript(kver)),
+                _ => None,
+            };
+            match extra {
+                Some(Ok(line)) => {
+                    say(&line);
+                    passed += 1;
                 }
+                Some(Err(e)) => {
+                    say(&e);
+                    failures.push(e);
+                }
+                None => {}
             }
-            assert!(
-                differences.is_empty(),
-                "the model and the kernel disagree:\n{}",
-                differences.join("\n")
-            );
-            say(&format!(
-                "E2E PASS agreement: {} sysfs operations answered identically by the model and the kernel",
-                k.len()
-            ));
-            passed += 1;
         }
-        if method == "daxctl" {
-            // The transcript crates/cli/tests/simrun.rs compares the model against.
-            let want = std::fs::read_to_string(top().join("tests/e2e/daxctl-hmem.txt"))
-                .expect("daxctl-hmem.txt");
-            let got = std::fs::read_to_string(top().join("target/e2e/logs/daxctl-daxctl.txt"))
-                .expect("guest output");
-            assert_eq!(
-                got, want,
-                "daxctl on the real kernel no longer gives tests/e2e/daxctl-hmem.txt"
-            );
-            say(&format!(
-                "E2E PASS daxctl: the real kernel still gives the {}-line transcript the model is held to",
-                want.lines().count()
-            ));
-            passed += 1;
+        if passed < 30 && std::env::var_os("E2E_LAYOUTS").is_none() {
+            failures.push(format!("only {passed} scenario steps passed on {kver}"));
         }
     }
-    assert!(passed > 30, "only {passed} scenario steps passed");
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

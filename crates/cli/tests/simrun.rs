@@ -391,7 +391,8 @@ fn mounting_over_the_hosts_own_files_is_refused() {
     }
 }
 
-/// daxctl, installed from Debian when absent (as root with apt-get), or why not.
+/// daxctl, installed from Debian when absent (as root with apt-get; `apt-get update` first
+/// when the install fails, as on a machine whose package lists were never fetched), or why not.
 fn daxctl() -> Result<(), String> {
     let have = || {
         Command::new("daxctl")
@@ -402,15 +403,24 @@ fn daxctl() -> Result<(), String> {
     if have() {
         return Ok(());
     }
-    let installed = Command::new("apt-get")
-        .args(["install", "-y", "-qq", "daxctl"])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if installed && have() {
+    if !rustix::process::geteuid().is_root() {
+        return Err(
+            "daxctl is not installed, and only root can install it (apt-get install daxctl)"
+                .to_owned(),
+        );
+    }
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let install = || apt(&["install", "-y", "-qq", "--no-install-recommends", "daxctl"]);
+    if (install() || (apt(&["update", "-qq"]) && install())) && have() {
         Ok(())
     } else {
-        Err("daxctl is not installed and `apt-get install daxctl` failed".to_owned())
+        Err("daxctl is not installed and `apt-get update; apt-get install daxctl` failed (no apt, or no network to the package registry)".to_owned())
     }
 }
 
@@ -422,8 +432,17 @@ fn daxctl_under_sim_run_gets_the_real_kernels_results() {
         return;
     }
     let tmp = tempfile::tempdir().expect("tmp");
-    // The real kernel's transcript starts with kmem loaded (tests/e2e/guest/scenarios.sh).
+    // The real kernel's transcript starts with kmem loaded under
+    // auto_online_blocks=online_movable (tests/e2e/guest/scenarios.sh).
     let file = machine(tmp.path(), "m.json", "hmem", "legacy");
+    ok(&[
+        "--sim",
+        &file,
+        "sim",
+        "write",
+        "/sys/devices/system/memory/auto_online_blocks",
+        "online_movable",
+    ]);
     ok(&["--sim", &file, "sim", "modprobe", "kmem"]);
     let script = top()
         .join("tests/e2e/guest/daxctl.sh")

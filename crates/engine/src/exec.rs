@@ -596,7 +596,7 @@ pub fn set(
     }
 
     let methods = bind_methods(&topo, &dev);
-    execute(host, opts, &p, &mut rep, started, Some(methods))?;
+    execute(host, opts, &p, &mut rep, started, Some(methods), layout(&dev))?;
     Ok(rep)
 }
 
@@ -610,6 +610,14 @@ fn bind_methods(topo: &Topology, dev: &Device) -> (BindMethod, BindMethod) {
     )
 }
 
+/// Each block of a device with its state and zone: what "nothing changed" is checked
+/// against when a transition that started from a mixed device fails.
+type Layout = Vec<(u64, BlockState, Option<Zone>)>;
+
+fn layout(dev: &Device) -> Layout {
+    dev.blocks.iter().map(|b| (b.id, b.state, b.zone())).collect()
+}
+
 /// Runs a plan under a fresh journal: steps, rollback on failure, cleanup, verdict. A
 /// simulated crash (test hook) leaves everything as a crash would.
 fn execute(
@@ -619,6 +627,7 @@ fn execute(
     rep: &mut Report,
     started: Instant,
     bind_methods: Option<(BindMethod, BindMethod)>,
+    start_layout: Layout,
 ) -> Result<(), TransitionError> {
     let journal = Journal {
         version: JOURNAL_VERSION,
@@ -662,7 +671,13 @@ fn execute(
     rep.settle_millis = run.settle_time.as_secs_f64() * 1e3;
     rep.journal_millis = run.journal_time.as_secs_f64() * 1e3;
     let mut lap = Instant::now();
-    let verdict = finish(host.kernel(), rep, p.start, result, run.seen.take());
+    let verdict = finish(
+        host.kernel(),
+        rep,
+        (p.start, &start_layout),
+        result,
+        run.seen.take(),
+    );
     rep.lap("verdict", &mut lap);
     // The verdict's reads are part of the transition's cost.
     rep.total_millis = run.started.elapsed().as_secs_f64() * 1e3;
@@ -681,7 +696,7 @@ fn refuse(rep: &mut Report, r: &Refusal, dev: &Device) {
 fn finish(
     k: &dyn Kernel,
     rep: &mut Report,
-    start: ObservedState,
+    (start, start_layout): (ObservedState, &Layout),
     result: Result<(), String>,
     seen: Option<Device>,
 ) -> Result<(), TransitionError> {
@@ -706,6 +721,13 @@ fn finish(
             Outcome::Stuck
         }
         (Ok(()), s) if rep.target.satisfied_by(s) => Outcome::Done,
+        // A device that was mixed before and has every block as it was is rolled back,
+        // not torn: the failure changed nothing (the kernel's atomic unplug undoes itself).
+        (Err(_), ObservedState::Mixed)
+            if start == ObservedState::Mixed && layout(&dev) == *start_layout =>
+        {
+            Outcome::RolledBack
+        }
         (_, ObservedState::Mixed) => Outcome::Torn,
         (Err(_), s) if s == start => Outcome::RolledBack,
         _ => Outcome::Failed,
@@ -1563,6 +1585,6 @@ fn set_unlocked(
         }
     };
     let methods = bind_methods(&topo, &dev);
-    execute(host, opts, &p, &mut rep, Instant::now(), Some(methods))?;
+    execute(host, opts, &p, &mut rep, Instant::now(), Some(methods), layout(&dev))?;
     Ok(rep)
 }

@@ -6,6 +6,7 @@ mod common;
 use common::TestHost;
 use daxplug_abi::OnlineType;
 use daxplug_engine::{ObservedState, Options, Outcome, Protocol, Target, set};
+use daxplug_kernel::Kernel as _;
 use daxplug_model::{Flavour, Machine, Sim, build_preset, check_invariants};
 
 /// A preset with kmem loaded but not auto-bound (hmem stays unbound, pmem on device_dax,
@@ -157,6 +158,34 @@ fn online_kernel_needs_force_and_dry_run_changes_nothing() {
             .with(|m| serde_json::to_string(&m.blocks).expect("json")),
         before
     );
+}
+
+/// A device that was already mixed (a block moved to Normal by hand, and pinned there) and
+/// fails to unplug is left exactly as it was: that is a rollback, not a tear. On the real
+/// Linux 7.3 kernel this is the atomic unplug's EBUSY.
+#[test]
+fn a_failed_unplug_of_a_mixed_device_is_rolled_back_not_torn() {
+    for flavour in [Flavour::Legacy, Flavour::Atomic] {
+        let host = TestHost::new(Sim::new(machine("hmem", flavour)));
+        let opts = Options {
+            settle: std::time::Duration::ZERO,
+            ..Options::default()
+        };
+        set(&host, "dax0.0", Target::Online(OnlineType::OnlineMovable), &opts).expect("runs");
+        let block = "/sys/devices/system/memory/memory40/state";
+        host.sim.write(block, "offline").expect("offline by hand");
+        host.sim.write(block, "online_kernel").expect("online_kernel by hand");
+        host.sim
+            .with(|m| m.blocks.get_mut(&40).expect("block").unmovable = true);
+        let r = set(&host, "dax0.0", Target::Unplugged, &opts).expect("runs");
+        assert_eq!(r.start, Some(ObservedState::Mixed), "{flavour:?}");
+        assert_eq!(
+            (r.outcome, r.end),
+            (Outcome::RolledBack, Some(ObservedState::Mixed)),
+            "{flavour:?}: {:?}",
+            r.reason
+        );
+    }
 }
 
 #[test]

@@ -9,6 +9,7 @@
 //! try daxplug on (`daxplug --sim FILE`).
 
 mod actors;
+mod boot;
 mod dax;
 mod faults;
 mod files;
@@ -25,6 +26,7 @@ mod udev;
 use daxplug_kernel::Errno;
 
 pub use actors::{Actor, rhel_rule};
+pub use boot::BootError;
 pub use faults::Faults;
 pub use files::{DAX_MAJOR, Kind, parse_dax_name};
 pub use hotplug::Caller;

@@ -36,7 +36,7 @@ while read -r op path value; do
 		printf 'ls %s = %s\n' "$path" "$(ls "$path" 2>/dev/null | sort | tr '\n' ' ' | sed 's/ $//')"
 		;;
 	memtotal)
-		printf 'memtotal %s = %s\n' "$path" "$(grep 'MemTotal:' "$path" | awk '{print $(NF-1)}')"
+		printf 'memtotal %s = %s\n' "$path" "$(grep 'MemTotal:' "$path" 2>/dev/null | awk '{print $(NF-1)}')"
 		;;
 	modprobe)
 		insmod "$(find /lib/modules/$(uname -r) -name "$path.ko" | head -1)" 2>/dev/null

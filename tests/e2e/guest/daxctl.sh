@@ -1,6 +1,6 @@
 #!/bin/sh
-# daxctl's own commands on the hmem machine (dax0.0 = memory40-47 on node 1, kmem loaded),
-# printed so that the real kernel (QEMU guest, `run.sh daxctl`) and the model
+# daxctl's own commands on the hmem machine (dax0.0 = memory40-47 on node 1, kmem loaded under
+# auto_online_blocks=online_movable), printed so that the real kernel (QEMU guest, `run.sh daxctl`) and the model
 # (`daxplug sim run FILE -- sh daxctl.sh`) can be compared line by line. The expected
 # transcript, taken from the real kernel, is tests/e2e/daxctl-hmem.txt.
 M=/sys/devices/system/memory
