@@ -1,7 +1,9 @@
 #!/bin/bash
-# Boots the hmem guest RUNS times and prints a Markdown table of the median wall time of
-# each transition, daxplug against the equivalent daxctl commands (from the guest's
-# "E2E TIME" lines). Used for docs/PERFORMANCE.md:
+# Boots the hmem guest RUNS times on each kernel of the e2e matrix (`run.sh kernels`, or
+# E2E_KERNELS) and prints, per kernel, a Markdown table of the median wall time of each
+# transition, daxplug against the equivalent daxctl commands (from the guest's "E2E TIME"
+# lines): on 7.3+ daxplug uses the kernel's daxX.Y/state, on 6.12 its own protocol. Used for
+# docs/PERFORMANCE.md:
 #
 #   cargo build --release --bin daxplug
 #   DAXPLUG_BIN=target/release/daxplug tests/e2e/perf.sh 3
@@ -10,9 +12,14 @@ RUNS=${1:-3}
 HERE=$(cd "$(dirname "$0")" && pwd)
 TMP=$(mktemp)
 trap 'rm -f "$TMP"' EXIT
+for KVER in $(bash "$HERE/run.sh" kernels); do
+export KVER
+: > "$TMP"
 for _ in $(seq "$RUNS"); do
-	bash "$HERE/run.sh" hmem | grep -E '^E2E (TIME|OWN)' >> "$TMP" || { echo "the hmem guest failed" >&2; exit 1; }
+	bash "$HERE/run.sh" hmem | grep -E '^E2E (TIME|OWN)' >> "$TMP" || { echo "the hmem guest on $KVER failed" >&2; exit 1; }
 done
+echo "### $KVER"
+echo
 echo "| tool | transition | runs | median ms | min ms | max ms |"
 echo "|---|---|---:|---:|---:|---:|"
 grep '^E2E TIME' "$TMP" | awk '{ key = $3 " | " $4; v[key] = v[key] " " $5 }
@@ -44,3 +51,5 @@ END {
 		printf "| %s | %d | %.1f | %.1f | %.1f | %.1f | %.0f%% | %.0f%% |\n", k, n[k], T, W, S, O, 100 * O / T, 100 * O / (T - S)
 	}
 }' | sort
+echo
+done

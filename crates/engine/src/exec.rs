@@ -596,7 +596,15 @@ pub fn set(
     }
 
     let methods = bind_methods(&topo, &dev);
-    execute(host, opts, &p, &mut rep, started, Some(methods), layout(&dev))?;
+    execute(
+        host,
+        opts,
+        &p,
+        &mut rep,
+        started,
+        Some(methods),
+        &layout(&dev),
+    )?;
     Ok(rep)
 }
 
@@ -615,7 +623,10 @@ fn bind_methods(topo: &Topology, dev: &Device) -> (BindMethod, BindMethod) {
 type Layout = Vec<(u64, BlockState, Option<Zone>)>;
 
 fn layout(dev: &Device) -> Layout {
-    dev.blocks.iter().map(|b| (b.id, b.state, b.zone())).collect()
+    dev.blocks
+        .iter()
+        .map(|b| (b.id, b.state, b.zone()))
+        .collect()
 }
 
 /// Runs a plan under a fresh journal: steps, rollback on failure, cleanup, verdict. A
@@ -627,7 +638,7 @@ fn execute(
     rep: &mut Report,
     started: Instant,
     bind_methods: Option<(BindMethod, BindMethod)>,
-    start_layout: Layout,
+    start_layout: &Layout,
 ) -> Result<(), TransitionError> {
     let journal = Journal {
         version: JOURNAL_VERSION,
@@ -674,7 +685,7 @@ fn execute(
     let verdict = finish(
         host.kernel(),
         rep,
-        (p.start, &start_layout),
+        (p.start, start_layout),
         result,
         run.seen.take(),
     );
@@ -1585,6 +1596,14 @@ fn set_unlocked(
         }
     };
     let methods = bind_methods(&topo, &dev);
-    execute(host, opts, &p, &mut rep, Instant::now(), Some(methods), layout(&dev))?;
+    execute(
+        host,
+        opts,
+        &p,
+        &mut rep,
+        Instant::now(),
+        Some(methods),
+        &layout(&dev),
+    )?;
     Ok(rep)
 }

@@ -171,10 +171,18 @@ fn a_failed_unplug_of_a_mixed_device_is_rolled_back_not_torn() {
             settle: std::time::Duration::ZERO,
             ..Options::default()
         };
-        set(&host, "dax0.0", Target::Online(OnlineType::OnlineMovable), &opts).expect("runs");
+        set(
+            &host,
+            "dax0.0",
+            Target::Online(OnlineType::OnlineMovable),
+            &opts,
+        )
+        .expect("runs");
         let block = "/sys/devices/system/memory/memory40/state";
         host.sim.write(block, "offline").expect("offline by hand");
-        host.sim.write(block, "online_kernel").expect("online_kernel by hand");
+        host.sim
+            .write(block, "online_kernel")
+            .expect("online_kernel by hand");
         host.sim
             .with(|m| m.blocks.get_mut(&40).expect("block").unmovable = true);
         let r = set(&host, "dax0.0", Target::Unplugged, &opts).expect("runs");

@@ -80,8 +80,9 @@ mod tests {
 
     #[test]
     fn a_capture_replaces_the_boot_layout() {
-        let mut m = build("hmem", Flavour::Atomic, 1).unwrap();
-        m.adopt_boot(IOMEM, &[(0, 4_007_448), (1, 0)]).unwrap();
+        let mut m = build("hmem", Flavour::Atomic, 1).expect("preset");
+        m.adopt_boot(IOMEM, &[(0, 4_007_448), (1, 0)])
+            .expect("adopted");
         let text = m.iomem().to_string();
         assert!(text.contains("01000000-021d3f8f : Kernel code"), "{text}");
         assert!(!text.contains("Kernel rodata"), "{text}");
@@ -90,12 +91,14 @@ mod tests {
 
     #[test]
     fn a_capture_with_dax_resources_is_refused() {
-        let mut m = build("hmem", Flavour::Legacy, 1).unwrap();
+        let mut m = build("hmem", Flavour::Legacy, 1).expect("preset");
         let err = m
             .adopt_boot(&format!("{IOMEM}  140000000-17fffffff : dax0.0\n"), &[])
-            .unwrap_err();
+            .expect_err("dax resources refused");
         assert!(matches!(err, BootError::NotBoot { .. }), "{err}");
-        let err = m.adopt_boot(IOMEM, &[(7, 1)]).unwrap_err();
+        let err = m
+            .adopt_boot(IOMEM, &[(7, 1)])
+            .expect_err("unknown node refused");
         assert!(matches!(err, BootError::UnknownNode { node: 7 }), "{err}");
     }
 }
