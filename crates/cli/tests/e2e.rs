@@ -12,6 +12,8 @@
 //! packages; run.sh says which); `DAXPLUG_E2E=0` skips on purpose. `.ci/run` installs QEMU.
 //! `E2E_LAYOUTS=agreement,hmem` runs only those layouts.
 
+mod common;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -137,20 +139,11 @@ fn agreement(layout: &str, kver: &str) -> Result<String, String> {
     let model = script::run(&mut m, &sequences);
     let path = logs().join(format!("{tag}-agreement.txt"));
     let kernel = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let (k, mo): (Vec<&str>, Vec<&str>) = (kernel.lines().collect(), model.lines().collect());
-    let differences: Vec<String> = (0..k.len().max(mo.len()))
-        .filter_map(|i| {
-            let (a, b) = (
-                k.get(i).copied().unwrap_or("<missing>"),
-                mo.get(i).copied().unwrap_or("<missing>"),
-            );
-            (a != b).then(|| format!("kernel: {a}\n model: {b}"))
-        })
-        .collect();
+    let differences = common::line_diff(&kernel, &model, "kernel", " model");
     if differences.is_empty() {
         Ok(format!(
             "E2E PASS {tag}: {} sysfs operations of {file} answered identically by the model ({flavour:?} flavour) and the kernel",
-            k.len()
+            kernel.lines().count()
         ))
     } else {
         Err(format!(
@@ -166,13 +159,8 @@ fn daxctl_transcript(kver: &str) -> Result<String, String> {
         .map_err(|e| format!("daxctl-hmem.txt: {e}"))?;
     let path = logs().join(format!("daxctl@{kver}-daxctl.txt"));
     let got = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let diff: Vec<String> = want
-        .lines()
-        .zip(got.lines())
-        .filter(|(a, b)| a != b)
-        .map(|(a, b)| format!("golden: {a}\nkernel: {b}"))
-        .collect();
-    if diff.is_empty() && want.lines().count() == got.lines().count() {
+    let diff = common::line_diff(&want, &got, "golden", "kernel");
+    if diff.is_empty() {
         Ok(format!(
             "E2E PASS daxctl@{kver}: the kernel gives the {}-line daxctl transcript the model is held to",
             want.lines().count()

@@ -456,14 +456,9 @@ fn daxctl_under_sim_run_gets_the_real_kernels_results() {
     );
     let want = std::fs::read_to_string(top().join("tests/e2e/daxctl-hmem.txt")).expect("golden");
     let got = String::from_utf8_lossy(&out.stdout);
-    let diff: Vec<String> = want
-        .lines()
-        .zip(got.lines())
-        .filter(|(a, b)| a != b)
-        .map(|(a, b)| format!("kernel: {a}\n model: {b}"))
-        .collect();
+    let diff = common::line_diff(&want, &got, "kernel", " model");
     assert!(
-        diff.is_empty() && want.lines().count() == got.lines().count(),
+        diff.is_empty(),
         "daxctl sees a different machine under sim run:\n{}",
         diff.join("\n")
     );

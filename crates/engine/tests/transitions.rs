@@ -18,6 +18,22 @@ fn machine(preset: &str, flavour: Flavour) -> Machine {
     m
 }
 
+/// The hmem preset with dax0.0 moved to online_movable by daxplug.
+fn online_movable_hmem(flavour: Flavour) -> TestHost {
+    let host = TestHost::new(Sim::new(machine("hmem", flavour)));
+    set(
+        &host,
+        "dax0.0",
+        Target::Online(OnlineType::OnlineMovable),
+        &Options {
+            settle: std::time::Duration::ZERO,
+            ..Options::default()
+        },
+    )
+    .expect("runs");
+    host
+}
+
 const TARGETS: [&str; 5] = [
     "online_movable",
     "unplugged",
@@ -166,18 +182,11 @@ fn online_kernel_needs_force_and_dry_run_changes_nothing() {
 #[test]
 fn a_failed_unplug_of_a_mixed_device_is_rolled_back_not_torn() {
     for flavour in [Flavour::Legacy, Flavour::Atomic] {
-        let host = TestHost::new(Sim::new(machine("hmem", flavour)));
+        let host = online_movable_hmem(flavour);
         let opts = Options {
             settle: std::time::Duration::ZERO,
             ..Options::default()
         };
-        set(
-            &host,
-            "dax0.0",
-            Target::Online(OnlineType::OnlineMovable),
-            &opts,
-        )
-        .expect("runs");
         let block = "/sys/devices/system/memory/memory40/state";
         host.sim.write(block, "offline").expect("offline by hand");
         host.sim
@@ -199,17 +208,7 @@ fn a_failed_unplug_of_a_mixed_device_is_rolled_back_not_torn() {
 #[test]
 fn a_busy_block_rolls_back_on_both_kernels() {
     for flavour in [Flavour::Legacy, Flavour::Atomic] {
-        let host = TestHost::new(Sim::new(machine("hmem", flavour)));
-        set(
-            &host,
-            "dax0.0",
-            Target::Online(OnlineType::OnlineMovable),
-            &Options {
-                settle: std::time::Duration::ZERO,
-                ..Options::default()
-            },
-        )
-        .expect("runs");
+        let host = online_movable_hmem(flavour);
         host.sim
             .with(|m| m.blocks.get_mut(&45).expect("block").unmovable = true);
         let r = set(
@@ -242,17 +241,7 @@ fn a_busy_block_rolls_back_on_both_kernels() {
 #[test]
 fn a_timeout_interrupts_a_slow_offline_and_rolls_back() {
     for flavour in [Flavour::Legacy, Flavour::Atomic] {
-        let host = TestHost::new(Sim::new(machine("hmem", flavour)));
-        set(
-            &host,
-            "dax0.0",
-            Target::Online(OnlineType::OnlineMovable),
-            &Options {
-                settle: std::time::Duration::ZERO,
-                ..Options::default()
-            },
-        )
-        .expect("runs");
+        let host = online_movable_hmem(flavour);
         host.sim.with(|m| {
             m.faults.slow_offline_passes = 1_000_000;
             m.step_delay_us = 20;
@@ -277,17 +266,7 @@ fn a_timeout_interrupts_a_slow_offline_and_rolls_back() {
 
 #[test]
 fn stuck_devices_are_refused() {
-    let host = TestHost::new(Sim::new(machine("hmem", Flavour::Legacy)));
-    set(
-        &host,
-        "dax0.0",
-        Target::Online(OnlineType::OnlineMovable),
-        &Options {
-            settle: std::time::Duration::ZERO,
-            ..Options::default()
-        },
-    )
-    .expect("runs");
+    let host = online_movable_hmem(Flavour::Legacy);
     host.sim.with(|m| {
         m.driver_unbind(daxplug_model::DriverKind::Kmem, "dax0.0")
             .expect("unbind")

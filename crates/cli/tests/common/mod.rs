@@ -43,3 +43,18 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The lines where two texts differ, each pair as "`a_name`: line\n`b_name`: line"; a line
+/// only one text has is shown against `<missing>`.
+pub fn line_diff(a: &str, b: &str, a_name: &str, b_name: &str) -> Vec<String> {
+    let (a, b): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
+    (0..a.len().max(b.len()))
+        .filter_map(|i| {
+            let (x, y) = (
+                a.get(i).copied().unwrap_or("<missing>"),
+                b.get(i).copied().unwrap_or("<missing>"),
+            );
+            (x != y).then(|| format!("{a_name}: {x}\n{b_name}: {y}"))
+        })
+        .collect()
+}
