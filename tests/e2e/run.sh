@@ -22,6 +22,8 @@
 #        KVER         the exact kernel version of one LAYOUT run
 #        WORK         downloads, kernels, initramfs, logs (default target/e2e)
 #        TIMEOUT      seconds for one guest run (default 600)
+#        FIXTURES     1: the hmem/cxl guest also captures sysfs trees at each step, extracted
+#                     into $WORK/fixtures/LAYOUT@KERNEL (how tests/fixtures/cxl was made)
 #        STRACE       1: also put strace in the guest and print an `strace -f -tt -T` of one
 #                     online and one release (between @@STRACE-BEGIN/END; tests/e2e/perf.sh)
 # Packages come from Debian through a private apt configuration under $WORK/apt (its own
@@ -218,7 +220,7 @@ INITRD=$WORK/initramfs-$METHOD.cpio.gz
 
 # ---------------------------------------------------------------- the machine
 ABI=legacy; atomic_abi "$KVER" && ABI=atomic
-APPEND="console=ttyS0 loglevel=3 panic=-1 nokaslr testmethod=$METHOD strace=${STRACE:-0} e2eabi=$ABI"
+APPEND="console=ttyS0 loglevel=3 panic=-1 nokaslr testmethod=$METHOD strace=${STRACE:-0} e2eabi=$ABI fixtures=${FIXTURES:-0}"
 CPU=max
 # 5 GiB guest: node 0 = 0-3G + 4G-5G; node 1 = 5G-6G, CPU-less, the device memory.
 NUMA=(-machine pc -m 5G -object memory-backend-ram,id=m0,size=4G -object memory-backend-ram,id=m1,size=1G
@@ -258,6 +260,12 @@ section() { # NAME file: the lines between @@NAME-BEGIN and @@NAME-END, where th
 section BOOT "$WORK/logs/$TAG-boot.txt"
 section AGREEMENT "$WORK/logs/$TAG-agreement.txt"
 section DAXCTL "$WORK/logs/$TAG-daxctl.txt"
+# FIXTURES=1: the sysfs trees the guest captured, as tests/fixtures/ holds them.
+if grep -q '^@@FIXTURES-BEGIN' "$LOG"; then
+	rm -rf "$WORK/fixtures/$TAG" && mkdir -p "$WORK/fixtures/$TAG"
+	sed -n '/^@@FIXTURES-BEGIN/,/^@@FIXTURES-END/p' "$LOG" | sed '1d;$d' | base64 -d | tar xzf - -C "$WORK/fixtures/$TAG"
+	echo "fixtures: $WORK/fixtures/$TAG"
+fi
 grep -q '^@@STRACE-BEGIN' "$LOG" && sed -n '/@@STRACE-BEGIN/,/@@STRACE-END/p' "$LOG" > "$WORK/logs/$TAG-strace.txt"
 if grep -q '^E2E FAIL' "$LOG"; then
 	echo "guest log kept: $LOG"

@@ -1,4 +1,4 @@
-//! `list` and `status` on every captured sysfs state (hmem and e820, from a real 6.12
+//! `list` and `status` on every captured sysfs state (hmem, e820 and cxl, from a real 6.12
 //! kernel): the observed state each must report, and snapshots of the full output.
 //!
 //! The fixture trees are only read: the CLI opens them read-only.
@@ -34,6 +34,15 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("e820", "08-race-one-online-before-unbind", "mixed"),
     ("e820", "09-race-after-failed-unbind", "stuck"),
     ("e820", "10-stuck-final", "stuck"),
+    // A volatile CXL type-3 device in QEMU 10, RAM region made through the CXL sysfs ABI,
+    // captured at the steps of the e2e cxl scenario (FIXTURES=1 tests/e2e/run.sh cxl).
+    ("cxl", "01-before-kmem", "unbound"),
+    ("cxl", "02-kmem-bound-offline", "offline"),
+    ("cxl", "03-online-movable", "online_movable"),
+    ("cxl", "04-one-block-offline", "mixed"),
+    ("cxl", "05-unplugged", "unbound"),
+    ("cxl", "06-devdax", "devdax"),
+    ("cxl", "07-stuck", "stuck"),
 ];
 
 fn daxplug(root: &Path, args: &[&str]) -> String {
@@ -55,7 +64,7 @@ fn daxplug(root: &Path, args: &[&str]) -> String {
 
 #[test]
 fn every_fixture_is_covered() {
-    for kind in ["hmem", "e820"] {
+    for kind in ["hmem", "e820", "cxl"] {
         for entry in std::fs::read_dir(fixtures().join(kind)).expect("fixture dir") {
             let name = entry
                 .expect("entry")

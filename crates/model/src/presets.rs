@@ -281,8 +281,12 @@ pub fn build(name: &str, flavour: Flavour, seed: u64) -> Result<Machine, Unknown
                 ],
                 2,
             );
-            d0.memmap_on_memory = true;
-            d1.memmap_on_memory = true;
+            // As a CXL region's device on the real kernel (tests/fixtures/cxl): numa_node -1,
+            // memmap_on_memory set by dax_cxl.
+            for d in [&mut d0, &mut d1] {
+                d.memmap_on_memory = true;
+                d.numa_node = None;
+            }
             m.devices.push(d0);
             m.devices.push(d1);
             // Boot: dax_cxl creates the devices and kmem binds them under the default policy.

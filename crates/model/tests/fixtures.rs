@@ -282,3 +282,72 @@ fn pmem_matches_the_kernel_at_every_captured_step() {
     blocks(41..=41, "offline", &mut m);
     check(&m, "e820", "10-stuck-final");
 }
+
+/// The `cxl` preset as the QEMU guest of `tests/e2e/run.sh cxl` has it before kmem loads:
+/// the preset's dax0.0 is that guest's region0 device (same window, node, blocks 98-105,
+/// provider path); its second device (dax1.0, two ranges on node 2) has no counterpart in
+/// the guest and is taken out, and the preset boots with kmem bound where the guest loads
+/// kmem later. The boot layout (q35's firmware ranges, the kernel image, node 0's memory) is
+/// adopted from the capture, as the e2e agreement does.
+fn cxl_guest() -> Machine {
+    let mut m = machine("cxl");
+    for (device, ids) in [("dax0.0", 98..=105), ("dax1.0", 106..=109)] {
+        let present: Vec<u64> = ids.filter(|id| m.blocks.contains_key(id)).collect();
+        for id in present {
+            blocks(id..=id, "offline", &mut m);
+        }
+        write(&mut m, "/sys/bus/dax/drivers/kmem/unbind", device);
+    }
+    m.devices.retain(|d| d.name == "dax0.0");
+    m.regions.retain(|r| r.id == 0);
+    m.nodes.retain(|n| n.id != 2);
+    m.blocks.retain(|_, b| b.owner.is_none());
+    m.kmem_loaded = false;
+    let capture = fixtures().join("cxl/01-before-kmem");
+    let iomem = fs::read_to_string(capture.join("proc/iomem")).expect("iomem");
+    let node0 =
+        fs::read_to_string(capture.join("sys/devices/system/node/node0/meminfo")).expect("meminfo");
+    let kb = node0
+        .split_whitespace()
+        .skip_while(|w| *w != "MemTotal:")
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("MemTotal");
+    m.adopt_boot(&iomem, &[(0, kb)]).expect("boot layout");
+    m
+}
+
+/// The steps daxplug took in the cxl guest (Debian 6.12, legacy ABI) between the captures,
+/// as the writes they amount to.
+#[test]
+fn cxl_matches_the_kernel_at_every_captured_step() {
+    let aob = "/sys/devices/system/memory/auto_online_blocks";
+    let mut m = cxl_guest();
+    check(&m, "cxl", "01-before-kmem");
+    write(&mut m, aob, "offline");
+    m.load_kmem();
+    write(&mut m, aob, "online");
+    check(&m, "cxl", "02-kmem-bound-offline");
+    // set online_movable: unbind, then bind with the online type applied inside the add.
+    write(&mut m, "/sys/bus/dax/drivers/kmem/unbind", "dax0.0");
+    write(&mut m, aob, "online_movable");
+    write(&mut m, "/sys/bus/dax/drivers/kmem/bind", "dax0.0");
+    write(&mut m, aob, "online");
+    check(&m, "cxl", "03-online-movable");
+    blocks(101..=101, "offline", &mut m);
+    check(&m, "cxl", "04-one-block-offline");
+    // set online_movable (the block onlined again), then set unplugged.
+    blocks(101..=101, "online_movable", &mut m);
+    blocks(98..=105, "offline", &mut m);
+    write(&mut m, "/sys/bus/dax/drivers/kmem/unbind", "dax0.0");
+    check(&m, "cxl", "05-unplugged");
+    write(&mut m, "/sys/bus/dax/drivers/device_dax/new_id", "dax0.0");
+    check(&m, "cxl", "06-devdax");
+    // The stuck case: kmem bound under the offline policy, one block onlined, kmem unbound.
+    write(&mut m, "/sys/bus/dax/drivers/device_dax/unbind", "dax0.0");
+    write(&mut m, aob, "offline");
+    write(&mut m, "/sys/bus/dax/drivers/kmem/new_id", "dax0.0");
+    blocks(98..=98, "online_movable", &mut m);
+    write(&mut m, "/sys/bus/dax/drivers/kmem/unbind", "dax0.0");
+    check(&m, "cxl", "07-stuck");
+}

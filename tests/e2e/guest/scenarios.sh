@@ -111,6 +111,50 @@ competitor_start() {
 }
 competitor_stop() { kill $COMP 2>/dev/null; wait $COMP 2>/dev/null; }
 
+# snapshot NAME: with fixtures=1 on the command line (FIXTURES=1 tests/e2e/run.sh cxl), a
+# copy of the files daxplug and the model's fixture test read, as tests/fixtures/ holds them:
+# /proc/iomem and meminfo, the memory directory and the device's blocks, the nodes, the dax
+# bus, the device, its mapping and its region. Shipped at the end as a base64 tar.
+SNAPROOT=/tmp/fixtures
+snap_files() { # DIR: DIR's files and links, not its subdirectories
+	t=$SNAP$1
+	mkdir -p "$t"
+	for f in "$1"/*; do
+		n=${f##*/}
+		if [ -L "$f" ]; then ln -s "$(readlink "$f")" "$t/$n"
+		elif [ -f "$f" ]; then cat "$f" > "$t/$n" 2>/dev/null || rm -f "$t/$n"
+		fi
+	done
+}
+snapshot() {
+	grep -q 'fixtures=1' /proc/cmdline || return 0
+	SNAP=$SNAPROOT/$1
+	mkdir -p $SNAP/proc
+	cat /proc/iomem > $SNAP/proc/iomem
+	grep -E '^(MemTotal|MemFree)' /proc/meminfo > $SNAP/proc/meminfo
+	snap_files $M
+	for b in $BLOCKS; do [ -d $M/memory$b ] && snap_files $M/memory$b; done
+	snap_files /sys/devices/system/node
+	for n in /sys/devices/system/node/node*; do
+		mkdir -p $SNAP$n
+		cat $n/meminfo > $SNAP$n/meminfo
+		for b in $BLOCKS; do [ -L $n/memory$b ] && ln -s "$(readlink $n/memory$b)" $SNAP$n/memory$b; done
+	done
+	snap_files /sys/bus/dax
+	snap_files /sys/bus/dax/devices
+	for d in /sys/bus/dax/drivers/*; do snap_files $d; done
+	real=$(readlink -f /sys/bus/dax/devices/$D)
+	snap_files $real
+	[ -d $real/mapping0 ] && snap_files $real/mapping0
+	snap_files ${real%/*}/dax_region
+	echo "fixture $1 taken"
+}
+snapshot_ship() {
+	[ -d $SNAPROOT ] || return 0
+	echo "@@FIXTURES-BEGIN"
+	(cd $SNAPROOT && tar czf - .) | base64
+	echo "@@FIXTURES-END"
+}
 # cxl_region: loads the CXL stack, creates a 1 GiB RAM region on the type-3 device through the
 # kernel's sysfs (cxl-cli 76 cannot create RAM regions) and waits for dax_cxl's dax device.
 cxl_region() {
@@ -196,6 +240,7 @@ hmem | cxl)
 	if [ $METHOD = cxl ]; then cxl_region || { fail "no CXL dax device"; echo "@@E2E-SUMMARY failures=$FAILS"; exit 1; }; else modload device_dax dax_hmem; fi
 	device_blocks
 	pass "$D holds memory$B0-memory${BLOCKS##* }"
+	snapshot 01-before-kmem
 	BASE=$(memtotal)
 	# kmem loaded under the offline policy: blocks added offline (the default policy, which
 	# onlines into Normal, is tested last in the daxctl boot).
@@ -204,6 +249,7 @@ hmem | cxl)
 	echo online > $M/auto_online_blocks
 	RC=0; MS=0
 	expect "kmem bound under the offline policy reads offline" offline 0
+	snapshot 02-kmem-bound-offline
 	[ "$(daxplug status $D --json | grep -o '"total": [0-9]*' | head -1 | cut -d' ' -f2)" = "$(blocks_present)" ] &&
 		pass "status counts the blocks sysfs has" || fail "status block count differs from sysfs"
 	abi_check "kmem bound"
@@ -211,6 +257,7 @@ hmem | cxl)
 	daxplug list --json | grep -q '"kind": "dynamic"' && pass "the region is dynamic" || fail "the region should be dynamic: $(daxplug list --json | grep kind)"
 	dset online_movable
 	expect "offline -> online_movable" online_movable 0
+	snapshot 03-online-movable
 	daxplug doctor --json > /tmp/doctor.json 2>&1
 	if [ "$ABI" = legacy ]; then grep -q '"legacy_abi"' /tmp/doctor.json; else ! grep -q '"legacy_abi"' /tmp/doctor.json; fi &&
 		pass "doctor: the kernel's ABI ($ABI) named as it is" || fail "doctor on $ABI: $(grep -A1 legacy_abi /tmp/doctor.json)"
@@ -220,6 +267,7 @@ hmem | cxl)
 	echo offline > $M/memory$B3/state
 	zones_rule "valid_zones names one zone exactly when online (boot RAM, device online, memory$B3 offline)"
 	[ "$(state)" = mixed ] && pass "status sees the block offlined by hand" || fail "status: $(state) with memory$B3 offline"
+	snapshot 04-one-block-offline
 	[ "$ABI" = atomic ] && { [ "$(kstate)" = online_movable ] && pass "daxX.Y/state is stale: online_movable with memory$B3 offline" || fail "daxX.Y/state: $(kstate)"; }
 	dset online_movable
 	expect "a block offlined by hand is brought back (kernel state $(kstate))" online_movable 0
@@ -233,12 +281,14 @@ hmem | cxl)
 
 	dset unplugged
 	expect "online_movable -> unplugged" $UNPL 0
+	snapshot 05-unplugged
 	no_iomem "after unplug"
 	[ "$(memtotal)" -eq "$BASE" ] && pass "MemTotal back to baseline" || fail "MemTotal $(memtotal), base $BASE"
 	[ "$(blocks_present)" = 0 ] && pass "no memory block left" || fail "$(blocks_present) blocks left"
 
 	dset devdax
 	expect "unplugged -> devdax" devdax 0
+	snapshot 06-devdax
 	dset online_movable
 	expect "devdax -> online_movable" online_movable 0
 	dset devdax
@@ -374,6 +424,8 @@ hmem | cxl)
 	dset online_movable
 	expect "set on a stuck device exits 7 and changes nothing" stuck 7
 	grep -q memory$B0 /tmp/set.out && pass "the stuck report names memory$B0" || fail "the stuck report does not name the block"
+	snapshot 07-stuck
+	snapshot_ship
 	;;
 teeth)
 	# The harness must have teeth: on a legacy kernel, the same competing loop against daxplug
