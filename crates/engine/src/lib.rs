@@ -9,7 +9,6 @@
 pub mod daemon;
 pub mod doctor;
 mod error;
-pub mod exec;
 pub mod host;
 pub mod journal;
 pub mod observe;
@@ -21,9 +20,9 @@ mod read;
 pub mod simhost;
 pub mod target;
 pub mod topology;
+pub mod transition;
 
 pub use error::DiscoveryError;
-pub use exec::{Options, Outcome, PhaseTime, Progress, Report, TransitionError, recover, set};
 pub use host::Host;
 pub use journal::{Journal, JournalFile};
 pub use observe::{BlockCounts, ObservedState};
@@ -33,4 +32,7 @@ pub use target::{Target, TargetError};
 pub use topology::{
     Block, Detail, Device, Driver, IomemRange, KernelAbi, Mapping, Mode, Nodes, Policy, Region,
     RegionKind, Scope, Topology, discover, discover_with, parse_device_name,
+};
+pub use transition::{
+    Options, Outcome, PhaseTime, Progress, Report, TransitionError, recover, set,
 };

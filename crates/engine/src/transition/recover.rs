@@ -1,0 +1,134 @@
+//! Recovery of a transition a crash interrupted, from its journal.
+
+use super::*;
+
+/// Finishes or rolls back transitions a crash interrupted, and restores the machine-wide
+/// settings they had changed. Takes the lock.
+pub fn recover(host: &dyn Host, opts: &Options) -> Result<Vec<String>, TransitionError> {
+    let deadline = opts.timeout.map(|t| Instant::now() + t);
+    let Some(_lock) = take_lock(host, deadline)? else {
+        return Ok(vec![
+            "another daxplug holds the lock: it will recover what needs recovering".to_owned(),
+        ]);
+    };
+    recover_locked(host, opts)
+}
+
+pub(super) fn recover_locked(
+    host: &dyn Host,
+    opts: &Options,
+) -> Result<Vec<String>, TransitionError> {
+    let dir = host.run_dir();
+    let journals = JournalFile::list(&dir).map_err(|source| TransitionError::Io {
+        path: crate::journal::journal_dir(&dir).display().to_string(),
+        source,
+    })?;
+    let k = host.kernel();
+    let mut out = Vec::new();
+    for (file, j) in journals {
+        let mut done = Vec::new();
+        if j.udev_stopped {
+            match host.set_udev_queue(true) {
+                Ok(()) => done.push("restarted the udev exec queue".to_owned()),
+                Err(e) => done.push(format!("could not restart the udev exec queue: {e}")),
+            }
+        }
+        if let Some((policy, numa)) = &j.saved_policy {
+            let p = k.write(paths::ONLINE_POLICY, policy);
+            let n = k.write(paths::AUTO_MOVABLE_NUMA_AWARE, numa);
+            if p.is_ok() && n.is_ok() {
+                done.push(format!(
+                    "restored online_policy={policy}, auto_movable_numa_aware={numa}"
+                ));
+            } else {
+                done.push("could not restore online_policy".to_owned());
+            }
+        }
+        if let Some(aob) = j.saved_aob {
+            match k.write(paths::AUTO_ONLINE_BLOCKS, aob.as_str()) {
+                Ok(()) => done.push(format!("restored auto_online_blocks={aob}")),
+                Err(e) => done.push(format!("could not restore auto_online_blocks: {e}")),
+            }
+        }
+        let opts = Options {
+            crash_at: None,
+            ..opts.clone()
+        };
+        if j.committed {
+            // Past the point of no return: finish the transition.
+            let file_for_run = file.clone();
+            let _ = file_for_run.remove();
+            match set_unlocked(host, &j.device, j.target, &opts) {
+                Ok(r) => done.push(format!(
+                    "finished: {} is {}",
+                    j.device,
+                    r.end.map_or("unknown", |s| s.as_str())
+                )),
+                Err(e) => done.push(format!("could not finish: {e}")),
+            }
+        } else {
+            let mut run = Run::new(
+                host,
+                &opts,
+                j.clone(),
+                file.clone(),
+                Instant::now(),
+                None,
+                None,
+            );
+            if !j.offlined.is_empty() {
+                run.undo.push(Undo::Reonline);
+            }
+            if j.unbound_device_dax
+                && let Ok((_, d)) = observe_device(k, &j.device)
+                && d.driver == Driver::None
+                && let Ok(m) = run.devdax_method()
+            {
+                run.undo.insert(0, Undo::BindDeviceDax(m));
+            }
+            run.rollback();
+            done.extend(run.actions.into_iter().filter(|a| a != "rolling back"));
+            done.push(format!("rolled back {} toward {}", j.device, j.start));
+        }
+        let _ = file.remove();
+        out.push(format!(
+            "recovered an interrupted transition of {} to {}: {}",
+            j.device,
+            j.target,
+            done.join("; ")
+        ));
+    }
+    Ok(out)
+}
+
+/// `set` without taking the lock or recovering (the caller holds the lock).
+pub(super) fn set_unlocked(
+    host: &dyn Host,
+    device: &str,
+    target: Target,
+    opts: &Options,
+) -> Result<Report, TransitionError> {
+    let k = host.kernel();
+    let mut rep = report(device, target);
+    let (topo, dev) = observe_device(k, device)?;
+    rep.start = Some(dev.state);
+    let p = match plan(&topo, &dev, target, true) {
+        Ok(p) => p,
+        Err(r) => {
+            refuse(&mut rep, &r, &dev);
+            rep.end = Some(dev.state);
+            return Ok(rep);
+        }
+    };
+    let methods = bind_methods(&topo, &dev);
+    execute(
+        host,
+        opts,
+        &p,
+        &mut rep,
+        Instant::now(),
+        Some(methods),
+        &layout(&dev),
+    )?;
+    Ok(rep)
+}

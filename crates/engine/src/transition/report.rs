@@ -1,0 +1,191 @@
+//! What a transition is told (`Options`) and what it tells (`Report`, `Outcome`,
+//! `TransitionError`).
+
+use super::*;
+
+/// How a transition is run.
+#[derive(Clone)]
+pub struct Options {
+    /// Give up (rolling back) after this long; `None` waits as long as the kernel does.
+    pub timeout: Option<Duration>,
+    /// Pass the safety checks.
+    pub force: bool,
+    /// Only plan.
+    pub dry_run: bool,
+    /// Set by a signal handler (Ctrl-C, SIGTERM): roll back.
+    pub cancel: Arc<AtomicBool>,
+    /// How many times blocks someone else re-onlines are offlined again before giving up.
+    pub max_rounds: u32,
+    /// Progress messages while offlining (for a progress bar).
+    pub progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
+    /// Test hook: stop dead (no cleanup, as a crash would) right before the Nth kernel
+    /// write or udev action of the transition (its journal saved), or after the last.
+    pub crash_at: Option<usize>,
+    /// How long every block must stay offline before kmem is unbound without a `state`
+    /// file (at least `SETTLE_ROUNDS` checks happen whatever this is).
+    pub settle: Duration,
+    /// Test hook: run the fallback unplug the per-block way (one offline pass, no settle
+    /// period, no last check before the unbind), so that the tests can show they catch a
+    /// broken protocol.
+    pub broken_commit: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            timeout: None,
+            force: false,
+            dry_run: false,
+            cancel: Arc::new(AtomicBool::new(false)),
+            max_rounds: 8,
+            progress: None,
+            crash_at: None,
+            settle: SETTLE,
+            broken_commit: false,
+        }
+    }
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("timeout", &self.timeout)
+            .field("force", &self.force)
+            .field("dry_run", &self.dry_run)
+            .field("max_rounds", &self.max_rounds)
+            .field("crash_at", &self.crash_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Progress of the offlining phase.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// The device.
+    pub device: String,
+    /// Blocks handled so far.
+    pub done: u64,
+    /// Blocks to handle.
+    pub total: u64,
+    /// The block being offlined.
+    pub block: u64,
+}
+
+/// How a transition ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The device is in the requested state.
+    Done,
+    /// It already was.
+    NoChange,
+    /// `--dry-run`: nothing was done.
+    DryRun,
+    /// Nothing was done: a bad request, a busy or stuck device, a safety check.
+    Refused,
+    /// It failed or was cancelled, and the device is back where it started.
+    RolledBack,
+    /// The kernel leaked the device's range.
+    Stuck,
+    /// The device could not be put back together: it is left mixed.
+    Torn,
+    /// It failed and the device is consistent, but neither where it started nor where asked.
+    Failed,
+}
+
+/// Time spent in one step.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseTime {
+    /// The step.
+    pub phase: String,
+    /// Milliseconds.
+    pub millis: f64,
+}
+
+/// What a transition did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The device.
+    pub device: String,
+    /// Observed state before.
+    pub start: Option<ObservedState>,
+    /// The state asked for.
+    pub target: Target,
+    /// Observed state after.
+    pub end: Option<ObservedState>,
+    /// Native or fallback.
+    pub protocol: Protocol,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Why, for anything but success.
+    pub reason: Option<String>,
+    /// The commands of the plan (all of them for `--dry-run`).
+    pub plan: Vec<String>,
+    /// What was done, in order.
+    pub actions: Vec<String>,
+    /// Time per step.
+    pub phases: Vec<PhaseTime>,
+    /// Milliseconds spent inside kernel writes.
+    pub kernel_write_millis: f64,
+    /// Milliseconds spent waiting on purpose: the settle period before a fenced unbind
+    /// (daxplug's own time is the rest: planning, verification reads, the journal).
+    pub settle_millis: f64,
+    /// Milliseconds spent writing the journal (part of daxplug's own time).
+    pub journal_millis: f64,
+    /// Milliseconds in all.
+    pub total_millis: f64,
+    /// Crashed transitions recovered first.
+    pub recovered: Vec<String>,
+    /// Blocks of a stuck device.
+    pub stuck_blocks: Vec<u64>,
+}
+
+/// A transition could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum TransitionError {
+    /// Reading the machine failed.
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    /// The lock or journal could not be used.
+    #[error("cannot use {path}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub(super) fn report(device: &str, target: Target) -> Report {
+    Report {
+        device: device.to_owned(),
+        start: None,
+        target,
+        end: None,
+        protocol: Protocol::None,
+        outcome: Outcome::Refused,
+        reason: None,
+        plan: Vec::new(),
+        actions: Vec::new(),
+        phases: Vec::new(),
+        kernel_write_millis: 0.0,
+        settle_millis: 0.0,
+        journal_millis: 0.0,
+        total_millis: 0.0,
+        recovered: Vec::new(),
+        stuck_blocks: Vec::new(),
+    }
+}
+
+impl Report {
+    /// Records the time since `since` as `phase`, and restarts the clock.
+    pub(super) fn lap(&mut self, phase: &str, since: &mut Instant) {
+        let now = Instant::now();
+        self.phases.push(PhaseTime {
+            phase: phase.to_owned(),
+            millis: (now - *since).as_secs_f64() * 1e3,
+        });
+        *since = now;
+    }
+}

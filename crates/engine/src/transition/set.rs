@@ -1,0 +1,276 @@
+//! A transition from start to verdict: observe, plan, refuse or execute under a journal,
+//! roll back on failure, and judge the end state.
+
+use super::*;
+
+pub(super) fn plan_lines(p: &Plan, dev: &Device, topo: &Topology) -> Vec<String> {
+    p.steps
+        .iter()
+        .flat_map(|s| s.commands(dev, topo.policy.auto_online_blocks))
+        .collect()
+}
+
+/// Moves `device` to `target`.
+pub fn set(
+    host: &dyn Host,
+    device: &str,
+    target: Target,
+    opts: &Options,
+) -> Result<Report, TransitionError> {
+    let started = Instant::now();
+    let deadline = opts.timeout.map(|t| started + t);
+    let k = host.kernel();
+    let mut rep = report(device, target);
+
+    if opts.dry_run {
+        let (topo, dev) = observe_device(k, device)?;
+        rep.start = Some(dev.state);
+        rep.end = Some(dev.state);
+        match plan(&topo, &dev, target, opts.force) {
+            Ok(p) => {
+                rep.protocol = p.protocol;
+                rep.plan = plan_lines(&p, &dev, &topo);
+                rep.outcome = if p.steps.is_empty() {
+                    Outcome::NoChange
+                } else {
+                    Outcome::DryRun
+                };
+            }
+            Err(r) => refuse(&mut rep, &r, &dev),
+        }
+        return Ok(rep);
+    }
+
+    let mut lap = Instant::now();
+    let Some(_lock) = take_lock(host, deadline)? else {
+        rep.reason = Some(format!(
+            "another daxplug (or the daxplug daemon) holds {}: it is changing device memory now; try again when it is done",
+            host.run_dir().join("lock/daxplug.lock").display()
+        ));
+        return Ok(rep);
+    };
+    rep.lap("lock", &mut lap);
+    rep.recovered = recover_locked(host, opts)?;
+    rep.lap("recovery check", &mut lap);
+
+    // Looking for users of /dev/daxX.Y means reading every process's descriptors and
+    // mappings: when device_dax holds the device, that scan runs beside the observation
+    // (files only: the model answers one call at a time, in a deterministic order).
+    let scan_early = !opts.force
+        && k.parallel_reads()
+        && k.read_link(&format!("{}/driver", paths::dax_device(device)))
+            .is_ok_and(|t| t.ends_with(paths::DEVICE_DAX));
+    let (observed, early_users) = std::thread::scope(|s| {
+        let scan = scan_early.then(|| s.spawn(|| host.dax_users(device)));
+        let observed = observe_device(k, device);
+        let users = scan.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        (observed, users)
+    });
+    let (topo, dev) = observed?;
+    rep.start = Some(dev.state);
+    let planned = plan(&topo, &dev, target, opts.force);
+    rep.lap("observe and plan", &mut lap);
+    let p = match planned {
+        Ok(p) => p,
+        Err(r) => {
+            refuse(&mut rep, &r, &dev);
+            rep.end = Some(dev.state);
+            return Ok(rep);
+        }
+    };
+    rep.protocol = p.protocol;
+    rep.plan = plan_lines(&p, &dev, &topo);
+    if p.steps.is_empty() {
+        rep.outcome = Outcome::NoChange;
+        rep.end = Some(dev.state);
+        return Ok(rep);
+    }
+    if dev.driver == Driver::DeviceDax && !opts.force {
+        let users = early_users.unwrap_or_else(|| host.dax_users(device));
+        rep.lap("users check", &mut lap);
+        if !users.is_empty() {
+            rep.reason = Some(format!(
+                "/dev/{device} is open or mapped by process{} {}: switching it would pull the memory from under them; pass --force to do it anyway",
+                if users.len() == 1 { "" } else { "es" },
+                users
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            rep.end = Some(dev.state);
+            return Ok(rep);
+        }
+    }
+
+    let methods = bind_methods(&topo, &dev);
+    execute(
+        host,
+        opts,
+        &p,
+        &mut rep,
+        started,
+        Some(methods),
+        &layout(&dev),
+    )?;
+    Ok(rep)
+}
+
+/// How kmem and device_dax bind this device: facts of its region and of the loaded
+/// drivers, taken from the observation the plan was made from, so that the runner does not
+/// read the whole device again just to know them.
+pub(super) fn bind_methods(topo: &Topology, dev: &Device) -> (BindMethod, BindMethod) {
+    (
+        crate::plan::kmem_method(topo, dev),
+        crate::plan::devdax_method(topo, dev),
+    )
+}
+
+/// Each block of a device with its state and zone: what "nothing changed" is checked
+/// against when a transition that started from a mixed device fails.
+type Layout = Vec<(u64, BlockState, Option<Zone>)>;
+
+pub(super) fn layout(dev: &Device) -> Layout {
+    dev.blocks
+        .iter()
+        .map(|b| (b.id, b.state, b.zone()))
+        .collect()
+}
+
+/// Runs a plan under a fresh journal: steps, rollback on failure, cleanup, verdict. A
+/// simulated crash (test hook) leaves everything as a crash would.
+pub(super) fn execute(
+    host: &dyn Host,
+    opts: &Options,
+    p: &Plan,
+    rep: &mut Report,
+    started: Instant,
+    bind_methods: Option<(BindMethod, BindMethod)>,
+    start_layout: &Layout,
+) -> Result<(), TransitionError> {
+    let journal = Journal {
+        version: JOURNAL_VERSION,
+        pid: std::process::id(),
+        device: p.device.clone(),
+        target: p.target,
+        start: p.start,
+        protocol: p.protocol,
+        steps: p.steps.clone(),
+        step: 0,
+        note: "planned".to_owned(),
+        committed: false,
+        saved_aob: None,
+        saved_policy: None,
+        udev_stopped: false,
+        offlined: Vec::new(),
+        unbound_device_dax: false,
+    };
+    let file = JournalFile::for_device(&host.run_dir(), &p.device);
+    let deadline = opts.timeout.map(|t| started + t);
+    let mut run = Run::new(host, opts, journal, file, started, deadline, bind_methods);
+    let result = match run.steps(p, rep) {
+        Err(Fail::Crash) => {
+            rep.actions = run.actions;
+            rep.outcome = Outcome::Failed;
+            rep.reason = Some("simulated crash: the journal is left for recovery".to_owned());
+            return Ok(());
+        }
+        Err(f) => {
+            let reason = f.to_string();
+            run.rollback();
+            Err(reason)
+        }
+        Ok(()) => Ok(()),
+    };
+    run.restore_policy();
+    let _ = run.release_udev();
+    let _ = run.file.remove();
+    rep.actions = std::mem::take(&mut run.actions);
+    rep.kernel_write_millis = run.kernel_time.as_secs_f64() * 1e3;
+    rep.settle_millis = run.settle_time.as_secs_f64() * 1e3;
+    rep.journal_millis = run.journal_time.as_secs_f64() * 1e3;
+    let mut lap = Instant::now();
+    let verdict = finish(
+        host.kernel(),
+        rep,
+        (p.start, start_layout),
+        result,
+        run.seen.take(),
+    );
+    rep.lap("verdict", &mut lap);
+    // The verdict's reads are part of the transition's cost.
+    rep.total_millis = run.started.elapsed().as_secs_f64() * 1e3;
+    verdict
+}
+
+pub(super) fn refuse(rep: &mut Report, r: &Refusal, dev: &Device) {
+    rep.reason = Some(r.to_string());
+    if let Refusal::Stuck { .. } = r {
+        rep.outcome = Outcome::Stuck;
+        rep.stuck_blocks = dev.blocks.iter().map(|b| b.id).collect();
+    }
+}
+
+/// Decides the outcome from what the device is now.
+pub(super) fn finish(
+    k: &dyn Kernel,
+    rep: &mut Report,
+    (start, start_layout): (ObservedState, &Layout),
+    result: Result<(), String>,
+    seen: Option<Device>,
+) -> Result<(), TransitionError> {
+    let dev = match stable_observation(k, &rep.device, seen) {
+        Ok(dev) => dev,
+        Err(DiscoveryError::UnknownDevice { .. }) => {
+            rep.end = None;
+            rep.outcome = Outcome::Failed;
+            let why = result.err().map_or_else(String::new, |r| format!(" ({r})"));
+            rep.reason = Some(format!(
+                "{} was removed from the bus during the transition{why}",
+                rep.device
+            ));
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    rep.end = Some(dev.state);
+    rep.outcome = match (&result, dev.state) {
+        (_, ObservedState::Stuck) => {
+            rep.stuck_blocks = dev.blocks.iter().map(|b| b.id).collect();
+            Outcome::Stuck
+        }
+        (Ok(()), s) if rep.target.satisfied_by(s) => Outcome::Done,
+        // A device that was mixed before and has every block as it was is rolled back,
+        // not torn: the failure changed nothing (the kernel's atomic unplug undoes itself).
+        (Err(_), ObservedState::Mixed)
+            if start == ObservedState::Mixed && layout(&dev) == *start_layout =>
+        {
+            Outcome::RolledBack
+        }
+        (_, ObservedState::Mixed) => Outcome::Torn,
+        (Err(_), s) if s == start => Outcome::RolledBack,
+        _ => Outcome::Failed,
+    };
+    rep.reason = match (result, rep.outcome) {
+        (Err(reason), _) => Some(reason),
+        (Ok(()), Outcome::Done) => None,
+        (Ok(()), _) => Some(format!(
+            "the device ended {} instead of {}",
+            dev.state, rep.target
+        )),
+    };
+    if rep.outcome == Outcome::Stuck {
+        let detail = crate::problems::problems(&dev)
+            .into_iter()
+            .find(|p| p.code == crate::problems::ProblemCode::Stuck)
+            .map(|p| p.message);
+        rep.reason = Some(
+            [rep.reason.take(), detail]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(". "),
+        );
+    }
+    Ok(())
+}

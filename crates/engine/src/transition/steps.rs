@@ -1,0 +1,229 @@
+//! Each step of a plan: writing `state`, unbinding, binding, hot-add with the online type
+//! applied inside the add, and repair.
+
+use super::*;
+
+impl Run<'_> {
+    pub(super) fn steps(&mut self, p: &Plan, rep: &mut Report) -> Result<(), Fail> {
+        self.record("begin");
+        for (i, step) in p.steps.iter().enumerate() {
+            self.check()?;
+            self.journal.step = i;
+            if step.commits() {
+                self.journal.committed = true;
+            }
+            self.record(&format!("step {i} begins"));
+            let t0 = Instant::now();
+            self.step(step)?;
+            rep.phases.push(PhaseTime {
+                phase: step_name(step).to_owned(),
+                millis: t0.elapsed().as_secs_f64() * 1e3,
+            });
+        }
+        // After the last write, before the journal is removed.
+        self.crash_point()
+    }
+
+    pub(super) fn step(&mut self, step: &Step) -> Result<(), Fail> {
+        let dev = self.journal.device.clone();
+        match step {
+            Step::WriteState { value } => {
+                let (_, d) = self.device()?;
+                let before = d.kernel_state;
+                if value == "unplugged" {
+                    self.record("writing unplugged");
+                }
+                self.write(&format!("{}/state", paths::dax_device(&dev)), value)?;
+                match (value.as_str(), before) {
+                    ("unplugged", Some(s)) if s.is_writable() && s != DaxState::Unplugged => {
+                        self.undo.push(Undo::WriteState(s.to_string()));
+                    }
+                    ("unplugged", _) => {}
+                    _ => self.undo.push(Undo::WriteState("unplugged".to_owned())),
+                }
+                Ok(())
+            }
+            Step::Unbind { driver } => {
+                if driver == paths::DEVICE_DAX {
+                    self.journal.unbound_device_dax = true;
+                    self.record("unbinding device_dax");
+                    self.undo.push(Undo::BindDeviceDax(self.devdax_method()?));
+                }
+                self.write(&format!("{}/{driver}/unbind", paths::DAX_DRIVERS), &dev)
+            }
+            Step::BindDeviceDax { method } => {
+                self.bind(paths::DEVICE_DAX, *method)?;
+                self.undo.push(Undo::UnbindDeviceDax);
+                Ok(())
+            }
+            Step::HotAdd {
+                online_type,
+                method,
+            } => {
+                self.hot_add(*online_type, *method)?;
+                self.undo.push(Undo::RemoveAgain);
+                Ok(())
+            }
+            Step::Repair { online_type } => self.repair(*online_type),
+            Step::OfflineBlocks => {
+                self.undo.push(Undo::Reonline);
+                self.guard_policy()?;
+                self.offline_all()
+            }
+            Step::FencedUnbind => {
+                self.fenced_unbind()?;
+                match self.journal.start {
+                    ObservedState::OnlineMovable => self
+                        .undo
+                        .push(Undo::HotAdd(OnlineType::OnlineMovable, self.kmem_method()?)),
+                    ObservedState::OnlineKernel => self
+                        .undo
+                        .push(Undo::HotAdd(OnlineType::OnlineKernel, self.kmem_method()?)),
+                    ObservedState::Offline => self
+                        .undo
+                        .push(Undo::HotAdd(OnlineType::Offline, self.kmem_method()?)),
+                    _ => {}
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) fn kmem_method(&self) -> Result<BindMethod, Fail> {
+        if let Some((kmem, _)) = self.bind_methods {
+            return Ok(kmem);
+        }
+        let (topo, d) = self.reread()?;
+        Ok(crate::plan::kmem_method(&topo, &d))
+    }
+
+    pub(super) fn devdax_method(&self) -> Result<BindMethod, Fail> {
+        if let Some((_, devdax)) = self.bind_methods {
+            return Ok(devdax);
+        }
+        let (topo, d) = self.reread()?;
+        Ok(crate::plan::devdax_method(&topo, &d))
+    }
+
+    /// Binds a driver and checks it really bound (`new_id` does not report probe failures).
+    pub(super) fn bind(&mut self, driver: &str, method: BindMethod) -> Result<(), Fail> {
+        let dev = self.journal.device.clone();
+        let file = match method {
+            BindMethod::Bind => "bind",
+            BindMethod::NewId => "new_id",
+        };
+        match self.write(&format!("{}/{driver}/{file}", paths::DAX_DRIVERS), &dev) {
+            // Not matched by type after all: the id list does it.
+            Err(Fail::Kernel(e)) if e.errno == Errno::ENODEV && method == BindMethod::Bind => {
+                self.write(&format!("{}/{driver}/new_id", paths::DAX_DRIVERS), &dev)?;
+            }
+            other => other?,
+        }
+        let (_, d) = self.device()?;
+        if d.driver.name() != Some(driver) {
+            return Err(Fail::Verify(format!(
+                "{driver} did not bind to {dev} (its probe failed; a range the kernel leaked makes it fail with EBUSY)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The online type applied inside the kernel's add: no udev rule or agent can online
+    /// a block before the kernel has, in the zone asked for.
+    pub(super) fn hot_add(
+        &mut self,
+        online_type: OnlineType,
+        method: BindMethod,
+    ) -> Result<(), Fail> {
+        let aob_path = paths::AUTO_ONLINE_BLOCKS;
+        let current: OnlineType = self
+            .k
+            .read(aob_path)
+            .map_err(Fail::Kernel)?
+            .parse()
+            .map_err(|e: daxplug_abi::ParseError| Fail::Verify(format!("{aob_path}: {e}")))?;
+        let changed = current != online_type;
+        if changed {
+            self.journal.saved_aob = Some(current);
+            self.record("setting auto_online_blocks");
+            self.write(aob_path, online_type.as_str())?;
+            self.record("binding kmem under the policy");
+        }
+        let bound = self.bind(paths::KMEM, method);
+        if matches!(bound, Err(Fail::Crash)) {
+            return bound;
+        }
+        if changed {
+            // Restored at once, whatever the bind did.
+            let restored = self.write_uncancellable(aob_path, current.as_str());
+            if restored.is_ok() {
+                self.journal.saved_aob = None;
+                self.record("auto_online_blocks restored");
+            }
+            bound?;
+            restored
+        } else {
+            bound
+        }
+    }
+
+    /// A write that must happen even after a timeout or Ctrl-C (restoring settings).
+    pub(super) fn write_uncancellable(&mut self, path: &str, value: &str) -> Result<(), Fail> {
+        self.save()?;
+        self.kernel_write(path, value).map_err(Fail::Kernel)
+    }
+
+    /// After a hot-add: every block online in the zone asked for; stragglers are onlined,
+    /// blocks in the wrong zone moved.
+    pub(super) fn repair(&mut self, online_type: OnlineType) -> Result<(), Fail> {
+        for _ in 0..3 {
+            // The first look is the bind's own check, when nothing was written since.
+            let d = self.device_seen()?;
+            let wanted = |z: Option<Zone>| match online_type {
+                OnlineType::OnlineMovable => z == Some(Zone::Movable),
+                OnlineType::OnlineKernel => z.is_some_and(|z| z != Zone::Movable),
+                _ => true,
+            };
+            // For plain `online`, the zone the majority got is the one to keep.
+            let majority_movable = d.counts.movable * 2 >= d.counts.online;
+            let write_type = match online_type {
+                OnlineType::Online if d.counts.online > 0 => {
+                    if majority_movable {
+                        OnlineType::OnlineMovable
+                    } else {
+                        OnlineType::OnlineKernel
+                    }
+                }
+                t => t,
+            };
+            let mut fixed = true;
+            for b in &d.blocks {
+                let zone_ok = b.state == BlockState::Online
+                    && wanted(b.zone())
+                    && (online_type != OnlineType::Online
+                        || d.counts.online == 0
+                        || b.zone().is_some_and(|z| z.is_movable()) == majority_movable);
+                if zone_ok {
+                    continue;
+                }
+                fixed = false;
+                let path = format!("{}/state", paths::memory_block(b.id));
+                if b.state == BlockState::Online {
+                    self.write(&path, "offline")?;
+                }
+                match self.write(&path, write_type.as_str()) {
+                    Err(Fail::Kernel(e)) if e.errno == Errno::EINVAL => {}
+                    other => other?,
+                }
+            }
+            if fixed && d.counts.total == d.counts.span {
+                return Ok(());
+            }
+        }
+        let (_, d) = self.device()?;
+        Err(Fail::Verify(format!(
+            "after the hot-add, {} did not all come online as {online_type}: the device is {}",
+            d.name, d.state
+        )))
+    }
+}

@@ -1,0 +1,112 @@
+//! Rollback: the undo stack run in reverse after a failed step.
+
+use super::*;
+
+impl Run<'_> {
+    /// Undoes what was done, last first, best effort.
+    pub(super) fn rollback(&mut self) {
+        self.actions.push("rolling back".to_owned());
+        let was = std::mem::replace(&mut self.rolling_back, true);
+        while let Some(u) = self.undo.pop() {
+            let r = match u {
+                Undo::Reonline => self.reonline(),
+                Undo::BindDeviceDax(m) => self.bind(paths::DEVICE_DAX, m),
+                Undo::UnbindDeviceDax => {
+                    let dev = self.journal.device.clone();
+                    self.write_uncancellable(
+                        &format!("{}/device_dax/unbind", paths::DAX_DRIVERS),
+                        &dev,
+                    )
+                }
+                Undo::WriteState(v) => {
+                    let dev = self.journal.device.clone();
+                    self.write_uncancellable(&format!("{}/state", paths::dax_device(&dev)), &v)
+                }
+                Undo::HotAdd(t, m) => self.undo_hot_add(t, m),
+                Undo::RemoveAgain => self.remove_again(),
+            };
+            if let Err(e) = r {
+                self.actions.push(format!("rollback step failed: {e}"));
+            }
+        }
+        self.rolling_back = was;
+    }
+
+    /// Re-onlines exactly the blocks daxplug offlined, each into the zone it had. A block
+    /// someone else onlined meanwhile into the other zone class is moved back when it can
+    /// be (a block pinned in a kernel zone cannot).
+    pub(super) fn reonline(&mut self) -> Result<(), Fail> {
+        let offlined = std::mem::take(&mut self.journal.offlined);
+        for _ in 0..3 {
+            let mut settled = true;
+            for (id, zone) in offlined.iter().rev() {
+                let state_path = format!("{}/state", paths::memory_block(*id));
+                let zones_path = format!("{}/valid_zones", paths::memory_block(*id));
+                let Ok(now) = self.k.read(&state_path) else {
+                    continue;
+                };
+                let t = if *zone == Zone::Movable {
+                    "online_movable"
+                } else {
+                    "online_kernel"
+                };
+                if now.trim_end() != "offline" {
+                    let movable_now = self
+                        .k
+                        .read(&zones_path)
+                        .is_ok_and(|z| z.trim_end() == "Movable");
+                    if movable_now == (*zone == Zone::Movable) {
+                        continue;
+                    }
+                    settled = false;
+                    if self.write_uncancellable(&state_path, "offline").is_err() {
+                        continue;
+                    }
+                }
+                settled = false;
+                if let Err(e) = self.write_uncancellable(&state_path, t) {
+                    self.actions
+                        .push(format!("could not re-online memory{id}: {e}"));
+                }
+            }
+            if settled {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn undo_hot_add(&mut self, t: OnlineType, m: BindMethod) -> Result<(), Fail> {
+        let saved_cancel = self.deadline.take();
+        let r = self.hot_add(t, m);
+        self.deadline = saved_cancel;
+        r
+    }
+
+    /// Takes a hot-added device out again (after a failed repair).
+    pub(super) fn remove_again(&mut self) -> Result<(), Fail> {
+        let (_, d) = self.device()?;
+        let dev = self.journal.device.clone();
+        if d.kernel_state.is_some() {
+            self.write_uncancellable(&format!("{}/state", paths::dax_device(&dev)), "unplugged")?;
+            return self.write_uncancellable(&format!("{}/kmem/unbind", paths::DAX_DRIVERS), &dev);
+        }
+        self.journal.offlined.clear();
+        let deadline = self.deadline.take();
+        let r = self.offline_all().and_then(|()| self.fenced_unbind());
+        self.deadline = deadline;
+        r
+    }
+}
+
+pub(super) fn step_name(s: &Step) -> &'static str {
+    match s {
+        Step::WriteState { .. } => "write state",
+        Step::Unbind { .. } => "unbind",
+        Step::BindDeviceDax { .. } => "bind device_dax",
+        Step::HotAdd { .. } => "hot-add",
+        Step::Repair { .. } => "verify zones",
+        Step::OfflineBlocks => "offline blocks",
+        Step::FencedUnbind => "fenced unbind",
+    }
+}
