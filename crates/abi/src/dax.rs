@@ -31,6 +31,16 @@ token_enum! {
     }
 }
 
+token_enum! {
+    /// A driver of the dax bus that daxplug binds and unbinds (`/sys/bus/dax/drivers/NAME`).
+    DaxDriver, "a dax driver (kmem or device_dax)" {
+        /// `kmem`: the device's memory becomes system RAM.
+        Kmem = "kmem",
+        /// `device_dax`: the device is a character device, `/dev/daxX.Y`.
+        DeviceDax = "device_dax",
+    }
+}
+
 impl DaxState {
     /// Whether the kernel accepts this value on a write (`offline` and `unknown` are
     /// report-only; writing them is `EINVAL`).

@@ -31,13 +31,26 @@ token_enum! {
     }
 }
 
+token_enum! {
+    /// A boolean module parameter as the kernel prints and accepts it, such as
+    /// `memory_hotplug.auto_movable_numa_aware`.
+    BoolParam, "a boolean parameter (Y or N)" {
+        /// Set.
+        Y = "Y",
+        /// Not set.
+        N = "N",
+    }
+}
+
+impl From<BoolParam> for bool {
+    fn from(b: BoolParam) -> bool {
+        b == BoolParam::Y
+    }
+}
+
 /// Parses a boolean module parameter (`Y` or `N`), such as `auto_movable_numa_aware`.
 pub fn parse_param_bool(text: &str) -> Result<bool, ParseError> {
-    match token(text) {
-        "Y" => Ok(true),
-        "N" => Ok(false),
-        t => Err(ParseError::new(t, "a boolean parameter (Y or N)")),
-    }
+    text.parse::<BoolParam>().map(bool::from)
 }
 
 /// Parses `auto_movable_ratio` (a percentage, decimal).

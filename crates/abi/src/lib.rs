@@ -25,11 +25,13 @@ pub use block::{
     BlockState, OnlineType, ValidZones, Zone, parse_block_size, parse_online, parse_phys_index,
 };
 pub use dax::{
-    DaxState, parse_align, parse_dax_size, parse_memmap_on_memory, parse_node_id, parse_phys_addr,
-    parse_region_id,
+    DaxDriver, DaxState, parse_align, parse_dax_size, parse_memmap_on_memory, parse_node_id,
+    parse_phys_addr, parse_region_id,
 };
 pub use error::ParseError;
-pub use hotplug::{MemmapOnMemory, OnlinePolicy, parse_auto_movable_ratio, parse_param_bool};
+pub use hotplug::{
+    BoolParam, MemmapOnMemory, OnlinePolicy, parse_auto_movable_ratio, parse_param_bool,
+};
 pub use iomem::{Iomem, IomemEntry, KMEM_RESOURCE_NAME};
 pub use meminfo::Meminfo;
 pub use nodelist::NodeList;

@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use daxplug_abi::{OnlineType, Zone};
+use daxplug_abi::{BoolParam, OnlinePolicy, OnlineType, Zone};
 use serde::{Deserialize, Serialize};
 
 use crate::observe::ObservedState;
@@ -44,7 +44,7 @@ pub struct Journal {
     /// daxplug has them set so that a block another controller onlines with plain `online`
     /// during an unplug lands in `Movable`.
     #[serde(default)]
-    pub saved_policy: Option<(String, String)>,
+    pub saved_policy: Option<(OnlinePolicy, BoolParam)>,
     /// udev's exec queue is stopped by daxplug.
     pub udev_stopped: bool,
     /// Blocks daxplug offlined, with the zone each had.

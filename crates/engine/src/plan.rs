@@ -1,6 +1,6 @@
 //! Planning a transition: which protocol, and which steps in which order.
 
-use daxplug_abi::OnlineType;
+use daxplug_abi::{DaxDriver, DaxState, OnlineType};
 use daxplug_kernel::paths;
 use serde::{Deserialize, Serialize};
 
@@ -47,13 +47,13 @@ pub enum Step {
     /// Native: write the kernel's `state` file.
     WriteState {
         /// The value written.
-        value: String,
+        value: DaxState,
     },
     /// Unbind a driver from a device that holds no memory blocks (device_dax, or kmem on an
     /// unplugged device).
     Unbind {
         /// `device_dax` or `kmem`.
-        driver: String,
+        driver: DaxDriver,
     },
     /// Bind device_dax.
     BindDeviceDax {
@@ -85,13 +85,14 @@ impl Step {
     /// The commands this step amounts to, for `--dry-run` (blocks as they are now).
     pub fn commands(&self, dev: &Device, aob: Option<OnlineType>) -> Vec<String> {
         let name = &dev.name;
-        let drv = |d: &str, file: &str| format!("echo {name} > {}/{d}/{file}", paths::DAX_DRIVERS);
+        let drv =
+            |d: DaxDriver, file: &str| format!("echo {name} > {}/{d}/{file}", paths::DAX_DRIVERS);
         match self {
             Step::WriteState { value } => {
                 vec![format!("echo {value} > {}/state", paths::dax_device(name))]
             }
-            Step::Unbind { driver } => vec![drv(driver, "unbind")],
-            Step::BindDeviceDax { method } => vec![drv(paths::DEVICE_DAX, method.file())],
+            Step::Unbind { driver } => vec![drv(*driver, "unbind")],
+            Step::BindDeviceDax { method } => vec![drv(DaxDriver::DeviceDax, method.file())],
             Step::HotAdd {
                 online_type,
                 method,
@@ -99,7 +100,7 @@ impl Step {
                 let restore = aob.map_or_else(|| "(previous value)".to_owned(), |a| a.to_string());
                 vec![
                     format!("echo {online_type} > {}", paths::AUTO_ONLINE_BLOCKS),
-                    drv(paths::KMEM, method.file()),
+                    drv(DaxDriver::Kmem, method.file()),
                     format!("echo {restore} > {}", paths::AUTO_ONLINE_BLOCKS),
                     "verify: kmem bound".to_owned(),
                 ]
@@ -126,7 +127,7 @@ impl Step {
             Step::FencedUnbind => vec![
                 "udevadm control --stop-exec-queue   (if udev runs)".to_owned(),
                 "verify: every block offline".to_owned(),
-                drv(paths::KMEM, "unbind"),
+                drv(DaxDriver::Kmem, "unbind"),
                 "verify: no block and no System RAM (kmem) range of the device left".to_owned(),
                 "udevadm control --start-exec-queue   (always)".to_owned(),
             ],
@@ -268,7 +269,7 @@ pub fn plan(topo: &Topology, dev: &Device, target: Target, force: bool) -> Resul
             plan.protocol = Protocol::Fallback;
             if dev.driver == Driver::DeviceDax {
                 steps.push(Step::Unbind {
-                    driver: paths::DEVICE_DAX.to_owned(),
+                    driver: DaxDriver::DeviceDax,
                 });
             }
             if matches!(target, Target::Online(_)) && !topo.kmem_loaded {
@@ -282,16 +283,16 @@ pub fn plan(topo: &Topology, dev: &Device, target: Target, force: bool) -> Resul
                 || target == Target::Unplugged
             {
                 steps.push(Step::WriteState {
-                    value: "unplugged".to_owned(),
+                    value: DaxState::Unplugged,
                 });
             }
             match target {
                 Target::Online(t) => steps.push(Step::WriteState {
-                    value: t.to_string(),
+                    value: DaxState::from(t),
                 }),
                 Target::Devdax => {
                     steps.push(Step::Unbind {
-                        driver: paths::KMEM.to_owned(),
+                        driver: DaxDriver::Kmem,
                     });
                     steps.push(Step::BindDeviceDax {
                         method: devdax_method(topo, dev),

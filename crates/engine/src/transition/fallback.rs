@@ -3,6 +3,20 @@
 
 use super::*;
 
+/// What `guard_policy` sets while it offlines movable memory: a block another controller
+/// onlines with plain `online` then lands in `Movable`, on a CPU-less node too.
+const GUARDED_POLICY: (OnlinePolicy, BoolParam) = (OnlinePolicy::AutoMovable, BoolParam::N);
+
+/// The writes that set `online_policy` and `auto_movable_numa_aware` to `settings`.
+pub(super) fn policy_writes(
+    (policy, numa): (OnlinePolicy, BoolParam),
+) -> [(&'static str, &'static str); 2] {
+    [
+        (paths::ONLINE_POLICY, policy.as_str()),
+        (paths::AUTO_MOVABLE_NUMA_AWARE, numa.as_str()),
+    ]
+}
+
 impl Run<'_> {
     /// Offlines every online block of the device, remembering zones; blocks someone else
     /// onlines meanwhile are offlined again, up to `max_rounds` times.
@@ -57,7 +71,10 @@ impl Run<'_> {
                         block: id,
                     });
                 }
-                match self.write(&format!("{}/state", paths::memory_block(id)), "offline") {
+                match self.write(
+                    &format!("{}/state", paths::memory_block(id)),
+                    OnlineType::Offline.as_str(),
+                ) {
                     Ok(()) => {}
                     // Offline already (someone else did it): fine.
                     Err(Fail::Kernel(e)) if e.errno == Errno::EINVAL => {}
@@ -165,8 +182,11 @@ impl Run<'_> {
         ) else {
             return Ok(());
         };
-        let (policy, numa) = (policy.trim_end().to_owned(), numa.trim_end().to_owned());
-        if policy == "auto-movable" && numa == "N" {
+        let (Ok(policy), Ok(numa)) = (policy.parse::<OnlinePolicy>(), numa.parse::<BoolParam>())
+        else {
+            return Ok(());
+        };
+        if (policy, numa) == GUARDED_POLICY {
             return Ok(());
         }
         self.journal.saved_policy = Some((policy, numa));
@@ -175,9 +195,10 @@ impl Run<'_> {
         self.save()?;
         // Only a safeguard: a kernel where these cannot be written still gets the rest of
         // the protocol.
+        let [(p, pv), (n, nv)] = policy_writes(GUARDED_POLICY);
         if let Err(e) = self
-            .write_uncancellable(paths::ONLINE_POLICY, "auto-movable")
-            .and_then(|()| self.write_uncancellable(paths::AUTO_MOVABLE_NUMA_AWARE, "N"))
+            .write_uncancellable(p, pv)
+            .and_then(|()| self.write_uncancellable(n, nv))
         {
             self.actions
                 .push(format!("going on without the online_policy safeguard: {e}"));
@@ -188,9 +209,10 @@ impl Run<'_> {
 
     /// Puts back what `guard_policy` changed.
     pub(super) fn restore_policy(&mut self) {
-        if let Some((policy, numa)) = self.journal.saved_policy.clone() {
-            let a = self.write_uncancellable(paths::ONLINE_POLICY, &policy);
-            let b = self.write_uncancellable(paths::AUTO_MOVABLE_NUMA_AWARE, &numa);
+        if let Some(saved) = self.journal.saved_policy {
+            let [(p, pv), (n, nv)] = policy_writes(saved);
+            let a = self.write_uncancellable(p, pv);
+            let b = self.write_uncancellable(n, nv);
             if a.is_ok() && b.is_ok() {
                 self.journal.saved_policy = None;
                 self.record("online_policy restored");
@@ -231,7 +253,7 @@ impl Run<'_> {
             .filter(|id| {
                 self.k
                     .read(&format!("{}/state", paths::memory_block(*id)))
-                    .is_ok_and(|s| s.trim_end() != "offline")
+                    .is_ok_and(|s| s.parse::<BlockState>() != Ok(BlockState::Offline))
             })
             .collect();
         if online.is_empty() {

@@ -30,7 +30,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use daxplug_abi::{BlockState, DaxState, OnlineType, Zone};
+use daxplug_abi::{
+    BlockState, BoolParam, DaxDriver, DaxState, OnlinePolicy, OnlineType, ValidZones, Zone,
+};
 use daxplug_kernel::{Errno, Kernel, KernelError, ThreadToken, paths};
 use serde::Serialize;
 
@@ -95,7 +97,7 @@ enum Undo {
     Reonline,
     BindDeviceDax(BindMethod),
     UnbindDeviceDax,
-    WriteState(String),
+    WriteState(DaxState),
     HotAdd(OnlineType, BindMethod),
     RemoveAgain,
 }

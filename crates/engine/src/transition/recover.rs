@@ -33,9 +33,9 @@ pub(super) fn recover_locked(
                 Err(e) => done.push(format!("could not restart the udev exec queue: {e}")),
             }
         }
-        if let Some((policy, numa)) = &j.saved_policy {
-            let p = k.write(paths::ONLINE_POLICY, policy);
-            let n = k.write(paths::AUTO_MOVABLE_NUMA_AWARE, numa);
+        if let Some(saved @ (policy, numa)) = j.saved_policy {
+            let [(p, pv), (n, nv)] = fallback::policy_writes(saved);
+            let (p, n) = (k.write(p, pv), k.write(n, nv));
             if p.is_ok() && n.is_ok() {
                 done.push(format!(
                     "restored online_policy={policy}, auto_movable_numa_aware={numa}"

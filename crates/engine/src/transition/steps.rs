@@ -30,21 +30,26 @@ impl Run<'_> {
             Step::WriteState { value } => {
                 let (_, d) = self.device()?;
                 let before = d.kernel_state;
-                if value == "unplugged" {
+                if *value == DaxState::Unplugged {
                     self.record("writing unplugged");
                 }
-                self.write(&format!("{}/state", paths::dax_device(&dev)), value)?;
-                match (value.as_str(), before) {
-                    ("unplugged", Some(s)) if s.is_writable() && s != DaxState::Unplugged => {
-                        self.undo.push(Undo::WriteState(s.to_string()));
+                self.write(
+                    &format!("{}/state", paths::dax_device(&dev)),
+                    value.as_str(),
+                )?;
+                match (*value, before) {
+                    (DaxState::Unplugged, Some(s))
+                        if s.is_writable() && s != DaxState::Unplugged =>
+                    {
+                        self.undo.push(Undo::WriteState(s));
                     }
-                    ("unplugged", _) => {}
-                    _ => self.undo.push(Undo::WriteState("unplugged".to_owned())),
+                    (DaxState::Unplugged, _) => {}
+                    _ => self.undo.push(Undo::WriteState(DaxState::Unplugged)),
                 }
                 Ok(())
             }
             Step::Unbind { driver } => {
-                if driver == paths::DEVICE_DAX {
+                if *driver == DaxDriver::DeviceDax {
                     self.journal.unbound_device_dax = true;
                     self.record("unbinding device_dax");
                     self.undo.push(Undo::BindDeviceDax(self.devdax_method()?));
@@ -52,7 +57,7 @@ impl Run<'_> {
                 self.write(&format!("{}/{driver}/unbind", paths::DAX_DRIVERS), &dev)
             }
             Step::BindDeviceDax { method } => {
-                self.bind(paths::DEVICE_DAX, *method)?;
+                self.bind(DaxDriver::DeviceDax, *method)?;
                 self.undo.push(Undo::UnbindDeviceDax);
                 Ok(())
             }
@@ -106,7 +111,7 @@ impl Run<'_> {
     }
 
     /// Binds a driver and checks it really bound (`new_id` does not report probe failures).
-    pub(super) fn bind(&mut self, driver: &str, method: BindMethod) -> Result<(), Fail> {
+    pub(super) fn bind(&mut self, driver: DaxDriver, method: BindMethod) -> Result<(), Fail> {
         let dev = self.journal.device.clone();
         let file = match method {
             BindMethod::Bind => "bind",
@@ -120,7 +125,7 @@ impl Run<'_> {
             other => other?,
         }
         let (_, d) = self.device()?;
-        if d.driver.name() != Some(driver) {
+        if d.driver.name() != Some(driver.as_str()) {
             return Err(Fail::Verify(format!(
                 "{driver} did not bind to {dev} (its probe failed; a range the kernel leaked makes it fail with EBUSY)"
             )));
@@ -149,7 +154,7 @@ impl Run<'_> {
             self.write(aob_path, online_type.as_str())?;
             self.record("binding kmem under the policy");
         }
-        let bound = self.bind(paths::KMEM, method);
+        let bound = self.bind(DaxDriver::Kmem, method);
         if matches!(bound, Err(Fail::Crash)) {
             return bound;
         }
@@ -209,7 +214,7 @@ impl Run<'_> {
                 fixed = false;
                 let path = format!("{}/state", paths::memory_block(b.id));
                 if b.state == BlockState::Online {
-                    self.write(&path, "offline")?;
+                    self.write(&path, OnlineType::Offline.as_str())?;
                 }
                 match self.write(&path, write_type.as_str()) {
                     Err(Fail::Kernel(e)) if e.errno == Errno::EINVAL => {}

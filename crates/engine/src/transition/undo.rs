@@ -10,17 +10,20 @@ impl Run<'_> {
         while let Some(u) = self.undo.pop() {
             let r = match u {
                 Undo::Reonline => self.reonline(),
-                Undo::BindDeviceDax(m) => self.bind(paths::DEVICE_DAX, m),
+                Undo::BindDeviceDax(m) => self.bind(DaxDriver::DeviceDax, m),
                 Undo::UnbindDeviceDax => {
                     let dev = self.journal.device.clone();
                     self.write_uncancellable(
-                        &format!("{}/device_dax/unbind", paths::DAX_DRIVERS),
+                        &format!("{}/{}/unbind", paths::DAX_DRIVERS, DaxDriver::DeviceDax),
                         &dev,
                     )
                 }
                 Undo::WriteState(v) => {
                     let dev = self.journal.device.clone();
-                    self.write_uncancellable(&format!("{}/state", paths::dax_device(&dev)), &v)
+                    self.write_uncancellable(
+                        &format!("{}/state", paths::dax_device(&dev)),
+                        v.as_str(),
+                    )
                 }
                 Undo::HotAdd(t, m) => self.undo_hot_add(t, m),
                 Undo::RemoveAgain => self.remove_again(),
@@ -45,26 +48,32 @@ impl Run<'_> {
                 let Ok(now) = self.k.read(&state_path) else {
                     continue;
                 };
-                let t = if *zone == Zone::Movable {
-                    "online_movable"
+                let t = if zone.is_movable() {
+                    OnlineType::OnlineMovable
                 } else {
-                    "online_kernel"
+                    OnlineType::OnlineKernel
                 };
-                if now.trim_end() != "offline" {
+                if now.parse::<BlockState>() != Ok(BlockState::Offline) {
+                    // Online (or going offline): in which zone class is it now?
                     let movable_now = self
                         .k
                         .read(&zones_path)
-                        .is_ok_and(|z| z.trim_end() == "Movable");
-                    if movable_now == (*zone == Zone::Movable) {
+                        .ok()
+                        .and_then(|z| z.parse::<ValidZones>().ok())
+                        .is_some_and(|z| z.zones() == [Zone::Movable]);
+                    if movable_now == zone.is_movable() {
                         continue;
                     }
                     settled = false;
-                    if self.write_uncancellable(&state_path, "offline").is_err() {
+                    if self
+                        .write_uncancellable(&state_path, OnlineType::Offline.as_str())
+                        .is_err()
+                    {
                         continue;
                     }
                 }
                 settled = false;
-                if let Err(e) = self.write_uncancellable(&state_path, t) {
+                if let Err(e) = self.write_uncancellable(&state_path, t.as_str()) {
                     self.actions
                         .push(format!("could not re-online memory{id}: {e}"));
                 }
@@ -88,8 +97,14 @@ impl Run<'_> {
         let (_, d) = self.device()?;
         let dev = self.journal.device.clone();
         if d.kernel_state.is_some() {
-            self.write_uncancellable(&format!("{}/state", paths::dax_device(&dev)), "unplugged")?;
-            return self.write_uncancellable(&format!("{}/kmem/unbind", paths::DAX_DRIVERS), &dev);
+            self.write_uncancellable(
+                &format!("{}/state", paths::dax_device(&dev)),
+                DaxState::Unplugged.as_str(),
+            )?;
+            return self.write_uncancellable(
+                &format!("{}/{}/unbind", paths::DAX_DRIVERS, DaxDriver::Kmem),
+                &dev,
+            );
         }
         self.journal.offlined.clear();
         let deadline = self.deadline.take();
