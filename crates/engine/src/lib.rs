@@ -26,7 +26,7 @@ pub use error::DiscoveryError;
 pub use host::Host;
 pub use journal::{Journal, JournalFile};
 pub use observe::{BlockCounts, ObservedState};
-pub use plan::{BindMethod, Plan, Protocol, Refusal, Step, plan};
+pub use plan::{BindMethod, BindMethods, Plan, Protocol, Refusal, Step, plan};
 pub use problems::{Problem, ProblemCode, format_block_ids, problems};
 pub use target::{Target, TargetError};
 pub use topology::{

@@ -186,10 +186,32 @@ pub struct Plan {
     pub protocol: Protocol,
     /// Steps in order.
     pub steps: Vec<Step>,
+    /// How kmem and device_dax bind this device, decided once from the observation the
+    /// plan was made from (the runner and its undo steps use them as they are).
+    pub bind_methods: BindMethods,
+}
+
+/// How each driver binds a device: facts of its region (static or dynamic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindMethods {
+    /// kmem's.
+    pub kmem: BindMethod,
+    /// device_dax's.
+    pub device_dax: BindMethod,
+}
+
+impl BindMethods {
+    /// The methods for `dev` in `topo`.
+    pub fn of(topo: &Topology, dev: &Device) -> Self {
+        BindMethods {
+            kmem: kmem_method(topo, dev),
+            device_dax: devdax_method(topo, dev),
+        }
+    }
 }
 
 /// How kmem binds to `dev`: by type on a dynamic (kmem-type) region, `new_id` on a static one.
-pub(crate) fn kmem_method(topo: &Topology, dev: &Device) -> BindMethod {
+fn kmem_method(topo: &Topology, dev: &Device) -> BindMethod {
     match region_kind(topo, dev) {
         Some(RegionKind::Static) => BindMethod::NewId,
         _ => BindMethod::Bind,
@@ -197,7 +219,7 @@ pub(crate) fn kmem_method(topo: &Topology, dev: &Device) -> BindMethod {
 }
 
 /// How device_dax binds to `dev`: by type on a static region, `new_id` on a dynamic one.
-pub(crate) fn devdax_method(topo: &Topology, dev: &Device) -> BindMethod {
+fn devdax_method(topo: &Topology, dev: &Device) -> BindMethod {
     match region_kind(topo, dev) {
         Some(RegionKind::Static) => BindMethod::Bind,
         _ => BindMethod::NewId,
@@ -206,17 +228,17 @@ pub(crate) fn devdax_method(topo: &Topology, dev: &Device) -> BindMethod {
 
 /// The steps that bind an unbound device for `target`: kmem with the online type applied
 /// during the add and its zones repaired, device_dax, or nothing for `unplugged`.
-fn bind_for(target: Target, topo: &Topology, dev: &Device) -> Vec<Step> {
+fn bind_for(target: Target, methods: BindMethods) -> Vec<Step> {
     match target {
         Target::Online(t) => vec![
             Step::HotAdd {
                 online_type: t,
-                method: kmem_method(topo, dev),
+                method: methods.kmem,
             },
             Step::Repair { online_type: t },
         ],
         Target::Devdax => vec![Step::BindDeviceDax {
-            method: devdax_method(topo, dev),
+            method: methods.device_dax,
         }],
         Target::Unplugged => Vec::new(),
     }
@@ -237,6 +259,7 @@ pub fn plan(topo: &Topology, dev: &Device, target: Target, force: bool) -> Resul
         target,
         protocol: Protocol::None,
         steps: Vec::new(),
+        bind_methods: BindMethods::of(topo, dev),
     };
     if start == ObservedState::Stuck {
         let detail = crate::problems::problems(dev)
@@ -275,7 +298,7 @@ pub fn plan(topo: &Topology, dev: &Device, target: Target, force: bool) -> Resul
             if matches!(target, Target::Online(_)) && !topo.kmem_loaded {
                 return Err(Refusal::NoKmem);
             }
-            steps.extend(bind_for(target, topo, dev));
+            steps.extend(bind_for(target, plan.bind_methods));
         }
         Driver::Kmem if dev.kernel_state.is_some() => {
             plan.protocol = Protocol::Native;
@@ -295,7 +318,7 @@ pub fn plan(topo: &Topology, dev: &Device, target: Target, force: bool) -> Resul
                         driver: DaxDriver::Kmem,
                     });
                     steps.push(Step::BindDeviceDax {
-                        method: devdax_method(topo, dev),
+                        method: plan.bind_methods.device_dax,
                     });
                 }
                 Target::Unplugged => {}
@@ -305,7 +328,7 @@ pub fn plan(topo: &Topology, dev: &Device, target: Target, force: bool) -> Resul
             plan.protocol = Protocol::Fallback;
             steps.push(Step::OfflineBlocks);
             steps.push(Step::FencedUnbind);
-            steps.extend(bind_for(target, topo, dev));
+            steps.extend(bind_for(target, plan.bind_methods));
         }
         Driver::Other(_) => {}
     }

@@ -21,7 +21,7 @@ use lock::take_lock;
 use observation::{observe_device, reobserve_device, stable_observation};
 use recover::recover_locked;
 use report::report;
-use set::{bind_methods, execute, layout, refuse};
+use set::{execute, layout, planned};
 use undo::step_name;
 use watchdog::Watchdog;
 
@@ -40,7 +40,7 @@ use crate::error::DiscoveryError;
 use crate::host::Host;
 use crate::journal::{JOURNAL_VERSION, Journal, JournalFile};
 use crate::observe::ObservedState;
-use crate::plan::{BindMethod, Plan, Protocol, Refusal, Step, plan};
+use crate::plan::{BindMethod, BindMethods, Plan, Protocol, Refusal, Step, plan};
 use crate::target::Target;
 use crate::topology::{Device, Driver, Topology};
 
@@ -121,7 +121,7 @@ struct Run<'a> {
     journal_time: Duration,
     rolling_back: bool,
     /// kmem's and device_dax's bind methods, when known from the plan's observation.
-    bind_methods: Option<(BindMethod, BindMethod)>,
+    bind_methods: Option<BindMethods>,
     /// The device as last read, while daxplug has written nothing that could change it
     /// since: the next check may start from it instead of reading it again.
     seen: Option<Device>,
@@ -139,7 +139,7 @@ impl<'a> Run<'a> {
         file: JournalFile,
         started: Instant,
         deadline: Option<Instant>,
-        bind_methods: Option<(BindMethod, BindMethod)>,
+        bind_methods: Option<BindMethods>,
     ) -> Self {
         Self {
             host,

@@ -111,24 +111,9 @@ pub(super) fn set_unlocked(
     let k = host.kernel();
     let mut rep = report(device, target);
     let (topo, dev) = observe_device(k, device)?;
-    rep.start = Some(dev.state);
-    let p = match plan(&topo, &dev, target, true) {
-        Ok(p) => p,
-        Err(r) => {
-            refuse(&mut rep, &r, &dev);
-            rep.end = Some(dev.state);
-            return Ok(rep);
-        }
+    let Some(p) = planned(&mut rep, &topo, &dev, target, true) else {
+        return Ok(rep);
     };
-    let methods = bind_methods(&topo, &dev);
-    execute(
-        host,
-        opts,
-        &p,
-        &mut rep,
-        Instant::now(),
-        Some(methods),
-        &layout(&dev),
-    )?;
+    execute(host, opts, &p, &mut rep, Instant::now(), &layout(&dev))?;
     Ok(rep)
 }

@@ -24,19 +24,15 @@ pub fn set(
 
     if opts.dry_run {
         let (topo, dev) = observe_device(k, device)?;
-        rep.start = Some(dev.state);
         rep.end = Some(dev.state);
-        match plan(&topo, &dev, target, opts.force) {
-            Ok(p) => {
-                rep.protocol = p.protocol;
-                rep.plan = plan_lines(&p, &dev, &topo);
-                rep.outcome = if p.steps.is_empty() {
-                    Outcome::NoChange
-                } else {
-                    Outcome::DryRun
-                };
-            }
-            Err(r) => refuse(&mut rep, &r, &dev),
+        if let Some(p) = planned(&mut rep, &topo, &dev, target, opts.force) {
+            rep.protocol = p.protocol;
+            rep.plan = plan_lines(&p, &dev, &topo);
+            rep.outcome = if p.steps.is_empty() {
+                Outcome::NoChange
+            } else {
+                Outcome::DryRun
+            };
         }
         return Ok(rep);
     }
@@ -67,16 +63,10 @@ pub fn set(
         (observed, users)
     });
     let (topo, dev) = observed?;
-    rep.start = Some(dev.state);
-    let planned = plan(&topo, &dev, target, opts.force);
+    let p = planned(&mut rep, &topo, &dev, target, opts.force);
     rep.lap("observe and plan", &mut lap);
-    let p = match planned {
-        Ok(p) => p,
-        Err(r) => {
-            refuse(&mut rep, &r, &dev);
-            rep.end = Some(dev.state);
-            return Ok(rep);
-        }
+    let Some(p) = p else {
+        return Ok(rep);
     };
     rep.protocol = p.protocol;
     rep.plan = plan_lines(&p, &dev, &topo);
@@ -103,27 +93,28 @@ pub fn set(
         }
     }
 
-    let methods = bind_methods(&topo, &dev);
-    execute(
-        host,
-        opts,
-        &p,
-        &mut rep,
-        started,
-        Some(methods),
-        &layout(&dev),
-    )?;
+    execute(host, opts, &p, &mut rep, started, &layout(&dev))?;
     Ok(rep)
 }
 
-/// How kmem and device_dax bind this device: facts of its region and of the loaded
-/// drivers, taken from the observation the plan was made from, so that the runner does not
-/// read the whole device again just to know them.
-pub(super) fn bind_methods(topo: &Topology, dev: &Device) -> (BindMethod, BindMethod) {
-    (
-        crate::plan::kmem_method(topo, dev),
-        crate::plan::devdax_method(topo, dev),
-    )
+/// The plan for moving `dev` to `target`, or `None` with the refusal written into `rep`
+/// (the device then ends where it started).
+pub(super) fn planned(
+    rep: &mut Report,
+    topo: &Topology,
+    dev: &Device,
+    target: Target,
+    force: bool,
+) -> Option<Plan> {
+    rep.start = Some(dev.state);
+    match plan(topo, dev, target, force) {
+        Ok(p) => Some(p),
+        Err(r) => {
+            refuse(rep, &r, dev);
+            rep.end = Some(dev.state);
+            None
+        }
+    }
 }
 
 /// Each block of a device with its state and zone: what "nothing changed" is checked
@@ -145,7 +136,6 @@ pub(super) fn execute(
     p: &Plan,
     rep: &mut Report,
     started: Instant,
-    bind_methods: Option<(BindMethod, BindMethod)>,
     start_layout: &Layout,
 ) -> Result<(), TransitionError> {
     let journal = Journal {
@@ -167,7 +157,15 @@ pub(super) fn execute(
     };
     let file = JournalFile::for_device(&host.run_dir(), &p.device);
     let deadline = opts.timeout.map(|t| started + t);
-    let mut run = Run::new(host, opts, journal, file, started, deadline, bind_methods);
+    let mut run = Run::new(
+        host,
+        opts,
+        journal,
+        file,
+        started,
+        deadline,
+        Some(p.bind_methods),
+    );
     let result = match run.steps(p, rep) {
         Err(Fail::Crash) => {
             rep.actions = run.actions;

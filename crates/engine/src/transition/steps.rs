@@ -94,20 +94,22 @@ impl Run<'_> {
         }
     }
 
-    pub(super) fn kmem_method(&self) -> Result<BindMethod, Fail> {
-        if let Some((kmem, _)) = self.bind_methods {
-            return Ok(kmem);
+    /// The plan's bind methods; read from the device when there is no plan (a crashed
+    /// transition rolled back from its journal).
+    fn bind_methods(&self) -> Result<BindMethods, Fail> {
+        if let Some(m) = self.bind_methods {
+            return Ok(m);
         }
         let (topo, d) = self.reread()?;
-        Ok(crate::plan::kmem_method(&topo, &d))
+        Ok(BindMethods::of(&topo, &d))
+    }
+
+    pub(super) fn kmem_method(&self) -> Result<BindMethod, Fail> {
+        self.bind_methods().map(|m| m.kmem)
     }
 
     pub(super) fn devdax_method(&self) -> Result<BindMethod, Fail> {
-        if let Some((_, devdax)) = self.bind_methods {
-            return Ok(devdax);
-        }
-        let (topo, d) = self.reread()?;
-        Ok(crate::plan::devdax_method(&topo, &d))
+        self.bind_methods().map(|m| m.device_dax)
     }
 
     /// Binds a driver and checks it really bound (`new_id` does not report probe failures).
