@@ -251,7 +251,7 @@ pub fn run(host: &dyn Host, args: &SetArgs) -> anyhow::Result<(String, u8)> {
     } else {
         // Validates the name and that the device exists before anything else (the
         // transition reads the rest).
-        daxplug_engine::topology::require_device(host.kernel(), &args.device)?;
+        daxplug_engine::discover::require_device(host.kernel(), &args.device)?;
         vec![args.device.clone()]
     };
     let opts = Options {

@@ -8,11 +8,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use crate::discover::discover;
 use crate::host::Host;
 use crate::observe::ObservedState;
 use crate::policy::{OnDrift, Policy};
 use crate::target::Target;
-use crate::topology::{Scope, discover};
+use crate::topology::Scope;
 use crate::transition::{Options, Outcome, TransitionError, recover, set};
 
 /// The first wait before restoring a device that drifted again; doubled each time.

@@ -11,9 +11,10 @@ use daxplug_abi::OnlineType;
 use daxplug_kernel::Kernel;
 use serde::Serialize;
 
+use crate::discover::discover;
 use crate::error::DiscoveryError;
 use crate::observe::ObservedState;
-use crate::topology::{KernelAbi, Scope, discover};
+use crate::topology::{KernelAbi, Scope};
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]

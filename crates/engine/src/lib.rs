@@ -7,6 +7,7 @@
 //!   whatever the kernel's own `state` file claims.
 
 pub mod daemon;
+pub mod discover;
 pub mod doctor;
 mod error;
 pub mod host;
@@ -22,6 +23,7 @@ pub mod target;
 pub mod topology;
 pub mod transition;
 
+pub use discover::{Detail, discover, discover_with};
 pub use error::DiscoveryError;
 pub use host::Host;
 pub use journal::{Journal, JournalFile};
@@ -30,8 +32,8 @@ pub use plan::{BindMethod, BindMethods, Plan, Protocol, Refusal, Step, plan};
 pub use problems::{Problem, ProblemCode, format_block_ids, problems};
 pub use target::{Target, TargetError};
 pub use topology::{
-    Block, Detail, Device, Driver, IomemRange, KernelAbi, Mapping, Mode, Nodes, Policy, Region,
-    RegionKind, Scope, Topology, discover, discover_with, parse_device_name,
+    Block, Device, Driver, IomemRange, KernelAbi, Mapping, Mode, Nodes, Policy, Region, RegionKind,
+    Scope, Topology, parse_device_name,
 };
 pub use transition::{
     Options, Outcome, PhaseTime, Progress, Report, TransitionError, recover, set,

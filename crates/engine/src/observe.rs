@@ -1,93 +1,11 @@
-//! A device's observed state: what its blocks and `/proc/iomem` say, not what the
-//! kernel's `daxX.Y/state` file remembers.
+//! Deciding a device's observed state: what its blocks and `/proc/iomem` say, not what the
+//! kernel's `daxX.Y/state` file remembers. The state types live in `topology`, with the
+//! rest of what discovery builds.
 
-use std::fmt;
-
-use daxplug_abi::{BlockState, DaxState};
-use serde::{Deserialize, Serialize};
+use daxplug_abi::BlockState;
 
 use crate::topology::{Block, Driver};
-
-/// The state of a device as observed from its memory blocks and `/proc/iomem`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ObservedState {
-    /// No driver and nothing left in the system: the memory is not in use.
-    Unbound,
-    /// Bound to `device_dax`: a character device, not system RAM.
-    Devdax,
-    /// Bound to `kmem` with no memory blocks (only kernels with the atomic ABI get here).
-    Unplugged,
-    /// Bound to `kmem`, every block present and offline.
-    Offline,
-    /// Bound to `kmem`, every block online in `ZONE_MOVABLE` (removable again).
-    OnlineMovable,
-    /// Bound to `kmem`, every block online in a kernel zone (usually not removable).
-    OnlineKernel,
-    /// Bound to `kmem` but torn: some blocks online and some offline, some missing, some
-    /// going offline, or blocks in both movable and kernel zones.
-    Mixed,
-    /// Not bound to `kmem`, yet blocks or a `System RAM (kmem)` range of the device remain:
-    /// the kernel leaked the range, which stays until reboot.
-    Stuck,
-}
-
-impl ObservedState {
-    /// The name used in output (`online_movable`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ObservedState::Unbound => "unbound",
-            ObservedState::Devdax => "devdax",
-            ObservedState::Unplugged => "unplugged",
-            ObservedState::Offline => "offline",
-            ObservedState::OnlineMovable => "online_movable",
-            ObservedState::OnlineKernel => "online_kernel",
-            ObservedState::Mixed => "mixed",
-            ObservedState::Stuck => "stuck",
-        }
-    }
-
-    /// Whether the kernel's `state` value is consistent with this observation. `online`
-    /// (kernel picks the zone) agrees with either uniform online state.
-    pub fn agrees_with(self, kernel: DaxState) -> bool {
-        matches!(
-            (kernel, self),
-            (DaxState::Unplugged, ObservedState::Unplugged)
-                | (DaxState::Offline, ObservedState::Offline)
-                | (DaxState::OnlineMovable, ObservedState::OnlineMovable)
-                | (DaxState::OnlineKernel, ObservedState::OnlineKernel)
-                | (
-                    DaxState::Online,
-                    ObservedState::OnlineMovable | ObservedState::OnlineKernel
-                )
-        )
-    }
-}
-
-impl fmt::Display for ObservedState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Counts of a device's memory blocks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct BlockCounts {
-    /// Blocks that exist (`memoryN` directories present).
-    pub total: u64,
-    /// Present blocks that are online.
-    pub online: u64,
-    /// Present blocks that are offline.
-    pub offline: u64,
-    /// Present blocks in the middle of going offline.
-    pub going_offline: u64,
-    /// Online blocks in `ZONE_MOVABLE`.
-    pub movable: u64,
-    /// Online blocks in a kernel zone (`Normal`, `DMA`, `DMA32`, or spanning zones).
-    pub normal: u64,
-    /// Whole blocks the device's ranges cover, present or not.
-    pub span: u64,
-}
+pub use crate::topology::{BlockCounts, ObservedState};
 
 impl BlockCounts {
     /// Counts `blocks`; `span` is the number of blocks the ranges cover.
@@ -143,7 +61,7 @@ pub fn observe(driver: &Driver, counts: &BlockCounts, kmem_in_iomem: bool) -> Ob
 
 #[cfg(test)]
 mod tests {
-    use daxplug_abi::{PhysRange, ValidZones, Zone};
+    use daxplug_abi::{DaxState, PhysRange, ValidZones, Zone};
     use proptest::prelude::*;
 
     use super::*;

@@ -1,24 +1,16 @@
-//! Topology discovery: one consistent read of the machine's device memory.
-//!
-//! Ranges come from every `mappingN` of a device and from the `daxX.Y` entries of
-//! `/proc/iomem` (never from `resource` + `size`); blocks are found by address arithmetic
-//! over those ranges, so the cost grows with the blocks of the devices asked about, not
-//! with every block of the machine.
+//! What discovery builds: one consistent picture of the machine's device memory (regions,
+//! devices, their ranges and blocks, nodes, hotplug policy) and each device's observed
+//! state. Plain data; reading it is `discover`, deciding the state is `observe`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::fmt;
 
 use daxplug_abi::{
-    BlockSize, BlockState, DaxState, Iomem, KMEM_RESOURCE_NAME, Meminfo, MemmapOnMemory, NodeList,
-    OnlinePolicy, OnlineType, PhysRange, ValidZones, Zone, parse_align, parse_auto_movable_ratio,
-    parse_block_size, parse_dax_size, parse_memmap_on_memory, parse_node_id, parse_param_bool,
-    parse_phys_addr, parse_region_id,
+    BlockSize, BlockState, DaxState, MemmapOnMemory, NodeList, OnlinePolicy, OnlineType, PhysRange,
+    ValidZones, Zone,
 };
-use daxplug_kernel::{Kernel, paths};
-use serde::Serialize;
-
-use crate::error::DiscoveryError;
-use crate::observe::{BlockCounts, ObservedState, observe};
-use crate::read::{parse, parse_optional};
+use daxplug_kernel::paths;
+use serde::{Deserialize, Serialize};
 
 /// Which whole-device ABI the kernel offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -57,7 +49,7 @@ impl Driver {
         }
     }
 
-    fn from_name(name: &str) -> Self {
+    pub(crate) fn from_name(name: &str) -> Self {
         match name {
             paths::KMEM => Driver::Kmem,
             paths::DEVICE_DAX => Driver::DeviceDax,
@@ -302,505 +294,83 @@ pub fn parse_device_name(name: &str) -> Option<(u32, u32)> {
     Some((num(region)?, num(id)?))
 }
 
-/// Reads the machine through `k`, every detail.
-pub fn discover(k: &dyn Kernel, scope: &Scope) -> Result<Topology, DiscoveryError> {
-    discover_with(k, scope, Detail::Blocks)
+/// The state of a device as observed from its memory blocks and `/proc/iomem`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObservedState {
+    /// No driver and nothing left in the system: the memory is not in use.
+    Unbound,
+    /// Bound to `device_dax`: a character device, not system RAM.
+    Devdax,
+    /// Bound to `kmem` with no memory blocks (only kernels with the atomic ABI get here).
+    Unplugged,
+    /// Bound to `kmem`, every block present and offline.
+    Offline,
+    /// Bound to `kmem`, every block online in `ZONE_MOVABLE` (removable again).
+    OnlineMovable,
+    /// Bound to `kmem`, every block online in a kernel zone (usually not removable).
+    OnlineKernel,
+    /// Bound to `kmem` but torn: some blocks online and some offline, some missing, some
+    /// going offline, or blocks in both movable and kernel zones.
+    Mixed,
+    /// Not bound to `kmem`, yet blocks or a `System RAM (kmem)` range of the device remain:
+    /// the kernel leaked the range, which stays until reboot.
+    Stuck,
 }
 
-/// Reads the machine through `k`, to the given detail.
-pub fn discover_with(
-    k: &dyn Kernel,
-    scope: &Scope,
-    detail: Detail,
-) -> Result<Topology, DiscoveryError> {
-    // Bad input is refused before anything is read, let alone any path built from it.
-    if let Scope::Devices(wanted) = scope
-        && let Some(bad) = wanted
-            .iter()
-            .find(|n| !paths::is_single_component(n) || parse_device_name(n).is_none())
-    {
-        return Err(DiscoveryError::InvalidDeviceName { name: bad.clone() });
-    }
-    require_memory_hotplug(k)?;
-    let names = device_names(k, scope)?;
-    let block_size = parse(k, paths::BLOCK_SIZE_BYTES, parse_block_size)?;
-    let iomem = parse(k, paths::IOMEM, Iomem::parse)?;
-    if iomem.addresses_hidden() {
-        return Err(DiscoveryError::IomemHidden);
-    }
-    let mem_total = parse_optional(k, paths::MEMINFO, Meminfo::parse)?.and_then(|m| m.mem_total());
-    let policy = read_policy(k)?;
-    let nodes = read_nodes(k)?;
-
-    let mut regions: BTreeMap<u32, Region> = BTreeMap::new();
-    let mut devices = Vec::with_capacity(names.len());
-    for name in &names {
-        let (device, region) = read_device(k, name, block_size, &iomem, detail)?;
-        if let Some(region) = region {
-            regions.entry(region.id).or_insert(region);
-        }
-        devices.push(device);
-    }
-    let kernel_abi = if devices.iter().any(|d| d.kernel_state.is_some()) {
-        KernelAbi::Atomic
-    } else if devices.iter().any(|d| d.driver == Driver::Kmem) {
-        KernelAbi::Legacy
-    } else {
-        KernelAbi::Unknown
-    };
-    Ok(Topology {
-        block_size,
-        kernel_abi,
-        policy,
-        mem_total,
-        nodes,
-        regions: regions.into_values().collect(),
-        devices,
-        kmem_loaded: k.exists(&format!("{}/{}", paths::DAX_DRIVERS, paths::KMEM)),
-    })
-}
-
-/// One device and what its state depends on (block size, `/proc/iomem`, its region), without
-/// the machine-wide parts (`policy`, `nodes` and `mem_total` are left empty) or each
-/// block's node: the cheap re-read a transition makes after each of its steps.
-pub fn discover_device(k: &dyn Kernel, name: &str) -> Result<Topology, DiscoveryError> {
-    require_device(k, name)?;
-    let block_size = parse(k, paths::BLOCK_SIZE_BYTES, parse_block_size)?;
-    let iomem = parse(k, paths::IOMEM, Iomem::parse)?;
-    if iomem.addresses_hidden() {
-        return Err(DiscoveryError::IomemHidden);
-    }
-    let (device, region) = read_device(k, name, block_size, &iomem, Detail::Counts)?;
-    let regions: Vec<Region> = region.into_iter().collect();
-    let devices = vec![device];
-    let kernel_abi = match devices.first() {
-        Some(d) if d.kernel_state.is_some() => KernelAbi::Atomic,
-        Some(d) if d.driver == Driver::Kmem => KernelAbi::Legacy,
-        _ => KernelAbi::Unknown,
-    };
-    Ok(Topology {
-        block_size,
-        kernel_abi,
-        policy: Policy::default(),
-        mem_total: None,
-        nodes: Nodes::default(),
-        regions,
-        devices,
-        kmem_loaded: k.exists(&format!("{}/{}", paths::DAX_DRIVERS, paths::KMEM)),
-    })
-}
-
-/// Checks that the kernel has memory hotplug at all (`/sys/devices/system/memory`).
-pub fn require_memory_hotplug(k: &dyn Kernel) -> Result<(), DiscoveryError> {
-    if k.exists(paths::MEMORY) {
-        Ok(())
-    } else {
-        Err(DiscoveryError::NoMemoryHotplug {
-            path: paths::MEMORY.to_owned(),
-        })
-    }
-}
-
-/// Checks that `name` is a device name and that the device is on the bus: one lookup, the
-/// bus is listed only to say what is there when it is not.
-pub fn require_device(k: &dyn Kernel, name: &str) -> Result<(), DiscoveryError> {
-    if !paths::is_single_component(name) || parse_device_name(name).is_none() {
-        return Err(DiscoveryError::InvalidDeviceName {
-            name: name.to_owned(),
-        });
-    }
-    if k.exists(&paths::dax_device(name)) {
-        return Ok(());
-    }
-    device_names(k, &Scope::Devices(vec![name.to_owned()])).map(|_| ())
-}
-
-/// The sorted names of the devices in scope, validated.
-fn device_names(k: &dyn Kernel, scope: &Scope) -> Result<Vec<String>, DiscoveryError> {
-    // The dax bus is absent until the dax core is loaded: then there are no devices.
-    let mut present: Vec<String> = match k.list_dir(paths::DAX_DEVICES) {
-        Ok(names) => names,
-        Err(e) if e.is_not_found() => Vec::new(),
-        Err(e) => return Err(e.into()),
-    };
-    present.retain(|n| parse_device_name(n).is_some());
-    present.sort_by_key(|n| parse_device_name(n));
-    match scope {
-        Scope::All => Ok(present),
-        Scope::Devices(wanted) => {
-            let mut out: Vec<String> = Vec::new();
-            for name in wanted {
-                if !present.contains(name) {
-                    return Err(DiscoveryError::UnknownDevice {
-                        name: name.clone(),
-                        present: if present.is_empty() {
-                            "none".to_owned()
-                        } else {
-                            present.join(", ")
-                        },
-                    });
-                }
-                if !out.contains(name) {
-                    out.push(name.clone());
-                }
-            }
-            Ok(out)
+impl ObservedState {
+    /// The name used in output (`online_movable`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObservedState::Unbound => "unbound",
+            ObservedState::Devdax => "devdax",
+            ObservedState::Unplugged => "unplugged",
+            ObservedState::Offline => "offline",
+            ObservedState::OnlineMovable => "online_movable",
+            ObservedState::OnlineKernel => "online_kernel",
+            ObservedState::Mixed => "mixed",
+            ObservedState::Stuck => "stuck",
         }
     }
-}
 
-/// `auto_online_blocks`, if the kernel has it.
-pub fn read_auto_online_blocks(k: &dyn Kernel) -> Result<Option<OnlineType>, DiscoveryError> {
-    parse_optional(k, paths::AUTO_ONLINE_BLOCKS, str::parse)
-}
-
-fn read_policy(k: &dyn Kernel) -> Result<Policy, DiscoveryError> {
-    let param = |name: &str| format!("{}/{name}", paths::HOTPLUG_PARAMS);
-    Ok(Policy {
-        auto_online_blocks: read_auto_online_blocks(k)?,
-        online_policy: parse_optional(k, paths::ONLINE_POLICY, str::parse)?,
-        memmap_on_memory: parse_optional(k, &param("memmap_on_memory"), str::parse)?,
-        auto_movable_ratio: parse_optional(
-            k,
-            &param("auto_movable_ratio"),
-            parse_auto_movable_ratio,
-        )?,
-        auto_movable_numa_aware: parse_optional(
-            k,
-            paths::AUTO_MOVABLE_NUMA_AWARE,
-            parse_param_bool,
-        )?,
-    })
-}
-
-fn read_nodes(k: &dyn Kernel) -> Result<Nodes, DiscoveryError> {
-    let list = |name: &str| {
-        parse_optional(
-            k,
-            &format!("{}/{name}", paths::NODE),
-            str::parse::<NodeList>,
+    /// Whether the kernel's `state` value is consistent with this observation. `online`
+    /// (kernel picks the zone) agrees with either uniform online state.
+    pub fn agrees_with(self, kernel: DaxState) -> bool {
+        matches!(
+            (kernel, self),
+            (DaxState::Unplugged, ObservedState::Unplugged)
+                | (DaxState::Offline, ObservedState::Offline)
+                | (DaxState::OnlineMovable, ObservedState::OnlineMovable)
+                | (DaxState::OnlineKernel, ObservedState::OnlineKernel)
+                | (
+                    DaxState::Online,
+                    ObservedState::OnlineMovable | ObservedState::OnlineKernel
+                )
         )
-    };
-    let mut nodes = Nodes {
-        possible: list("possible")?,
-        online: list("online")?,
-        has_memory: list("has_memory")?,
-        has_normal_memory: list("has_normal_memory")?,
-        has_cpu: list("has_cpu")?,
-        mem_total: BTreeMap::new(),
-    };
-    // Nodes with memory have a meminfo worth reading; that is a handful, not all
-    // possible nodes.
-    let with_memory: Vec<u32> = nodes
-        .has_memory
-        .iter()
-        .chain(nodes.online.iter())
-        .flat_map(NodeList::iter)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    for n in with_memory {
-        let path = format!("{}/meminfo", paths::node(n));
-        if let Some(total) = parse_optional(k, &path, Meminfo::parse)?.and_then(|m| m.mem_total()) {
-            nodes.mem_total.insert(n, total);
-        }
-    }
-    Ok(nodes)
-}
-
-fn read_region(k: &dyn Kernel, canonical: &str) -> Result<Option<Region>, DiscoveryError> {
-    let Some((parent, _)) = canonical.rsplit_once('/') else {
-        return Ok(None);
-    };
-    let path = format!("{parent}/dax_region");
-    let Some(id) = parse_optional(k, &format!("{path}/id"), parse_region_id)? else {
-        return Ok(None);
-    };
-    let kind = if k.exists(&format!("{path}/create")) {
-        RegionKind::Dynamic
-    } else {
-        RegionKind::Static
-    };
-    Ok(Some(Region {
-        id,
-        provider: parent
-            .strip_prefix("/sys/devices/")
-            .unwrap_or(parent)
-            .to_owned(),
-        kind,
-        size: parse_optional(k, &format!("{path}/size"), parse_dax_size)?,
-        align: optional_root_only(k, &format!("{path}/align"), parse_align)?,
-        path,
-    }))
-}
-
-/// Reads a root-only (0400) attribute: `EACCES` is `None`, as for a missing file, so that
-/// a non-root `list` still shows what it can.
-fn optional_root_only<T>(
-    k: &dyn Kernel,
-    path: &str,
-    parser: impl FnOnce(&str) -> Result<T, daxplug_abi::ParseError>,
-) -> Result<Option<T>, DiscoveryError> {
-    match parse_optional(k, path, parser) {
-        Err(DiscoveryError::Kernel(e)) if e.errno == daxplug_kernel::Errno::EACCES => Ok(None),
-        other => other,
     }
 }
 
-fn read_device(
-    k: &dyn Kernel,
-    name: &str,
-    block_size: BlockSize,
-    iomem: &Iomem,
-    detail: Detail,
-) -> Result<(Device, Option<Region>), DiscoveryError> {
-    let dir = paths::dax_device(name);
-    let canonical = match k.read_link(&dir) {
-        Ok(target) => paths::resolve_link(&dir, &target).unwrap_or_else(|| dir.clone()),
-        Err(_) => dir.clone(),
-    };
-    let region = read_region(k, &canonical)?;
-    // One listing tells which optional attributes exist (driver, state, mappingN).
-    let entries = k.list_dir(&dir)?;
-    let has = |entry: &str| entries.iter().any(|e| e == entry);
-
-    let driver = if has("driver") {
-        let target = k.read_link(&format!("{dir}/driver"))?;
-        Driver::from_name(target.rsplit('/').next().unwrap_or(&target))
-    } else {
-        Driver::None
-    };
-    let kernel_state = if has("state") {
-        Some(parse(k, &format!("{dir}/state"), str::parse::<DaxState>)?)
-    } else {
-        None
-    };
-
-    let mut indices: Vec<u32> = entries
-        .iter()
-        .filter_map(|e| e.strip_prefix("mapping"))
-        .filter_map(|n| n.parse().ok())
-        .collect();
-    indices.sort_unstable();
-    let mut mappings = Vec::with_capacity(indices.len());
-    for index in indices {
-        let m = format!("{dir}/mapping{index}");
-        let start = parse(k, &format!("{m}/start"), parse_phys_addr)?;
-        let end = parse(k, &format!("{m}/end"), parse_phys_addr)?;
-        let page_offset = parse(k, &format!("{m}/page_offset"), parse_phys_addr)?;
-        let range = PhysRange::new(start, end).ok_or_else(|| DiscoveryError::Parse {
-            path: format!("{m}/end"),
-            source: daxplug_abi::ParseError {
-                text: format!("{end:#x}"),
-                expected: format!("an end address at or after the start {start:#x}").into(),
-                line: None,
-            },
-        })?;
-        mappings.push(Mapping {
-            index,
-            range,
-            page_offset,
-            blocks: range.whole_blocks(block_size),
-        });
+impl fmt::Display for ObservedState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
-
-    let iomem_ranges: Vec<IomemRange> = iomem
-        .named(name)
-        .map(|(i, e)| IomemRange {
-            range: e.range,
-            kmem: iomem
-                .children(i)
-                .find(|(_, c)| c.name == KMEM_RESOURCE_NAME)
-                .map(|(_, c)| c.range),
-        })
-        .collect();
-
-    // Candidate blocks: whole blocks of every mapping, plus those of any iomem range of
-    // the device (which outlives the driver when kmem leaks it).
-    let mut candidates: BTreeSet<u64> = BTreeSet::new();
-    let mut add = |range: PhysRange| {
-        if let Some((first, last)) = range.whole_blocks(block_size) {
-            candidates.extend(first..=last);
-        }
-    };
-    mappings.iter().for_each(|m| add(m.range));
-    iomem_ranges
-        .iter()
-        .for_each(|r| add(r.kmem.unwrap_or(r.range)));
-    let span = mappings
-        .iter()
-        .filter_map(|m| m.blocks)
-        .map(|(first, last)| last - first + 1)
-        .sum();
-
-    let target_node = parse_optional(k, &format!("{dir}/target_node"), parse_node_id)?.flatten();
-    let candidates: Vec<u64> = candidates.into_iter().collect();
-    let nodes = match detail {
-        Detail::Blocks => BlockNodes::Read(target_node),
-        Detail::Counts => BlockNodes::Skip,
-    };
-    let blocks = read_blocks(k, &candidates, block_size, nodes)?;
-    let counts = BlockCounts::of(&blocks, span);
-    let kmem_in_iomem = iomem_ranges.iter().any(|r| r.kmem.is_some());
-    let state = observe(&driver, &counts, kmem_in_iomem);
-
-    let device = Device {
-        name: name.to_owned(),
-        path: canonical,
-        region: region.as_ref().map(|r| r.id),
-        size: parse(k, &format!("{dir}/size"), parse_dax_size)?,
-        align: parse_optional(k, &format!("{dir}/align"), parse_align)?,
-        target_node,
-        numa_node: parse_optional(k, &format!("{dir}/numa_node"), parse_node_id)?.flatten(),
-        memmap_on_memory: parse_optional(
-            k,
-            &format!("{dir}/memmap_on_memory"),
-            parse_memmap_on_memory,
-        )?,
-        driver,
-        kernel_state,
-        mappings,
-        iomem: iomem_ranges,
-        blocks,
-        counts,
-        state,
-    };
-    Ok((device, region))
 }
 
-/// Whether each block's node is read (it is shown per block, and used for nothing else).
-#[derive(Debug, Clone, Copy)]
-enum BlockNodes {
-    Skip,
-    /// Read, testing the device's target node first.
-    Read(Option<u32>),
-}
-
-/// How much of each device a discovery reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Detail {
-    /// Everything, each block's node included.
-    Blocks,
-    /// Everything but each block's node: what states, counts and problems need (a listing
-    /// without per-block rows).
-    Counts,
-}
-
-/// Devices with fewer blocks are read by one thread: threads cost more than they save.
-const PARALLEL_FROM: usize = 1024;
-
-/// Reads the blocks that exist among `ids`, in order; big devices with several threads when
-/// the kernel interface allows it (each block is independent of the others).
-fn read_blocks(
-    k: &dyn Kernel,
-    ids: &[u64],
-    block_size: BlockSize,
-    nodes: BlockNodes,
-) -> Result<Vec<Block>, DiscoveryError> {
-    let read = |chunk: &[u64]| -> Result<Vec<Block>, DiscoveryError> {
-        let mut out = Vec::with_capacity(chunk.len());
-        for id in chunk {
-            if let Some(b) = read_block(k, *id, block_size, nodes)? {
-                out.push(b);
-            }
-        }
-        Ok(out)
-    };
-    // Small devices first: asking for the parallelism costs system calls of its own.
-    if ids.len() < PARALLEL_FROM || !k.parallel_reads() {
-        return read(ids);
-    }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    if threads < 2 {
-        return read(ids);
-    }
-    std::thread::scope(|s| {
-        let workers: Vec<_> = ids
-            .chunks(ids.len().div_ceil(threads))
-            .map(|chunk| s.spawn(move || read(chunk)))
-            .collect();
-        let mut blocks = Vec::with_capacity(ids.len());
-        for w in workers {
-            let part = w.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
-            blocks.extend(part);
-        }
-        Ok(blocks)
-    })
-}
-
-/// Reads one block; `None` if it does not exist.
-fn read_block(
-    k: &dyn Kernel,
-    id: u64,
-    block_size: BlockSize,
-    nodes: BlockNodes,
-) -> Result<Option<Block>, DiscoveryError> {
-    let dir = paths::memory_block(id);
-    // `valid_zones` names one zone (or `none`) exactly when the block is online, and
-    // several otherwise (an offline block: the default zone and the other kind; one going
-    // offline reads the same), on every kernel with kmem (5.1 and later). So an online
-    // block takes one file; `state` is read only when the zones do not settle it.
-    let valid_zones = parse_optional(k, &format!("{dir}/valid_zones"), str::parse::<ValidZones>)?;
-    let state = match &valid_zones {
-        Some(vz) if vz.zones().len() <= 1 => BlockState::Online,
-        _ => {
-            let Some(state) = parse_optional(k, &format!("{dir}/state"), str::parse::<BlockState>)?
-            else {
-                return Ok(None);
-            };
-            state
-        }
-    };
-    let node = match nodes {
-        BlockNodes::Skip => None,
-        // The block is almost always on the device's target node: test that link first,
-        // and only list the directory when it is elsewhere.
-        BlockNodes::Read(Some(n)) if k.exists(&format!("{dir}/node{n}")) => Some(n),
-        BlockNodes::Read(_) => k
-            .list_dir(&dir)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|e| e.strip_prefix("node"))
-            .find_map(|n| n.parse().ok()),
-    };
-    let range = block_size
-        .block_range(id)
-        .ok_or_else(|| DiscoveryError::Parse {
-            path: dir.clone(),
-            source: daxplug_abi::ParseError {
-                text: id.to_string(),
-                expected: "a block id inside the 64-bit address space".into(),
-                line: None,
-            },
-        })?;
-    Ok(Some(Block {
-        id,
-        range,
-        state,
-        valid_zones,
-        node,
-    }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn device_names() {
-        assert_eq!(parse_device_name("dax0.0"), Some((0, 0)));
-        assert_eq!(parse_device_name("dax12.3"), Some((12, 3)));
-        for bad in [
-            "dax",
-            "dax0",
-            "dax0.",
-            "dax.0",
-            "0.0",
-            "dax0.0/..",
-            "dax-1.0",
-            "dax0.0 ",
-        ] {
-            assert_eq!(parse_device_name(bad), None, "{bad:?}");
-        }
-    }
+/// Counts of a device's memory blocks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct BlockCounts {
+    /// Blocks that exist (`memoryN` directories present).
+    pub total: u64,
+    /// Present blocks that are online.
+    pub online: u64,
+    /// Present blocks that are offline.
+    pub offline: u64,
+    /// Present blocks in the middle of going offline.
+    pub going_offline: u64,
+    /// Online blocks in `ZONE_MOVABLE`.
+    pub movable: u64,
+    /// Online blocks in a kernel zone (`Normal`, `DMA`, `DMA32`, or spanning zones).
+    pub normal: u64,
+    /// Whole blocks the device's ranges cover, present or not.
+    pub span: u64,
 }

@@ -26,9 +26,9 @@ pub(super) fn observe_device(
     // What a plan needs: the device, its region, whether kmem is loaded, and the
     // auto-online policy its commands mention; not the node lists or meminfo of a full
     // discovery.
-    crate::topology::require_memory_hotplug(k)?;
-    let mut topo = crate::topology::discover_device(k, device)?;
-    topo.policy.auto_online_blocks = crate::topology::read_auto_online_blocks(k)?;
+    crate::discover::require_memory_hotplug(k)?;
+    let mut topo = crate::discover::discover_device(k, device)?;
+    topo.policy.auto_online_blocks = crate::discover::read_auto_online_blocks(k)?;
     with_device(topo, device)
 }
 
@@ -38,7 +38,7 @@ pub(super) fn reobserve_device(
     k: &dyn Kernel,
     device: &str,
 ) -> Result<(Topology, Device), DiscoveryError> {
-    with_device(crate::topology::discover_device(k, device)?, device)
+    with_device(crate::discover::discover_device(k, device)?, device)
 }
 
 /// Reads the device until two reads in a row agree, so that the verdict is not drawn from
