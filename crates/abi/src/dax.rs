@@ -41,6 +41,43 @@ token_enum! {
     }
 }
 
+/// A dax device's name, `daxX.Y`: device `Y` of region `X` (the kernel's
+/// `dev_set_name(dev, "dax%d.%d", region_id, id)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DaxName {
+    /// `X`: the region's id.
+    pub region: u32,
+    /// `Y`: the device's id within the region.
+    pub id: u32,
+}
+
+impl FromStr for DaxName {
+    type Err = ParseError;
+    fn from_str(text: &str) -> Result<Self, ParseError> {
+        let bad = || ParseError::new(text, "a dax device name (daxX.Y, for example dax0.0)");
+        let (region, id) = text
+            .strip_prefix("dax")
+            .and_then(|rest| rest.split_once('.'))
+            .ok_or_else(bad)?;
+        // Digits only: `u32::from_str` would also take a sign.
+        let num = |s: &str| {
+            (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse().ok())
+                .flatten()
+        };
+        Ok(DaxName {
+            region: num(region).ok_or_else(bad)?,
+            id: num(id).ok_or_else(bad)?,
+        })
+    }
+}
+
+impl fmt::Display for DaxName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "dax{}.{}", self.region, self.id)
+    }
+}
+
 impl DaxState {
     /// Whether the kernel accepts this value on a write (`offline` and `unknown` are
     /// report-only; writing them is `EINVAL`).
@@ -125,6 +162,33 @@ pub fn parse_memmap_on_memory(text: &str) -> Result<bool, ParseError> {
         "1" => Ok(true),
         "0" => Ok(false),
         t => Err(ParseError::new(t, "0 or 1")),
+    }
+}
+
+#[cfg(test)]
+mod dax_name_tests {
+    use super::*;
+
+    #[test]
+    fn dax_names_round_trip_and_bad_ones_are_refused() {
+        let n: DaxName = "dax12.3".parse().expect("valid");
+        assert_eq!(
+            (n.region, n.id, n.to_string()),
+            (12, 3, "dax12.3".to_owned())
+        );
+        for bad in [
+            "dax",
+            "dax0",
+            "dax0.",
+            "dax.0",
+            "dax+1.0",
+            "dax0.-1",
+            "mem0.0",
+            "dax0.0.0",
+            "dax99999999999.0",
+        ] {
+            assert!(bad.parse::<DaxName>().is_err(), "{bad}");
+        }
     }
 }
 

@@ -284,14 +284,9 @@ pub enum Scope {
 
 /// Splits `daxX.Y` into `(X, Y)`; `None` if the name is not of that form.
 pub fn parse_device_name(name: &str) -> Option<(u32, u32)> {
-    let rest = name.strip_prefix("dax")?;
-    let (region, id) = rest.split_once('.')?;
-    let num = |s: &str| {
-        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| s.parse().ok())
-            .flatten()
-    };
-    Some((num(region)?, num(id)?))
+    name.parse::<daxplug_abi::DaxName>()
+        .ok()
+        .map(|n| (n.region, n.id))
 }
 
 /// The state of a device as observed from its memory blocks and `/proc/iomem`.

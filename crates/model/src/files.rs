@@ -47,14 +47,9 @@ pub const DAX_MAJOR: u32 = 252;
 
 /// Splits `daxX.Y`.
 pub fn parse_dax_name(name: &str) -> Option<(u32, u32)> {
-    let rest = name.strip_prefix("dax")?;
-    let (a, b) = rest.split_once('.')?;
-    let num = |s: &str| {
-        (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
-            .then(|| s.parse().ok())
-            .flatten()
-    };
-    Some((num(a)?, num(b)?))
+    name.parse::<daxplug_abi::DaxName>()
+        .ok()
+        .map(|n| (n.region, n.id))
 }
 
 /// The kernel's `kstrtobool()`.
