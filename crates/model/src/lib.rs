@@ -15,6 +15,7 @@ mod faults;
 mod files;
 mod hotplug;
 mod invariants;
+mod iomem;
 mod machine;
 mod presets;
 mod rng;
