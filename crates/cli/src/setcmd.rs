@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Context;
+use daxplug_engine::host::UdevError;
 use daxplug_engine::{
     Host, ObservedState, Options, Outcome, Report, Scope, Target, discover, recover, set,
 };
@@ -46,23 +47,23 @@ impl Host for RealHost {
         self.is_live() && Path::new("/run/udev/control").exists()
     }
 
-    fn set_udev_queue(&self, running: bool) -> Result<(), String> {
-        let arg = if running {
+    fn set_udev_queue(&self, running: bool) -> Result<(), UdevError> {
+        let action = if running {
             "--start-exec-queue"
         } else {
             "--stop-exec-queue"
         };
         let out = std::process::Command::new("udevadm")
-            .args(["control", arg])
+            .args(["control", action])
             .output()
-            .map_err(|e| format!("cannot run udevadm: {e}"))?;
+            .map_err(UdevError::Spawn)?;
         if out.status.success() {
             Ok(())
         } else {
-            Err(format!(
-                "udevadm control {arg}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
+            Err(UdevError::Failed {
+                action,
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            })
         }
     }
 

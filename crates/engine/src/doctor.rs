@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use daxplug_abi::OnlineType;
-use daxplug_kernel::Kernel;
+use daxplug_kernel::{Kernel, paths};
 use serde::Serialize;
 
 use crate::discover::discover;
@@ -102,7 +102,7 @@ pub fn check(k: &dyn Kernel, root: Option<&Path>) -> Result<Vec<Finding>, Discov
         Some(t) => add(
             Severity::Warning,
             "auto_online_blocks",
-            "/sys/devices/system/memory/auto_online_blocks".into(),
+            paths::AUTO_ONLINE_BLOCKS.into(),
             format!("auto_online_blocks={t}: the kernel onlines hot-added memory itself{}", if t == OnlineType::Online { ", into Normal under contig-zones" } else { "" }),
             "echo offline > /sys/devices/system/memory/auto_online_blocks (and memhp_default_state=offline on the kernel command line); daxplug applies the online type you ask for inside the add anyway".into(),
         ),
@@ -120,13 +120,13 @@ pub fn check(k: &dyn Kernel, root: Option<&Path>) -> Result<Vec<Finding>, Discov
     if let Some(m) = topo.policy.memmap_on_memory {
         add(Severity::Info, "memmap_on_memory", "memory_hotplug.memmap_on_memory".into(), format!("memmap_on_memory={m}"), "with Y, hot-added memory carries its own memmap (less MemTotal, but nothing to allocate elsewhere)".into());
     }
-    if let Ok(cmdline) = k.read("/proc/cmdline") {
+    if let Ok(cmdline) = k.read(paths::CMDLINE) {
         for word in cmdline.split_whitespace() {
             if let Some(v) = word.strip_prefix("memhp_default_state=") {
                 add(
                     Severity::Warning,
                     "memhp_default_state",
-                    "/proc/cmdline".into(),
+                    paths::CMDLINE.into(),
                     word.into(),
                     format!(
                         "memory is onlined as {v} at hot-add unless auto_online_blocks is changed; set memhp_default_state=offline and let daxplug choose"
@@ -137,7 +137,7 @@ pub fn check(k: &dyn Kernel, root: Option<&Path>) -> Result<Vec<Finding>, Discov
                 add(
                     Severity::Info,
                     "movable_node",
-                    "/proc/cmdline".into(),
+                    paths::CMDLINE.into(),
                     word.into(),
                     "plain `online` prefers Movable on hotpluggable nodes".into(),
                 );

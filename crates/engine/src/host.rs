@@ -5,6 +5,32 @@ use std::path::PathBuf;
 
 use daxplug_kernel::Kernel;
 
+/// Why udev's exec queue could not be stopped or started.
+#[derive(Debug, thiserror::Error)]
+pub enum UdevError {
+    /// `udevadm` could not be started.
+    #[error("udevadm could not be run")]
+    Spawn(#[source] std::io::Error),
+    /// `udevadm control` ran and failed.
+    #[error("udevadm control {action} failed: {stderr}")]
+    Failed {
+        /// `--stop-exec-queue` or `--start-exec-queue`.
+        action: &'static str,
+        /// What udevadm printed on stderr.
+        stderr: String,
+    },
+}
+
+impl UdevError {
+    /// The message with its cause, for a report line.
+    pub fn sentence(&self) -> String {
+        match self {
+            UdevError::Spawn(e) => format!("{self}: {e}"),
+            UdevError::Failed { .. } => self.to_string(),
+        }
+    }
+}
+
 /// The machine a transition runs on.
 pub trait Host: Sync {
     /// The kernel interface.
@@ -18,7 +44,7 @@ pub trait Host: Sync {
     fn udev_running(&self) -> bool;
 
     /// Stops (`false`) or starts (`true`) udev's exec queue.
-    fn set_udev_queue(&self, running: bool) -> Result<(), String>;
+    fn set_udev_queue(&self, running: bool) -> Result<(), UdevError>;
 
     /// Processes that have `/dev/<device>` open or mapped.
     fn dax_users(&self, device: &str) -> Vec<u32>;

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use daxplug_abi::PhysRange;
-use daxplug_kernel::Kernel;
+use daxplug_kernel::{Kernel, paths};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -291,7 +291,7 @@ fn parse_range(text: &str) -> Option<PhysRange> {
 fn nd_namespace_uuid(k: &dyn Kernel, provider: &str) -> Option<String> {
     let ns = k.read(&format!("{provider}/namespace")).ok()?;
     let uuid = k
-        .read(&format!("/sys/bus/nd/devices/{}/uuid", ns.trim()))
+        .read(&format!("{}/{}/uuid", paths::ND_DEVICES, ns.trim()))
         .ok()?;
     let uuid = uuid.trim();
     (!uuid.is_empty()).then(|| uuid.to_owned())

@@ -30,7 +30,7 @@ impl Host for SimHost<'_> {
         self.sim.with(|m| m.udev.running)
     }
 
-    fn set_udev_queue(&self, running: bool) -> Result<(), String> {
+    fn set_udev_queue(&self, running: bool) -> Result<(), crate::host::UdevError> {
         self.sim.with(|m| m.udev.running = running);
         Ok(())
     }

@@ -23,6 +23,10 @@ pub const AUTO_MOVABLE_NUMA_AWARE: &str =
 pub const IOMEM: &str = "/proc/iomem";
 /// System-wide memory statistics.
 pub const MEMINFO: &str = "/proc/meminfo";
+/// The kernel's command line.
+pub const CMDLINE: &str = "/proc/cmdline";
+/// Devices of the nvdimm bus (regions, namespaces).
+pub const ND_DEVICES: &str = "/sys/bus/nd/devices";
 
 /// The name of the kmem driver.
 pub const KMEM: &str = "kmem";

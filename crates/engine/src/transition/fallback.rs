@@ -110,7 +110,8 @@ impl Run<'_> {
         if let Err(e) = self.host.set_udev_queue(false) {
             self.journal.udev_stopped = false;
             return Err(Fail::Verify(format!(
-                "cannot stop the udev exec queue: {e}"
+                "cannot stop the udev exec queue: {}",
+                e.sentence()
             )));
         }
         self.actions
@@ -132,8 +133,10 @@ impl Run<'_> {
                 Ok(())
             }
             Err(e) => {
-                self.actions
-                    .push(format!("udevadm control --start-exec-queue failed: {e}"));
+                self.actions.push(format!(
+                    "could not restart udev's exec queue: {}",
+                    e.sentence()
+                ));
                 Ok(())
             }
         }

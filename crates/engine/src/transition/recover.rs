@@ -30,7 +30,10 @@ pub(super) fn recover_locked(
         if j.udev_stopped {
             match host.set_udev_queue(true) {
                 Ok(()) => done.push("restarted the udev exec queue".to_owned()),
-                Err(e) => done.push(format!("could not restart the udev exec queue: {e}")),
+                Err(e) => done.push(format!(
+                    "could not restart the udev exec queue: {}",
+                    e.sentence()
+                )),
             }
         }
         if let Some(saved @ (policy, numa)) = j.saved_policy {

@@ -35,7 +35,7 @@ impl Host for TestHost {
     fn udev_running(&self) -> bool {
         self.sim.with(|m| m.udev.running)
     }
-    fn set_udev_queue(&self, running: bool) -> Result<(), String> {
+    fn set_udev_queue(&self, running: bool) -> Result<(), daxplug_engine::host::UdevError> {
         self.sim.with(|m| m.udev.running = running);
         Ok(())
     }
