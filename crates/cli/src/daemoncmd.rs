@@ -121,9 +121,7 @@ pub fn run(
     }
     publish(&daemon);
     if args.once {
-        let bad = decisions
-            .iter()
-            .any(|d| !matches!(d.result.as_str(), "ok" | "done" | "no_change"));
+        let bad = decisions.iter().any(|d| !d.result.is_settled());
         return Ok((String::new(), if bad { exit::FAILURE } else { exit::OK }));
     }
     log(&format!("watching {} rules", daemon.policy().rules.len()));

@@ -21,6 +21,89 @@ const BACKOFF_START: Duration = Duration::from_secs(1);
 /// The longest wait.
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
+/// What one decision of the daemon came to: a transition's outcome, or one of the
+/// daemon's own answers when it ran none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionResult {
+    /// The device already was in its rule's state.
+    Ok,
+    /// Another controller changed it; the rule only reports.
+    DriftReported,
+    /// Restored too often in a row: waiting before the next try.
+    Backoff,
+    /// The transition reached the rule's state.
+    Done,
+    /// The transition found nothing to do.
+    NoChange,
+    /// `--dry-run`.
+    DryRun,
+    /// The transition was refused.
+    Refused,
+    /// The transition failed and was rolled back.
+    RolledBack,
+    /// The kernel leaked the device's range (before or during the transition).
+    Stuck,
+    /// The transition left the device mixed.
+    Torn,
+    /// The transition failed otherwise.
+    Failed,
+}
+
+impl DecisionResult {
+    /// The token used in logs and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionResult::Ok => "ok",
+            DecisionResult::DriftReported => "drift_reported",
+            DecisionResult::Backoff => "backoff",
+            DecisionResult::Done => "done",
+            DecisionResult::NoChange => "no_change",
+            DecisionResult::DryRun => "dry_run",
+            DecisionResult::Refused => "refused",
+            DecisionResult::RolledBack => "rolled_back",
+            DecisionResult::Stuck => "stuck",
+            DecisionResult::Torn => "torn",
+            DecisionResult::Failed => "failed",
+        }
+    }
+
+    /// Whether the device is where its rule wants it.
+    pub fn is_settled(self) -> bool {
+        matches!(
+            self,
+            DecisionResult::Ok | DecisionResult::Done | DecisionResult::NoChange
+        )
+    }
+}
+
+impl From<Outcome> for DecisionResult {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Done => DecisionResult::Done,
+            Outcome::NoChange => DecisionResult::NoChange,
+            Outcome::DryRun => DecisionResult::DryRun,
+            Outcome::Refused => DecisionResult::Refused,
+            Outcome::RolledBack => DecisionResult::RolledBack,
+            Outcome::Stuck => DecisionResult::Stuck,
+            Outcome::Torn => DecisionResult::Torn,
+            Outcome::Failed => DecisionResult::Failed,
+        }
+    }
+}
+
+impl std::fmt::Display for DecisionResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for DecisionResult {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// One decision of the daemon: a structured log line.
 #[derive(Debug, Clone, Serialize)]
 pub struct Decision {
@@ -32,9 +115,8 @@ pub struct Decision {
     pub from: ObservedState,
     /// What the policy wants.
     pub to: Target,
-    /// `ok`, `done`, `no_change`, `rolled_back`, `refused`, `stuck`, `torn`, `failed`,
-    /// `drift_reported`, `backoff`.
-    pub result: String,
+    /// What it came to.
+    pub result: DecisionResult,
     /// Why, when not done.
     pub reason: Option<String>,
     /// Its observed state after.
@@ -80,7 +162,7 @@ pub struct Metrics {
     /// Per device: observed state, online, movable, normal blocks.
     pub devices: BTreeMap<String, (ObservedState, u64, u64, u64)>,
     /// Transitions by result.
-    pub transitions: BTreeMap<String, u64>,
+    pub transitions: BTreeMap<DecisionResult, u64>,
     /// Drift events seen.
     pub drift_events: u64,
     /// Unix time of the last transition.
@@ -228,16 +310,17 @@ impl<'a> Daemon<'a> {
                 continue;
             };
             let m = self.managed.entry(dev.name.clone()).or_default();
-            let decision =
-                |result: &str, reason: Option<String>, end: Option<ObservedState>| Decision {
-                    device: dev.name.clone(),
-                    rule: Some(rule.index),
-                    from: dev.state,
-                    to: rule.state,
-                    result: result.to_owned(),
-                    reason,
-                    end,
-                };
+            let decision = |result: DecisionResult,
+                            reason: Option<String>,
+                            end: Option<ObservedState>| Decision {
+                device: dev.name.clone(),
+                rule: Some(rule.index),
+                from: dev.state,
+                to: rule.state,
+                result,
+                reason,
+                end,
+            };
             if rule.state.satisfied_by(dev.state) {
                 if !m.reached {
                     m.restores = 0;
@@ -245,7 +328,7 @@ impl<'a> Daemon<'a> {
                 m.reached = true;
                 m.drift_logged = false;
                 if report_ok {
-                    out.push(decision("ok", None, Some(dev.state)));
+                    out.push(decision(DecisionResult::Ok, None, Some(dev.state)));
                 }
                 continue;
             }
@@ -253,7 +336,7 @@ impl<'a> Daemon<'a> {
                 if !m.drift_logged {
                     m.drift_logged = true;
                     out.push(decision(
-                        "stuck",
+                        DecisionResult::Stuck,
                         Some("the kernel leaked the range: nothing to do until reboot".into()),
                         Some(dev.state),
                     ));
@@ -267,7 +350,7 @@ impl<'a> Daemon<'a> {
                 if rule.on_drift == OnDrift::Report {
                     m.drift_logged = true;
                     out.push(decision(
-                        "drift_reported",
+                        DecisionResult::DriftReported,
                         Some(format!(
                             "another controller changed it; rule {} only reports",
                             rule.index
@@ -283,7 +366,7 @@ impl<'a> Daemon<'a> {
                 let wait = t.saturating_duration_since(Instant::now());
                 if drifted {
                     out.push(decision(
-                        "backoff",
+                        DecisionResult::Backoff,
                         Some(format!(
                             "restored {} times in a row; next try in {} ms",
                             m.restores,
@@ -296,10 +379,7 @@ impl<'a> Daemon<'a> {
             }
             let r = set(self.host, &dev.name, rule.state, &self.opts)?;
             let m = self.managed.entry(dev.name.clone()).or_default();
-            let result = serde_json::to_value(r.outcome)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
+            let result = DecisionResult::from(r.outcome);
             if r.outcome == Outcome::Done || r.outcome == Outcome::NoChange {
                 m.reached = true;
             }
@@ -310,7 +390,7 @@ impl<'a> Daemon<'a> {
                 let factor = 1u32 << m.restores.saturating_sub(1).min(6);
                 m.next_allowed = Some(Instant::now() + (BACKOFF_START * factor).min(BACKOFF_MAX));
             }
-            *self.metrics.transitions.entry(result.clone()).or_default() += 1;
+            *self.metrics.transitions.entry(result).or_default() += 1;
             self.metrics.last_transition = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .ok()
