@@ -177,10 +177,11 @@ fn online_kernel_needs_force_and_dry_run_changes_nothing() {
 }
 
 /// A device that was already mixed (a block moved to Normal by hand, and pinned there) and
-/// fails to unplug is left exactly as it was: that is a rollback, not a tear. On the real
-/// Linux 7.3 kernel this is the atomic unplug's EBUSY.
+/// fails to unplug is left exactly as it was: still reported torn (the exit code must say
+/// the device needs attention), with a reason that says the transition did not tear it. On
+/// the real Linux 7.3 kernel this is the atomic unplug's EBUSY.
 #[test]
-fn a_failed_unplug_of_a_mixed_device_is_rolled_back_not_torn() {
+fn a_failed_unplug_of_an_already_mixed_device_says_it_was_mixed_before() {
     for flavour in [Flavour::Legacy, Flavour::Atomic] {
         let host = online_movable_hmem(flavour);
         let opts = Options {
@@ -198,7 +199,14 @@ fn a_failed_unplug_of_a_mixed_device_is_rolled_back_not_torn() {
         assert_eq!(r.start, Some(ObservedState::Mixed), "{flavour:?}");
         assert_eq!(
             (r.outcome, r.end),
-            (Outcome::RolledBack, Some(ObservedState::Mixed)),
+            (Outcome::Torn, Some(ObservedState::Mixed)),
+            "{flavour:?}: {:?}",
+            r.reason
+        );
+        assert!(
+            r.reason
+                .as_deref()
+                .is_some_and(|s| s.contains("already mixed when the transition began")),
             "{flavour:?}: {:?}",
             r.reason
         );

@@ -238,18 +238,21 @@ pub(super) fn finish(
             Outcome::Stuck
         }
         (Ok(()), s) if rep.target.satisfied_by(s) => Outcome::Done,
-        // A device that was mixed before and has every block as it was is rolled back,
-        // not torn: the failure changed nothing (the kernel's atomic unplug undoes itself).
-        (Err(_), ObservedState::Mixed)
-            if start == ObservedState::Mixed && layout(&dev) == *start_layout =>
-        {
-            Outcome::RolledBack
-        }
+        // A device left mixed is reported torn (exit 8) whoever tore it: a script must be
+        // able to tell from the exit code alone that the device needs attention.
         (_, ObservedState::Mixed) => Outcome::Torn,
         (Err(_), s) if s == start => Outcome::RolledBack,
         _ => Outcome::Failed,
     };
+    // Torn, but not by this transition: it was mixed when observed, and every block is as
+    // it was (on a kernel with daxX.Y/state, the atomic unplug undid itself). Say so.
+    let untouched = rep.outcome == Outcome::Torn
+        && start == ObservedState::Mixed
+        && layout(&dev) == *start_layout;
     rep.reason = match (result, rep.outcome) {
+        (Err(reason), _) if untouched => Some(format!(
+            "{reason}; the device was already mixed when the transition began, and every block is as it was then"
+        )),
         (Err(reason), _) => Some(reason),
         (Ok(()), Outcome::Done) => None,
         (Ok(()), _) => Some(format!(
