@@ -1,4 +1,5 @@
-//! The JSON schema of `list --json` and `status --json`.
+//! The JSON schema of `list --json`, `status --json`, `set --json`, `recover --json` and
+//! `doctor --json`.
 //!
 //! These structs are the contract with scripts, kept apart from the engine's types so that
 //! a refactor cannot change the output by accident. Every field is documented in
@@ -224,4 +225,130 @@ fn device(d: &Device, with_blocks: bool) -> DeviceJson {
         }),
         problems: problems(d),
     }
+}
+
+/// `set --json`: one result per device, and the exit code the command returns.
+#[derive(Debug, Serialize)]
+pub struct SetJson<'a> {
+    /// One per device, in order.
+    pub results: Vec<TransitionJson<'a>>,
+    /// The command's exit code (the worst of the results).
+    pub exit_code: u8,
+}
+
+/// One device's transition.
+#[derive(Debug, Serialize)]
+pub struct TransitionJson<'a> {
+    device: &'a str,
+    start: Option<&'static str>,
+    target: &'static str,
+    end: Option<&'static str>,
+    protocol: &'static str,
+    outcome: &'static str,
+    reason: Option<&'a str>,
+    plan: &'a [String],
+    actions: &'a [String],
+    phases: Vec<PhaseJson<'a>>,
+    kernel_write_millis: f64,
+    settle_millis: f64,
+    journal_millis: f64,
+    total_millis: f64,
+    recovered: &'a [String],
+    stuck_blocks: &'a [u64],
+}
+
+/// Time spent in one phase of a transition.
+#[derive(Debug, Serialize)]
+struct PhaseJson<'a> {
+    phase: &'a str,
+    millis: f64,
+}
+
+impl<'a> TransitionJson<'a> {
+    /// The JSON form of `r`.
+    pub fn new(r: &'a daxplug_engine::Report) -> Self {
+        use daxplug_engine::{Outcome, Protocol};
+        TransitionJson {
+            device: &r.device,
+            start: r.start.map(ObservedState::as_str),
+            target: r.target.as_str(),
+            end: r.end.map(ObservedState::as_str),
+            protocol: match r.protocol {
+                Protocol::Native => "native",
+                Protocol::Fallback => "fallback",
+                Protocol::None => "none",
+            },
+            outcome: match r.outcome {
+                Outcome::Done => "done",
+                Outcome::NoChange => "no_change",
+                Outcome::DryRun => "dry_run",
+                Outcome::Refused => "refused",
+                Outcome::RolledBack => "rolled_back",
+                Outcome::Stuck => "stuck",
+                Outcome::Torn => "torn",
+                Outcome::Failed => "failed",
+            },
+            reason: r.reason.as_deref(),
+            plan: &r.plan,
+            actions: &r.actions,
+            phases: r
+                .phases
+                .iter()
+                .map(|p| PhaseJson {
+                    phase: &p.phase,
+                    millis: p.millis,
+                })
+                .collect(),
+            kernel_write_millis: r.kernel_write_millis,
+            settle_millis: r.settle_millis,
+            journal_millis: r.journal_millis,
+            total_millis: r.total_millis,
+            recovered: &r.recovered,
+            stuck_blocks: &r.stuck_blocks,
+        }
+    }
+}
+
+/// `doctor --json`.
+#[derive(Debug, Serialize)]
+pub struct DoctorJson<'a> {
+    /// No finding above a note.
+    pub ok: bool,
+    /// Every finding, worst first as `doctor` prints them.
+    pub findings: Vec<FindingJson<'a>>,
+}
+
+/// One finding of `doctor`.
+#[derive(Debug, Serialize)]
+pub struct FindingJson<'a> {
+    severity: &'static str,
+    code: &'a str,
+    subject: &'a str,
+    evidence: &'a str,
+    fix: &'a str,
+}
+
+impl<'a> FindingJson<'a> {
+    /// The JSON form of `f`.
+    pub fn new(f: &'a daxplug_engine::doctor::Finding) -> Self {
+        use daxplug_engine::doctor::Severity;
+        FindingJson {
+            severity: match f.severity {
+                Severity::Info => "info",
+                Severity::Warning => "warning",
+                Severity::Error => "error",
+            },
+            code: f.code,
+            subject: &f.subject,
+            evidence: &f.evidence,
+            fix: &f.fix,
+        }
+    }
+}
+
+/// `recover --json`.
+#[derive(Debug, Serialize)]
+pub struct RecoverJson<'a> {
+    /// One line per interrupted transition recovered.
+    pub recovered: &'a [String],
 }

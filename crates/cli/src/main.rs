@@ -446,9 +446,10 @@ fn doctor(
     let wrong = findings.iter().any(|f| f.severity > Severity::Info);
     let code = if wrong { exit::RISKS } else { exit::OK };
     if json {
-        let mut text = serde_json::to_string_pretty(
-            &serde_json::json!({ "ok": !wrong, "findings": findings }),
-        )?;
+        let mut text = serde_json::to_string_pretty(&json::DoctorJson {
+            ok: !wrong,
+            findings: findings.iter().map(json::FindingJson::new).collect(),
+        })?;
         text.push('\n');
         return Ok((text, code));
     }

@@ -12,9 +12,9 @@ use daxplug_engine::{
     Host, ObservedState, Options, Outcome, Report, Scope, Target, discover, recover, set,
 };
 use daxplug_kernel::{Kernel, RootFs};
-use serde::Serialize;
 
 use crate::exit;
+use crate::json::{RecoverJson, SetJson, TransitionJson};
 
 /// The running kernel, or a copied tree, as a [`Host`].
 #[derive(Debug)]
@@ -199,12 +199,6 @@ pub struct SetArgs {
     pub force: bool,
 }
 
-#[derive(Serialize)]
-struct SetJson<'a> {
-    results: &'a [Report],
-    exit_code: u8,
-}
-
 /// Installs Ctrl-C / SIGTERM handling (cancel and roll back) and the writer wake-up signal.
 pub fn cancel_flag() -> anyhow::Result<Arc<AtomicBool>> {
     let flag = Arc::new(AtomicBool::new(false));
@@ -276,7 +270,7 @@ pub fn run(host: &dyn Host, args: &SetArgs) -> anyhow::Result<(String, u8)> {
     let code = worst(reports.iter().map(|r| outcome_code(r.outcome)));
     if args.json {
         let mut text = serde_json::to_string_pretty(&SetJson {
-            results: &reports,
+            results: reports.iter().map(TransitionJson::new).collect(),
             exit_code: code,
         })?;
         text.push('\n');
@@ -400,7 +394,7 @@ pub fn run_recover(
     };
     let done = recover(host, &opts)?;
     if json {
-        let mut text = serde_json::to_string_pretty(&serde_json::json!({ "recovered": done }))?;
+        let mut text = serde_json::to_string_pretty(&RecoverJson { recovered: &done })?;
         text.push('\n');
         return Ok((text, exit::OK));
     }

@@ -33,11 +33,8 @@ fn paths(prefix: &str, v: &Value, out: &mut BTreeSet<String>) {
     }
 }
 
-#[test]
-fn documented_fields_match_printed_fields() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let doc = std::fs::read_to_string(root.join("docs/JSON.md")).expect("docs/JSON.md");
-    // Field rows are those of tables whose header starts with `| field |`.
+/// Field rows are those of tables whose header starts with `| field |`.
+fn documented_fields(doc: &str) -> BTreeSet<String> {
     let mut documented = BTreeSet::new();
     let mut in_field_table = false;
     for line in doc.lines() {
@@ -50,6 +47,56 @@ fn documented_fields_match_printed_fields() {
             documented.insert(field.to_owned());
         }
     }
+    documented
+}
+
+/// The section of docs/JSON.md under `heading`, up to the next `## `.
+fn section<'a>(doc: &'a str, heading: &str) -> &'a str {
+    let start = doc
+        .find(heading)
+        .unwrap_or_else(|| panic!("{heading} in docs/JSON.md"));
+    let rest = &doc[start + heading.len()..];
+    &rest[..rest.find("\n## ").unwrap_or(rest.len())]
+}
+
+/// `set --json` and `doctor --json` print exactly the fields their sections document.
+#[test]
+fn set_and_doctor_json_match_their_documentation() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let doc = std::fs::read_to_string(root.join("docs/JSON.md")).expect("docs/JSON.md");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let m = tmp.path().join("m.json").display().to_string();
+    let run = |args: &[&str]| -> Value {
+        let out = Command::cargo_bin("daxplug")
+            .expect("binary")
+            .env("DAXPLUG_REFUSE_HOST", "1")
+            .args(args)
+            .output()
+            .expect("runs");
+        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    };
+    run(&["sim", "init", &m, "--preset", "hmem"]);
+    for (heading, args) in [
+        (
+            "## `set --json`",
+            vec!["--sim", &m, "set", "dax0.0", "online_movable", "--json"],
+        ),
+        ("## `doctor --json`", vec!["--sim", &m, "doctor", "--json"]),
+    ] {
+        let mut printed = BTreeSet::new();
+        paths("", &run(&args), &mut printed);
+        let documented = documented_fields(section(&doc, heading));
+        assert_eq!(printed, documented, "{heading}: printed vs documented");
+    }
+}
+
+#[test]
+fn documented_fields_match_printed_fields() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let doc = std::fs::read_to_string(root.join("docs/JSON.md")).expect("docs/JSON.md");
+    // The `list --json` schema: every field table before the other commands' sections.
+    let list_doc = &doc[..doc.find("## `set --json`").unwrap_or(doc.len())];
+    let documented = documented_fields(list_doc);
 
     let mut printed = BTreeSet::new();
     for state in [
