@@ -13,7 +13,7 @@ const M: &str = "/sys/devices/system/memory";
 
 /// What the demo found, for tests.
 #[derive(Debug)]
-pub struct Outcome {
+pub struct Narration {
     /// The narration.
     pub text: String,
     /// Observed state after the per-block unplug on the legacy kernel.
@@ -78,7 +78,7 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
 }
 
 /// Runs the demo with `seed`.
-pub fn run(seed: u64) -> anyhow::Result<Outcome> {
+pub fn run(seed: u64) -> anyhow::Result<Narration> {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -156,7 +156,7 @@ pub fn run(seed: u64) -> anyhow::Result<Outcome> {
         out,
         "Try it yourself: daxplug sim init /tmp/m.json --preset hmem --kernel legacy, then\ndaxplug --sim /tmp/m.json list (and `daxplug sim --help` for competitors and faults)."
     );
-    Ok(Outcome {
+    Ok(Narration {
         text: out,
         per_block,
         atomic,

@@ -5,6 +5,7 @@ mod daemoncmd;
 mod demo;
 mod exit;
 mod fusecmd;
+mod host;
 mod human;
 mod json;
 mod setcmd;
@@ -304,7 +305,7 @@ impl Backend<'_> {
 
     fn host(&self) -> Box<dyn daxplug_engine::Host + '_> {
         match self {
-            Backend::Root(fs, root, run_dir) => Box::new(setcmd::RealHost {
+            Backend::Root(fs, root, run_dir) => Box::new(host::RealHost {
                 fs: (*fs).clone(),
                 root: root.clone(),
                 run_dir: run_dir.clone(),
