@@ -33,8 +33,6 @@ pub struct DaemonArgs {
     pub config: std::path::PathBuf,
     /// Apply once and exit.
     pub once: bool,
-    /// Only validate the policy.
-    pub check_config: bool,
     /// Stop after this long (for tests and trials).
     pub exit_after: Option<Duration>,
 }
@@ -83,16 +81,6 @@ pub fn run(
 ) -> anyhow::Result<(String, u8)> {
     let policy = Policy::load(&args.config)
         .map_err(|e| exit::Usage(format!("the policy is not valid: {e}")))?;
-    if args.check_config {
-        return Ok((
-            format!(
-                "{}: {} rules, valid\n",
-                args.config.display(),
-                policy.rules.len()
-            ),
-            exit::OK,
-        ));
-    }
     let cancel = crate::setcmd::cancel_flag()?;
     let reload = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))

@@ -181,109 +181,225 @@ enum Command {
     },
 }
 
+/// The one dispatcher: commands that need no machine run at once; the others open the
+/// machine (`--sim FILE`, or the root; writable only for commands that change it) and run
+/// against it.
 fn run(cli: Cli) -> anyhow::Result<(String, u8)> {
-    // Commands that need no machine.
-    match &cli.command {
+    let text = |r: anyhow::Result<String>| r.map(|t| (t, exit::OK));
+    let Cli {
+        root,
+        run_dir,
+        sim,
+        command,
+    } = cli;
+    let cli = Machine { root, run_dir, sim };
+    match command {
         Command::Sim(simcmd::SimCommand::Init {
+            ref file,
+            ref preset,
+            kernel,
+            seed,
+            kernel_allocs,
+            force,
+        }) => text(simcmd::init(
             file,
             preset,
             kernel,
             seed,
             kernel_allocs,
             force,
-        }) => {
-            return Ok((
-                simcmd::init(file, preset, *kernel, *seed, *kernel_allocs, *force)?,
-                exit::OK,
-            ));
-        }
-        Command::Sim(simcmd::SimCommand::Presets) => return Ok((simcmd::presets(), exit::OK)),
-        Command::Sim(simcmd::SimCommand::Mount { file, dir }) => return fusecmd::mount(file, dir),
-        Command::Sim(simcmd::SimCommand::Run { file, command }) => {
-            return fusecmd::run(file, command);
-        }
-        Command::Generate { what, shell, dir } => return generate(what, shell, dir),
+        )),
+        Command::Sim(simcmd::SimCommand::Presets) => Ok((simcmd::presets(), exit::OK)),
+        Command::Sim(simcmd::SimCommand::Mount { ref file, ref dir }) => fusecmd::mount(file, dir),
+        Command::Sim(simcmd::SimCommand::Run {
+            ref file,
+            ref command,
+        }) => fusecmd::run(file, command),
+        Command::Generate {
+            ref what,
+            ref shell,
+            ref dir,
+        } => generate(what, shell, dir),
+        Command::Demo { seed } => demo(seed),
         Command::Daemon {
-            config,
+            ref config,
             check_config: true,
             ..
         } => {
             let p = daxplug_engine::policy::Policy::load(config)
                 .map_err(|e| exit::Usage(format!("the policy is not valid: {e}")))?;
-            return Ok((
+            Ok((
                 format!("{}: {} rules, valid\n", config.display(), p.rules.len()),
                 exit::OK,
-            ));
+            ))
         }
-        Command::Demo { seed } => {
-            let outcome = demo::run(*seed)?;
-            // The demo checks its own claim rather than narrating it blindly.
-            if outcome.atomic != daxplug_engine::ObservedState::Unplugged {
-                anyhow::bail!(
-                    "the demo's atomic unplug ended {}, not unplugged",
-                    outcome.atomic
-                );
-            }
-            if outcome.daxplug != daxplug_engine::ObservedState::Unbound {
-                anyhow::bail!(
-                    "the demo's daxplug unplug ended {}, not unbound",
-                    outcome.daxplug
-                );
-            }
-            let _ = outcome.per_block;
-            return Ok((outcome.text, exit::OK));
-        }
-        _ => {}
-    }
-    match &cli.sim {
-        Some(file) => {
-            let (sim, store) = Sim::open(file)?;
-            let mut run_dir = file.as_os_str().to_owned();
-            run_dir.push(".run");
-            let run_dir = cli.run_dir.clone().unwrap_or_else(|| run_dir.into());
-            let result = command(&Backend::Sim(&sim, run_dir), cli.command);
-            // The machine changed even if the command failed (a write that failed may have
-            // moved the clock and let actors run): save it either way.
-            sim.save(&store)?;
-            result
-        }
-        None => {
-            if matches!(cli.command, Command::Sim(_)) {
-                return Err(exit::Usage(
-                    "this sim command acts on an emulated machine: pass --sim FILE".to_owned(),
-                )
-                .into());
-            }
-            // Only commands that change the machine open it writable; looking never writes.
-            let changes = matches!(
-                cli.command,
-                Command::Set { dry_run: false, .. }
-                    | Command::Recover { .. }
-                    | Command::Daemon { .. }
-            );
-            if changes
-                && cli.root == std::path::Path::new("/")
-                && std::env::var_os("DAXPLUG_REFUSE_HOST").is_some()
-                && !fusecmd::inside_sim_run()
-            {
-                return Err(exit::Usage(
-                    "DAXPLUG_REFUSE_HOST is set: this environment (a test run) must not change the machine's own /sys; pass --root or --sim".to_owned(),
-                )
-                .into());
-            }
-            let access = if changes {
-                Access::ReadWrite
-            } else {
-                Access::ReadOnly
-            };
-            let kernel = RootFs::new(&cli.root, access)?;
-            let run_dir = cli.run_dir.clone().unwrap_or_else(|| cli.root.join("run"));
-            command(
-                &Backend::Root(&kernel, cli.root.clone(), run_dir),
-                cli.command,
+        Command::Sim(cmd) => match &cli.sim {
+            Some(file) => on_sim(file, cli.run_dir.as_ref(), |sim, _| {
+                text(simcmd::run(sim, cmd))
+            }),
+            None => Err(exit::Usage(
+                "this sim command acts on an emulated machine: pass --sim FILE".to_owned(),
             )
-        }
+            .into()),
+        },
+        Command::Set {
+            ref device,
+            state,
+            timeout,
+            dry_run,
+            json,
+            force,
+        } => on_machine(&cli, !dry_run, |b| {
+            let host = b.host();
+            setcmd::run(
+                host.as_ref(),
+                &setcmd::SetArgs {
+                    device: device.clone(),
+                    state,
+                    timeout: timeout.0,
+                    dry_run,
+                    json,
+                    force,
+                },
+            )
+        }),
+        Command::Daemon {
+            ref config,
+            once,
+            exit_after,
+            ..
+        } => on_machine(&cli, true, |b| {
+            let host = b.host();
+            let events = match b {
+                Backend::Sim(sim, _) => daemoncmd::Events::Sim(sim),
+                Backend::Root(_, root, _) if root == std::path::Path::new("/") => {
+                    daemoncmd::Events::Netlink
+                }
+                Backend::Root(..) => daemoncmd::Events::Poll,
+            };
+            let args = daemoncmd::DaemonArgs {
+                config: config.clone(),
+                once,
+                exit_after: exit_after.and_then(|t| t.0),
+            };
+            daemoncmd::run(host.as_ref(), &events, &args)
+        }),
+        Command::Recover { json } => on_machine(&cli, true, |b| {
+            setcmd::run_recover(b.host().as_ref(), json, None)
+        }),
+        Command::Doctor { json } => on_machine(&cli, false, |b| {
+            let root = match b {
+                Backend::Root(_, root, _) => Some(root.as_path()),
+                Backend::Sim(..) => None,
+            };
+            doctor(b.kernel(), root, json)
+        }),
+        Command::List { json, blocks } => on_machine(&cli, false, |b| {
+            // Each block's node is shown only in per-block rows.
+            let detail = if blocks {
+                Detail::Blocks
+            } else {
+                Detail::Counts
+            };
+            let topo = discover_with(b.kernel(), &Scope::All, detail)?;
+            text(if json {
+                to_json(&json::Report::new(&topo, blocks))
+            } else {
+                Ok(human::list(&topo, blocks))
+            })
+        }),
+        Command::Status { ref device, json } => on_machine(&cli, false, |b| {
+            let topo = discover(b.kernel(), &Scope::Devices(vec![device.clone()]))?;
+            let d = topo
+                .devices
+                .iter()
+                .find(|d| d.name == *device)
+                .with_context(|| format!("discovery did not return {device}"))?;
+            text(if json {
+                to_json(&json::Report::new(&topo, true))
+            } else {
+                Ok(human::status(&topo, d))
+            })
+        }),
     }
+}
+
+/// `demo`, which checks its own claim rather than narrating it blindly.
+fn demo(seed: u64) -> anyhow::Result<(String, u8)> {
+    let narration = demo::run(seed)?;
+    if narration.atomic != daxplug_engine::ObservedState::Unplugged {
+        anyhow::bail!(
+            "the demo's atomic unplug ended {}, not unplugged",
+            narration.atomic
+        );
+    }
+    if narration.daxplug != daxplug_engine::ObservedState::Unbound {
+        anyhow::bail!(
+            "the demo's daxplug unplug ended {}, not unbound",
+            narration.daxplug
+        );
+    }
+    let _ = narration.per_block;
+    Ok((narration.text, exit::OK))
+}
+
+/// Opens the emulated machine in `file` and runs `f` on it with its run directory
+/// (`FILE.run` unless `--run-dir`); saves it afterwards, whatever `f` returns.
+fn on_sim(
+    file: &std::path::Path,
+    run_dir: Option<&PathBuf>,
+    f: impl FnOnce(&Sim, PathBuf) -> anyhow::Result<(String, u8)>,
+) -> anyhow::Result<(String, u8)> {
+    let (sim, store) = Sim::open(file)?;
+    let mut default = file.as_os_str().to_owned();
+    default.push(".run");
+    let run_dir = run_dir.cloned().unwrap_or_else(|| default.into());
+    let result = f(&sim, run_dir);
+    // The machine changed even if the command failed (a write that failed may have moved
+    // the clock and let actors run): save it either way.
+    sim.save(&store)?;
+    result
+}
+
+/// The global options that say which machine a command acts on.
+struct Machine {
+    root: PathBuf,
+    run_dir: Option<PathBuf>,
+    sim: Option<PathBuf>,
+}
+
+/// Opens the machine the command acts on and runs `f` against it: the emulated machine of
+/// `--sim FILE` (saved afterwards, whatever `f` returns), or the files under the root,
+/// writable only when the command `changes` the machine.
+fn on_machine(
+    cli: &Machine,
+    changes: bool,
+    f: impl FnOnce(&Backend<'_>) -> anyhow::Result<(String, u8)>,
+) -> anyhow::Result<(String, u8)> {
+    if let Some(file) = &cli.sim {
+        return on_sim(file, cli.run_dir.as_ref(), |sim, run_dir| {
+            f(&Backend::Sim(sim, run_dir))
+        });
+    }
+    if changes
+        && cli.root == std::path::Path::new("/")
+        && std::env::var_os("DAXPLUG_REFUSE_HOST").is_some()
+        && !fusecmd::inside_sim_run()
+    {
+        return Err(exit::Usage(
+            "DAXPLUG_REFUSE_HOST is set: this environment (a test run) must not change the machine's own /sys; pass --root or --sim".to_owned(),
+        )
+        .into());
+    }
+    // Only commands that change the machine open it writable; looking never writes.
+    let access = if changes {
+        Access::ReadWrite
+    } else {
+        Access::ReadOnly
+    };
+    let kernel = RootFs::new(&cli.root, access)?;
+    let run_dir = cli.run_dir.clone().unwrap_or_else(|| cli.root.join("run"));
+    f(&Backend::Root(&kernel, cli.root.clone(), run_dir))
 }
 
 /// What the command runs against.
@@ -315,103 +431,6 @@ impl Backend<'_> {
                 run_dir: run_dir.clone(),
             }),
         }
-    }
-}
-
-fn command(backend: &Backend<'_>, command: Command) -> anyhow::Result<(String, u8)> {
-    let text = |r: anyhow::Result<String>| r.map(|t| (t, exit::OK));
-    let kernel = backend.kernel();
-    match command {
-        Command::Set {
-            device,
-            state,
-            timeout,
-            dry_run,
-            json,
-            force,
-        } => {
-            let host = backend.host();
-            setcmd::run(
-                host.as_ref(),
-                &setcmd::SetArgs {
-                    device,
-                    state,
-                    timeout: timeout.0,
-                    dry_run,
-                    json,
-                    force,
-                },
-            )
-        }
-        Command::Daemon {
-            config,
-            once,
-            check_config,
-            exit_after,
-        } => {
-            let host = backend.host();
-            let events = match backend {
-                Backend::Sim(sim, _) => daemoncmd::Events::Sim(sim),
-                Backend::Root(_, root, _) if root == std::path::Path::new("/") => {
-                    daemoncmd::Events::Netlink
-                }
-                Backend::Root(..) => daemoncmd::Events::Poll,
-            };
-            let args = daemoncmd::DaemonArgs {
-                config,
-                once,
-                check_config,
-                exit_after: exit_after.and_then(|t| t.0),
-            };
-            daemoncmd::run(host.as_ref(), &events, &args)
-        }
-        Command::Generate { .. } => anyhow::bail!("internal: generate needs no machine"),
-        Command::Doctor { json } => {
-            let root = match backend {
-                Backend::Root(_, root, _) => Some(root.as_path()),
-                Backend::Sim(..) => None,
-            };
-            doctor(kernel, root, json)
-        }
-        Command::Recover { json } => {
-            let host = backend.host();
-            setcmd::run_recover(host.as_ref(), json, None)
-        }
-        Command::List { json, blocks } => {
-            // Each block's node is shown only in per-block rows.
-            let detail = if blocks {
-                Detail::Blocks
-            } else {
-                Detail::Counts
-            };
-            let topo = discover_with(kernel, &Scope::All, detail)?;
-            text(if json {
-                to_json(&json::Report::new(&topo, blocks))
-            } else {
-                Ok(human::list(&topo, blocks))
-            })
-        }
-        Command::Status { device, json } => {
-            let topo = discover(kernel, &Scope::Devices(vec![device.clone()]))?;
-            let d = topo
-                .devices
-                .iter()
-                .find(|d| d.name == device)
-                .with_context(|| format!("discovery did not return {device}"))?;
-            text(if json {
-                to_json(&json::Report::new(&topo, true))
-            } else {
-                Ok(human::status(&topo, d))
-            })
-        }
-        Command::Sim(cmd) => match backend {
-            Backend::Sim(sim, _) => text(simcmd::run(sim, cmd)),
-            Backend::Root(..) => Err(exit::Usage(
-                "this sim command acts on an emulated machine: pass --sim FILE".to_owned(),
-            )
-            .into()),
-        },
-        Command::Demo { .. } => anyhow::bail!("internal: demo needs no machine"),
     }
 }
 
