@@ -152,7 +152,10 @@ pub fn run(host: &dyn Host, args: &SetArgs) -> anyhow::Result<(String, u8)> {
         },
         progress: progress_bar(args.json),
         // Only for the end-to-end tests' proof that they catch a broken protocol.
-        broken_commit: std::env::var_os("DAXPLUG_TEST_BREAK_PROTOCOL").is_some(),
+        test_hooks: daxplug_engine::TestHooks {
+            broken_commit: std::env::var_os("DAXPLUG_TEST_BREAK_PROTOCOL").is_some(),
+            ..Default::default()
+        },
         ..Options::default()
     };
     let mut reports = Vec::new();

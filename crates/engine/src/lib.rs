@@ -36,5 +36,5 @@ pub use topology::{
     Scope, Topology, parse_device_name,
 };
 pub use transition::{
-    Options, Outcome, PhaseTime, Progress, Report, TransitionError, recover, set,
+    Options, Outcome, PhaseTime, Progress, Report, TestHooks, TransitionError, recover, set,
 };

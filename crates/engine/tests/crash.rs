@@ -33,7 +33,10 @@ fn every_crash_point_recovers() {
                 });
                 let opts = Options {
                     force: true,
-                    crash_at: Some(k),
+                    test_hooks: daxplug_engine::TestHooks {
+                        crash_at: Some(k),
+                        ..Default::default()
+                    },
                     settle: std::time::Duration::ZERO,
                     ..Options::default()
                 };

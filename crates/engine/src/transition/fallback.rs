@@ -38,7 +38,7 @@ impl Run<'_> {
             if online.is_empty() {
                 return Ok(());
             }
-            if rounds > 0 && self.opts.broken_commit {
+            if rounds > 0 && self.opts.test_hooks.broken_commit {
                 return Ok(());
             }
             if rounds > self.opts.max_rounds {
@@ -147,14 +147,14 @@ impl Run<'_> {
         // offline_all's last look, which found every block offline.
         let d = self.device_seen()?;
         let ids: Vec<u64> = d.blocks.iter().map(|b| b.id).collect();
-        if !self.opts.broken_commit {
+        if !self.opts.test_hooks.broken_commit {
             self.settle(&ids)?;
         }
         self.record("unbinding kmem");
         // The last look comes right before the unbind: one read per block, nothing else in
         // between, so that the window a competitor could online a block in is as short as
         // user space can make it.
-        if !self.opts.broken_commit {
+        if !self.opts.test_hooks.broken_commit {
             self.assert_offline(&ids)?;
         }
         let dev = self.journal.device.clone();

@@ -14,7 +14,7 @@ mod undo;
 mod watchdog;
 
 pub use recover::recover;
-pub use report::{Options, Outcome, PhaseTime, Progress, Report, TransitionError};
+pub use report::{Options, Outcome, PhaseTime, Progress, Report, TestHooks, TransitionError};
 pub use set::set;
 
 use lock::take_lock;

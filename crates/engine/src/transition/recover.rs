@@ -54,7 +54,7 @@ pub(super) fn recover_locked(
             }
         }
         let opts = Options {
-            crash_at: None,
+            test_hooks: TestHooks::default(),
             ..opts.clone()
         };
         if j.committed {

@@ -18,15 +18,22 @@ pub struct Options {
     pub max_rounds: u32,
     /// Progress messages while offlining (for a progress bar).
     pub progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
-    /// Test hook: stop dead (no cleanup, as a crash would) right before the Nth kernel
-    /// write or udev action of the transition (its journal saved), or after the last.
-    pub crash_at: Option<usize>,
     /// How long every block must stay offline before kmem is unbound without a `state`
     /// file (at least `SETTLE_ROUNDS` checks happen whatever this is).
     pub settle: Duration,
-    /// Test hook: run the fallback unplug the per-block way (one offline pass, no settle
-    /// period, no last check before the unbind), so that the tests can show they catch a
-    /// broken protocol.
+    /// Hooks for the tests only; the default is off.
+    pub test_hooks: TestHooks,
+}
+
+/// What only tests set: ways to crash or break a transition on purpose, so that the tests
+/// can show they would catch it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TestHooks {
+    /// Stop dead (no cleanup, as a crash would) right before the Nth kernel write or udev
+    /// action of the transition (its journal saved), or after the last.
+    pub crash_at: Option<usize>,
+    /// Run the fallback unplug the per-block way (one offline pass, no settle period, no
+    /// last check before the unbind).
     pub broken_commit: bool,
 }
 
@@ -39,9 +46,8 @@ impl Default for Options {
             cancel: Arc::new(AtomicBool::new(false)),
             max_rounds: 8,
             progress: None,
-            crash_at: None,
             settle: SETTLE,
-            broken_commit: false,
+            test_hooks: TestHooks::default(),
         }
     }
 }
@@ -53,7 +59,7 @@ impl std::fmt::Debug for Options {
             .field("force", &self.force)
             .field("dry_run", &self.dry_run)
             .field("max_rounds", &self.max_rounds)
-            .field("crash_at", &self.crash_at)
+            .field("test_hooks", &self.test_hooks)
             .finish_non_exhaustive()
     }
 }

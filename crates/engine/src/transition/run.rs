@@ -38,7 +38,7 @@ impl Run<'_> {
             return Ok(());
         }
         self.crash_points += 1;
-        if self.opts.crash_at == Some(self.crash_points) {
+        if self.opts.test_hooks.crash_at == Some(self.crash_points) {
             return Err(Fail::Crash);
         }
         Ok(())
