@@ -9,7 +9,7 @@ use daxplug_abi::{BoolParam, OnlinePolicy, OnlineType, Zone};
 use serde::{Deserialize, Serialize};
 
 use crate::observe::ObservedState;
-use crate::plan::{Protocol, Step};
+use crate::plan::{Plan, Protocol, Step};
 use crate::target::Target;
 
 /// Format version of journal files.
@@ -51,6 +51,29 @@ pub struct Journal {
     pub offlined: Vec<(u64, Zone)>,
     /// daxplug unbound device_dax from the device.
     pub unbound_device_dax: bool,
+}
+
+impl Journal {
+    /// The journal of `plan` before its first step, written by this process.
+    pub fn planned(plan: &Plan) -> Self {
+        Journal {
+            version: JOURNAL_VERSION,
+            pid: std::process::id(),
+            device: plan.device.clone(),
+            target: plan.target,
+            start: plan.start,
+            protocol: plan.protocol,
+            steps: plan.steps.clone(),
+            step: 0,
+            note: "planned".to_owned(),
+            committed: false,
+            saved_aob: None,
+            saved_policy: None,
+            udev_stopped: false,
+            offlined: Vec::new(),
+            unbound_device_dax: false,
+        }
+    }
 }
 
 /// A journal file: `RUN/daxplug/journal-<device>.json`.

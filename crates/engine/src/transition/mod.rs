@@ -38,7 +38,7 @@ use serde::Serialize;
 
 use crate::error::DiscoveryError;
 use crate::host::Host;
-use crate::journal::{JOURNAL_VERSION, Journal, JournalFile};
+use crate::journal::{Journal, JournalFile};
 use crate::observe::ObservedState;
 use crate::plan::{BindMethod, BindMethods, Plan, Protocol, Refusal, Step, plan};
 use crate::target::Target;

@@ -138,23 +138,7 @@ pub(super) fn execute(
     started: Instant,
     start_layout: &Layout,
 ) -> Result<(), TransitionError> {
-    let journal = Journal {
-        version: JOURNAL_VERSION,
-        pid: std::process::id(),
-        device: p.device.clone(),
-        target: p.target,
-        start: p.start,
-        protocol: p.protocol,
-        steps: p.steps.clone(),
-        step: 0,
-        note: "planned".to_owned(),
-        committed: false,
-        saved_aob: None,
-        saved_policy: None,
-        udev_stopped: false,
-        offlined: Vec::new(),
-        unbound_device_dax: false,
-    };
+    let journal = Journal::planned(p);
     let file = JournalFile::for_device(&host.run_dir(), &p.device);
     let deadline = opts.timeout.map(|t| started + t);
     let mut run = Run::new(
