@@ -22,6 +22,7 @@ pub mod simhost;
 pub mod target;
 pub mod topology;
 pub mod transition;
+pub mod write;
 
 pub use discover::{Detail, discover, discover_with};
 pub use error::DiscoveryError;

@@ -1,12 +1,13 @@
 //! Planning a transition: which protocol, and which steps in which order.
 
-use daxplug_abi::{DaxDriver, DaxState, OnlineType};
+use daxplug_abi::{BoolParam, DaxDriver, DaxState, OnlinePolicy, OnlineType};
 use daxplug_kernel::paths;
 use serde::{Deserialize, Serialize};
 
 use crate::observe::ObservedState;
 use crate::target::Target;
 use crate::topology::{Device, Driver, RegionKind, Topology};
+use crate::write::{DriverFile, Write};
 
 /// How the device is switched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,14 +32,9 @@ pub enum BindMethod {
     NewId,
 }
 
-impl BindMethod {
-    fn file(self) -> &'static str {
-        match self {
-            BindMethod::Bind => "bind",
-            BindMethod::NewId => "new_id",
-        }
-    }
-}
+/// What the fallback protocol sets while it offlines movable memory: a block another
+/// controller onlines with plain `online` then lands in `Movable`, on a CPU-less node too.
+pub const GUARDED_POLICY: (OnlinePolicy, BoolParam) = (OnlinePolicy::AutoMovable, BoolParam::N);
 
 /// One step of a transition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,23 +81,23 @@ impl Step {
     /// The commands this step amounts to, for `--dry-run` (blocks as they are now).
     pub fn commands(&self, dev: &Device, aob: Option<OnlineType>) -> Vec<String> {
         let name = &dev.name;
-        let drv =
-            |d: DaxDriver, file: &str| format!("echo {name} > {}/{d}/{file}", paths::DAX_DRIVERS);
+        let drv = |d: DaxDriver, file: DriverFile| Write::driver(d, file, name).to_string();
         match self {
-            Step::WriteState { value } => {
-                vec![format!("echo {value} > {}/state", paths::dax_device(name))]
-            }
-            Step::Unbind { driver } => vec![drv(*driver, "unbind")],
-            Step::BindDeviceDax { method } => vec![drv(DaxDriver::DeviceDax, method.file())],
+            Step::WriteState { value } => vec![Write::dax_state(name, *value).to_string()],
+            Step::Unbind { driver } => vec![drv(*driver, DriverFile::Unbind)],
+            Step::BindDeviceDax { method } => vec![drv(DaxDriver::DeviceDax, (*method).into())],
             Step::HotAdd {
                 online_type,
                 method,
             } => {
-                let restore = aob.map_or_else(|| "(previous value)".to_owned(), |a| a.to_string());
+                let restore = aob.map_or_else(
+                    || format!("echo (previous value) > {}", paths::AUTO_ONLINE_BLOCKS),
+                    |a| Write::auto_online_blocks(a).to_string(),
+                );
                 vec![
-                    format!("echo {online_type} > {}", paths::AUTO_ONLINE_BLOCKS),
-                    drv(DaxDriver::Kmem, method.file()),
-                    format!("echo {restore} > {}", paths::AUTO_ONLINE_BLOCKS),
+                    Write::auto_online_blocks(*online_type).to_string(),
+                    drv(DaxDriver::Kmem, (*method).into()),
+                    restore,
                     "verify: kmem bound".to_owned(),
                 ]
             }
@@ -111,15 +107,12 @@ impl Step {
             Step::OfflineBlocks => {
                 let mut v = Vec::new();
                 if dev.counts.movable > 0 {
-                    v.push(format!(
-                        "echo auto-movable > {}/online_policy; echo N > {}/auto_movable_numa_aware   (restored at the end)",
-                        paths::HOTPLUG_PARAMS,
-                        paths::HOTPLUG_PARAMS
-                    ));
+                    let [p, n] = Write::online_policy(GUARDED_POLICY);
+                    v.push(format!("{p}; {n}   (restored at the end)"));
                 }
                 v.extend(
                     dev.online_blocks()
-                        .map(|b| format!("echo offline > {}/state", paths::memory_block(b.id))),
+                        .map(|b| Write::block_state(b.id, OnlineType::Offline).to_string()),
                 );
                 v.push("verify: every block offline (offline again, with udev's exec queue held, any block re-onlined meanwhile; a bounded number of times)".to_owned());
                 v
@@ -127,7 +120,7 @@ impl Step {
             Step::FencedUnbind => vec![
                 "udevadm control --stop-exec-queue   (if udev runs)".to_owned(),
                 "verify: every block offline".to_owned(),
-                drv(DaxDriver::Kmem, "unbind"),
+                drv(DaxDriver::Kmem, DriverFile::Unbind),
                 "verify: no block and no System RAM (kmem) range of the device left".to_owned(),
                 "udevadm control --start-exec-queue   (always)".to_owned(),
             ],

@@ -3,20 +3,6 @@
 
 use super::*;
 
-/// What `guard_policy` sets while it offlines movable memory: a block another controller
-/// onlines with plain `online` then lands in `Movable`, on a CPU-less node too.
-const GUARDED_POLICY: (OnlinePolicy, BoolParam) = (OnlinePolicy::AutoMovable, BoolParam::N);
-
-/// The writes that set `online_policy` and `auto_movable_numa_aware` to `settings`.
-pub(super) fn policy_writes(
-    (policy, numa): (OnlinePolicy, BoolParam),
-) -> [(&'static str, &'static str); 2] {
-    [
-        (paths::ONLINE_POLICY, policy.as_str()),
-        (paths::AUTO_MOVABLE_NUMA_AWARE, numa.as_str()),
-    ]
-}
-
 impl Run<'_> {
     /// Offlines every online block of the device, remembering zones; blocks someone else
     /// onlines meanwhile are offlined again, up to `max_rounds` times.
@@ -71,10 +57,7 @@ impl Run<'_> {
                         block: id,
                     });
                 }
-                match self.write(
-                    &format!("{}/state", paths::memory_block(id)),
-                    OnlineType::Offline.as_str(),
-                ) {
+                match self.apply(&Write::block_state(id, OnlineType::Offline)) {
                     Ok(()) => {}
                     // Offline already (someone else did it): fine.
                     Err(Fail::Kernel(e)) if e.errno == Errno::EINVAL => {}
@@ -158,7 +141,7 @@ impl Run<'_> {
             self.assert_offline(&ids)?;
         }
         let dev = self.journal.device.clone();
-        self.write_uncancellable(&format!("{}/kmem/unbind", paths::DAX_DRIVERS), &dev)?;
+        self.apply_uncancellable(&Write::driver(DaxDriver::Kmem, DriverFile::Unbind, &dev))?;
         let (_, d) = self.device()?;
         if d.state == ObservedState::Stuck {
             return Err(Fail::Verify(format!(
@@ -198,10 +181,10 @@ impl Run<'_> {
         self.save()?;
         // Only a safeguard: a kernel where these cannot be written still gets the rest of
         // the protocol.
-        let [(p, pv), (n, nv)] = policy_writes(GUARDED_POLICY);
+        let [p, n] = Write::online_policy(GUARDED_POLICY);
         if let Err(e) = self
-            .write_uncancellable(p, pv)
-            .and_then(|()| self.write_uncancellable(n, nv))
+            .apply_uncancellable(&p)
+            .and_then(|()| self.apply_uncancellable(&n))
         {
             self.actions
                 .push(format!("going on without the online_policy safeguard: {e}"));
@@ -213,9 +196,9 @@ impl Run<'_> {
     /// Puts back what `guard_policy` changed.
     pub(super) fn restore_policy(&mut self) {
         if let Some(saved) = self.journal.saved_policy {
-            let [(p, pv), (n, nv)] = policy_writes(saved);
-            let a = self.write_uncancellable(p, pv);
-            let b = self.write_uncancellable(n, nv);
+            let [p, n] = Write::online_policy(saved);
+            let a = self.apply_uncancellable(&p);
+            let b = self.apply_uncancellable(&n);
             if a.is_ok() && b.is_ok() {
                 self.journal.saved_policy = None;
                 self.record("online_policy restored");

@@ -40,9 +40,10 @@ use crate::error::DiscoveryError;
 use crate::host::Host;
 use crate::journal::{Journal, JournalFile};
 use crate::observe::ObservedState;
-use crate::plan::{BindMethod, BindMethods, Plan, Protocol, Refusal, Step, plan};
+use crate::plan::{BindMethod, BindMethods, GUARDED_POLICY, Plan, Protocol, Refusal, Step, plan};
 use crate::target::Target;
 use crate::topology::{Device, Driver, Topology};
+use crate::write::{DriverFile, Write};
 
 /// How long a transition may wait for another daxplug's lock when it has no timeout.
 const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(30);

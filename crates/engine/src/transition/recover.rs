@@ -37,8 +37,8 @@ pub(super) fn recover_locked(
             }
         }
         if let Some(saved @ (policy, numa)) = j.saved_policy {
-            let [(p, pv), (n, nv)] = fallback::policy_writes(saved);
-            let (p, n) = (k.write(p, pv), k.write(n, nv));
+            let [p, n] = Write::online_policy(saved);
+            let (p, n) = (k.write(&p.path, &p.value), k.write(&n.path, &n.value));
             if p.is_ok() && n.is_ok() {
                 done.push(format!(
                     "restored online_policy={policy}, auto_movable_numa_aware={numa}"
@@ -48,7 +48,8 @@ pub(super) fn recover_locked(
             }
         }
         if let Some(aob) = j.saved_aob {
-            match k.write(paths::AUTO_ONLINE_BLOCKS, aob.as_str()) {
+            let w = Write::auto_online_blocks(aob);
+            match k.write(&w.path, &w.value) {
                 Ok(()) => done.push(format!("restored auto_online_blocks={aob}")),
                 Err(e) => done.push(format!("could not restore auto_online_blocks: {e}")),
             }

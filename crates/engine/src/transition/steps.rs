@@ -33,10 +33,7 @@ impl Run<'_> {
                 if *value == DaxState::Unplugged {
                     self.record("writing unplugged");
                 }
-                self.write(
-                    &format!("{}/state", paths::dax_device(&dev)),
-                    value.as_str(),
-                )?;
+                self.apply(&Write::dax_state(&dev, *value))?;
                 match (*value, before) {
                     (DaxState::Unplugged, Some(s))
                         if s.is_writable() && s != DaxState::Unplugged =>
@@ -54,7 +51,7 @@ impl Run<'_> {
                     self.record("unbinding device_dax");
                     self.undo.push(Undo::BindDeviceDax(self.devdax_method()?));
                 }
-                self.write(&format!("{}/{driver}/unbind", paths::DAX_DRIVERS), &dev)
+                self.apply(&Write::driver(*driver, DriverFile::Unbind, &dev))
             }
             Step::BindDeviceDax { method } => {
                 self.bind(DaxDriver::DeviceDax, *method)?;
@@ -115,14 +112,10 @@ impl Run<'_> {
     /// Binds a driver and checks it really bound (`new_id` does not report probe failures).
     pub(super) fn bind(&mut self, driver: DaxDriver, method: BindMethod) -> Result<(), Fail> {
         let dev = self.journal.device.clone();
-        let file = match method {
-            BindMethod::Bind => "bind",
-            BindMethod::NewId => "new_id",
-        };
-        match self.write(&format!("{}/{driver}/{file}", paths::DAX_DRIVERS), &dev) {
+        match self.apply(&Write::driver(driver, method.into(), &dev)) {
             // Not matched by type after all: the id list does it.
             Err(Fail::Kernel(e)) if e.errno == Errno::ENODEV && method == BindMethod::Bind => {
-                self.write(&format!("{}/{driver}/new_id", paths::DAX_DRIVERS), &dev)?;
+                self.apply(&Write::driver(driver, DriverFile::NewId, &dev))?;
             }
             other => other?,
         }
@@ -153,7 +146,7 @@ impl Run<'_> {
         if changed {
             self.journal.saved_aob = Some(current);
             self.record("setting auto_online_blocks");
-            self.write(aob_path, online_type.as_str())?;
+            self.apply(&Write::auto_online_blocks(online_type))?;
             self.record("binding kmem under the policy");
         }
         let bound = self.bind(DaxDriver::Kmem, method);
@@ -162,7 +155,7 @@ impl Run<'_> {
         }
         if changed {
             // Restored at once, whatever the bind did.
-            let restored = self.write_uncancellable(aob_path, current.as_str());
+            let restored = self.apply_uncancellable(&Write::auto_online_blocks(current));
             if restored.is_ok() {
                 self.journal.saved_aob = None;
                 self.record("auto_online_blocks restored");
@@ -178,6 +171,17 @@ impl Run<'_> {
     pub(super) fn write_uncancellable(&mut self, path: &str, value: &str) -> Result<(), Fail> {
         self.save()?;
         self.kernel_write(path, value).map_err(Fail::Kernel)
+    }
+
+    /// Performs a planned write (interruptible, as `write`).
+    pub(super) fn apply(&mut self, w: &Write) -> Result<(), Fail> {
+        self.write(&w.path, &w.value)
+    }
+
+    /// Performs a write that must happen even when the run is stopping (restoring a
+    /// setting, rolling back).
+    pub(super) fn apply_uncancellable(&mut self, w: &Write) -> Result<(), Fail> {
+        self.write_uncancellable(&w.path, &w.value)
     }
 
     /// After a hot-add: every block online in the zone asked for; stragglers are onlined,
@@ -214,11 +218,10 @@ impl Run<'_> {
                     continue;
                 }
                 fixed = false;
-                let path = format!("{}/state", paths::memory_block(b.id));
                 if b.state == BlockState::Online {
-                    self.write(&path, OnlineType::Offline.as_str())?;
+                    self.apply(&Write::block_state(b.id, OnlineType::Offline))?;
                 }
-                match self.write(&path, write_type.as_str()) {
+                match self.apply(&Write::block_state(b.id, write_type)) {
                     Err(Fail::Kernel(e)) if e.errno == Errno::EINVAL => {}
                     other => other?,
                 }

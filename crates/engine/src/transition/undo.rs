@@ -13,17 +13,15 @@ impl Run<'_> {
                 Undo::BindDeviceDax(m) => self.bind(DaxDriver::DeviceDax, m),
                 Undo::UnbindDeviceDax => {
                     let dev = self.journal.device.clone();
-                    self.write_uncancellable(
-                        &format!("{}/{}/unbind", paths::DAX_DRIVERS, DaxDriver::DeviceDax),
+                    self.apply_uncancellable(&Write::driver(
+                        DaxDriver::DeviceDax,
+                        DriverFile::Unbind,
                         &dev,
-                    )
+                    ))
                 }
                 Undo::WriteState(v) => {
                     let dev = self.journal.device.clone();
-                    self.write_uncancellable(
-                        &format!("{}/state", paths::dax_device(&dev)),
-                        v.as_str(),
-                    )
+                    self.apply_uncancellable(&Write::dax_state(&dev, v))
                 }
                 Undo::HotAdd(t, m) => self.undo_hot_add(t, m),
                 Undo::RemoveAgain => self.remove_again(),
@@ -66,14 +64,14 @@ impl Run<'_> {
                     }
                     settled = false;
                     if self
-                        .write_uncancellable(&state_path, OnlineType::Offline.as_str())
+                        .apply_uncancellable(&Write::block_state(*id, OnlineType::Offline))
                         .is_err()
                     {
                         continue;
                     }
                 }
                 settled = false;
-                if let Err(e) = self.write_uncancellable(&state_path, t.as_str()) {
+                if let Err(e) = self.apply_uncancellable(&Write::block_state(*id, t)) {
                     self.actions
                         .push(format!("could not re-online memory{id}: {e}"));
                 }
@@ -97,14 +95,12 @@ impl Run<'_> {
         let (_, d) = self.device()?;
         let dev = self.journal.device.clone();
         if d.kernel_state.is_some() {
-            self.write_uncancellable(
-                &format!("{}/state", paths::dax_device(&dev)),
-                DaxState::Unplugged.as_str(),
-            )?;
-            return self.write_uncancellable(
-                &format!("{}/{}/unbind", paths::DAX_DRIVERS, DaxDriver::Kmem),
+            self.apply_uncancellable(&Write::dax_state(&dev, DaxState::Unplugged))?;
+            return self.apply_uncancellable(&Write::driver(
+                DaxDriver::Kmem,
+                DriverFile::Unbind,
                 &dev,
-            );
+            ));
         }
         self.journal.offlined.clear();
         let deadline = self.deadline.take();

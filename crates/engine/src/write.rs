@@ -1,0 +1,124 @@
+//! A write to a kernel file, as one value: what `--dry-run` shows (`echo VALUE > PATH`) and
+//! what the runner writes are the same `Write`, built in one place for each kind of file.
+
+use std::fmt;
+
+use daxplug_abi::{BoolParam, DaxDriver, DaxState, OnlinePolicy, OnlineType};
+use daxplug_kernel::paths;
+
+use crate::plan::BindMethod;
+
+/// One planned or performed write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Write {
+    /// The kernel path.
+    pub path: String,
+    /// What is written.
+    pub value: String,
+}
+
+/// The files of a dax driver that take a device name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriverFile {
+    /// `bind`: the driver matches the device by type.
+    Bind,
+    /// `unbind`.
+    Unbind,
+    /// `new_id`: adds the device to the driver's id list, which binds it.
+    NewId,
+}
+
+impl DriverFile {
+    fn as_str(self) -> &'static str {
+        match self {
+            DriverFile::Bind => "bind",
+            DriverFile::Unbind => "unbind",
+            DriverFile::NewId => "new_id",
+        }
+    }
+}
+
+impl From<BindMethod> for DriverFile {
+    fn from(m: BindMethod) -> Self {
+        match m {
+            BindMethod::Bind => DriverFile::Bind,
+            BindMethod::NewId => DriverFile::NewId,
+        }
+    }
+}
+
+impl Write {
+    fn new(path: String, value: &impl ToString) -> Self {
+        Write {
+            path,
+            value: value.to_string(),
+        }
+    }
+
+    /// `daxX.Y/state` (the atomic ABI).
+    pub fn dax_state(device: &str, state: DaxState) -> Self {
+        Self::new(format!("{}/state", paths::dax_device(device)), &state)
+    }
+
+    /// `drivers/DRIVER/FILE` with the device's name.
+    pub fn driver(driver: DaxDriver, file: DriverFile, device: &str) -> Self {
+        Self::new(
+            format!("{}/{driver}/{}", paths::DAX_DRIVERS, file.as_str()),
+            &device,
+        )
+    }
+
+    /// `memoryN/state`.
+    pub fn block_state(id: u64, online_type: OnlineType) -> Self {
+        Self::new(format!("{}/state", paths::memory_block(id)), &online_type)
+    }
+
+    /// `auto_online_blocks`.
+    pub fn auto_online_blocks(online_type: OnlineType) -> Self {
+        Self::new(paths::AUTO_ONLINE_BLOCKS.to_owned(), &online_type)
+    }
+
+    /// `memory_hotplug.online_policy` and `auto_movable_numa_aware`, in that order.
+    pub fn online_policy((policy, numa_aware): (OnlinePolicy, BoolParam)) -> [Self; 2] {
+        [
+            Self::new(paths::ONLINE_POLICY.to_owned(), &policy),
+            Self::new(paths::AUTO_MOVABLE_NUMA_AWARE.to_owned(), &numa_aware),
+        ]
+    }
+}
+
+impl fmt::Display for Write {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "echo {} > {}", self.value, self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_render_as_the_shell_would_do_them() {
+        assert_eq!(
+            Write::dax_state("dax0.0", DaxState::Unplugged).to_string(),
+            "echo unplugged > /sys/bus/dax/devices/dax0.0/state"
+        );
+        assert_eq!(
+            Write::driver(DaxDriver::Kmem, BindMethod::NewId.into(), "dax1.0").to_string(),
+            "echo dax1.0 > /sys/bus/dax/drivers/kmem/new_id"
+        );
+        assert_eq!(
+            Write::block_state(40, OnlineType::Offline).to_string(),
+            "echo offline > /sys/devices/system/memory/memory40/state"
+        );
+        let [p, n] = Write::online_policy((OnlinePolicy::AutoMovable, BoolParam::N));
+        assert_eq!(
+            (p.to_string(), n.value),
+            (
+                "echo auto-movable > /sys/module/memory_hotplug/parameters/online_policy"
+                    .to_owned(),
+                "N".to_owned()
+            )
+        );
+    }
+}
