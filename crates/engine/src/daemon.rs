@@ -172,24 +172,14 @@ pub struct Metrics {
 impl Metrics {
     /// The Prometheus text exposition format.
     pub fn render(&self) -> String {
-        let states = [
-            "unbound",
-            "devdax",
-            "unplugged",
-            "offline",
-            "online_movable",
-            "online_kernel",
-            "mixed",
-            "stuck",
-        ];
         let mut s = String::new();
         s.push_str("# HELP daxplug_device_state Observed state of each dax device (1 for the current state).\n# TYPE daxplug_device_state gauge\n");
         for (d, (state, ..)) in &self.devices {
-            for st in states {
+            for st in ObservedState::ALL {
                 let _ = writeln!(
                     s,
                     "daxplug_device_state{{device=\"{d}\",state=\"{st}\"}} {}",
-                    u8::from(state.as_str() == st)
+                    u8::from(*state == st)
                 );
             }
         }

@@ -314,6 +314,18 @@ pub enum ObservedState {
 }
 
 impl ObservedState {
+    /// Every state, in the order of the documentation.
+    pub const ALL: [ObservedState; 8] = [
+        ObservedState::Unbound,
+        ObservedState::Devdax,
+        ObservedState::Unplugged,
+        ObservedState::Offline,
+        ObservedState::OnlineMovable,
+        ObservedState::OnlineKernel,
+        ObservedState::Mixed,
+        ObservedState::Stuck,
+    ];
+
     /// The name used in output (`online_movable`, …).
     pub fn as_str(self) -> &'static str {
         match self {
