@@ -6,10 +6,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use daxplug_abi::{
-    BlockSize, BlockState, DaxState, MemmapOnMemory, NodeList, OnlinePolicy, OnlineType, PhysRange,
-    ValidZones, Zone,
+    BlockSize, BlockState, DaxDriver, DaxState, MemmapOnMemory, NodeList, OnlinePolicy, OnlineType,
+    PhysRange, ValidZones, Zone,
 };
-use daxplug_kernel::paths;
 use serde::{Deserialize, Serialize};
 
 /// Which whole-device ABI the kernel offers.
@@ -43,17 +42,23 @@ impl Driver {
     pub fn name(&self) -> Option<&str> {
         match self {
             Driver::None => None,
-            Driver::Kmem => Some(paths::KMEM),
-            Driver::DeviceDax => Some(paths::DEVICE_DAX),
+            Driver::Kmem => Some(DaxDriver::Kmem.as_str()),
+            Driver::DeviceDax => Some(DaxDriver::DeviceDax.as_str()),
             Driver::Other(name) => Some(name),
         }
     }
 
     pub(crate) fn from_name(name: &str) -> Self {
-        match name {
-            paths::KMEM => Driver::Kmem,
-            paths::DEVICE_DAX => Driver::DeviceDax,
-            other => Driver::Other(other.to_owned()),
+        name.parse::<DaxDriver>()
+            .map_or_else(|_| Driver::Other(name.to_owned()), Driver::from)
+    }
+}
+
+impl From<DaxDriver> for Driver {
+    fn from(d: DaxDriver) -> Self {
+        match d {
+            DaxDriver::Kmem => Driver::Kmem,
+            DaxDriver::DeviceDax => Driver::DeviceDax,
         }
     }
 }

@@ -120,7 +120,7 @@ impl Run<'_> {
             other => other?,
         }
         let (_, d) = self.device()?;
-        if d.driver.name() != Some(driver.as_str()) {
+        if d.driver != Driver::from(driver) {
             return Err(Fail::Verify(format!(
                 "{driver} did not bind to {dev} (its probe failed; a range the kernel leaked makes it fail with EBUSY)"
             )));
