@@ -1,7 +1,17 @@
 //! The fallback protocol's release: offline every block with rollback, hold udev, settle,
 //! the fenced kmem unbind, and the hotplug settings it guards and restores.
 
-use super::*;
+use std::time::Instant;
+
+use daxplug_abi::{BlockState, BoolParam, DaxDriver, OnlinePolicy, OnlineType, Zone};
+use daxplug_kernel::{Errno, paths};
+
+use crate::observe::ObservedState;
+use crate::plan::GUARDED_POLICY;
+use crate::write::{DriverFile, Write};
+
+use super::report::Progress;
+use super::{Fail, Run, SETTLE_ROUNDS};
 
 impl Run<'_> {
     /// Offlines every online block of the device, remembering zones; blocks someone else

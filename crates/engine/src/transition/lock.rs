@@ -1,6 +1,12 @@
 //! The system-wide lock: one daxplug transition at a time on a machine.
 
-use super::*;
+use std::fs::{File, OpenOptions};
+use std::time::Instant;
+
+use crate::host::Host;
+
+use super::report::TransitionError;
+use super::{DEFAULT_LOCK_WAIT, POLL};
 
 /// The system-wide lock, held for the whole transition.
 pub(super) struct Lock {

@@ -17,33 +17,18 @@ pub use recover::recover;
 pub use report::{Options, Outcome, PhaseTime, Progress, Report, TestHooks, TransitionError};
 pub use set::set;
 
-use lock::take_lock;
-use observation::{observe_device, reobserve_device, stable_observation};
-use recover::recover_locked;
-use report::report;
-use set::{execute, layout, planned};
-use undo::step_name;
 use watchdog::Watchdog;
 
-use std::fs::{File, OpenOptions};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use daxplug_abi::{
-    BlockState, BoolParam, DaxDriver, DaxState, OnlinePolicy, OnlineType, ValidZones, Zone,
-};
-use daxplug_kernel::{Errno, Kernel, KernelError, ThreadToken, paths};
-use serde::Serialize;
+use daxplug_abi::{DaxState, OnlineType};
+use daxplug_kernel::{Kernel, KernelError};
 
-use crate::error::DiscoveryError;
 use crate::host::Host;
 use crate::journal::{Journal, JournalFile};
-use crate::observe::ObservedState;
-use crate::plan::{BindMethod, BindMethods, GUARDED_POLICY, Plan, Protocol, Refusal, Step, plan};
-use crate::target::Target;
-use crate::topology::{Device, Driver, Topology};
-use crate::write::{DriverFile, Write};
+use crate::plan::{BindMethod, BindMethods};
+use crate::topology::Device;
 
 /// How long a transition may wait for another daxplug's lock when it has no timeout.
 const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(30);

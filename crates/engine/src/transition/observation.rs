@@ -1,7 +1,10 @@
 //! Reading the device a transition works on: a one-device discovery, re-reads, and the
 //! stable observation the verdict is made from.
 
-use super::*;
+use daxplug_kernel::Kernel;
+
+use crate::error::DiscoveryError;
+use crate::topology::{Device, Topology};
 
 /// The observed device of a one-device topology.
 pub(super) fn with_device(

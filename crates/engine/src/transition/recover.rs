@@ -1,6 +1,18 @@
 //! Recovery of a transition a crash interrupted, from its journal.
 
-use super::*;
+use std::time::Instant;
+
+use crate::host::Host;
+use crate::journal::JournalFile;
+use crate::target::Target;
+use crate::topology::Driver;
+use crate::write::Write;
+
+use super::lock::take_lock;
+use super::observation::observe_device;
+use super::report::{Options, Report, TestHooks, TransitionError, report};
+use super::set::{execute, layout, planned};
+use super::{Run, Undo};
 
 /// Finishes or rolls back transitions a crash interrupted, and restores the machine-wide
 /// settings they had changed. Takes the lock.

@@ -1,7 +1,18 @@
 //! What a transition is told (`Options`) and what it tells (`Report`, `Outcome`,
 //! `TransitionError`).
 
-use super::*;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::error::DiscoveryError;
+use crate::observe::ObservedState;
+use crate::plan::Protocol;
+use crate::target::Target;
+
+use super::SETTLE;
 
 /// How a transition is run.
 #[derive(Clone)]

@@ -1,7 +1,17 @@
 //! The runner's core: the journal, crash points, checks of deadline and cancellation,
 //! interruptible kernel writes, and re-reads of the device.
 
-use super::*;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use daxplug_kernel::{Errno, KernelError, paths};
+
+use crate::topology::{Device, Topology};
+
+use super::observation::reobserve_device;
+use super::watchdog::Watchdog;
+use super::{Fail, Run};
 
 /// `auto_online_blocks` and memory_hotplug's module parameters: settings, which a write
 /// changes at once, touching no block or driver.

@@ -1,7 +1,24 @@
 //! A transition from start to verdict: observe, plan, refuse or execute under a journal,
 //! roll back on failure, and judge the end state.
 
-use super::*;
+use std::time::Instant;
+
+use daxplug_abi::{BlockState, Zone};
+use daxplug_kernel::{Kernel, paths};
+
+use crate::error::DiscoveryError;
+use crate::host::Host;
+use crate::journal::{Journal, JournalFile};
+use crate::observe::ObservedState;
+use crate::plan::{Plan, Refusal, plan};
+use crate::target::Target;
+use crate::topology::{Device, Driver, Topology};
+
+use super::lock::take_lock;
+use super::observation::{observe_device, stable_observation};
+use super::recover::recover_locked;
+use super::report::{Options, Outcome, Report, TransitionError, report};
+use super::{Fail, Run};
 
 pub(super) fn plan_lines(p: &Plan, dev: &Device, topo: &Topology) -> Vec<String> {
     p.steps

@@ -1,7 +1,19 @@
 //! Each step of a plan: writing `state`, unbinding, binding, hot-add with the online type
 //! applied inside the add, and repair.
 
-use super::*;
+use std::time::Instant;
+
+use daxplug_abi::{BlockState, DaxDriver, DaxState, OnlineType, Zone};
+use daxplug_kernel::{Errno, paths};
+
+use crate::observe::ObservedState;
+use crate::plan::{BindMethod, BindMethods, Plan, Step};
+use crate::topology::Driver;
+use crate::write::{DriverFile, Write};
+
+use super::report::{PhaseTime, Report};
+use super::undo::step_name;
+use super::{Fail, Run, Undo};
 
 impl Run<'_> {
     pub(super) fn steps(&mut self, p: &Plan, rep: &mut Report) -> Result<(), Fail> {

@@ -1,6 +1,12 @@
 //! Rollback: the undo stack run in reverse after a failed step.
 
-use super::*;
+use daxplug_abi::{BlockState, DaxDriver, DaxState, OnlineType, ValidZones, Zone};
+use daxplug_kernel::paths;
+
+use crate::plan::{BindMethod, Step};
+use crate::write::{DriverFile, Write};
+
+use super::{Fail, Run, Undo};
 
 impl Run<'_> {
     /// Undoes what was done, last first, best effort.

@@ -1,6 +1,12 @@
 //! The watchdog thread that interrupts a transition's blocked writes when it must stop.
 
-use super::*;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use daxplug_kernel::ThreadToken;
+
+use super::POLL;
 
 /// Interrupts a transition's writes when it must stop (Ctrl-C, the timeout). A thread of
 /// its own, parked until a write that may block begins; while the write lasts and the run
