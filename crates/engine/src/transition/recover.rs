@@ -5,14 +5,13 @@ use std::time::Instant;
 use crate::host::Host;
 use crate::journal::JournalFile;
 use crate::target::Target;
-use crate::topology::Driver;
 use crate::write::Write;
 
+use super::Run;
 use super::lock::take_lock;
 use super::observation::observe_device;
 use super::report::{Options, Report, TestHooks, TransitionError, report};
 use super::set::{execute, layout, planned};
-use super::{Run, Undo};
 
 /// Finishes or rolls back transitions a crash interrupted, and restores the machine-wide
 /// settings they had changed. Takes the lock.
@@ -92,16 +91,7 @@ pub(super) fn recover_locked(
                 None,
                 None,
             );
-            if !j.offlined.is_empty() {
-                run.undo.push(Undo::Reonline);
-            }
-            if j.unbound_device_dax
-                && let Ok((_, d)) = observe_device(k, &j.device)
-                && d.driver == Driver::None
-                && let Ok(m) = run.devdax_method()
-            {
-                run.undo.insert(0, Undo::BindDeviceDax(m));
-            }
+            run.undo_from_journal();
             run.rollback();
             done.extend(run.actions.into_iter().filter(|a| a != "rolling back"));
             done.push(format!("rolled back {} toward {}", j.device, j.start));

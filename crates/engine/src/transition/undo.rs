@@ -4,11 +4,29 @@ use daxplug_abi::{BlockState, DaxDriver, DaxState, OnlineType, ValidZones, Zone}
 use daxplug_kernel::paths;
 
 use crate::plan::{BindMethod, Step};
+use crate::topology::Driver;
 use crate::write::{DriverFile, Write};
 
+use super::observation::observe_device;
 use super::{Fail, Run, Undo};
 
 impl Run<'_> {
+    /// The undo stack of a transition a crash interrupted, from what its journal says was
+    /// done: blocks it offlined are put back first, then device_dax is bound again if
+    /// daxplug unbound it and nothing is bound now.
+    pub(super) fn undo_from_journal(&mut self) {
+        if self.journal.unbound_device_dax
+            && let Ok((_, d)) = observe_device(self.k, &self.journal.device)
+            && d.driver == Driver::None
+            && let Ok(m) = self.devdax_method()
+        {
+            self.undo.push(Undo::BindDeviceDax(m));
+        }
+        if !self.journal.offlined.is_empty() {
+            self.undo.push(Undo::Reonline);
+        }
+    }
+
     /// Undoes what was done, last first, best effort.
     pub(super) fn rollback(&mut self) {
         self.actions.push("rolling back".to_owned());
