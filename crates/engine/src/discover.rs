@@ -8,9 +8,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use daxplug_abi::{
-    BlockSize, BlockState, DaxState, Iomem, KMEM_RESOURCE_NAME, Meminfo, NodeList, OnlineType,
-    PhysRange, ValidZones, parse_align, parse_auto_movable_ratio, parse_block_size, parse_dax_size,
-    parse_memmap_on_memory, parse_node_id, parse_param_bool, parse_phys_addr, parse_region_id,
+    BlockSize, BlockState, DaxName, DaxState, Iomem, KMEM_RESOURCE_NAME, Meminfo, NodeList,
+    OnlineType, PhysRange, ValidZones, parse_align, parse_auto_movable_ratio, parse_block_size,
+    parse_dax_size, parse_memmap_on_memory, parse_node_id, parse_param_bool, parse_phys_addr,
+    parse_region_id,
 };
 use daxplug_kernel::{Kernel, paths};
 
@@ -34,12 +35,10 @@ pub fn discover_with(
     detail: Detail,
 ) -> Result<Topology, DiscoveryError> {
     // Bad input is refused before anything is read, let alone any path built from it.
-    if let Scope::Devices(wanted) = scope
-        && let Some(bad) = wanted
-            .iter()
-            .find(|n| !paths::is_single_component(n) || parse_device_name(n).is_none())
-    {
-        return Err(DiscoveryError::InvalidDeviceName { name: bad.clone() });
+    if let Scope::Devices(wanted) = scope {
+        for name in wanted {
+            device_name(name)?;
+        }
     }
     require_memory_hotplug(k)?;
     let names = device_names(k, scope)?;
@@ -121,14 +120,18 @@ pub fn require_memory_hotplug(k: &dyn Kernel) -> Result<(), DiscoveryError> {
     }
 }
 
+/// `name` as a dax device name (`daxX.Y`, which is also a single path component), or the
+/// error that names it. Every name a user gives is checked here before any path is built.
+pub fn device_name(name: &str) -> Result<DaxName, DiscoveryError> {
+    name.parse().map_err(|_| DiscoveryError::InvalidDeviceName {
+        name: name.to_owned(),
+    })
+}
+
 /// Checks that `name` is a device name and that the device is on the bus: one lookup, the
 /// bus is listed only to say what is there when it is not.
 pub fn require_device(k: &dyn Kernel, name: &str) -> Result<(), DiscoveryError> {
-    if !paths::is_single_component(name) || parse_device_name(name).is_none() {
-        return Err(DiscoveryError::InvalidDeviceName {
-            name: name.to_owned(),
-        });
-    }
+    device_name(name)?;
     if k.exists(&paths::dax_device(name)) {
         return Ok(());
     }
