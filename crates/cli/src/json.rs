@@ -267,27 +267,13 @@ struct PhaseJson<'a> {
 impl<'a> TransitionJson<'a> {
     /// The JSON form of `r`.
     pub fn new(r: &'a daxplug_engine::Report) -> Self {
-        use daxplug_engine::{Outcome, Protocol};
         TransitionJson {
             device: &r.device,
             start: r.start.map(ObservedState::as_str),
             target: r.target.as_str(),
             end: r.end.map(ObservedState::as_str),
-            protocol: match r.protocol {
-                Protocol::Native => "native",
-                Protocol::Fallback => "fallback",
-                Protocol::None => "none",
-            },
-            outcome: match r.outcome {
-                Outcome::Done => "done",
-                Outcome::NoChange => "no_change",
-                Outcome::DryRun => "dry_run",
-                Outcome::Refused => "refused",
-                Outcome::RolledBack => "rolled_back",
-                Outcome::Stuck => "stuck",
-                Outcome::Torn => "torn",
-                Outcome::Failed => "failed",
-            },
+            protocol: r.protocol.as_str(),
+            outcome: r.outcome.as_str(),
             reason: r.reason.as_deref(),
             plan: &r.plan,
             actions: &r.actions,

@@ -21,10 +21,9 @@ const BACKOFF_START: Duration = Duration::from_secs(1);
 /// The longest wait.
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
-/// What one decision of the daemon came to: a transition's outcome, or one of the
-/// daemon's own answers when it ran none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// What one decision of the daemon came to: the outcome of the transition it ran, or one
+/// of the daemon's own answers when it ran none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecisionResult {
     /// The device already was in its rule's state.
     Ok,
@@ -32,39 +31,21 @@ pub enum DecisionResult {
     DriftReported,
     /// Restored too often in a row: waiting before the next try.
     Backoff,
-    /// The transition reached the rule's state.
-    Done,
-    /// The transition found nothing to do.
-    NoChange,
-    /// `--dry-run`.
-    DryRun,
-    /// The transition was refused.
-    Refused,
-    /// The transition failed and was rolled back.
-    RolledBack,
-    /// The kernel leaked the device's range (before or during the transition).
+    /// The kernel leaked the device's range: nothing to run until reboot.
     Stuck,
-    /// The transition left the device mixed.
-    Torn,
-    /// The transition failed otherwise.
-    Failed,
+    /// The daemon ran a transition, which ended so.
+    Transition(Outcome),
 }
 
 impl DecisionResult {
-    /// The token used in logs and metrics labels.
+    /// The token used in logs and JSON (a transition's is its outcome's).
     pub fn as_str(self) -> &'static str {
         match self {
             DecisionResult::Ok => "ok",
             DecisionResult::DriftReported => "drift_reported",
             DecisionResult::Backoff => "backoff",
-            DecisionResult::Done => "done",
-            DecisionResult::NoChange => "no_change",
-            DecisionResult::DryRun => "dry_run",
-            DecisionResult::Refused => "refused",
-            DecisionResult::RolledBack => "rolled_back",
             DecisionResult::Stuck => "stuck",
-            DecisionResult::Torn => "torn",
-            DecisionResult::Failed => "failed",
+            DecisionResult::Transition(o) => o.as_str(),
         }
     }
 
@@ -72,23 +53,14 @@ impl DecisionResult {
     pub fn is_settled(self) -> bool {
         matches!(
             self,
-            DecisionResult::Ok | DecisionResult::Done | DecisionResult::NoChange
+            DecisionResult::Ok | DecisionResult::Transition(Outcome::Done | Outcome::NoChange)
         )
     }
 }
 
-impl From<Outcome> for DecisionResult {
-    fn from(o: Outcome) -> Self {
-        match o {
-            Outcome::Done => DecisionResult::Done,
-            Outcome::NoChange => DecisionResult::NoChange,
-            Outcome::DryRun => DecisionResult::DryRun,
-            Outcome::Refused => DecisionResult::Refused,
-            Outcome::RolledBack => DecisionResult::RolledBack,
-            Outcome::Stuck => DecisionResult::Stuck,
-            Outcome::Torn => DecisionResult::Torn,
-            Outcome::Failed => DecisionResult::Failed,
-        }
+impl Serialize for DecisionResult {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -162,7 +134,7 @@ pub struct Metrics {
     /// Per device: observed state, online, movable, normal blocks.
     pub devices: BTreeMap<String, (ObservedState, u64, u64, u64)>,
     /// Transitions by result.
-    pub transitions: BTreeMap<DecisionResult, u64>,
+    pub transitions: BTreeMap<Outcome, u64>,
     /// Drift events seen.
     pub drift_events: u64,
     /// Unix time of the last transition.
@@ -212,7 +184,11 @@ impl Metrics {
         }
         s.push_str("# HELP daxplug_transitions_total Transitions the daemon ran, by result.\n# TYPE daxplug_transitions_total counter\n");
         for (r, n) in &self.transitions {
-            let _ = writeln!(s, "daxplug_transitions_total{{result=\"{r}\"}} {n}");
+            let _ = writeln!(
+                s,
+                "daxplug_transitions_total{{result=\"{}\"}} {n}",
+                r.as_str()
+            );
         }
         let _ = writeln!(
             s,
@@ -369,7 +345,7 @@ impl<'a> Daemon<'a> {
             }
             let r = set(self.host, &dev.name, rule.state, &self.opts)?;
             let m = self.managed.entry(dev.name.clone()).or_default();
-            let result = DecisionResult::from(r.outcome);
+            let result = DecisionResult::Transition(r.outcome);
             if r.outcome == Outcome::Done || r.outcome == Outcome::NoChange {
                 m.reached = true;
             }
@@ -380,7 +356,7 @@ impl<'a> Daemon<'a> {
                 let factor = 1u32 << m.restores.saturating_sub(1).min(6);
                 m.next_allowed = Some(Instant::now() + (BACKOFF_START * factor).min(BACKOFF_MAX));
             }
-            *self.metrics.transitions.entry(result).or_default() += 1;
+            *self.metrics.transitions.entry(r.outcome).or_default() += 1;
             self.metrics.last_transition = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .ok()

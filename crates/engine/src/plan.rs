@@ -22,6 +22,17 @@ pub enum Protocol {
     None,
 }
 
+impl Protocol {
+    /// The token used in JSON (as serde writes it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Native => "native",
+            Protocol::Fallback => "fallback",
+            Protocol::None => "none",
+        }
+    }
+}
+
 /// How a driver is attached to a device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

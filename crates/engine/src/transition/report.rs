@@ -89,7 +89,7 @@ pub struct Progress {
 }
 
 /// How a transition ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// The device is in the requested state.
@@ -108,6 +108,22 @@ pub enum Outcome {
     Torn,
     /// It failed and the device is consistent, but neither where it started nor where asked.
     Failed,
+}
+
+impl Outcome {
+    /// The token used in JSON, logs and metrics labels (as serde writes it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Done => "done",
+            Outcome::NoChange => "no_change",
+            Outcome::DryRun => "dry_run",
+            Outcome::Refused => "refused",
+            Outcome::RolledBack => "rolled_back",
+            Outcome::Stuck => "stuck",
+            Outcome::Torn => "torn",
+            Outcome::Failed => "failed",
+        }
+    }
 }
 
 /// Time spent in one step.
@@ -204,5 +220,30 @@ impl Report {
             millis: (now - *since).as_secs_f64() * 1e3,
         });
         *since = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Outcome, Protocol};
+
+    /// The tokens JSON and metrics print are the ones serde writes for the engine's types.
+    #[test]
+    fn as_str_is_the_serde_token() {
+        for o in [
+            Outcome::Done,
+            Outcome::NoChange,
+            Outcome::DryRun,
+            Outcome::Refused,
+            Outcome::RolledBack,
+            Outcome::Stuck,
+            Outcome::Torn,
+            Outcome::Failed,
+        ] {
+            assert_eq!(serde_json::to_value(o).expect("json"), o.as_str());
+        }
+        for p in [Protocol::Native, Protocol::Fallback, Protocol::None] {
+            assert_eq!(serde_json::to_value(p).expect("json"), p.as_str());
+        }
     }
 }
