@@ -30,6 +30,11 @@ fn logs() -> PathBuf {
         .join("logs")
 }
 
+/// A file's text, or an error naming it.
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// Written past libtest's capture, so that a SKIP is seen in every run.
 fn say(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
@@ -96,8 +101,7 @@ fn atomic_abi(kver: &str) -> bool {
 
 /// The guest's boot layout (`@@BOOT` section): `/proc/iomem` and each node's MemTotal in kB.
 fn boot_layout(tag: &str) -> Result<(String, Vec<(u32, u64)>), String> {
-    let path = logs().join(format!("{tag}-boot.txt"));
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = read(&logs().join(format!("{tag}-boot.txt")))?;
     let (mut iomem, mut nodes) = (String::new(), Vec::new());
     for line in text.lines() {
         match line.strip_prefix("node").and_then(|r| r.split_once(' ')) {
@@ -123,8 +127,7 @@ fn agreement(layout: &str, kver: &str) -> Result<String, String> {
     } else {
         "agreement.txt"
     };
-    let sequences = std::fs::read_to_string(top().join("tests/e2e").join(file))
-        .map_err(|e| format!("{file}: {e}"))?;
+    let sequences = read(&top().join("tests/e2e").join(file))?;
     let flavour = if atomic_abi(kver) {
         Flavour::Atomic
     } else {
@@ -137,8 +140,7 @@ fn agreement(layout: &str, kver: &str) -> Result<String, String> {
     m.adopt_boot(&iomem, &nodes)
         .map_err(|e| format!("{tag}: {e}"))?;
     let model = script::run(&mut m, &sequences);
-    let path = logs().join(format!("{tag}-agreement.txt"));
-    let kernel = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let kernel = read(&logs().join(format!("{tag}-agreement.txt")))?;
     let differences = common::line_diff(&kernel, &model, "kernel", " model");
     if differences.is_empty() {
         Ok(format!(
@@ -155,10 +157,8 @@ fn agreement(layout: &str, kver: &str) -> Result<String, String> {
 
 /// daxctl's transcript on this kernel against the one the model is held to.
 fn daxctl_transcript(kver: &str) -> Result<String, String> {
-    let want = std::fs::read_to_string(top().join("tests/e2e/daxctl-hmem.txt"))
-        .map_err(|e| format!("daxctl-hmem.txt: {e}"))?;
-    let path = logs().join(format!("daxctl@{kver}-daxctl.txt"));
-    let got = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let want = read(&top().join("tests/e2e/daxctl-hmem.txt"))?;
+    let got = read(&logs().join(format!("daxctl@{kver}-daxctl.txt")))?;
     let diff = common::line_diff(&want, &got, "golden", "kernel");
     if diff.is_empty() {
         Ok(format!(

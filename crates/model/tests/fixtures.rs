@@ -307,13 +307,12 @@ fn cxl_guest() -> Machine {
     let iomem = fs::read_to_string(capture.join("proc/iomem")).expect("iomem");
     let node0 =
         fs::read_to_string(capture.join("sys/devices/system/node/node0/meminfo")).expect("meminfo");
-    let kb = node0
-        .split_whitespace()
-        .skip_while(|w| *w != "MemTotal:")
-        .nth(1)
-        .and_then(|v| v.parse().ok())
+    let bytes = daxplug_abi::Meminfo::parse(&node0)
+        .ok()
+        .and_then(|i| i.mem_total())
         .expect("MemTotal");
-    m.adopt_boot(&iomem, &[(0, kb)]).expect("boot layout");
+    m.adopt_boot(&iomem, &[(0, bytes / 1024)])
+        .expect("boot layout");
     m
 }
 
