@@ -11,7 +11,7 @@ use super::Run;
 use super::lock::take_lock;
 use super::observation::observe_device;
 use super::report::{Options, Report, TestHooks, TransitionError, report};
-use super::set::{execute, layout, planned};
+use super::set::{execute, planned};
 
 /// Finishes or rolls back transitions a crash interrupted, and restores the machine-wide
 /// settings they had changed. Takes the lock.
@@ -120,6 +120,6 @@ pub(super) fn set_unlocked(
     let Some(p) = planned(&mut rep, &topo, &dev, target, true) else {
         return Ok(rep);
     };
-    execute(host, opts, &p, &mut rep, Instant::now(), &layout(&dev))?;
+    execute(host, opts, &p, &mut rep, Instant::now(), &dev)?;
     Ok(rep)
 }

@@ -3,7 +3,6 @@
 
 use std::time::Instant;
 
-use daxplug_abi::{BlockState, Zone};
 use daxplug_kernel::{Kernel, paths};
 
 use crate::error::DiscoveryError;
@@ -12,7 +11,7 @@ use crate::journal::{Journal, JournalFile};
 use crate::observe::ObservedState;
 use crate::plan::{Plan, Refusal, plan};
 use crate::target::Target;
-use crate::topology::{Device, Driver, Topology};
+use crate::topology::{Block, Device, Driver, Topology};
 
 use super::lock::take_lock;
 use super::observation::{observe_device, stable_observation};
@@ -110,7 +109,7 @@ pub fn set(
         }
     }
 
-    execute(host, opts, &p, &mut rep, started, &layout(&dev))?;
+    execute(host, opts, &p, &mut rep, started, &dev)?;
     Ok(rep)
 }
 
@@ -134,15 +133,11 @@ pub(super) fn planned(
     }
 }
 
-/// Each block of a device with its state and zone: what "nothing changed" is checked
-/// against when a transition that started from a mixed device fails.
-type Layout = Vec<(u64, BlockState, Option<Zone>)>;
-
-pub(super) fn layout(dev: &Device) -> Layout {
-    dev.blocks
-        .iter()
-        .map(|b| (b.id, b.state, b.zone()))
-        .collect()
+/// Whether two observations of a device have the same blocks, each in the same state and
+/// zone: "nothing changed", checked when a transition that started mixed fails.
+fn same_blocks(a: &Device, b: &Device) -> bool {
+    let key = |b: &Block| (b.id, b.state, b.zone());
+    a.blocks.len() == b.blocks.len() && a.blocks.iter().map(key).eq(b.blocks.iter().map(key))
 }
 
 /// Runs a plan under a fresh journal: steps, rollback on failure, cleanup, verdict. A
@@ -153,7 +148,7 @@ pub(super) fn execute(
     p: &Plan,
     rep: &mut Report,
     started: Instant,
-    start_layout: &Layout,
+    start: &Device,
 ) -> Result<(), TransitionError> {
     let journal = Journal::planned(p);
     let file = JournalFile::for_device(&host.run_dir(), &p.device);
@@ -189,13 +184,7 @@ pub(super) fn execute(
     rep.settle_millis = run.settle_time.as_secs_f64() * 1e3;
     rep.journal_millis = run.journal_time.as_secs_f64() * 1e3;
     let mut lap = Instant::now();
-    let verdict = finish(
-        host.kernel(),
-        rep,
-        (p.start, start_layout),
-        result,
-        run.seen.take(),
-    );
+    let verdict = finish(host.kernel(), rep, start, result, run.seen.take());
     rep.lap("verdict", &mut lap);
     // The verdict's reads are part of the transition's cost.
     rep.total_millis = run.started.elapsed().as_secs_f64() * 1e3;
@@ -214,7 +203,7 @@ pub(super) fn refuse(rep: &mut Report, r: &Refusal, dev: &Device) {
 pub(super) fn finish(
     k: &dyn Kernel,
     rep: &mut Report,
-    (start, start_layout): (ObservedState, &Layout),
+    start: &Device,
     result: Result<(), String>,
     seen: Option<Device>,
 ) -> Result<(), TransitionError> {
@@ -242,14 +231,14 @@ pub(super) fn finish(
         // A device left mixed is reported torn (exit 8) whoever tore it: a script must be
         // able to tell from the exit code alone that the device needs attention.
         (_, ObservedState::Mixed) => Outcome::Torn,
-        (Err(_), s) if s == start => Outcome::RolledBack,
+        (Err(_), s) if s == start.state => Outcome::RolledBack,
         _ => Outcome::Failed,
     };
     // Torn, but not by this transition: it was mixed when observed, and every block is as
     // it was (on a kernel with daxX.Y/state, the atomic unplug undid itself). Say so.
     let untouched = rep.outcome == Outcome::Torn
-        && start == ObservedState::Mixed
-        && layout(&dev) == *start_layout;
+        && start.state == ObservedState::Mixed
+        && same_blocks(start, &dev);
     rep.reason = match (result, rep.outcome) {
         (Err(reason), _) if untouched => Some(format!(
             "{reason}; the device was already mixed when the transition began, and every block is as it was then"
