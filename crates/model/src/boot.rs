@@ -3,7 +3,7 @@
 //! build to the next and hotplug never changes them, so a comparison with a real kernel
 //! takes them from that kernel's own capture instead of from the preset.
 
-use daxplug_abi::{Iomem, ParseError};
+use daxplug_abi::{DaxName, Iomem, KMEM_RESOURCE_NAME, ParseError};
 
 use crate::machine::{Machine, StaticResource};
 
@@ -41,7 +41,7 @@ impl Machine {
         if let Some(e) = parsed
             .entries()
             .iter()
-            .find(|e| e.name.starts_with("dax") || e.name.contains("(kmem)"))
+            .find(|e| e.name.parse::<DaxName>().is_ok() || e.name == KMEM_RESOURCE_NAME)
         {
             return Err(BootError::NotBoot {
                 name: e.name.clone(),

@@ -76,6 +76,13 @@ zones_rule() {
 	done
 	[ -z "$bad" ] && pass "$1 ($n blocks)" || fail "$1:$bad"
 }
+# kmem_under POLICY: loads kmem with auto_online_blocks set to POLICY for its auto-bind,
+# then puts the default (online) back.
+kmem_under() {
+	echo "$1" > $M/auto_online_blocks
+	modload kmem
+	echo online > $M/auto_online_blocks
+}
 # abi_check NAME: daxplug names the ABI this kernel has (atomic from 7.3 on, legacy before).
 abi_check() {
 	daxplug list --json | grep -q "\"abi\": \"$ABI\"" && pass "$1: kernel ABI $ABI" || fail "$1: kernel ABI should be $ABI: $(daxplug list --json | grep abi)"
@@ -244,9 +251,7 @@ hmem | cxl)
 	BASE=$(memtotal)
 	# kmem loaded under the offline policy: blocks added offline (the default policy, which
 	# onlines into Normal, is tested last in the daxctl boot).
-	echo offline > $M/auto_online_blocks
-	modload kmem
-	echo online > $M/auto_online_blocks
+	kmem_under offline
 	RC=0; MS=0
 	expect "kmem bound under the offline policy reads offline" offline 0
 	snapshot 02-kmem-bound-offline
@@ -434,9 +439,7 @@ teeth)
 	# daxplug uses the kernel's atomic unplug, which the loop cannot tear: every try must end
 	# done or rolled back.
 	modload device_dax dax_hmem
-	echo offline > $M/auto_online_blocks
-	modload kmem
-	echo online > $M/auto_online_blocks
+	kmem_under offline
 	torn=""; clean=0
 	for try in 1 2 3 4 5; do
 		dset online_movable
