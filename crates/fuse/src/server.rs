@@ -156,24 +156,17 @@ fn kind_of(m: &Machine, path: &str) -> Option<Kind> {
 }
 
 /// How long the kernel may cache `path`'s name and attributes: an hour for what exists as
-/// long as the machine does, 0 for what can come and go (memory blocks, nodes, drivers and
-/// their links, a device's `state`, modules, devices), so that a lookup always asks.
-pub(crate) fn ttl(path: &str) -> u64 {
+/// long as the machine does (the model says which: [`Machine::lasting`]), 0 for what can
+/// come and go (memory blocks, nodes, drivers and their links, a device's `state`,
+/// modules, devices, `/dev` nodes), so that a lookup always asks.
+pub(crate) fn ttl(m: &Machine, path: &str) -> u64 {
     const LONG: u64 = 3600;
-    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-    let numbered = |c: &str, prefix: &str| {
-        c.strip_prefix(prefix)
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    let lasting = match path {
+        DEV_DIR | CONTROL_DIR | MODPROBE_FILE => true,
+        _ if path.starts_with("/dev/") => false,
+        _ => m.lasting(path),
     };
-    let dynamic = comps.iter().enumerate().any(|(i, c)| {
-        let parent = i.checked_sub(1).map(|p| comps[p]);
-        numbered(c, "memory")
-            || (numbered(c, "node") && parent == Some("node"))
-            || daxplug_model::parse_dax_name(c).is_some()
-            || matches!(*c, "driver" | "state" | "kmem")
-            || matches!(parent, Some("char" | "dev" | "module" | "drivers"))
-    });
-    if dynamic { 0 } else { LONG }
+    if lasting { LONG } else { 0 }
 }
 
 /// What `stat` shows for `path`, if it exists.
@@ -365,20 +358,19 @@ impl Server {
             Opcode::Lookup => {
                 let parent = self.path(req.nodeid)?;
                 let path = child(&parent, req.name().map_err(bad)?);
-                let attr = self
-                    .machine(|m| attr_at(m, 0, &path, self.time))
+                let (attr, ttl) = self
+                    .machine(|m| Some((attr_at(m, 0, &path, self.time)?, ttl(m, &path))))
                     .ok_or(Errno::ENOENT)?;
-                let ttl = ttl(&path);
                 let ino = lock(&self.inodes).intern(path);
                 Ok(Reply::ok(req.unique).entry(&Attr { ino, ..attr }, ttl))
             }
             Opcode::Getattr | Opcode::Setattr => {
                 // Setattr: a shell's `>` truncates before writing; sysfs ignores that.
                 let path = self.path(req.nodeid)?;
-                let attr = self
-                    .machine(|m| attr_at(m, req.nodeid, &path, self.time))
+                let (attr, ttl) = self
+                    .machine(|m| Some((attr_at(m, req.nodeid, &path, self.time)?, ttl(m, &path))))
                     .ok_or(Errno::ENOENT)?;
-                Ok(Reply::ok(req.unique).attr(&attr, ttl(&path)))
+                Ok(Reply::ok(req.unique).attr(&attr, ttl))
             }
             Opcode::Readlink => {
                 let path = self.path(req.nodeid)?;
@@ -646,9 +638,24 @@ pub(crate) fn start(
 #[cfg(test)]
 mod tests {
     use super::ttl;
+    use daxplug_model::{Flavour, build_preset};
 
     #[test]
     fn only_what_cannot_change_is_cached() {
+        // Atomic, with kmem bound: every path below exists, `state` included.
+        let mut m = build_preset("hmem", Flavour::Atomic, 1).expect("preset");
+        m.kmem_loaded = true;
+        m.sysfs_write(
+            "/sys/bus/dax/drivers/kmem/bind",
+            "dax0.0",
+            daxplug_model::Caller::Client,
+        )
+        .expect("bind kmem");
+        assert!(
+            m.kind("/sys/devices/platform/hmem.0/dax0.0/state")
+                .is_some()
+        );
+        let ttl = |p: &str| ttl(&m, p);
         for fixed in [
             "/sys",
             "/sys/devices/system/memory",

@@ -144,7 +144,7 @@ impl Machine {
     /// the driver to every unbound device it now matches. Probe failures are not reported
     /// to the writer (`driver_attach()` ignores them).
     pub fn driver_new_id(&mut self, driver: DriverKind, name: &str) -> Result<(), Errno> {
-        if crate::files::parse_dax_name(name).is_none() {
+        if name.parse::<daxplug_abi::DaxName>().is_err() {
             return Err(Errno::EINVAL);
         }
         self.new_ids
@@ -157,7 +157,7 @@ impl Machine {
 
     /// `/sys/bus/dax/drivers/<driver>/remove_id`.
     pub fn driver_remove_id(&mut self, driver: DriverKind, name: &str) -> Result<(), Errno> {
-        if crate::files::parse_dax_name(name).is_none() {
+        if name.parse::<daxplug_abi::DaxName>().is_err() {
             return Err(Errno::EINVAL);
         }
         if let Some(ids) = self.new_ids.get_mut(&driver) {
@@ -461,7 +461,7 @@ impl Machine {
 
     /// `daxX.Y/memmap_on_memory` store.
     pub fn memmap_store(&mut self, name: &str, value: &str) -> Result<(), Errno> {
-        let on = crate::files::parse_kstrtobool(store_token(value)).ok_or(Errno::EINVAL)?;
+        let on = crate::sysfs::parse_kstrtobool(store_token(value)).ok_or(Errno::EINVAL)?;
         if on && self.memmap_on_memory == daxplug_abi::MemmapOnMemory::Disabled {
             return Err(Errno::EOPNOTSUPP);
         }

@@ -12,7 +12,6 @@ mod actors;
 mod boot;
 mod dax;
 mod faults;
-mod files;
 mod hotplug;
 mod invariants;
 mod iomem;
@@ -22,6 +21,7 @@ mod rng;
 mod sched;
 pub mod script;
 mod sim;
+mod sysfs;
 mod udev;
 
 use daxplug_kernel::Errno;
@@ -29,7 +29,6 @@ use daxplug_kernel::Errno;
 pub use actors::{Actor, rhel_rule};
 pub use boot::BootError;
 pub use faults::Faults;
-pub use files::{DAX_MAJOR, Kind, parse_dax_name};
 pub use hotplug::Caller;
 pub use invariants::{Violation, check as check_invariants};
 pub use machine::{
@@ -39,6 +38,7 @@ pub use machine::{
 pub use presets::{PRESETS, PresetInfo, UnknownPreset, build as build_preset, scaled};
 pub use rng::Rng;
 pub use sim::{MachineFile, Sim, StoreError};
+pub use sysfs::{DAX_MAJOR, Kind};
 pub use udev::{Rule, Subsystem, Udev, UeventRecord};
 
 /// Internal errno of a system call the kernel restarts (`-ERESTARTNOINTR`): an actor whose
