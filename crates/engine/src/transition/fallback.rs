@@ -6,6 +6,7 @@ use std::time::Instant;
 use daxplug_abi::{BlockState, BoolParam, DaxDriver, OnlinePolicy, OnlineType, Zone};
 use daxplug_kernel::{Errno, paths};
 
+use crate::host::UdevError;
 use crate::observe::ObservedState;
 use crate::plan::GUARDED_POLICY;
 use crate::write::{DriverFile, Write};
@@ -87,8 +88,10 @@ impl Run<'_> {
             // A crash stops dead: recovery restarts the queue.
             return result;
         }
-        let released = self.release_udev();
-        result.and(released)
+        // A queue that cannot be restarted is reported among the actions; the transition
+        // itself is done.
+        let _ = self.release_udev();
+        result
     }
 
     /// Stops udev's exec queue (if udev runs and it is not stopped already): udev rules
@@ -113,7 +116,7 @@ impl Run<'_> {
     }
 
     /// Restarts udev's exec queue if daxplug stopped it.
-    pub(super) fn release_udev(&mut self) -> Result<(), Fail> {
+    pub(super) fn release_udev(&mut self) -> Result<(), UdevError> {
         if !self.journal.udev_stopped {
             return Ok(());
         }
@@ -130,7 +133,7 @@ impl Run<'_> {
                     "could not restart udev's exec queue: {}",
                     e.sentence()
                 ));
-                Ok(())
+                Err(e)
             }
         }
     }

@@ -5,7 +5,6 @@ use std::time::Instant;
 use crate::host::Host;
 use crate::journal::JournalFile;
 use crate::target::Target;
-use crate::write::Write;
 
 use super::Run;
 use super::lock::take_lock;
@@ -34,45 +33,25 @@ pub(super) fn recover_locked(
         path: crate::journal::journal_dir(&dir).display().to_string(),
         source,
     })?;
-    let k = host.kernel();
     let mut out = Vec::new();
     for (file, j) in journals {
-        let mut done = Vec::new();
-        if j.udev_stopped {
-            match host.set_udev_queue(true) {
-                Ok(()) => done.push("restarted the udev exec queue".to_owned()),
-                Err(e) => done.push(format!(
-                    "could not restart the udev exec queue: {}",
-                    e.sentence()
-                )),
-            }
-        }
-        if let Some(saved @ (policy, numa)) = j.saved_policy {
-            let [p, n] = Write::online_policy(saved);
-            let (p, n) = (k.write(&p.path, &p.value), k.write(&n.path, &n.value));
-            if p.is_ok() && n.is_ok() {
-                done.push(format!(
-                    "restored online_policy={policy}, auto_movable_numa_aware={numa}"
-                ));
-            } else {
-                done.push("could not restore online_policy".to_owned());
-            }
-        }
-        if let Some(aob) = j.saved_aob {
-            let w = Write::auto_online_blocks(aob);
-            match k.write(&w.path, &w.value) {
-                Ok(()) => done.push(format!("restored auto_online_blocks={aob}")),
-                Err(e) => done.push(format!("could not restore auto_online_blocks: {e}")),
-            }
-        }
         let opts = Options {
             test_hooks: TestHooks::default(),
             ..opts.clone()
         };
+        let mut run = Run::new(
+            host,
+            &opts,
+            j.clone(),
+            file.clone(),
+            Instant::now(),
+            None,
+            None,
+        );
+        let mut done = run.restore_settings();
         if j.committed {
             // Past the point of no return: finish the transition.
-            let file_for_run = file.clone();
-            let _ = file_for_run.remove();
+            let _ = file.remove();
             match set_unlocked(host, &j.device, j.target, &opts) {
                 Ok(r) => done.push(format!(
                     "finished: {} is {}",
@@ -82,15 +61,6 @@ pub(super) fn recover_locked(
                 Err(e) => done.push(format!("could not finish: {e}")),
             }
         } else {
-            let mut run = Run::new(
-                host,
-                &opts,
-                j.clone(),
-                file.clone(),
-                Instant::now(),
-                None,
-                None,
-            );
             run.undo_from_journal();
             run.rollback();
             done.extend(run.actions.into_iter().filter(|a| a != "rolling back"));
@@ -105,6 +75,38 @@ pub(super) fn recover_locked(
         ));
     }
     Ok(out)
+}
+
+impl Run<'_> {
+    /// Puts back every machine-wide setting the journal says daxplug changed (udev's exec
+    /// queue, the online policy, `auto_online_blocks`) with the same writes a transition
+    /// restores them with; what was done, as sentences.
+    fn restore_settings(&mut self) -> Vec<String> {
+        let mut done = Vec::new();
+        if self.journal.udev_stopped {
+            done.push(match self.release_udev() {
+                Ok(()) => "restarted the udev exec queue".to_owned(),
+                Err(e) => format!("could not restart the udev exec queue: {}", e.sentence()),
+            });
+        }
+        if let Some((policy, numa)) = self.journal.saved_policy {
+            self.restore_policy();
+            done.push(if self.journal.saved_policy.is_none() {
+                format!("restored online_policy={policy}, auto_movable_numa_aware={numa}")
+            } else {
+                "could not restore online_policy".to_owned()
+            });
+        }
+        if let Some(aob) = self.journal.saved_aob {
+            done.push(match self.restore_aob() {
+                Ok(()) => format!("restored auto_online_blocks={aob}"),
+                Err(e) => format!("could not restore auto_online_blocks: {e}"),
+            });
+        }
+        // The sentences above say it; the writes themselves are not repeated.
+        self.actions.clear();
+        done
+    }
 }
 
 /// `set` without taking the lock or recovering (the caller holds the lock).

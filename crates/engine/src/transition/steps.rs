@@ -167,16 +167,23 @@ impl Run<'_> {
         }
         if changed {
             // Restored at once, whatever the bind did.
-            let restored = self.apply_uncancellable(&Write::auto_online_blocks(current));
-            if restored.is_ok() {
-                self.journal.saved_aob = None;
-                self.record("auto_online_blocks restored");
-            }
+            let restored = self.restore_aob();
             bound?;
             restored
         } else {
             bound
         }
+    }
+
+    /// Puts back the `auto_online_blocks` that `hot_add` saved in the journal.
+    pub(super) fn restore_aob(&mut self) -> Result<(), Fail> {
+        let Some(saved) = self.journal.saved_aob else {
+            return Ok(());
+        };
+        self.apply_uncancellable(&Write::auto_online_blocks(saved))?;
+        self.journal.saved_aob = None;
+        self.record("auto_online_blocks restored");
+        Ok(())
     }
 
     /// A write that must happen even after a timeout or Ctrl-C (restoring settings).
