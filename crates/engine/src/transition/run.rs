@@ -8,6 +8,7 @@ use std::time::Instant;
 use daxplug_kernel::{Errno, KernelError, paths};
 
 use crate::topology::{Device, Topology};
+use crate::write::Write;
 
 use super::observation::reobserve_device;
 use super::watchdog::Watchdog;
@@ -91,10 +92,10 @@ impl Run<'_> {
     /// One write that a timeout or a cancellation may interrupt: when it may block, the
     /// watchdog signals this thread while the run must stop, and the kernel fails the write
     /// with `EINTR` (an offline in progress is undone). The write is never abandoned.
-    pub(super) fn write(&mut self, path: &str, value: &str) -> Result<(), Fail> {
+    pub(super) fn apply(&mut self, w: &Write) -> Result<(), Fail> {
         self.check()?;
         self.save()?;
-        let watched = if may_block(path) {
+        let watched = if may_block(&w.path) {
             self.watchdog()
         } else {
             None
@@ -102,14 +103,14 @@ impl Run<'_> {
         if let Some(w) = &watched {
             w.begin();
         }
-        let result = self.kernel_write(path, value);
+        let result = self.kernel_write(w);
         let interrupted = watched.is_some_and(|w| w.end());
         match result {
             Ok(()) => Ok(()),
             // Interrupted by the watchdog, or by Ctrl-C delivered to this thread directly.
             Err(e) if e.errno == Errno::EINTR && (interrupted || self.stop_reason().is_some()) => {
                 if let Some(last) = self.actions.last_mut() {
-                    *last = format!("echo {} > {path}: interrupted", value.trim_end());
+                    *last = format!("{w}: interrupted");
                 }
                 Err(self.stop_reason().unwrap_or(Fail::Timeout))
             }
@@ -132,15 +133,23 @@ impl Run<'_> {
         self.watchdog.clone()
     }
 
-    /// The write itself: timed as the kernel's, recorded among the actions.
-    pub(super) fn kernel_write(&mut self, path: &str, value: &str) -> Result<(), KernelError> {
-        self.wrote(path);
+    /// A write that must happen even after a timeout or Ctrl-C (restoring a setting,
+    /// rolling back).
+    pub(super) fn apply_uncancellable(&mut self, w: &Write) -> Result<(), Fail> {
+        self.save()?;
+        self.kernel_write(w).map_err(Fail::Kernel)
+    }
+
+    /// The write itself: timed as the kernel's, recorded among the actions as `--dry-run`
+    /// shows it.
+    fn kernel_write(&mut self, w: &Write) -> Result<(), KernelError> {
+        self.wrote(&w.path);
         let t0 = Instant::now();
-        let r = self.k.write(path, value);
+        let r = self.k.write(&w.path, &w.value);
         self.kernel_time += t0.elapsed();
         self.actions.push(match &r {
-            Ok(()) => format!("echo {} > {path}", value.trim_end()),
-            Err(e) => format!("echo {} > {path}: {}", value.trim_end(), e.errno),
+            Ok(()) => w.to_string(),
+            Err(e) => format!("{w}: {}", e.errno),
         });
         r
     }

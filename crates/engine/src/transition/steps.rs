@@ -186,23 +186,6 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// A write that must happen even after a timeout or Ctrl-C (restoring settings).
-    pub(super) fn write_uncancellable(&mut self, path: &str, value: &str) -> Result<(), Fail> {
-        self.save()?;
-        self.kernel_write(path, value).map_err(Fail::Kernel)
-    }
-
-    /// Performs a planned write (interruptible, as `write`).
-    pub(super) fn apply(&mut self, w: &Write) -> Result<(), Fail> {
-        self.write(&w.path, &w.value)
-    }
-
-    /// Performs a write that must happen even when the run is stopping (restoring a
-    /// setting, rolling back).
-    pub(super) fn apply_uncancellable(&mut self, w: &Write) -> Result<(), Fail> {
-        self.write_uncancellable(&w.path, &w.value)
-    }
-
     /// After a hot-add: every block online in the zone asked for; stragglers are onlined,
     /// blocks in the wrong zone moved.
     pub(super) fn repair(&mut self, online_type: OnlineType) -> Result<(), Fail> {
