@@ -1,6 +1,7 @@
 //! `daxplug daemon`: the event loop around the engine's daemon core. Events come from the
 //! kernel's uevent netlink socket, or from the emulated machine's uevent log with `--sim`.
 
+use crate::exit::Exit;
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -78,7 +79,7 @@ pub fn run(
     host: &dyn Host,
     events: &Events<'_>,
     args: &DaemonArgs,
-) -> anyhow::Result<(String, u8)> {
+) -> anyhow::Result<(String, Exit)> {
     let policy = Policy::load(&args.config)
         .map_err(|e| exit::Usage(format!("the policy is not valid: {e}")))?;
     let cancel = crate::setcmd::cancel_flag()?;
@@ -110,7 +111,7 @@ pub fn run(
     publish(&daemon);
     if args.once {
         let bad = decisions.iter().any(|d| !d.result.is_settled());
-        return Ok((String::new(), if bad { exit::FAILURE } else { exit::OK }));
+        return Ok((String::new(), if bad { Exit::Failure } else { Exit::Ok }));
     }
     log(&format!("watching {} rules", daemon.policy().rules.len()));
     let started = Instant::now();
@@ -201,7 +202,7 @@ pub fn run(
         }
     }
     log("stopping");
-    Ok((String::new(), exit::OK))
+    Ok((String::new(), Exit::Ok))
 }
 
 fn tracing_like(head: &str) {

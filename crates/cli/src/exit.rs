@@ -1,59 +1,115 @@
-//! Exit codes, one per outcome a script may want to tell apart. Documented in
-//! `docs/CLI.md`; never renumber one.
+//! Exit codes, one per outcome a script may want to tell apart.
 
 use daxplug_engine::DiscoveryError;
 use daxplug_kernel::RootError;
 
-/// Success.
-pub const OK: u8 = 0;
-/// An unexpected failure: an I/O error, or the kernel printed something unparseable.
-pub const FAILURE: u8 = 1;
-/// Bad usage: unknown option, missing argument, or an argument that is malformed (for
-/// example a device name with `/` in it). Nothing was read or changed.
-pub const USAGE: u8 = 2;
-/// The root is unusable: missing, not a sysfs tree, or no memory hotplug in the kernel.
-pub const ENVIRONMENT: u8 = 3;
-/// The named device does not exist.
-pub const NO_SUCH_DEVICE: u8 = 4;
-/// `set` refused: a safety check (pass `--force`), a stuck device, another daxplug busy,
-/// the kmem driver missing. Nothing was changed.
-pub const REFUSED: u8 = 5;
-/// `set` failed or was cancelled (timeout, Ctrl-C, SIGTERM, a block that will not
-/// offline) and the device is back in the state it started from.
-pub const ROLLED_BACK: u8 = 6;
-/// The device is stuck: the kernel leaked its range (blocks or `System RAM (kmem)` left
-/// with no driver). Only a reboot frees it.
-pub const STUCK: u8 = 7;
-/// `set` failed and could not put the device back together: it is left mixed.
-pub const TORN: u8 = 8;
-/// `doctor` found something wrong (a warning or an error).
-pub const RISKS: u8 = 9;
+/// How daxplug exits. The numbers are documented in `docs/CLI.md`; never renumber one.
+/// Ordered by how much a script needs to hear about it, so that the worst of several
+/// results is their `max()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: success.
+    Ok,
+    /// 1: an unexpected failure: an I/O error, or the kernel printed something
+    /// unparseable.
+    Failure,
+    /// 2: bad usage: unknown option, missing argument, or an argument that is malformed
+    /// (for example a device name with `/` in it). Nothing was read or changed.
+    Usage,
+    /// 3: the root is unusable: missing, not a sysfs tree, or no memory hotplug in the
+    /// kernel.
+    Environment,
+    /// 4: the named device does not exist.
+    NoSuchDevice,
+    /// 5: `set` refused: a safety check (pass `--force`), a stuck device, another daxplug
+    /// busy, the kmem driver missing. Nothing was changed.
+    Refused,
+    /// 6: `set` failed or was cancelled (timeout, Ctrl-C, SIGTERM, a block that will not
+    /// offline) and the device is back in the state it started from.
+    RolledBack,
+    /// 7: the device is stuck: the kernel leaked its range (blocks or `System RAM (kmem)`
+    /// left with no driver). Only a reboot frees it.
+    Stuck,
+    /// 8: `set` failed and could not put the device back together: it is left mixed.
+    Torn,
+    /// 9: `doctor` found something wrong (a warning or an error).
+    Risks,
+    /// The exit code of the command `sim run` ran, passed through.
+    Command(u8),
+}
+
+impl Exit {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Failure => 1,
+            Exit::Usage => 2,
+            Exit::Environment => 3,
+            Exit::NoSuchDevice => 4,
+            Exit::Refused => 5,
+            Exit::RolledBack => 6,
+            Exit::Stuck => 7,
+            Exit::Torn => 8,
+            Exit::Risks => 9,
+            Exit::Command(c) => c,
+        }
+    }
+
+    /// Rank for `Ord`: a torn device first, then a stuck one, an unexpected failure, a
+    /// rollback, a refusal; everything else below.
+    fn severity(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Torn => 6,
+            Exit::Stuck => 5,
+            Exit::Failure => 4,
+            Exit::RolledBack => 3,
+            Exit::Refused => 2,
+            _ => 1,
+        }
+    }
+}
+
+impl Ord for Exit {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.severity()
+            .cmp(&other.severity())
+            .then(self.code().cmp(&other.code()))
+    }
+}
+
+impl PartialOrd for Exit {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 /// A request that cannot be carried out as given (exit code 2).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Usage(pub String);
 
-fn discovery_code(e: &DiscoveryError) -> u8 {
+fn discovery_code(e: &DiscoveryError) -> Exit {
     match e {
-        DiscoveryError::NoMemoryHotplug { .. } | DiscoveryError::IomemHidden => ENVIRONMENT,
-        DiscoveryError::InvalidDeviceName { .. } => USAGE,
-        DiscoveryError::UnknownDevice { .. } => NO_SUCH_DEVICE,
-        DiscoveryError::Parse { .. } | DiscoveryError::Kernel(_) => FAILURE,
+        DiscoveryError::NoMemoryHotplug { .. } | DiscoveryError::IomemHidden => Exit::Environment,
+        DiscoveryError::InvalidDeviceName { .. } => Exit::Usage,
+        DiscoveryError::UnknownDevice { .. } => Exit::NoSuchDevice,
+        DiscoveryError::Parse { .. } | DiscoveryError::Kernel(_) => Exit::Failure,
     }
 }
 
 /// The exit code for an error that reached the top of the program.
-pub fn code_for(err: &anyhow::Error) -> u8 {
+pub fn code_for(err: &anyhow::Error) -> Exit {
     if err.downcast_ref::<Usage>().is_some()
         || err.downcast_ref::<daxplug_model::UnknownPreset>().is_some()
     {
-        return USAGE;
+        return Exit::Usage;
     }
     if let Some(e) = err.downcast_ref::<daxplug_model::StoreError>() {
         return match e {
-            daxplug_model::StoreError::Exists { .. } => USAGE,
-            _ => ENVIRONMENT,
+            daxplug_model::StoreError::Exists { .. } => Exit::Usage,
+            _ => Exit::Environment,
         };
     }
     if let Some(e) = err.downcast_ref::<DiscoveryError>() {
@@ -65,7 +121,56 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         return discovery_code(e);
     }
     if err.downcast_ref::<RootError>().is_some() {
-        return ENVIRONMENT;
+        return Exit::Environment;
     }
-    FAILURE
+    Exit::Failure
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(e: Exit) -> Self {
+        std::process::ExitCode::from(e.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Exit;
+
+    #[test]
+    fn numbers_are_stable_and_the_worst_is_the_max() {
+        let all = [
+            Exit::Ok,
+            Exit::Failure,
+            Exit::Usage,
+            Exit::Environment,
+            Exit::NoSuchDevice,
+            Exit::Refused,
+            Exit::RolledBack,
+            Exit::Stuck,
+            Exit::Torn,
+            Exit::Risks,
+        ];
+        let codes: Vec<u8> = all.iter().map(|e| e.code()).collect();
+        assert_eq!(codes, (0..=9).collect::<Vec<u8>>());
+        let mut ranked = vec![
+            Exit::Refused,
+            Exit::Torn,
+            Exit::Ok,
+            Exit::Stuck,
+            Exit::RolledBack,
+            Exit::Failure,
+        ];
+        ranked.sort();
+        assert_eq!(
+            ranked,
+            [
+                Exit::Ok,
+                Exit::Refused,
+                Exit::RolledBack,
+                Exit::Failure,
+                Exit::Stuck,
+                Exit::Torn
+            ]
+        );
+    }
 }

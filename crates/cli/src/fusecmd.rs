@@ -1,6 +1,7 @@
 //! `daxplug sim mount` and `daxplug sim run`: the emulated machine as real files, for
 //! programs that know nothing about daxplug.
 
+use crate::exit::Exit;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -91,7 +92,7 @@ fn refuse_system_dir(dir: &Path) -> anyhow::Result<PathBuf> {
 }
 
 /// `sim mount FILE DIR`: serves until SIGINT, SIGTERM or `umount DIR`.
-pub fn mount(file: &Path, dir: &Path) -> anyhow::Result<(String, u8)> {
+pub fn mount(file: &Path, dir: &Path) -> anyhow::Result<(String, Exit)> {
     let dir = refuse_system_dir(dir)?;
     let (sim, store) = open(file)?;
     let stop = stop_signals()?;
@@ -115,13 +116,13 @@ pub fn mount(file: &Path, dir: &Path) -> anyhow::Result<(String, u8)> {
             dir.display(),
             file.display()
         ),
-        exit::OK,
+        Exit::Ok,
     ))
 }
 
 /// `sim run FILE -- COMMAND...`: runs COMMAND with the machine as its `/sys` and `/proc`;
 /// the exit code is the command's (128 + N when killed by signal N).
-pub fn run(file: &Path, command: &[String]) -> anyhow::Result<(String, u8)> {
+pub fn run(file: &Path, command: &[String]) -> anyhow::Result<(String, Exit)> {
     let Some((program, args)) = command.split_first() else {
         return Err(exit::Usage("sim run needs a command after --".to_owned()).into());
     };
@@ -176,12 +177,12 @@ pub fn run(file: &Path, command: &[String]) -> anyhow::Result<(String, u8)> {
         (None, Some(sig)) => u8::try_from(128 + sig).unwrap_or(1),
         (None, None) => 1,
     };
-    Ok((String::new(), code))
+    Ok((String::new(), Exit::Command(code)))
 }
 
 /// `sim run DIR -- COMMAND`: the same with a directory tree (DIR/sys, DIR/proc, DIR/dev)
 /// as the machine, such as a captured fixture; nothing is saved, modules cannot load.
-fn run_tree(dir: &Path, program: &str, args: &[String]) -> anyhow::Result<(String, u8)> {
+fn run_tree(dir: &Path, program: &str, args: &[String]) -> anyhow::Result<(String, Exit)> {
     if !dir.join("sys/devices/system/memory").is_dir() {
         return Err(exit::Usage(format!(
             "{} is not a machine: expected a machine file or a directory with sys/devices/system/memory",
@@ -200,7 +201,7 @@ fn run_tree(dir: &Path, program: &str, args: &[String]) -> anyhow::Result<(Strin
         .with_context(|| format!("cannot run {program}"))?;
     sandbox.leave()?;
     let _ = std::fs::remove_dir_all(&run_dir);
-    Ok((String::new(), exit_code(status)))
+    Ok((String::new(), Exit::Command(exit_code(status))))
 }
 
 fn exit_code(status: std::process::ExitStatus) -> u8 {

@@ -12,6 +12,7 @@ mod setcmd;
 mod simcmd;
 mod units;
 
+use crate::exit::Exit;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -184,8 +185,8 @@ enum Command {
 /// The one dispatcher: commands that need no machine run at once; the others open the
 /// machine (`--sim FILE`, or the root; writable only for commands that change it) and run
 /// against it.
-fn run(cli: Cli) -> anyhow::Result<(String, u8)> {
-    let text = |r: anyhow::Result<String>| r.map(|t| (t, exit::OK));
+fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
+    let text = |r: anyhow::Result<String>| r.map(|t| (t, Exit::Ok));
     let Cli {
         root,
         run_dir,
@@ -209,7 +210,7 @@ fn run(cli: Cli) -> anyhow::Result<(String, u8)> {
             kernel_allocs,
             force,
         )),
-        Command::Sim(simcmd::SimCommand::Presets) => Ok((simcmd::presets(), exit::OK)),
+        Command::Sim(simcmd::SimCommand::Presets) => Ok((simcmd::presets(), Exit::Ok)),
         Command::Sim(simcmd::SimCommand::Mount { ref file, ref dir }) => fusecmd::mount(file, dir),
         Command::Sim(simcmd::SimCommand::Run {
             ref file,
@@ -230,7 +231,7 @@ fn run(cli: Cli) -> anyhow::Result<(String, u8)> {
                 .map_err(|e| exit::Usage(format!("the policy is not valid: {e}")))?;
             Ok((
                 format!("{}: {} rules, valid\n", config.display(), p.rules.len()),
-                exit::OK,
+                Exit::Ok,
             ))
         }
         Command::Sim(cmd) => match &cli.sim {
@@ -325,7 +326,7 @@ fn run(cli: Cli) -> anyhow::Result<(String, u8)> {
 }
 
 /// `demo`, which checks its own claim rather than narrating it blindly.
-fn demo(seed: u64) -> anyhow::Result<(String, u8)> {
+fn demo(seed: u64) -> anyhow::Result<(String, Exit)> {
     let narration = demo::run(seed)?;
     if narration.atomic != daxplug_engine::ObservedState::Unplugged {
         anyhow::bail!(
@@ -340,7 +341,7 @@ fn demo(seed: u64) -> anyhow::Result<(String, u8)> {
         );
     }
     let _ = narration.per_block;
-    Ok((narration.text, exit::OK))
+    Ok((narration.text, Exit::Ok))
 }
 
 /// Opens the emulated machine in `file` and runs `f` on it with its run directory
@@ -348,8 +349,8 @@ fn demo(seed: u64) -> anyhow::Result<(String, u8)> {
 fn on_sim(
     file: &std::path::Path,
     run_dir: Option<&PathBuf>,
-    f: impl FnOnce(&Sim, PathBuf) -> anyhow::Result<(String, u8)>,
-) -> anyhow::Result<(String, u8)> {
+    f: impl FnOnce(&Sim, PathBuf) -> anyhow::Result<(String, Exit)>,
+) -> anyhow::Result<(String, Exit)> {
     let (sim, store) = Sim::open(file)?;
     let mut default = file.as_os_str().to_owned();
     default.push(".run");
@@ -374,8 +375,8 @@ struct Machine {
 fn on_machine(
     cli: &Machine,
     changes: bool,
-    f: impl FnOnce(&Backend<'_>) -> anyhow::Result<(String, u8)>,
-) -> anyhow::Result<(String, u8)> {
+    f: impl FnOnce(&Backend<'_>) -> anyhow::Result<(String, Exit)>,
+) -> anyhow::Result<(String, Exit)> {
     if let Some(file) = &cli.sim {
         return on_sim(file, cli.run_dir.as_ref(), |sim, run_dir| {
             f(&Backend::Sim(sim, run_dir))
@@ -434,7 +435,7 @@ impl Backend<'_> {
     }
 }
 
-fn generate(what: &str, shell: &str, dir: &std::path::Path) -> anyhow::Result<(String, u8)> {
+fn generate(what: &str, shell: &str, dir: &std::path::Path) -> anyhow::Result<(String, Exit)> {
     use clap::CommandFactory as _;
     let mut cmd = Cli::command();
     if what == "completions" {
@@ -445,14 +446,14 @@ fn generate(what: &str, shell: &str, dir: &std::path::Path) -> anyhow::Result<(S
         })?;
         let mut buf = Vec::new();
         clap_complete::generate(shell, &mut cmd, "daxplug", &mut buf);
-        return Ok((String::from_utf8(buf)?, exit::OK));
+        return Ok((String::from_utf8(buf)?, Exit::Ok));
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     clap_mangen::generate_to(cmd, dir)
         .with_context(|| format!("cannot write man pages to {}", dir.display()))?;
     Ok((
         format!("man pages written to {}\n", dir.display()),
-        exit::OK,
+        Exit::Ok,
     ))
 }
 
@@ -460,11 +461,11 @@ fn doctor(
     kernel: &dyn Kernel,
     root: Option<&std::path::Path>,
     json: bool,
-) -> anyhow::Result<(String, u8)> {
+) -> anyhow::Result<(String, Exit)> {
     use daxplug_engine::doctor::{Severity, check};
     let findings = check(kernel, root)?;
     let wrong = findings.iter().any(|f| f.severity > Severity::Info);
-    let code = if wrong { exit::RISKS } else { exit::OK };
+    let code = if wrong { Exit::Risks } else { Exit::Ok };
     if json {
         let mut text = serde_json::to_string_pretty(&json::DoctorJson {
             ok: !wrong,
@@ -517,7 +518,7 @@ fn main() -> ExitCode {
                 .and_then(|()| stdout.flush())
                 .is_err()
             {
-                return ExitCode::from(exit::FAILURE);
+                return ExitCode::from(Exit::Failure);
             }
             ExitCode::from(code)
         }

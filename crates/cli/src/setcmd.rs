@@ -1,5 +1,6 @@
 //! `daxplug set` and `daxplug recover`: whole-device transitions from the command line.
 
+use crate::exit::Exit;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -47,31 +48,20 @@ pub fn parse_duration(text: &str) -> Result<Option<Duration>, String> {
 }
 
 /// The exit code of an outcome.
-pub fn outcome_code(o: Outcome) -> u8 {
+pub fn outcome_code(o: Outcome) -> Exit {
     match o {
-        Outcome::Done | Outcome::NoChange | Outcome::DryRun => exit::OK,
-        Outcome::Refused => exit::REFUSED,
-        Outcome::RolledBack => exit::ROLLED_BACK,
-        Outcome::Stuck => exit::STUCK,
-        Outcome::Torn => exit::TORN,
-        Outcome::Failed => exit::FAILURE,
+        Outcome::Done | Outcome::NoChange | Outcome::DryRun => Exit::Ok,
+        Outcome::Refused => Exit::Refused,
+        Outcome::RolledBack => Exit::RolledBack,
+        Outcome::Stuck => Exit::Stuck,
+        Outcome::Torn => Exit::Torn,
+        Outcome::Failed => Exit::Failure,
     }
 }
 
 /// Of several outcomes, the one a script most needs to hear about.
-fn worst(codes: impl IntoIterator<Item = u8>) -> u8 {
-    let rank = |c: u8| match c {
-        exit::TORN => 6,
-        exit::STUCK => 5,
-        exit::FAILURE => 4,
-        exit::ROLLED_BACK => 3,
-        exit::REFUSED => 2,
-        _ => 1,
-    };
-    codes
-        .into_iter()
-        .max_by_key(|c| rank(*c))
-        .unwrap_or(exit::OK)
+fn worst(codes: impl IntoIterator<Item = Exit>) -> Exit {
+    codes.into_iter().max().unwrap_or(Exit::Ok)
 }
 
 /// Options from the command line.
@@ -124,7 +114,7 @@ fn progress_bar(json: bool) -> Option<Arc<dyn Fn(daxplug_engine::Progress) + Sen
 }
 
 /// `daxplug set`.
-pub fn run(host: &dyn Host, args: &SetArgs) -> anyhow::Result<(String, u8)> {
+pub fn run(host: &dyn Host, args: &SetArgs) -> anyhow::Result<(String, Exit)> {
     let target: Target = args
         .state
         .parse()
@@ -166,7 +156,7 @@ pub fn run(host: &dyn Host, args: &SetArgs) -> anyhow::Result<(String, u8)> {
     if args.json {
         let mut text = serde_json::to_string_pretty(&SetJson {
             results: reports.iter().map(TransitionJson::new).collect(),
-            exit_code: code,
+            exit_code: code.code(),
         })?;
         text.push('\n');
         return Ok((text, code));
@@ -281,7 +271,7 @@ pub fn run_recover(
     host: &dyn Host,
     json: bool,
     timeout: Option<Duration>,
-) -> anyhow::Result<(String, u8)> {
+) -> anyhow::Result<(String, Exit)> {
     let opts = Options {
         timeout,
         cancel: cancel_flag()?,
@@ -291,15 +281,15 @@ pub fn run_recover(
     if json {
         let mut text = serde_json::to_string_pretty(&RecoverJson { recovered: &done })?;
         text.push('\n');
-        return Ok((text, exit::OK));
+        return Ok((text, Exit::Ok));
     }
     if done.is_empty() {
         return Ok((
             "Nothing to recover: no interrupted transition in the journal.\n".to_owned(),
-            exit::OK,
+            Exit::Ok,
         ));
     }
-    Ok((done.into_iter().map(|l| l + "\n").collect(), exit::OK))
+    Ok((done.into_iter().map(|l| l + "\n").collect(), Exit::Ok))
 }
 
 #[cfg(test)]
@@ -324,10 +314,10 @@ mod tests {
     #[test]
     fn worst_outcome_wins() {
         assert_eq!(
-            worst([exit::OK, exit::ROLLED_BACK, exit::REFUSED]),
-            exit::ROLLED_BACK
+            worst([Exit::Ok, Exit::RolledBack, Exit::Refused]),
+            Exit::RolledBack
         );
-        assert_eq!(worst([exit::STUCK, exit::TORN]), exit::TORN);
-        assert_eq!(worst([]), exit::OK);
+        assert_eq!(worst([Exit::Stuck, Exit::Torn]), Exit::Torn);
+        assert_eq!(worst([]), Exit::Ok);
     }
 }
