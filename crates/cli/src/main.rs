@@ -4,12 +4,14 @@
 mod daemoncmd;
 mod demo;
 mod exit;
-mod fusecmd;
 mod host;
 mod human;
 mod json;
+mod mountcmd;
+mod served;
 mod setcmd;
 mod simcmd;
+mod simrun;
 mod units;
 
 use crate::exit::Exit;
@@ -211,11 +213,11 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
             force,
         )),
         Command::Sim(simcmd::SimCommand::Presets) => Ok((simcmd::presets(), Exit::Ok)),
-        Command::Sim(simcmd::SimCommand::Mount { ref file, ref dir }) => fusecmd::mount(file, dir),
+        Command::Sim(simcmd::SimCommand::Mount { ref file, ref dir }) => mountcmd::mount(file, dir),
         Command::Sim(simcmd::SimCommand::Run {
             ref file,
             ref command,
-        }) => fusecmd::run(file, command),
+        }) => simrun::run(file, command),
         Command::Generate {
             ref what,
             ref shell,
@@ -385,7 +387,7 @@ fn on_machine(
     if changes
         && cli.root == std::path::Path::new("/")
         && std::env::var_os("DAXPLUG_REFUSE_HOST").is_some()
-        && !fusecmd::inside_sim_run()
+        && !simrun::inside_sim_run()
     {
         return Err(exit::Usage(
             "DAXPLUG_REFUSE_HOST is set: this environment (a test run) must not change the machine's own /sys; pass --root or --sim".to_owned(),

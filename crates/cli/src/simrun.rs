@@ -1,124 +1,19 @@
-//! `daxplug sim mount` and `daxplug sim run`: the emulated machine as real files, for
-//! programs that know nothing about daxplug.
+//! `daxplug sim run`: runs a command in a private mount namespace whose `/sys`, `/proc` and
+//! `/dev` are the emulated machine (or a captured tree).
 
-use crate::exit::Exit;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
-use daxplug_fuse::Mount;
 use daxplug_fuse::namespace::{Sandbox, Source, tree_providers};
-use daxplug_model::{MachineFile, Sim};
 
-use crate::exit;
-
-/// How often a changed machine is written back to its file while served.
-const SAVE_EVERY: Duration = Duration::from_millis(200);
+use crate::exit::{self, Exit};
+use crate::served::{Saver, open, save, stop_signals};
 
 /// The environment variable `sim run` sets for the command it runs (the machine file).
 pub const SIM_RUN_ENV: &str = "DAXPLUG_SIM_RUN";
-
-fn open(file: &Path) -> anyhow::Result<(Arc<Sim>, MachineFile)> {
-    let (sim, store) = Sim::open(file)?;
-    Ok((Arc::new(sim), store))
-}
-
-fn save(sim: &Sim, store: &MachineFile) -> anyhow::Result<()> {
-    sim.with(|m| store.save(m))?;
-    Ok(())
-}
-
-/// Writes the machine back at most every [`SAVE_EVERY`], when it changed.
-struct Saver {
-    last: std::time::Instant,
-}
-
-impl Saver {
-    fn new() -> Self {
-        Self {
-            last: std::time::Instant::now(),
-        }
-    }
-
-    fn tick(
-        &mut self,
-        mount: Option<&Mount>,
-        sim: &Sim,
-        store: &MachineFile,
-    ) -> anyhow::Result<()> {
-        if self.last.elapsed() >= SAVE_EVERY && mount.is_some_and(Mount::take_changed) {
-            save(sim, store)?;
-            self.last = std::time::Instant::now();
-        }
-        Ok(())
-    }
-}
-
-fn stop_signals() -> anyhow::Result<Arc<AtomicBool>> {
-    let flag = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&flag))
-            .context("cannot install the SIGINT/SIGTERM handler")?;
-    }
-    Ok(flag)
-}
-
-/// Directories a mount must never cover: the host's own kernel interfaces.
-fn refuse_system_dir(dir: &Path) -> anyhow::Result<PathBuf> {
-    let real = std::fs::canonicalize(dir).map_err(|e| {
-        exit::Usage(format!(
-            "the mount point {} must be an existing directory: {e}",
-            dir.display()
-        ))
-    })?;
-    if !real.is_dir() {
-        return Err(exit::Usage(format!(
-            "the mount point {} is not a directory",
-            dir.display()
-        ))
-        .into());
-    }
-    let system = ["/sys", "/proc", "/dev", "/run"];
-    if real == Path::new("/") || system.iter().any(|s| real.starts_with(s)) {
-        return Err(exit::Usage(format!(
-            "refusing to mount the emulated machine on {}: it would hide the host's own files; use an empty directory such as /tmp/sim (or `daxplug sim run` for a private /sys)",
-            real.display()
-        ))
-        .into());
-    }
-    Ok(real)
-}
-
-/// `sim mount FILE DIR`: serves until SIGINT, SIGTERM or `umount DIR`.
-pub fn mount(file: &Path, dir: &Path) -> anyhow::Result<(String, Exit)> {
-    let dir = refuse_system_dir(dir)?;
-    let (sim, store) = open(file)?;
-    let stop = stop_signals()?;
-    let mount = Mount::new(Arc::clone(&sim), &dir)?;
-    eprintln!(
-        "daxplug: serving {} on {} ({0}/sys, {0}/proc); Ctrl-C or `umount {0}` stops",
-        file.display(),
-        dir.display()
-    );
-    let mut saver = Saver::new();
-    while !stop.load(Ordering::Acquire) && !mount.finished() {
-        std::thread::sleep(Duration::from_millis(50));
-        saver.tick(Some(&mount), &sim, &store)?;
-    }
-    let requests = mount.requests();
-    mount.unmount()?;
-    save(&sim, &store)?;
-    Ok((
-        format!(
-            "Unmounted {}: {requests} requests served, machine saved to {}.\n",
-            dir.display(),
-            file.display()
-        ),
-        Exit::Ok,
-    ))
-}
 
 /// `sim run FILE -- COMMAND...`: runs COMMAND with the machine as its `/sys` and `/proc`;
 /// the exit code is the command's (128 + N when killed by signal N).
@@ -169,15 +64,7 @@ pub fn run(file: &Path, command: &[String]) -> anyhow::Result<(String, Exit)> {
     };
     sandbox.leave()?;
     save(&sim, &store)?;
-    let code = match (
-        status.code(),
-        std::os::unix::process::ExitStatusExt::signal(&status),
-    ) {
-        (Some(c), _) => u8::try_from(c).unwrap_or(1),
-        (None, Some(sig)) => u8::try_from(128 + sig).unwrap_or(1),
-        (None, None) => 1,
-    };
-    Ok((String::new(), Exit::Command(code)))
+    Ok((String::new(), Exit::Command(exit_code(status))))
 }
 
 /// `sim run DIR -- COMMAND`: the same with a directory tree (DIR/sys, DIR/proc, DIR/dev)
@@ -204,6 +91,8 @@ fn run_tree(dir: &Path, program: &str, args: &[String]) -> anyhow::Result<(Strin
     Ok((String::new(), Exit::Command(exit_code(status))))
 }
 
+/// The code a shell would report for the command: its own, or 128 + N when killed by
+/// signal N.
 fn exit_code(status: std::process::ExitStatus) -> u8 {
     match (
         status.code(),
