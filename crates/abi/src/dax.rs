@@ -78,6 +78,36 @@ impl fmt::Display for DaxName {
     }
 }
 
+/// Equal to the name exactly as the kernel spells it (`dax00.0` is not `dax0.0`).
+impl PartialEq<str> for DaxName {
+    fn eq(&self, other: &str) -> bool {
+        use std::fmt::Write as _;
+        let mut name = String::new();
+        let _ = write!(name, "{self}");
+        name == other
+    }
+}
+
+impl PartialEq<&str> for DaxName {
+    fn eq(&self, other: &&str) -> bool {
+        *self == **other
+    }
+}
+
+/// As its name, `"daxX.Y"`.
+impl Serialize for DaxName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DaxName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl DaxState {
     /// Whether the kernel accepts this value on a write (`offline` and `unknown` are
     /// report-only; writing them is `EINVAL`).

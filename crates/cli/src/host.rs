@@ -2,6 +2,7 @@
 //! run directory for the lock and journals, udev's exec queue through `udevadm`, and the
 //! scan of `/proc` for processes using `/dev/daxX.Y`.
 
+use daxplug_abi::DaxName;
 use std::path::{Path, PathBuf};
 
 use daxplug_engine::Host;
@@ -59,8 +60,8 @@ impl Host for RealHost {
         }
     }
 
-    fn dax_users(&self, device: &str) -> Vec<u32> {
-        dax_users(&self.root.join("proc"), device)
+    fn dax_users(&self, device: DaxName) -> Vec<u32> {
+        dax_users(&self.root.join("proc"), &device.to_string())
     }
 }
 

@@ -156,7 +156,7 @@ pub fn list(topo: &Topology, with_blocks: bool) -> String {
                 None => "-".to_owned(),
             };
             t.add_row(vec![
-                d.name.clone(),
+                d.name.to_string(),
                 or_dash(d.region),
                 d.mode().as_str().to_owned(),
                 d.state.to_string(),

@@ -172,7 +172,7 @@ impl Report {
 
 fn device(d: &Device, with_blocks: bool) -> DeviceJson {
     DeviceJson {
-        name: d.name.clone(),
+        name: d.name.to_string(),
         region: d.region,
         path: d.path.clone(),
         mode: d.mode(),

@@ -316,7 +316,7 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
             let d = topo
                 .devices
                 .iter()
-                .find(|d| d.name == *device)
+                .find(|d| d.name.to_string() == *device)
                 .with_context(|| format!("discovery did not return {device}"))?;
             text(if json {
                 to_json(&json::Report::new(&topo, true))

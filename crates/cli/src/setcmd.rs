@@ -123,7 +123,7 @@ pub fn run(host: &dyn Host, args: &SetArgs) -> anyhow::Result<(String, Exit)> {
         discover(host.kernel(), &Scope::All)?
             .devices
             .into_iter()
-            .map(|d| d.name)
+            .map(|d| d.name.to_string())
             .collect()
     } else {
         // Validates the name and that the device exists before anything else (the

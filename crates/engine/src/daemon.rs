@@ -2,6 +2,7 @@
 //! or report it with backoff, and keep the numbers the metrics endpoint serves. The event
 //! sources (netlink, the model's uevent log) live with the callers.
 
+use daxplug_abi::DaxName;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -80,7 +81,7 @@ impl PartialEq<&str> for DecisionResult {
 #[derive(Debug, Clone, Serialize)]
 pub struct Decision {
     /// The device.
-    pub device: String,
+    pub device: DaxName,
     /// The rule (1-based), if one matched.
     pub rule: Option<usize>,
     /// Its observed state before.
@@ -132,7 +133,7 @@ struct Managed {
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
     /// Per device: observed state, online, movable, normal blocks.
-    pub devices: BTreeMap<String, (ObservedState, u64, u64, u64)>,
+    pub devices: BTreeMap<DaxName, (ObservedState, u64, u64, u64)>,
     /// Transitions by result.
     pub transitions: BTreeMap<Outcome, u64>,
     /// Drift events seen.
@@ -210,7 +211,7 @@ pub struct Daemon<'a> {
     host: &'a dyn Host,
     policy: Policy,
     opts: Options,
-    managed: BTreeMap<String, Managed>,
+    managed: BTreeMap<DaxName, Managed>,
     /// What the metrics endpoint serves.
     pub metrics: Metrics,
 }
@@ -260,7 +261,7 @@ impl<'a> Daemon<'a> {
         let mut out = Vec::new();
         for dev in &topo.devices {
             self.metrics.devices.insert(
-                dev.name.clone(),
+                dev.name,
                 (
                     dev.state,
                     dev.counts.online,
@@ -275,11 +276,11 @@ impl<'a> Daemon<'a> {
             else {
                 continue;
             };
-            let m = self.managed.entry(dev.name.clone()).or_default();
+            let m = self.managed.entry(dev.name).or_default();
             let decision = |result: DecisionResult,
                             reason: Option<String>,
                             end: Option<ObservedState>| Decision {
-                device: dev.name.clone(),
+                device: dev.name,
                 rule: Some(rule.index),
                 from: dev.state,
                 to: rule.state,
@@ -343,8 +344,8 @@ impl<'a> Daemon<'a> {
                 }
                 continue;
             }
-            let r = set(self.host, &dev.name, rule.state, &self.opts)?;
-            let m = self.managed.entry(dev.name.clone()).or_default();
+            let r = set(self.host, &dev.name.to_string(), rule.state, &self.opts)?;
+            let m = self.managed.entry(dev.name).or_default();
             let result = DecisionResult::Transition(r.outcome);
             if r.outcome == Outcome::Done || r.outcome == Outcome::NoChange {
                 m.reached = true;
@@ -362,7 +363,7 @@ impl<'a> Daemon<'a> {
                 .ok()
                 .map(|d| d.as_secs());
             out.push(Decision {
-                device: dev.name.clone(),
+                device: dev.name,
                 rule: Some(rule.index),
                 from: dev.state,
                 to: rule.state,
@@ -385,7 +386,7 @@ impl<'a> Daemon<'a> {
             .iter()
             .map(|d| {
                 (
-                    d.name.clone(),
+                    d.name,
                     (d.state, d.counts.online, d.counts.movable, d.counts.normal),
                 )
             })

@@ -20,7 +20,7 @@ use crate::observe::{BlockCounts, observe};
 use crate::read::{parse, parse_optional};
 use crate::topology::{
     Block, Device, Driver, IomemRange, KernelAbi, Mapping, Nodes, Policy, Region, RegionKind,
-    Scope, Topology, parse_device_name,
+    Scope, Topology,
 };
 
 /// Reads the machine through `k`, every detail.
@@ -146,8 +146,8 @@ fn device_names(k: &dyn Kernel, scope: &Scope) -> Result<Vec<String>, DiscoveryE
         Err(e) if e.is_not_found() => Vec::new(),
         Err(e) => return Err(e.into()),
     };
-    present.retain(|n| parse_device_name(n).is_some());
-    present.sort_by_key(|n| parse_device_name(n));
+    present.retain(|n| n.parse::<DaxName>().is_ok());
+    present.sort_by_key(|n| n.parse::<DaxName>().ok());
     match scope {
         Scope::All => Ok(present),
         Scope::Devices(wanted) => {
@@ -368,7 +368,7 @@ fn read_device(
     let state = observe(&driver, &counts, kmem_in_iomem);
 
     let device = Device {
-        name: name.to_owned(),
+        name: device_name(name)?,
         path: canonical,
         region: region.as_ref().map(|r| r.id),
         size: parse(k, &format!("{dir}/size"), parse_dax_size)?,
@@ -508,6 +508,10 @@ fn read_block(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_device_name(name: &str) -> Option<(u32, u32)> {
+        name.parse::<DaxName>().ok().map(|n| (n.region, n.id))
+    }
 
     #[test]
     fn device_names() {

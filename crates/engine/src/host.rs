@@ -1,6 +1,7 @@
 //! What a transition needs besides sysfs: where its lock and journal live, udev's exec
 //! queue, and who has a device open.
 
+use daxplug_abi::DaxName;
 use std::path::PathBuf;
 
 use daxplug_kernel::Kernel;
@@ -47,5 +48,5 @@ pub trait Host: Sync {
     fn set_udev_queue(&self, running: bool) -> Result<(), UdevError>;
 
     /// Processes that have `/dev/<device>` open or mapped.
-    fn dax_users(&self, device: &str) -> Vec<u32>;
+    fn dax_users(&self, device: DaxName) -> Vec<u32>;
 }

@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use daxplug_abi::{BoolParam, OnlinePolicy, OnlineType, Zone};
+use daxplug_abi::{BoolParam, DaxName, OnlinePolicy, OnlineType, Zone};
 use serde::{Deserialize, Serialize};
 
 use crate::observe::ObservedState;
@@ -23,7 +23,7 @@ pub struct Journal {
     /// The process running the transition.
     pub pid: u32,
     /// The device.
-    pub device: String,
+    pub device: DaxName,
     /// The state asked for.
     pub target: Target,
     /// The state it started from.
@@ -59,7 +59,7 @@ impl Journal {
         Journal {
             version: JOURNAL_VERSION,
             pid: std::process::id(),
-            device: plan.device.clone(),
+            device: plan.device,
             target: plan.target,
             start: plan.start,
             protocol: plan.protocol,
@@ -89,7 +89,7 @@ pub fn journal_dir(run_dir: &Path) -> PathBuf {
 
 impl JournalFile {
     /// The journal file of `device`.
-    pub fn for_device(run_dir: &Path, device: &str) -> Self {
+    pub fn for_device(run_dir: &Path, device: DaxName) -> Self {
         Self {
             path: journal_dir(run_dir).join(format!("journal-{device}.json")),
         }
@@ -153,7 +153,7 @@ impl JournalFile {
                 out.push((JournalFile { path }, j));
             }
         }
-        out.sort_by(|a, b| a.1.device.cmp(&b.1.device));
+        out.sort_by_key(|(_, j)| j.device);
         Ok(out)
     }
 }

@@ -34,7 +34,7 @@ pub use problems::{Problem, ProblemCode, format_block_ids, problems};
 pub use target::{Target, TargetError};
 pub use topology::{
     Block, Device, Driver, IomemRange, KernelAbi, Mapping, Mode, Nodes, Policy, Region, RegionKind,
-    Scope, Topology, parse_device_name,
+    Scope, Topology,
 };
 pub use transition::{
     Options, Outcome, PhaseTime, Progress, Report, TestHooks, TransitionError, recover, set,

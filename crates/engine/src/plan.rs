@@ -1,6 +1,6 @@
 //! Planning a transition: which protocol, and which steps in which order.
 
-use daxplug_abi::{BoolParam, DaxDriver, DaxState, OnlinePolicy, OnlineType};
+use daxplug_abi::{BoolParam, DaxDriver, DaxName, DaxState, OnlinePolicy, OnlineType};
 use daxplug_kernel::paths;
 use serde::{Deserialize, Serialize};
 
@@ -91,7 +91,7 @@ pub enum Step {
 impl Step {
     /// The commands this step amounts to, for `--dry-run` (blocks as they are now).
     pub fn commands(&self, dev: &Device, aob: Option<OnlineType>) -> Vec<String> {
-        let name = &dev.name;
+        let name = dev.name;
         let drv = |d: DaxDriver, file: DriverFile| Write::driver(d, file, name).to_string();
         match self {
             Step::WriteState { value } => vec![Write::dax_state(name, *value).to_string()],
@@ -181,7 +181,7 @@ pub enum Refusal {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     /// The device.
-    pub device: String,
+    pub device: DaxName,
     /// Its observed state now.
     pub start: ObservedState,
     /// The state asked for.
@@ -258,7 +258,7 @@ fn region_kind(topo: &Topology, dev: &Device) -> Option<RegionKind> {
 pub fn plan(topo: &Topology, dev: &Device, target: Target, force: bool) -> Result<Plan, Refusal> {
     let start = dev.state;
     let mut plan = Plan {
-        device: dev.name.clone(),
+        device: dev.name,
         start,
         target,
         protocol: Protocol::None,
@@ -271,13 +271,13 @@ pub fn plan(topo: &Topology, dev: &Device, target: Target, force: bool) -> Resul
             .find(|p| p.code == crate::problems::ProblemCode::Stuck)
             .map_or_else(String::new, |p| p.message);
         return Err(Refusal::Stuck {
-            device: dev.name.clone(),
+            device: dev.name.to_string(),
             detail,
         });
     }
     if let Driver::Other(driver) = &dev.driver {
         return Err(Refusal::OtherDriver {
-            device: dev.name.clone(),
+            device: dev.name.to_string(),
             driver: driver.clone(),
         });
     }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::target::Target;
-use crate::topology::{Device, Topology, parse_device_name};
+use crate::topology::{Device, Topology};
 
 /// What to do when a managed device drifts from its desired state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,7 +203,7 @@ impl Policy {
             let match_span = r.matcher.span();
             let m = r.matcher.into_inner();
             if let Some(name) = &m.name
-                && parse_device_name(name.get_ref()).is_none()
+                && name.get_ref().parse::<daxplug_abi::DaxName>().is_err()
             {
                 return Err(err(
                     Some(name.span()),
@@ -327,7 +327,9 @@ pub fn backing(k: &dyn Kernel, topo: &Topology, dev: &Device) -> Option<String> 
 impl Match {
     /// Whether `dev` matches every field given.
     pub fn matches(&self, k: &dyn Kernel, topo: &Topology, dev: &Device) -> bool {
-        self.name.as_ref().is_none_or(|n| *n == dev.name)
+        self.name
+            .as_ref()
+            .is_none_or(|n| *n == dev.name.to_string())
             && self.region.is_none_or(|r| dev.region == Some(r))
             && self.target_node.is_none_or(|n| dev.target_node == Some(n))
             && self.min_size.is_none_or(|s| dev.size >= s)

@@ -1,6 +1,7 @@
 //! The emulated machine as a [`Host`]: udev's queue and open devices come from the model,
 //! the lock and journal live in a directory of the caller's choosing.
 
+use daxplug_abi::DaxName;
 use std::path::PathBuf;
 
 use daxplug_kernel::Kernel;
@@ -35,8 +36,12 @@ impl Host for SimHost<'_> {
         Ok(())
     }
 
-    fn dax_users(&self, device: &str) -> Vec<u32> {
-        self.sim
-            .with(|m| m.dax_open.get(device).cloned().unwrap_or_default())
+    fn dax_users(&self, device: DaxName) -> Vec<u32> {
+        self.sim.with(|m| {
+            m.dax_open
+                .get(&device.to_string())
+                .cloned()
+                .unwrap_or_default()
+        })
     }
 }

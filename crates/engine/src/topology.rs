@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use daxplug_abi::{
-    BlockSize, BlockState, DaxDriver, DaxState, MemmapOnMemory, NodeList, OnlinePolicy, OnlineType,
-    PhysRange, ValidZones, Zone,
+    BlockSize, BlockState, DaxDriver, DaxName, DaxState, MemmapOnMemory, NodeList, OnlinePolicy,
+    OnlineType, PhysRange, ValidZones, Zone,
 };
 use serde::{Deserialize, Serialize};
 
@@ -171,7 +171,7 @@ impl Block {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Device {
     /// `daxX.Y`.
-    pub name: String,
+    pub name: DaxName,
     /// Canonical sysfs path.
     pub path: String,
     /// Id of the region it belongs to.
@@ -285,13 +285,6 @@ pub enum Scope {
     All,
     /// Only these devices; an invalid or unknown name is an error.
     Devices(Vec<String>),
-}
-
-/// Splits `daxX.Y` into `(X, Y)`; `None` if the name is not of that form.
-pub fn parse_device_name(name: &str) -> Option<(u32, u32)> {
-    name.parse::<daxplug_abi::DaxName>()
-        .ok()
-        .map(|n| (n.region, n.id))
 }
 
 /// The state of a device as observed from its memory blocks and `/proc/iomem`.

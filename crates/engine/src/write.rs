@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use daxplug_abi::{BoolParam, DaxDriver, DaxState, OnlinePolicy, OnlineType};
+use daxplug_abi::{BoolParam, DaxDriver, DaxName, DaxState, OnlinePolicy, OnlineType};
 use daxplug_kernel::paths;
 
 use crate::plan::BindMethod;
@@ -56,12 +56,15 @@ impl Write {
     }
 
     /// `daxX.Y/state` (the atomic ABI).
-    pub fn dax_state(device: &str, state: DaxState) -> Self {
-        Self::new(format!("{}/state", paths::dax_device(device)), &state)
+    pub fn dax_state(device: DaxName, state: DaxState) -> Self {
+        Self::new(
+            format!("{}/state", paths::dax_device(&device.to_string())),
+            &state,
+        )
     }
 
     /// `drivers/DRIVER/FILE` with the device's name.
-    pub fn driver(driver: DaxDriver, file: DriverFile, device: &str) -> Self {
+    pub fn driver(driver: DaxDriver, file: DriverFile, device: DaxName) -> Self {
         Self::new(
             format!("{}/{driver}/{}", paths::DAX_DRIVERS, file.as_str()),
             &device,
@@ -97,14 +100,18 @@ impl fmt::Display for Write {
 mod tests {
     use super::*;
 
+    fn name(text: &str) -> DaxName {
+        text.parse().expect("a dax name")
+    }
+
     #[test]
     fn writes_render_as_the_shell_would_do_them() {
         assert_eq!(
-            Write::dax_state("dax0.0", DaxState::Unplugged).to_string(),
+            Write::dax_state(name("dax0.0"), DaxState::Unplugged).to_string(),
             "echo unplugged > /sys/bus/dax/devices/dax0.0/state"
         );
         assert_eq!(
-            Write::driver(DaxDriver::Kmem, BindMethod::NewId.into(), "dax1.0").to_string(),
+            Write::driver(DaxDriver::Kmem, BindMethod::NewId.into(), name("dax1.0")).to_string(),
             "echo dax1.0 > /sys/bus/dax/drivers/kmem/new_id"
         );
         assert_eq!(

@@ -30,7 +30,7 @@ fn states(host: &TestHost) -> Vec<(String, ObservedState)> {
         .expect("discover")
         .devices
         .into_iter()
-        .map(|d| (d.name, d.state))
+        .map(|d| (d.name.to_string(), d.state))
         .collect();
     host.sim.with(|m| m.max_interleave = 2);
     v

@@ -210,7 +210,7 @@ fn devices_sort_numerically() {
         .expect("discovers")
         .devices
         .into_iter()
-        .map(|d| d.name)
+        .map(|d| d.name.to_string())
         .collect();
     assert_eq!(names, vec!["dax2.0", "dax2.1", "dax10.0"]);
 }

@@ -62,7 +62,7 @@ impl Run<'_> {
             for (i, (id, _)) in online.into_iter().enumerate() {
                 if let Some(p) = &self.opts.progress {
                     p(Progress {
-                        device: self.journal.device.clone(),
+                        device: self.journal.device.to_string(),
                         done: i as u64,
                         total,
                         block: id,
@@ -153,8 +153,8 @@ impl Run<'_> {
         if !self.opts.test_hooks.broken_commit {
             self.assert_offline(&ids)?;
         }
-        let dev = self.journal.device.clone();
-        self.apply_uncancellable(&Write::driver(DaxDriver::Kmem, DriverFile::Unbind, &dev))?;
+        let dev = self.journal.device;
+        self.apply_uncancellable(&Write::driver(DaxDriver::Kmem, DriverFile::Unbind, dev))?;
         let (_, d) = self.device()?;
         if d.state == ObservedState::Stuck {
             return Err(Fail::Verify(format!(

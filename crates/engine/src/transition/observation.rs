@@ -1,6 +1,7 @@
 //! Reading the device a transition works on: a one-device discovery, re-reads, and the
 //! stable observation the verdict is made from.
 
+use daxplug_abi::DaxName;
 use daxplug_kernel::Kernel;
 
 use crate::error::DiscoveryError;
@@ -9,14 +10,14 @@ use crate::topology::{Device, Topology};
 /// The observed device of a one-device topology.
 pub(super) fn with_device(
     topo: Topology,
-    device: &str,
+    device: DaxName,
 ) -> Result<(Topology, Device), DiscoveryError> {
     let dev = topo
         .devices
         .first()
         .cloned()
         .ok_or_else(|| DiscoveryError::UnknownDevice {
-            name: device.to_owned(),
+            name: device.to_string(),
             present: "none".to_owned(),
         })?;
     Ok((topo, dev))
@@ -24,13 +25,13 @@ pub(super) fn with_device(
 
 pub(super) fn observe_device(
     k: &dyn Kernel,
-    device: &str,
+    device: DaxName,
 ) -> Result<(Topology, Device), DiscoveryError> {
     // What a plan needs: the device, its region, whether kmem is loaded, and the
     // auto-online policy its commands mention; not the node lists or meminfo of a full
     // discovery.
     crate::discover::require_memory_hotplug(k)?;
-    let mut topo = crate::discover::discover_device(k, device)?;
+    let mut topo = crate::discover::discover_device(k, &device.to_string())?;
     topo.policy.auto_online_blocks = crate::discover::read_auto_online_blocks(k)?;
     with_device(topo, device)
 }
@@ -39,9 +40,12 @@ pub(super) fn observe_device(
 /// verify its steps.
 pub(super) fn reobserve_device(
     k: &dyn Kernel,
-    device: &str,
+    device: DaxName,
 ) -> Result<(Topology, Device), DiscoveryError> {
-    with_device(crate::discover::discover_device(k, device)?, device)
+    with_device(
+        crate::discover::discover_device(k, &device.to_string())?,
+        device,
+    )
 }
 
 /// Reads the device until two reads in a row agree, so that the verdict is not drawn from
@@ -49,7 +53,7 @@ pub(super) fn reobserve_device(
 /// read made just before with nothing written since, counts as the first.
 pub(super) fn stable_observation(
     k: &dyn Kernel,
-    device: &str,
+    device: DaxName,
     seen: Option<Device>,
 ) -> Result<Device, DiscoveryError> {
     let mut dev = match seen {

@@ -2,6 +2,8 @@
 
 use std::time::Instant;
 
+use daxplug_abi::DaxName;
+
 use crate::host::Host;
 use crate::journal::JournalFile;
 use crate::target::Target;
@@ -52,7 +54,7 @@ pub(super) fn recover_locked(
         if j.committed {
             // Past the point of no return: finish the transition.
             let _ = file.remove();
-            match set_unlocked(host, &j.device, j.target, &opts) {
+            match set_unlocked(host, j.device, j.target, &opts) {
                 Ok(r) => done.push(format!(
                     "finished: {} is {}",
                     j.device,
@@ -112,12 +114,12 @@ impl Run<'_> {
 /// `set` without taking the lock or recovering (the caller holds the lock).
 pub(super) fn set_unlocked(
     host: &dyn Host,
-    device: &str,
+    device: DaxName,
     target: Target,
     opts: &Options,
 ) -> Result<Report, TransitionError> {
     let k = host.kernel();
-    let mut rep = report(device, target);
+    let mut rep = report(&device.to_string(), target);
     let (topo, dev) = observe_device(k, device)?;
     let Some(p) = planned(&mut rep, &topo, &dev, target, true) else {
         return Ok(rep);

@@ -163,7 +163,7 @@ impl Run<'_> {
 
     /// Reads the device again.
     pub(super) fn reread(&self) -> Result<(Topology, Device), Fail> {
-        reobserve_device(self.k, &self.journal.device).map_err(|e| Fail::Verify(e.to_string()))
+        reobserve_device(self.k, self.journal.device).map_err(|e| Fail::Verify(e.to_string()))
     }
 
     /// The device as last read if daxplug has written nothing that could change it since

@@ -37,6 +37,7 @@ pub fn set(
     let deadline = opts.timeout.map(|t| started + t);
     let k = host.kernel();
     let mut rep = report(device, target);
+    let device = crate::discover::device_name(device)?;
 
     if opts.dry_run {
         let (topo, dev) = observe_device(k, device)?;
@@ -70,8 +71,11 @@ pub fn set(
     // (files only: the model answers one call at a time, in a deterministic order).
     let scan_early = !opts.force
         && k.parallel_reads()
-        && k.read_link(&format!("{}/driver", paths::dax_device(device)))
-            .is_ok_and(|t| t.ends_with(paths::DEVICE_DAX));
+        && k.read_link(&format!(
+            "{}/driver",
+            paths::dax_device(&device.to_string())
+        ))
+        .is_ok_and(|t| t.ends_with(paths::DEVICE_DAX));
     let (observed, early_users) = std::thread::scope(|s| {
         let scan = scan_early.then(|| s.spawn(|| host.dax_users(device)));
         let observed = observe_device(k, device);
@@ -151,7 +155,7 @@ pub(super) fn execute(
     start: &Device,
 ) -> Result<(), TransitionError> {
     let journal = Journal::planned(p);
-    let file = JournalFile::for_device(&host.run_dir(), &p.device);
+    let file = JournalFile::for_device(&host.run_dir(), p.device);
     let deadline = opts.timeout.map(|t| started + t);
     let mut run = Run::new(
         host,
@@ -207,7 +211,7 @@ pub(super) fn finish(
     result: Result<(), String>,
     seen: Option<Device>,
 ) -> Result<(), TransitionError> {
-    let dev = match stable_observation(k, &rep.device, seen) {
+    let dev = match stable_observation(k, start.name, seen) {
         Ok(dev) => dev,
         Err(DiscoveryError::UnknownDevice { .. }) => {
             rep.end = None;

@@ -37,7 +37,7 @@ impl Run<'_> {
     }
 
     pub(super) fn step(&mut self, step: &Step) -> Result<(), Fail> {
-        let dev = self.journal.device.clone();
+        let dev = self.journal.device;
         match step {
             Step::WriteState { value } => {
                 let (_, d) = self.device()?;
@@ -45,7 +45,7 @@ impl Run<'_> {
                 if *value == DaxState::Unplugged {
                     self.record("writing unplugged");
                 }
-                self.apply(&Write::dax_state(&dev, *value))?;
+                self.apply(&Write::dax_state(dev, *value))?;
                 match (*value, before) {
                     (DaxState::Unplugged, Some(s))
                         if s.is_writable() && s != DaxState::Unplugged =>
@@ -63,7 +63,7 @@ impl Run<'_> {
                     self.record("unbinding device_dax");
                     self.undo.push(Undo::BindDeviceDax(self.devdax_method()?));
                 }
-                self.apply(&Write::driver(*driver, DriverFile::Unbind, &dev))
+                self.apply(&Write::driver(*driver, DriverFile::Unbind, dev))
             }
             Step::BindDeviceDax { method } => {
                 self.bind(DaxDriver::DeviceDax, *method)?;
@@ -123,11 +123,11 @@ impl Run<'_> {
 
     /// Binds a driver and checks it really bound (`new_id` does not report probe failures).
     pub(super) fn bind(&mut self, driver: DaxDriver, method: BindMethod) -> Result<(), Fail> {
-        let dev = self.journal.device.clone();
-        match self.apply(&Write::driver(driver, method.into(), &dev)) {
+        let dev = self.journal.device;
+        match self.apply(&Write::driver(driver, method.into(), dev)) {
             // Not matched by type after all: the id list does it.
             Err(Fail::Kernel(e)) if e.errno == Errno::ENODEV && method == BindMethod::Bind => {
-                self.apply(&Write::driver(driver, DriverFile::NewId, &dev))?;
+                self.apply(&Write::driver(driver, DriverFile::NewId, dev))?;
             }
             other => other?,
         }

@@ -16,7 +16,7 @@ impl Run<'_> {
     /// daxplug unbound it and nothing is bound now.
     pub(super) fn undo_from_journal(&mut self) {
         if self.journal.unbound_device_dax
-            && let Ok((_, d)) = observe_device(self.k, &self.journal.device)
+            && let Ok((_, d)) = observe_device(self.k, self.journal.device)
             && d.driver == Driver::None
             && let Ok(m) = self.devdax_method()
         {
@@ -36,16 +36,16 @@ impl Run<'_> {
                 Undo::Reonline => self.reonline(),
                 Undo::BindDeviceDax(m) => self.bind(DaxDriver::DeviceDax, m),
                 Undo::UnbindDeviceDax => {
-                    let dev = self.journal.device.clone();
+                    let dev = self.journal.device;
                     self.apply_uncancellable(&Write::driver(
                         DaxDriver::DeviceDax,
                         DriverFile::Unbind,
-                        &dev,
+                        dev,
                     ))
                 }
                 Undo::WriteState(v) => {
-                    let dev = self.journal.device.clone();
-                    self.apply_uncancellable(&Write::dax_state(&dev, v))
+                    let dev = self.journal.device;
+                    self.apply_uncancellable(&Write::dax_state(dev, v))
                 }
                 Undo::HotAdd(t, m) => self.undo_hot_add(t, m),
                 Undo::RemoveAgain => self.remove_again(),
@@ -117,13 +117,13 @@ impl Run<'_> {
     /// Takes a hot-added device out again (after a failed repair).
     pub(super) fn remove_again(&mut self) -> Result<(), Fail> {
         let (_, d) = self.device()?;
-        let dev = self.journal.device.clone();
+        let dev = self.journal.device;
         if d.kernel_state.is_some() {
-            self.apply_uncancellable(&Write::dax_state(&dev, DaxState::Unplugged))?;
+            self.apply_uncancellable(&Write::dax_state(dev, DaxState::Unplugged))?;
             return self.apply_uncancellable(&Write::driver(
                 DaxDriver::Kmem,
                 DriverFile::Unbind,
-                &dev,
+                dev,
             ));
         }
         self.journal.offlined.clear();

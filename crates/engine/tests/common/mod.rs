@@ -39,8 +39,12 @@ impl Host for TestHost {
         self.sim.with(|m| m.udev.running = running);
         Ok(())
     }
-    fn dax_users(&self, device: &str) -> Vec<u32> {
-        self.sim
-            .with(|m| m.dax_open.get(device).cloned().unwrap_or_default())
+    fn dax_users(&self, device: daxplug_abi::DaxName) -> Vec<u32> {
+        self.sim.with(|m| {
+            m.dax_open
+                .get(&device.to_string())
+                .cloned()
+                .unwrap_or_default()
+        })
     }
 }
