@@ -32,6 +32,17 @@ token_enum! {
 }
 
 token_enum! {
+    /// The dax bus's `drivers_autoprobe`: whether a driver that registers (a module that
+    /// loads) and a device that is added are matched and bound at once.
+    BusAutoprobe, "a bus autoprobe setting (1 or 0)" {
+        /// Drivers and devices are bound as they appear (the default).
+        On = "1",
+        /// Nothing binds until asked through `bind`, `new_id` or `drivers_probe`.
+        Off = "0",
+    }
+}
+
+token_enum! {
     /// A driver of the dax bus that daxplug binds and unbinds (`/sys/bus/dax/drivers/NAME`).
     DaxDriver, "a dax driver (kmem or device_dax)" {
         /// `kmem`: the device's memory becomes system RAM.
@@ -219,6 +230,14 @@ mod dax_name_tests {
         ] {
             assert!(bad.parse::<DaxName>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn bus_autoprobe_is_the_kernels_one_or_zero() {
+        for v in [BusAutoprobe::On, BusAutoprobe::Off] {
+            assert_eq!(format!("{v}\n").parse::<BusAutoprobe>(), Ok(v));
+        }
+        assert!("Y".parse::<BusAutoprobe>().is_err());
     }
 }
 

@@ -25,8 +25,8 @@ pub use block::{
     BlockState, OnlineType, ValidZones, Zone, parse_block_size, parse_online, parse_phys_index,
 };
 pub use dax::{
-    DaxDriver, DaxName, DaxState, parse_align, parse_dax_size, parse_memmap_on_memory,
-    parse_node_id, parse_phys_addr, parse_region_id,
+    BusAutoprobe, DaxDriver, DaxName, DaxState, parse_align, parse_dax_size,
+    parse_memmap_on_memory, parse_node_id, parse_phys_addr, parse_region_id,
 };
 pub use error::ParseError;
 pub use hotplug::{

@@ -2,11 +2,11 @@
 //! run directory for the lock and journals, udev's exec queue through `udevadm`, and the
 //! scan of `/proc` for processes using `/dev/daxX.Y`.
 
-use daxplug_abi::DaxName;
+use daxplug_abi::{DaxDriver, DaxName};
 use std::path::{Path, PathBuf};
 
 use daxplug_engine::Host;
-use daxplug_engine::host::UdevError;
+use daxplug_engine::host::{ModuleError, UdevError};
 use daxplug_kernel::{Kernel, RootFs};
 
 /// The running kernel, or a copied tree, as a [`Host`].
@@ -55,6 +55,25 @@ impl Host for RealHost {
         } else {
             Err(UdevError::Failed {
                 action,
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            })
+        }
+    }
+
+    fn load_module(&self, module: DaxDriver) -> Result<(), ModuleError> {
+        // Under `sim run` the root is the namespace's `/`, whose modprobe feeds the model.
+        if !self.is_live() {
+            return Err(ModuleError::NoKernel { module });
+        }
+        let out = std::process::Command::new("modprobe")
+            .arg(module.as_str())
+            .output()
+            .map_err(ModuleError::Spawn)?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(ModuleError::Failed {
+                module,
                 stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
             })
         }

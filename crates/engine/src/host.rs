@@ -1,7 +1,7 @@
 //! What a transition needs besides sysfs: where its lock and journal live, udev's exec
 //! queue, and who has a device open.
 
-use daxplug_abi::DaxName;
+use daxplug_abi::{DaxDriver, DaxName};
 use std::path::PathBuf;
 
 use daxplug_kernel::Kernel;
@@ -32,6 +32,38 @@ impl UdevError {
     }
 }
 
+/// Why a kernel module could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    /// `modprobe` could not be started.
+    #[error("modprobe could not be run")]
+    Spawn(#[source] std::io::Error),
+    /// `modprobe` ran and failed.
+    #[error("modprobe {module} failed: {stderr}")]
+    Failed {
+        /// The module.
+        module: DaxDriver,
+        /// What modprobe printed on stderr.
+        stderr: String,
+    },
+    /// The machine is a copied tree: there is no kernel to load a module into.
+    #[error("{module} cannot be loaded into a copied sysfs tree")]
+    NoKernel {
+        /// The module.
+        module: DaxDriver,
+    },
+}
+
+impl ModuleError {
+    /// The message with its cause, for a report line.
+    pub fn sentence(&self) -> String {
+        match self {
+            ModuleError::Spawn(e) => format!("{self}: {e}"),
+            _ => self.to_string(),
+        }
+    }
+}
+
 /// The machine a transition runs on.
 pub trait Host: Sync {
     /// The kernel interface.
@@ -49,4 +81,7 @@ pub trait Host: Sync {
 
     /// Processes that have `/dev/<device>` open or mapped.
     fn dax_users(&self, device: DaxName) -> Vec<u32>;
+
+    /// Loads a dax driver's module (`modprobe kmem`), the way the system loads it.
+    fn load_module(&self, module: DaxDriver) -> Result<(), ModuleError>;
 }

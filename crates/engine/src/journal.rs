@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use daxplug_abi::{BoolParam, DaxName, OnlinePolicy, OnlineType, Zone};
+use daxplug_abi::{BoolParam, BusAutoprobe, DaxName, OnlinePolicy, OnlineType, Zone};
 use serde::{Deserialize, Serialize};
 
 use crate::observe::ObservedState;
@@ -45,6 +45,10 @@ pub struct Journal {
     /// during an unplug lands in `Movable`.
     #[serde(default)]
     pub saved_policy: Option<(OnlinePolicy, BoolParam)>,
+    /// The dax bus's `drivers_autoprobe`, while daxplug has it off to load kmem without
+    /// the load binding any device.
+    #[serde(default)]
+    pub saved_autoprobe: Option<BusAutoprobe>,
     /// udev's exec queue is stopped by daxplug.
     pub udev_stopped: bool,
     /// Blocks daxplug offlined, with the zone each had.
@@ -69,6 +73,7 @@ impl Journal {
             committed: false,
             saved_aob: None,
             saved_policy: None,
+            saved_autoprobe: None,
             udev_stopped: false,
             offlined: Vec::new(),
             unbound_device_dax: false,

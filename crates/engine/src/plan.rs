@@ -1,6 +1,8 @@
 //! Planning a transition: which protocol, and which steps in which order.
 
-use daxplug_abi::{BoolParam, DaxDriver, DaxName, DaxState, OnlinePolicy, OnlineType};
+use daxplug_abi::{
+    BoolParam, BusAutoprobe, DaxDriver, DaxName, DaxState, OnlinePolicy, OnlineType,
+};
 use daxplug_kernel::paths;
 use serde::{Deserialize, Serialize};
 
@@ -67,6 +69,10 @@ pub enum Step {
         /// How.
         method: BindMethod,
     },
+    /// Load the kmem module with the dax bus's `drivers_autoprobe` off, so that loading it
+    /// binds no device (its auto-probe would online every matching device's memory under
+    /// the default policy); the setting is restored right after.
+    LoadKmem,
     /// Hot-add with the online type applied inside the kernel's add: set
     /// `auto_online_blocks` to the type, bind kmem, restore `auto_online_blocks`.
     HotAdd {
@@ -112,6 +118,15 @@ impl Step {
                     "verify: kmem bound".to_owned(),
                 ]
             }
+            Step::LoadKmem => vec![
+                format!(
+                    "{}   (if it is 1; restored right after)",
+                    Write::drivers_autoprobe(BusAutoprobe::Off)
+                ),
+                "modprobe kmem".to_owned(),
+                Write::drivers_autoprobe(BusAutoprobe::On).to_string(),
+                format!("verify: {}/{} exists", paths::DAX_DRIVERS, paths::KMEM),
+            ],
             Step::Repair { online_type } => vec![format!(
                 "verify: every block online as {online_type}; write {online_type} to any block left offline, move any in the wrong zone"
             )],
@@ -169,9 +184,6 @@ pub enum Refusal {
         /// The driver.
         driver: String,
     },
-    /// kmem is not loaded.
-    #[error("the kmem driver is not loaded (no /sys/bus/dax/drivers/kmem): run modprobe kmem")]
-    NoKmem,
     /// A safety check that `--force` overrides.
     #[error("{0}")]
     NeedsForce(String),
@@ -294,13 +306,14 @@ pub fn plan(topo: &Topology, dev: &Device, target: Target, force: bool) -> Resul
     match dev.driver {
         Driver::None | Driver::DeviceDax => {
             plan.protocol = Protocol::Fallback;
+            // First, so that a module that will not load leaves the device as it was.
+            if matches!(target, Target::Online(_)) && !topo.kmem_loaded {
+                steps.push(Step::LoadKmem);
+            }
             if dev.driver == Driver::DeviceDax {
                 steps.push(Step::Unbind {
                     driver: DaxDriver::DeviceDax,
                 });
-            }
-            if matches!(target, Target::Online(_)) && !topo.kmem_loaded {
-                return Err(Refusal::NoKmem);
             }
             steps.extend(bind_for(target, plan.bind_methods));
         }

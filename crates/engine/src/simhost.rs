@@ -1,7 +1,7 @@
 //! The emulated machine as a [`Host`]: udev's queue and open devices come from the model,
 //! the lock and journal live in a directory of the caller's choosing.
 
-use daxplug_abi::DaxName;
+use daxplug_abi::{DaxDriver, DaxName};
 use std::path::PathBuf;
 
 use daxplug_kernel::Kernel;
@@ -33,6 +33,13 @@ impl Host for SimHost<'_> {
 
     fn set_udev_queue(&self, running: bool) -> Result<(), crate::host::UdevError> {
         self.sim.with(|m| m.udev.running = running);
+        Ok(())
+    }
+
+    fn load_module(&self, module: DaxDriver) -> Result<(), crate::host::ModuleError> {
+        if module == DaxDriver::Kmem {
+            self.sim.with(daxplug_model::Machine::load_kmem);
+        }
         Ok(())
     }
 

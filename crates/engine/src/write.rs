@@ -3,7 +3,9 @@
 
 use std::fmt;
 
-use daxplug_abi::{BoolParam, DaxDriver, DaxName, DaxState, OnlinePolicy, OnlineType};
+use daxplug_abi::{
+    BoolParam, BusAutoprobe, DaxDriver, DaxName, DaxState, OnlinePolicy, OnlineType,
+};
 use daxplug_kernel::paths;
 
 use crate::plan::BindMethod;
@@ -74,6 +76,11 @@ impl Write {
     /// `memoryN/state`.
     pub fn block_state(id: u64, online_type: OnlineType) -> Self {
         Self::new(format!("{}/state", paths::memory_block(id)), &online_type)
+    }
+
+    /// The dax bus's `drivers_autoprobe`.
+    pub fn drivers_autoprobe(value: BusAutoprobe) -> Self {
+        Self::new(paths::DAX_DRIVERS_AUTOPROBE.to_owned(), &value)
     }
 
     /// `auto_online_blocks`.

@@ -325,3 +325,38 @@ fn a_device_in_use_is_refused_without_force() {
     .expect("runs");
     assert_eq!(r.outcome, Outcome::Done);
 }
+
+/// A machine fresh from boot with kmem not loaded (hmem as QEMU boots it, pmem on
+/// device_dax): `set` loads kmem itself, with the bus's autoprobe off so the load binds
+/// nothing, and every setting ends as it was.
+#[test]
+fn kmem_is_loaded_without_binding_anything_else() {
+    for flavour in [Flavour::Legacy, Flavour::Atomic] {
+        for preset in ["hmem", "pmem"] {
+            let mut m = build_preset(preset, flavour, 9).expect("preset");
+            m.kernel_alloc_per_mille = 0;
+            m.kmem_loaded = false;
+            let before = (m.auto_online_blocks, m.drivers_autoprobe);
+            let host = TestHost::new(Sim::new(m));
+            let r = set(
+                &host,
+                "dax0.0",
+                Target::Online(OnlineType::OnlineMovable),
+                &Options {
+                    settle: std::time::Duration::ZERO,
+                    ..Options::default()
+                },
+            )
+            .expect("runs");
+            let at = format!("{preset} {flavour:?}: {:?} {:?}", r.reason, r.actions);
+            assert_eq!(r.outcome, Outcome::Done, "{at}");
+            assert_eq!(r.end, Some(ObservedState::OnlineMovable), "{at}");
+            assert!(r.actions.iter().any(|a| a == "modprobe kmem"), "{at}");
+            host.sim.with(|m| {
+                assert!(m.kmem_loaded, "{at}");
+                assert_eq!((m.auto_online_blocks, m.drivers_autoprobe), before, "{at}");
+                assert!(check_invariants(m).is_empty(), "{at}");
+            });
+        }
+    }
+}

@@ -12,6 +12,8 @@ pub const NODE: &str = "/sys/devices/system/node";
 pub const DAX_DEVICES: &str = "/sys/bus/dax/devices";
 /// dax bus drivers (`kmem`, `device_dax`).
 pub const DAX_DRIVERS: &str = "/sys/bus/dax/drivers";
+/// The dax bus's `drivers_autoprobe`.
+pub const DAX_DRIVERS_AUTOPROBE: &str = "/sys/bus/dax/drivers_autoprobe";
 /// `memory_hotplug` module parameters.
 pub const HOTPLUG_PARAMS: &str = "/sys/module/memory_hotplug/parameters";
 /// The zone policy of plain `online` (`contig-zones` or `auto-movable`).

@@ -201,11 +201,14 @@ impl Machine {
         Ok(())
     }
 
-    /// `modprobe kmem`: the driver appears and binds every unbound device it matches.
+    /// `modprobe kmem`: the driver appears and, while the bus's `drivers_autoprobe` is on
+    /// (`bus_add_driver()`), binds every unbound device it matches.
     pub fn load_kmem(&mut self) {
         if !self.kmem_loaded {
             self.kmem_loaded = true;
-            self.driver_attach(DriverKind::Kmem);
+            if self.drivers_autoprobe {
+                self.driver_attach(DriverKind::Kmem);
+            }
         }
     }
 

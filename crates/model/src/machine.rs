@@ -248,6 +248,10 @@ pub struct Machine {
     pub orphans: Vec<(String, PhysRange)>,
     /// Whether the kmem module is loaded (its driver directory exists).
     pub kmem_loaded: bool,
+    /// The dax bus's `drivers_autoprobe`: a driver that registers binds every device it
+    /// matches only while this is on.
+    #[serde(default = "autoprobe_default")]
+    pub drivers_autoprobe: bool,
     /// `new_id` lists of each driver.
     pub new_ids: BTreeMap<DriverKind, BTreeSet<String>>,
     /// `auto_online_blocks`.
@@ -383,4 +387,10 @@ impl Machine {
     pub fn mem_total(&self) -> u64 {
         self.nodes.iter().map(|n| self.node_mem_total(n.id)).sum()
     }
+}
+
+/// The kernel's default for a bus's `drivers_autoprobe` (machine files written before the
+/// model had it load with it).
+fn autoprobe_default() -> bool {
+    true
 }

@@ -4,6 +4,7 @@
 
 mod fallback;
 mod lock;
+mod modules;
 mod observation;
 mod recover;
 mod report;

@@ -99,6 +99,12 @@ impl Run<'_> {
                 "could not restore online_policy".to_owned()
             });
         }
+        if let Some(autoprobe) = self.journal.saved_autoprobe {
+            done.push(match self.restore_autoprobe() {
+                Ok(()) => format!("restored the dax bus's drivers_autoprobe={autoprobe}"),
+                Err(e) => format!("could not restore the dax bus's drivers_autoprobe: {e}"),
+            });
+        }
         if let Some(aob) = self.journal.saved_aob {
             done.push(match self.restore_aob() {
                 Ok(()) => format!("restored auto_online_blocks={aob}"),

@@ -181,6 +181,7 @@ pub(super) fn execute(
         Ok(()) => Ok(()),
     };
     run.restore_policy();
+    let _ = run.restore_autoprobe();
     let _ = run.release_udev();
     let _ = run.file.remove();
     rep.actions = std::mem::take(&mut run.actions);

@@ -70,6 +70,7 @@ impl Run<'_> {
                 self.undo.push(Undo::UnbindDeviceDax);
                 Ok(())
             }
+            Step::LoadKmem => self.load_kmem(),
             Step::HotAdd {
                 online_type,
                 method,

@@ -138,6 +138,7 @@ pub(super) fn step_name(s: &Step) -> &'static str {
     match s {
         Step::WriteState { .. } => "write state",
         Step::Unbind { .. } => "unbind",
+        Step::LoadKmem => "load kmem",
         Step::BindDeviceDax { .. } => "bind device_dax",
         Step::HotAdd { .. } => "hot-add",
         Step::Repair { .. } => "verify zones",

@@ -39,6 +39,15 @@ impl Host for TestHost {
         self.sim.with(|m| m.udev.running = running);
         Ok(())
     }
+    fn load_module(
+        &self,
+        module: daxplug_abi::DaxDriver,
+    ) -> Result<(), daxplug_engine::host::ModuleError> {
+        if module == daxplug_abi::DaxDriver::Kmem {
+            self.sim.with(daxplug_model::Machine::load_kmem);
+        }
+        Ok(())
+    }
     fn dax_users(&self, device: daxplug_abi::DaxName) -> Vec<u32> {
         self.sim.with(|m| {
             m.dax_open

@@ -248,8 +248,11 @@ static PROC: &[Attribute] = &[
 static DAX_BUS: &[Attribute] = &[
     Attribute::rw(
         "drivers_autoprobe",
-        |_, _| line(1),
-        |_, _, token, _| parse_kstrtobool(token).map(|_| ()).ok_or(Errno::EINVAL),
+        |m, _| line(u8::from(m.drivers_autoprobe)),
+        |m, _, token, _| {
+            m.drivers_autoprobe = parse_kstrtobool(token).ok_or(Errno::EINVAL)?;
+            Ok(())
+        },
     ),
     Attribute::wo("drivers_probe", |m, _, token, _| m.drivers_probe(token)),
     Attribute::wo("uevent", ignore),
