@@ -106,3 +106,46 @@ fn every_crash_point_recovers() {
         "only {crash_points} crash points exercised"
     );
 }
+
+/// The same for a `set` that has to load kmem first: whatever point it dies at, recovery
+/// leaves the bus's autoprobe and `auto_online_blocks` as they were, and the device
+/// unbound or online_movable.
+#[test]
+fn a_crash_while_loading_kmem_recovers() {
+    for flavour in [Flavour::Legacy, Flavour::Atomic] {
+        let mut points = 0;
+        for k in 1.. {
+            let mut m = daxplug_model::build_preset("hmem", flavour, 5).expect("preset");
+            m.kernel_alloc_per_mille = 0;
+            let host = common::TestHost::new(daxplug_model::Sim::new(m));
+            let before = host.sim.with(|m| (m.drivers_autoprobe, m.auto_online_blocks));
+            let opts = Options {
+                test_hooks: daxplug_engine::TestHooks {
+                    crash_at: Some(k),
+                    ..Default::default()
+                },
+                settle: std::time::Duration::ZERO,
+                ..Options::default()
+            };
+            let target = Target::Online(daxplug_abi::OnlineType::OnlineMovable);
+            let r = set(&host, "dax0.0", target, &opts).expect("runs");
+            if r.reason.as_deref() != Some("simulated crash: the journal is left for recovery") {
+                break;
+            }
+            points += 1;
+            let done = recover(&host, &Options::default()).expect("recover");
+            let at = format!("{flavour:?}, crash at point {k}: {done:?}");
+            host.sim.with(|m| {
+                assert_eq!((m.drivers_autoprobe, m.auto_online_blocks), before, "{at}");
+                assert!(check_invariants(m).is_empty(), "{at}");
+            });
+            let state = discover(&host.sim, &Scope::All).expect("discover").devices[0].state;
+            assert!(
+                matches!(state, ObservedState::Unbound | ObservedState::OnlineMovable),
+                "{at}: ended {state}"
+            );
+        }
+        // Autoprobe off, the load, autoprobe back, then the hot-add's own points.
+        assert!(points >= 4, "{flavour:?}: only {points} crash points");
+    }
+}
