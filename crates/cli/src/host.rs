@@ -61,9 +61,15 @@ impl Host for RealHost {
     }
 
     fn load_module(&self, module: DaxDriver) -> Result<(), ModuleError> {
-        // Under `sim run` the root is the namespace's `/`, whose modprobe feeds the model.
         if !self.is_live() {
             return Err(ModuleError::NoKernel { module });
+        }
+        // Under `sim run` the namespace's modprobe configuration feeds the model; its
+        // control file does the same where no modprobe program is installed.
+        if crate::simrun::inside_sim_run()
+            && let Some(control) = std::env::var_os(crate::simrun::SIM_MODPROBE_ENV)
+        {
+            return std::fs::write(control, module.as_str()).map_err(ModuleError::Control);
         }
         let out = std::process::Command::new("modprobe")
             .arg(module.as_str())

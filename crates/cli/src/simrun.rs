@@ -15,6 +15,10 @@ use crate::served::{Saver, open, save, stop_signals};
 /// The environment variable `sim run` sets for the command it runs (the machine file).
 pub const SIM_RUN_ENV: &str = "DAXPLUG_SIM_RUN";
 
+/// The environment variable `sim run` sets to the file that loads a module into the served
+/// model: daxplug loads kmem through it when the sandbox has no `modprobe` program.
+pub const SIM_MODPROBE_ENV: &str = "DAXPLUG_SIM_MODPROBE";
+
 /// `sim run FILE -- COMMAND...`: runs COMMAND with the machine as its `/sys` and `/proc`;
 /// the exit code is the command's (128 + N when killed by signal N).
 pub fn run(file: &Path, command: &[String]) -> anyhow::Result<(String, Exit)> {
@@ -38,7 +42,11 @@ pub fn run(file: &Path, command: &[String]) -> anyhow::Result<(String, Exit)> {
         &providers,
     )?;
     let stop = stop_signals()?;
-    let mut child = std::process::Command::new(program)
+    let mut command = std::process::Command::new(program);
+    if let Some(control) = sandbox.modprobe_control() {
+        command.env(SIM_MODPROBE_ENV, control);
+    }
+    let mut child = command
         .args(args)
         .env(SIM_RUN_ENV, file)
         .spawn()

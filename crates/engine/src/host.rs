@@ -46,6 +46,10 @@ pub enum ModuleError {
         /// What modprobe printed on stderr.
         stderr: String,
     },
+    /// Under `daxplug sim run`: the served machine's module control file could not be
+    /// written.
+    #[error("the emulated machine's module control file could not be written")]
+    Control(#[source] std::io::Error),
     /// The machine is a copied tree: there is no kernel to load a module into.
     #[error("{module} cannot be loaded into a copied sysfs tree")]
     NoKernel {
@@ -58,7 +62,7 @@ impl ModuleError {
     /// The message with its cause, for a report line.
     pub fn sentence(&self) -> String {
         match self {
-            ModuleError::Spawn(e) => format!("{self}: {e}"),
+            ModuleError::Spawn(e) | ModuleError::Control(e) => format!("{self}: {e}"),
             _ => self.to_string(),
         }
     }

@@ -118,7 +118,9 @@ fn a_crash_while_loading_kmem_recovers() {
             let mut m = daxplug_model::build_preset("hmem", flavour, 5).expect("preset");
             m.kernel_alloc_per_mille = 0;
             let host = common::TestHost::new(daxplug_model::Sim::new(m));
-            let before = host.sim.with(|m| (m.drivers_autoprobe, m.auto_online_blocks));
+            let before = host
+                .sim
+                .with(|m| (m.drivers_autoprobe, m.auto_online_blocks));
             let opts = Options {
                 test_hooks: daxplug_engine::TestHooks {
                     crash_at: Some(k),

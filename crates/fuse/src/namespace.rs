@@ -418,6 +418,17 @@ impl Sandbox {
         self.mount.as_ref()
     }
 
+    /// The file a module name is written to to load it into the served model (what the
+    /// namespace's modprobe configuration does), for programs that load modules without
+    /// `modprobe`; `None` for a directory tree, where nothing loads.
+    pub fn modprobe_control(&self) -> Option<PathBuf> {
+        self.mount.as_ref().map(|_| {
+            self.stage
+                .join("fuse")
+                .join(crate::MODPROBE_FILE.trim_start_matches('/'))
+        })
+    }
+
     /// Stops serving and removes the staging directory.
     pub fn leave(mut self) -> Result<(), SandboxError> {
         self.teardown()

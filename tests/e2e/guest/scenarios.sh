@@ -14,18 +14,25 @@ FAILS=0
 
 pass() { echo "E2E PASS $METHOD@$KVER: $*"; }
 fail() { echo "E2E FAIL $METHOD@$KVER: $*"; FAILS=$((FAILS + 1)); }
-# modload MODULE...: loads each module after what it depends on (/moddeps, written by
+# modprobe MODULE...: loads each module after what it depends on (/moddeps, written by
 # run.sh from the modules' own depends= fields); a module absent from /moddeps is built in.
-modload() {
-	local m line f
-	for m in "$@"; do
-		grep -q "^$m " /proc/modules && continue
-		line=$(grep "^$m " /moddeps) || continue
-		modload ${line#* }
-		f=$(find $MODDIR -name "$m.ko" | head -1)
-		insmod "$f" || echo "insmod $m failed"
-	done
+# It replaces busybox's (this initramfs has no modules.dep), so daxplug's own `modprobe
+# kmem` goes through it too.
+rm -f /bin/modprobe
+mkdir -p /sbin
+cat > /sbin/modprobe <<'EOF'
+#!/bin/sh
+MODDIR=/lib/modules/$(uname -r)/kernel
+load() {
+	grep -q "^$1 " /proc/modules && return 0
+	deps=$(grep "^$1 " /moddeps) || return 0
+	for d in ${deps#* }; do load $d || return 1; done
+	insmod "$(find $MODDIR -name "$1.ko" | head -1)" || { echo "insmod $1 failed" >&2; return 1; }
 }
+for m; do case $m in -*) ;; *) load $m || exit 1 ;; esac; done
+EOF
+chmod +x /sbin/modprobe
+modload() { /sbin/modprobe "$@"; }
 # boot_layout: what this boot decided (the kernel image's resources, firmware ranges, boot
 # memory per node), printed once the layout's modules are loaded and before any dax device is
 # bound: the model adopts it for the agreement comparison (crates/cli/tests/e2e.rs).
@@ -82,6 +89,15 @@ kmem_under() {
 	echo "$1" > $M/auto_online_blocks
 	modload kmem
 	echo online > $M/auto_online_blocks
+}
+# kmem_loaded_by_daxplug NAME: the last set loaded kmem itself (modprobe, the guest's
+# wrapper below), with the bus's autoprobe off for the load and back on after it.
+kmem_loaded_by_daxplug() {
+	grep -q "modprobe kmem" /tmp/set.out && [ -e /sys/bus/dax/drivers/kmem ] &&
+		pass "$1: daxplug loaded kmem" || fail "$1: kmem not loaded by daxplug"
+	[ "$(cat /sys/bus/dax/drivers_autoprobe)" = 1 ] && grep -q "drivers_autoprobe" /tmp/set.out &&
+		pass "$1: drivers_autoprobe off for the load, 1 again after" || fail "$1: drivers_autoprobe $(cat /sys/bus/dax/drivers_autoprobe)"
+	[ "$(aob)" = online ] && pass "$1: auto_online_blocks restored to online" || fail "$1: auto_online_blocks is $(aob)"
 }
 # abi_check NAME: daxplug names the ABI this kernel has (atomic from 7.3 on, legacy before).
 abi_check() {
@@ -458,13 +474,16 @@ teeth)
 	fi
 	;;
 e820)
-	modload libnvdimm nd_btt nd_pmem nd_e820 dax_pmem device_dax kmem
+	# kmem is not loaded: the first set loads it.
+	modload libnvdimm nd_btt nd_pmem nd_e820 dax_pmem device_dax
 	ndctl create-namespace -f -e namespace0.0 -m devdax -M mem > /dev/null 2>&1
 	RC=0; MS=0
 	expect "pmem namespace in devdax mode reads devdax" devdax 0
 	daxplug list --json | grep -q '"kind": "static"' && pass "the region is static" || fail "the region should be static"
+	[ -e /sys/bus/dax/drivers/kmem ] && fail "kmem should not be loaded yet" || pass "kmem not loaded"
 	dset online_movable
-	expect "devdax -> online_movable through new_id" online_movable 0
+	expect "devdax -> online_movable through new_id, kmem loaded by daxplug" online_movable 0
+	kmem_loaded_by_daxplug "devdax -> online_movable"
 	daxplug status $D --json | grep -q '"first_block": 41' && pass "kmem loses the first block to alignment (memory41)" || fail "first block should be 41"
 	dset unplugged
 	expect "online_movable -> unplugged" $UNPL 0
