@@ -68,7 +68,7 @@ impl Machine {
         )
     }
 
-    fn device_devpath(&self, name: &str) -> String {
+    pub(crate) fn device_devpath(&self, name: &str) -> String {
         self.device(name)
             .map(|d| self.device_dir(d))
             .unwrap_or_default()
@@ -76,14 +76,24 @@ impl Machine {
             .to_owned()
     }
 
-    /// Probes `driver` on an unbound device.
+    /// Probes `driver` on an unbound device (`dax_bus_probe()`: a device of size 0 has
+    /// nothing to drive; a dynamic region's seed stops being the seed once probed).
     fn probe(&mut self, driver: DriverKind, name: &str) -> Result<(), Errno> {
+        if self.device(name).is_none_or(|d| d.ranges.is_empty()) {
+            return Err(Errno::ENXIO);
+        }
         match driver {
             DriverKind::Kmem => self.kmem_probe(name)?,
             DriverKind::DeviceDax => self.devdax_probe(name)?,
         }
         if let Some(d) = self.device_mut(name) {
             d.driver = Some(driver);
+        }
+        let region = self.device(name).map(|d| d.region);
+        if let Some(r) = self.regions.iter_mut().find(|r| Some(r.id) == region)
+            && r.seed.as_deref() == Some(name)
+        {
+            r.seed = None;
         }
         let devpath = self.device_devpath(name);
         self.emit(

@@ -21,6 +21,7 @@ mod rng;
 mod sched;
 pub mod script;
 mod sim;
+mod sizing;
 mod sysfs;
 mod udev;
 

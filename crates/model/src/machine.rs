@@ -109,10 +109,18 @@ pub struct Region {
     pub provider: String,
     /// kmem-type or devdax-type.
     pub kind: RegionType,
-    /// `dax_region/size`.
-    pub size: u64,
+    /// The physical range the region's devices are carved from (`dax_region/size` is its
+    /// length).
+    pub range: PhysRange,
     /// `dax_region/align`.
     pub align: u64,
+    /// `dax_region/seed`: the first device created and not yet successfully probed
+    /// (dynamic regions).
+    #[serde(default)]
+    pub seed: Option<String>,
+    /// `dax_region/create` as read: the device created last, while it exists.
+    #[serde(default)]
+    pub youngest: Option<String>,
 }
 
 /// One `mappingN` of a device.

@@ -163,6 +163,14 @@ fn boot_blocks(m: &mut Machine, ids: impl IntoIterator<Item = u64>, pinned: &[u6
     }
 }
 
+/// `len` bytes from `start`.
+fn range(start: u64, len: u64) -> PhysRange {
+    PhysRange {
+        start,
+        end: start + len - 1,
+    }
+}
+
 fn device(name: &str, region: u32, minor: u32, ranges: &[(u64, u64)], node: u32) -> DaxDevice {
     let mut offset = 0;
     DaxDevice {
@@ -173,7 +181,7 @@ fn device(name: &str, region: u32, minor: u32, ranges: &[(u64, u64)], node: u32)
             .map(|(s, e)| {
                 let r = DevRange {
                     range: PhysRange { start: *s, end: *e },
-                    page_offset: offset,
+                    page_offset: offset / crate::sizing::PAGE_SIZE,
                 };
                 offset += e - s + 1;
                 r
@@ -224,8 +232,10 @@ pub fn build(name: &str, flavour: Flavour, seed: u64) -> Result<Machine, Unknown
                 id: 0,
                 provider: "/sys/devices/platform/hmem.0".to_owned(),
                 kind: RegionType::Kmem,
-                size: GIB,
+                range: range(0x1_4000_0000, GIB),
                 align: 2 * MIB,
+                seed: None,
+                youngest: None,
             });
             m.devices
                 .push(device("dax0.0", 0, 0, &[(0x1_4000_0000, 0x1_7fff_ffff)], 1));
@@ -241,8 +251,10 @@ pub fn build(name: &str, flavour: Flavour, seed: u64) -> Result<Machine, Unknown
                 id: 0,
                 provider: "/sys/devices/platform/e820_pmem/ndbus0/region0/dax0.0".to_owned(),
                 kind: RegionType::Devdax,
-                size: 1_071_644_672,
+                range: range(0x1_4020_0000, 1_071_644_672),
                 align: 2 * MIB,
+                seed: None,
+                youngest: None,
             });
             let mut d = device("dax0.0", 0, 0, &[(0x1_4020_0000, 0x1_7fff_ffff)], 1);
             d.driver = Some(DriverKind::DeviceDax);
@@ -260,15 +272,21 @@ pub fn build(name: &str, flavour: Flavour, seed: u64) -> Result<Machine, Unknown
             m.boot_iomem = iomem(&format!(
                 "{QEMU_LOW}180000000-1ffffffff : PCI Bus 0000:00\n310000000-40fffffff : CXL Window 0\nfd00000000-ffffffffff : Reserved\n"
             ));
-            for (id, region) in [(0u32, "region0/dax_region0"), (1, "region1/dax_region1")] {
+            // region1 leaves a 512 MiB hole between dax1.0's two ranges.
+            for (id, region, r) in [
+                (0u32, "region0/dax_region0", range(0x3_1000_0000, GIB)),
+                (1, "region1/dax_region1", range(0x3_5000_0000, 3 * GIB / 2)),
+            ] {
                 m.regions.push(Region {
                     id,
                     provider: format!(
                         "/sys/devices/platform/ACPI0017:00/root0/decoder0.0/{region}"
                     ),
                     kind: RegionType::Kmem,
-                    size: GIB,
+                    range: r,
                     align: 2 * MIB,
+                    seed: None,
+                    youngest: None,
                 });
             }
             let mut d0 = device("dax0.0", 0, 0, &[(0x3_1000_0000, 0x3_4fff_ffff)], 1);
@@ -319,8 +337,10 @@ pub fn build(name: &str, flavour: Flavour, seed: u64) -> Result<Machine, Unknown
                     id: i,
                     provider: format!("/sys/devices/platform/hmem.{i}"),
                     kind: RegionType::Kmem,
-                    size: 128 * GIB,
+                    range: range(start, 128 * GIB),
                     align: 2 * MIB,
+                    seed: None,
+                    youngest: None,
                 });
                 m.devices.push(device(
                     &format!("dax{i}.0"),
@@ -374,8 +394,10 @@ pub fn scaled(blocks: u64, devices: u64, flavour: Flavour, seed: u64) -> Machine
             id,
             provider: format!("/sys/devices/platform/hmem.{i}"),
             kind: RegionType::Kmem,
-            size: end - start + 1,
+            range: range(start, end - start + 1),
             align: 2 * MIB,
+            seed: None,
+            youngest: None,
         });
         m.devices
             .push(device(&format!("dax{i}.0"), id, id, &[(start, end)], 1));

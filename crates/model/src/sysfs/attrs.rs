@@ -159,7 +159,7 @@ fn ignore(_: &mut Machine, _: Object, _: &str, _: Caller) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Creating, resizing and deleting devices and poisoning pages are not modelled.
+/// Poisoning pages is not modelled.
 fn not_modelled(_: &mut Machine, _: Object, _: &str, _: Caller) -> Result<(), Errno> {
     Err(Errno::EOPNOTSUPP)
 }
@@ -202,6 +202,20 @@ impl Object {
 
     fn device_name(self, m: &Machine) -> Result<String, Errno> {
         self.device(m).map(|d| d.name.clone()).ok_or(Errno::ENOENT)
+    }
+
+    fn region_index(self) -> Option<usize> {
+        match self {
+            Object::Region(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    fn device_index(self) -> Option<usize> {
+        match self {
+            Object::Device(i) => Some(i),
+            _ => None,
+        }
     }
 
     fn region(self, m: &Machine) -> Option<&crate::machine::Region> {
@@ -392,12 +406,26 @@ fn dynamic_only(m: &Machine, o: Object) -> Option<Access> {
 
 static REGION: &[Attribute] = &[
     Attribute::ro("align", |m, o| line(o.region(m)?.align)),
-    Attribute::ro("available_size", |_, _| line(0)).when(dynamic_only),
-    Attribute::rw("create", |_, _| line(""), not_modelled).when(dynamic_only),
-    Attribute::wo("delete", not_modelled).when(dynamic_only),
+    Attribute::ro("available_size", |m, o| {
+        line(m.available_size(o.region_index()?))
+    })
+    .when(dynamic_only),
+    Attribute::rw(
+        "create",
+        |m, o| line(o.region(m)?.youngest.as_deref().unwrap_or("")),
+        |m, o, token, _| m.region_create(o.region_index().ok_or(Errno::ENOENT)?, token),
+    )
+    .when(dynamic_only),
+    Attribute::wo("delete", |m, o, token, _| {
+        m.region_delete(o.region_index().ok_or(Errno::ENOENT)?, token)
+    })
+    .when(dynamic_only),
     Attribute::ro("id", |m, o| line(o.region(m)?.id)),
-    Attribute::ro("seed", |_, _| line("")).when(dynamic_only),
-    Attribute::ro("size", |m, o| line(o.region(m)?.size)),
+    Attribute::ro("seed", |m, o| {
+        line(o.region(m)?.seed.as_deref().unwrap_or(""))
+    })
+    .when(dynamic_only),
+    Attribute::ro("size", |m, o| line(o.region(m)?.range.len())),
 ];
 
 static MAPPING: &[Attribute] = &[
@@ -413,11 +441,19 @@ fn resizable(m: &Machine, o: Object) -> Option<Access> {
 }
 
 static DEVICE: &[Attribute] = &[
-    Attribute::rw("align", |m, o| line(o.device(m)?.align), not_modelled).when(resizable),
+    Attribute::rw(
+        "align",
+        |m, o| line(o.device(m)?.align),
+        |m, o, token, _| m.device_align(o.device_index().ok_or(Errno::ENOENT)?, token),
+    )
+    .when(resizable),
     Attribute::ro("dev", |m, o| {
         Some(format!("{DAX_MAJOR}:{}\n", o.device(m)?.minor))
     }),
-    Attribute::wo("mapping", not_modelled).when(dynamic_only),
+    Attribute::wo("mapping", |m, o, token, _| {
+        m.device_mapping(o.device_index().ok_or(Errno::ENOENT)?, token)
+    })
+    .when(dynamic_only),
     Attribute::rw(
         "memmap_on_memory",
         |m, o| line(u8::from(o.device(m)?.memmap_on_memory)),
@@ -427,8 +463,11 @@ static DEVICE: &[Attribute] = &[
     Attribute::ro("numa_node", |m, o| {
         line(o.device(m)?.numa_node.map_or(-1, i64::from))
     }),
+    // A device with no range shows its region's start.
     Attribute::ro("resource", |m, o| {
-        hex(o.device(m)?.ranges.first().map_or(0, |r| r.range.start))
+        let d = o.device(m)?;
+        let region = m.region(d.region).map_or(0, |r| r.range.start);
+        hex(d.ranges.first().map_or(region, |r| r.range.start))
     }),
     Attribute::rw(
         "size",
@@ -441,7 +480,7 @@ static DEVICE: &[Attribute] = &[
                     .sum::<u64>(),
             )
         },
-        not_modelled,
+        |m, o, token, _| m.device_resize(o.device_index().ok_or(Errno::ENOENT)?, token),
     )
     .when(resizable),
     // The atomic series' whole-device state; kmem creates it on bind.
