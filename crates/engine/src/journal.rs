@@ -55,6 +55,10 @@ pub struct Journal {
     pub offlined: Vec<(u64, Zone)>,
     /// daxplug unbound device_dax from the device.
     pub unbound_device_dax: bool,
+    /// The device's size and alignment before daxplug changed them, while a layout change
+    /// is under way.
+    #[serde(default)]
+    pub extent_before: Option<(u64, Option<u64>)>,
 }
 
 impl Journal {
@@ -77,6 +81,7 @@ impl Journal {
             udev_stopped: false,
             offlined: Vec::new(),
             unbound_device_dax: false,
+            extent_before: None,
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod doctor;
 mod error;
 pub mod host;
 pub mod journal;
+pub mod layout;
 pub mod observe;
 pub mod plan;
 pub mod policy;
@@ -28,6 +29,7 @@ pub use discover::{Detail, discover, discover_with};
 pub use error::DiscoveryError;
 pub use host::Host;
 pub use journal::{Journal, JournalFile};
+pub use layout::LayoutChange;
 pub use observe::{BlockCounts, ObservedState};
 pub use plan::{BindMethod, BindMethods, Plan, Protocol, Refusal, Step, plan};
 pub use problems::{Problem, ProblemCode, format_block_ids, problems};
@@ -37,5 +39,6 @@ pub use topology::{
     Scope, Topology,
 };
 pub use transition::{
-    Options, Outcome, PhaseTime, Progress, Report, TestHooks, TransitionError, recover, set,
+    Goal, Options, Outcome, PhaseTime, Progress, Report, TestHooks, TransitionError, change_layout,
+    create, recover, set,
 };

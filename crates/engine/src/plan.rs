@@ -92,6 +92,19 @@ pub enum Step {
     /// Stop udev's exec queue, verify every block offline, unbind kmem, verify the blocks and
     /// the `System RAM (kmem)` range are gone, restart the queue.
     FencedUnbind,
+    /// Write the (unbound) device's `align`.
+    SetAlign {
+        /// Bytes: a page, 2 MiB or 1 GiB.
+        align: u64,
+    },
+    /// Write the (unbound) device's `size`: grown from its region's free space, or shrunk
+    /// from its end.
+    Resize {
+        /// Bytes.
+        size: u64,
+    },
+    /// Remove the (unbound, zero-sized) device from its region (`dax_region/delete`).
+    Delete,
 }
 
 impl Step {
@@ -143,6 +156,12 @@ impl Step {
                 v.push("verify: every block offline (offline again, with udev's exec queue held, any block re-onlined meanwhile; a bounded number of times)".to_owned());
                 v
             }
+            Step::SetAlign { align } => vec![Write::device_align(name, *align).to_string()],
+            Step::Resize { size } => vec![
+                Write::device_size(name, *size).to_string(),
+                format!("verify: {name} is {size} bytes"),
+            ],
+            Step::Delete => vec![Write::region_delete(&dev.path, name).to_string()],
             Step::FencedUnbind => vec![
                 "udevadm control --stop-exec-queue   (if udev runs)".to_owned(),
                 "verify: every block offline".to_owned(),
@@ -158,7 +177,7 @@ impl Step {
     pub fn commits(&self) -> bool {
         matches!(
             self,
-            Step::WriteState { .. } | Step::FencedUnbind | Step::HotAdd { .. }
+            Step::WriteState { .. } | Step::FencedUnbind | Step::HotAdd { .. } | Step::Delete
         )
     }
 }
@@ -187,6 +206,23 @@ pub enum Refusal {
     /// A safety check that `--force` overrides.
     #[error("{0}")]
     NeedsForce(String),
+    /// A device or region whose extent cannot change as asked (see [`crate::layout`]).
+    #[error("{0}")]
+    Layout(String),
+}
+
+impl Refusal {
+    /// The refusal of a stuck device, with what the kernel leaked.
+    pub(crate) fn stuck(dev: &Device) -> Self {
+        let detail = crate::problems::problems(dev)
+            .into_iter()
+            .find(|p| p.code == crate::problems::ProblemCode::Stuck)
+            .map_or_else(String::new, |p| p.message);
+        Refusal::Stuck {
+            device: dev.name.to_string(),
+            detail,
+        }
+    }
 }
 
 /// A planned transition.
@@ -242,9 +278,15 @@ fn devdax_method(topo: &Topology, dev: &Device) -> BindMethod {
     }
 }
 
+/// Loading kmem, when `target` needs it and it is not loaded: the plan's first step, so that
+/// a module that will not load leaves the device as it was.
+pub(crate) fn load_kmem_first(topo: &Topology, target: Target) -> Option<Step> {
+    (matches!(target, Target::Online(_)) && !topo.kmem_loaded).then_some(Step::LoadKmem)
+}
+
 /// The steps that bind an unbound device for `target`: kmem with the online type applied
 /// during the add and its zones repaired, device_dax, or nothing for `unplugged`.
-fn bind_for(target: Target, methods: BindMethods) -> Vec<Step> {
+pub(crate) fn bind_for(target: Target, methods: BindMethods) -> Vec<Step> {
     match target {
         Target::Online(t) => vec![
             Step::HotAdd {
@@ -260,7 +302,7 @@ fn bind_for(target: Target, methods: BindMethods) -> Vec<Step> {
     }
 }
 
-fn region_kind(topo: &Topology, dev: &Device) -> Option<RegionKind> {
+pub(crate) fn region_kind(topo: &Topology, dev: &Device) -> Option<RegionKind> {
     dev.region
         .and_then(|id| topo.regions.iter().find(|r| r.id == id))
         .map(|r| r.kind)
@@ -278,14 +320,7 @@ pub fn plan(topo: &Topology, dev: &Device, target: Target, force: bool) -> Resul
         bind_methods: BindMethods::of(topo, dev),
     };
     if start == ObservedState::Stuck {
-        let detail = crate::problems::problems(dev)
-            .into_iter()
-            .find(|p| p.code == crate::problems::ProblemCode::Stuck)
-            .map_or_else(String::new, |p| p.message);
-        return Err(Refusal::Stuck {
-            device: dev.name.to_string(),
-            detail,
-        });
+        return Err(Refusal::stuck(dev));
     }
     if let Driver::Other(driver) = &dev.driver {
         return Err(Refusal::OtherDriver {
@@ -306,10 +341,7 @@ pub fn plan(topo: &Topology, dev: &Device, target: Target, force: bool) -> Resul
     match dev.driver {
         Driver::None | Driver::DeviceDax => {
             plan.protocol = Protocol::Fallback;
-            // First, so that a module that will not load leaves the device as it was.
-            if matches!(target, Target::Online(_)) && !topo.kmem_loaded {
-                steps.push(Step::LoadKmem);
-            }
+            steps.extend(load_kmem_first(topo, target));
             if dev.driver == Driver::DeviceDax {
                 steps.push(Step::Unbind {
                     driver: DaxDriver::DeviceDax,

@@ -73,6 +73,34 @@ impl Write {
         )
     }
 
+    /// `daxX.Y/size`.
+    pub fn device_size(device: DaxName, size: u64) -> Self {
+        Self::new(
+            format!("{}/size", paths::dax_device(&device.to_string())),
+            &size,
+        )
+    }
+
+    /// `daxX.Y/align`.
+    pub fn device_align(device: DaxName, align: u64) -> Self {
+        Self::new(
+            format!("{}/align", paths::dax_device(&device.to_string())),
+            &align,
+        )
+    }
+
+    /// `dax_region/delete` of the region holding the device whose canonical directory is
+    /// `device_path`.
+    pub fn region_delete(device_path: &str, device: DaxName) -> Self {
+        let parent = device_path.rsplit_once('/').map_or("", |(p, _)| p);
+        Self::new(format!("{parent}/dax_region/delete"), &device)
+    }
+
+    /// `dax_region/create` (the value is always 1).
+    pub fn region_create(region_path: &str) -> Self {
+        Self::new(format!("{region_path}/create"), &1)
+    }
+
     /// `memoryN/state`.
     pub fn block_state(id: u64, online_type: OnlineType) -> Self {
         Self::new(format!("{}/state", paths::memory_block(id)), &online_type)

@@ -2,6 +2,8 @@
 //! and recovery of a crashed transition. This module holds what every part shares (the
 //! runner `Run`, why a step failed, what undoes a step); each concern is a file of its own.
 
+mod create;
+mod extent;
 mod fallback;
 mod lock;
 mod modules;
@@ -14,9 +16,10 @@ mod steps;
 mod undo;
 mod watchdog;
 
+pub use create::create;
 pub use recover::recover;
 pub use report::{Options, Outcome, PhaseTime, Progress, Report, TestHooks, TransitionError};
-pub use set::set;
+pub use set::{Goal, change_layout, set};
 
 use watchdog::Watchdog;
 
@@ -87,6 +90,8 @@ enum Undo {
     WriteState(DaxState),
     HotAdd(OnlineType, BindMethod),
     RemoveAgain,
+    /// Put the size (and alignment) back.
+    Extent(u64, Option<u64>),
 }
 
 struct Run<'a> {

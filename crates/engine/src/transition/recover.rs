@@ -6,12 +6,15 @@ use daxplug_abi::DaxName;
 
 use crate::host::Host;
 use crate::journal::JournalFile;
-use crate::target::Target;
+
+use crate::layout::LayoutChange;
+use crate::plan::Step;
 
 use super::Run;
 use super::lock::take_lock;
 use super::observation::observe_device;
 use super::report::{Options, Report, TestHooks, TransitionError, report};
+use super::set::Goal;
 use super::set::{execute, planned};
 
 /// Finishes or rolls back transitions a crash interrupted, and restores the machine-wide
@@ -54,7 +57,16 @@ pub(super) fn recover_locked(
         if j.committed {
             // Past the point of no return: finish the transition.
             let _ = file.remove();
-            match set_unlocked(host, j.device, j.target, &opts) {
+            // A deletion that began is finished as a deletion.
+            let goal = if j.steps.contains(&Step::Delete) {
+                Goal::Layout(LayoutChange::Destroy)
+            } else {
+                Goal::State(j.target)
+            };
+            match set_unlocked(host, j.device, goal, &opts, true) {
+                Ok(r) if r.destroy && r.end.is_none() => {
+                    done.push(format!("finished: {} is deleted", j.device));
+                }
                 Ok(r) => done.push(format!(
                     "finished: {} is {}",
                     j.device,
@@ -117,17 +129,19 @@ impl Run<'_> {
     }
 }
 
-/// `set` without taking the lock or recovering (the caller holds the lock).
+/// A transition without taking the lock or recovering (the caller holds the lock). `force`
+/// passes the safety checks (recovery finishes what was decided already).
 pub(super) fn set_unlocked(
     host: &dyn Host,
     device: DaxName,
-    target: Target,
+    goal: Goal,
     opts: &Options,
+    force: bool,
 ) -> Result<Report, TransitionError> {
     let k = host.kernel();
-    let mut rep = report(&device.to_string(), target);
+    let mut rep = report(&device.to_string(), goal);
     let (topo, dev) = observe_device(k, device)?;
-    let Some(p) = planned(&mut rep, &topo, &dev, target, true) else {
+    let Some(p) = planned(k, &mut rep, &topo, &dev, goal, force) else {
         return Ok(rep);
     };
     execute(host, opts, &p, &mut rep, Instant::now(), &dev)?;

@@ -8,9 +8,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::error::DiscoveryError;
+use crate::layout::LayoutChange;
 use crate::observe::ObservedState;
 use crate::plan::Protocol;
 use crate::target::Target;
+
+use super::set::Goal;
 
 use super::SETTLE;
 
@@ -144,8 +147,16 @@ pub struct Report {
     pub start: Option<ObservedState>,
     /// The state asked for.
     pub target: Target,
-    /// Observed state after.
+    /// Observed state after (`None` once a destroyed device is gone).
     pub end: Option<ObservedState>,
+    /// The size asked for, for a resize or a create.
+    pub requested_size: Option<u64>,
+    /// The device is to be destroyed.
+    pub destroy: bool,
+    /// The device's size before, in bytes.
+    pub start_size: Option<u64>,
+    /// Its size after.
+    pub end_size: Option<u64>,
     /// Native or fallback.
     pub protocol: Protocol,
     /// How it ended.
@@ -190,12 +201,21 @@ pub enum TransitionError {
     },
 }
 
-pub(super) fn report(device: &str, target: Target) -> Report {
+pub(super) fn report(device: &str, goal: Goal) -> Report {
+    let (requested_size, destroy) = match goal {
+        Goal::Layout(LayoutChange::Resize { size, .. }) => (Some(size), false),
+        Goal::Layout(LayoutChange::Destroy) => (None, true),
+        Goal::State(_) => (None, false),
+    };
     Report {
         device: device.to_owned(),
         start: None,
-        target,
+        target: goal.target(),
         end: None,
+        requested_size,
+        destroy,
+        start_size: None,
+        end_size: None,
         protocol: Protocol::None,
         outcome: Outcome::Refused,
         reason: None,

@@ -8,6 +8,7 @@ use daxplug_kernel::{Kernel, paths};
 use crate::error::DiscoveryError;
 use crate::host::Host;
 use crate::journal::{Journal, JournalFile};
+use crate::layout::{LayoutChange, plan_layout};
 use crate::observe::ObservedState;
 use crate::plan::{Plan, Refusal, plan};
 use crate::target::Target;
@@ -26,6 +27,25 @@ pub(super) fn plan_lines(p: &Plan, dev: &Device, topo: &Topology) -> Vec<String>
         .collect()
 }
 
+/// What a transition is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goal {
+    /// A state (`daxplug set`).
+    State(Target),
+    /// A change of the device's extent (`daxplug resize`, `destroy`, and `create`'s sizing).
+    Layout(LayoutChange),
+}
+
+impl Goal {
+    /// The state the device is to end in.
+    pub fn target(self) -> Target {
+        match self {
+            Goal::State(t) | Goal::Layout(LayoutChange::Resize { target: t, .. }) => t,
+            Goal::Layout(LayoutChange::Destroy) => Target::Unplugged,
+        }
+    }
+}
+
 /// Moves `device` to `target`.
 pub fn set(
     host: &dyn Host,
@@ -33,16 +53,37 @@ pub fn set(
     target: Target,
     opts: &Options,
 ) -> Result<Report, TransitionError> {
+    transition(host, device, Goal::State(target), opts)
+}
+
+/// Changes `device`'s extent (resize or destroy) under the same lock, journal, rollback and
+/// verdict as `set`.
+pub fn change_layout(
+    host: &dyn Host,
+    device: &str,
+    change: LayoutChange,
+    opts: &Options,
+) -> Result<Report, TransitionError> {
+    transition(host, device, Goal::Layout(change), opts)
+}
+
+fn transition(
+    host: &dyn Host,
+    device: &str,
+    goal: Goal,
+    opts: &Options,
+) -> Result<Report, TransitionError> {
     let started = Instant::now();
     let deadline = opts.timeout.map(|t| started + t);
     let k = host.kernel();
-    let mut rep = report(device, target);
+    let mut rep = report(device, goal);
     let device = crate::discover::device_name(device)?;
 
     if opts.dry_run {
         let (topo, dev) = observe_device(k, device)?;
         rep.end = Some(dev.state);
-        if let Some(p) = planned(&mut rep, &topo, &dev, target, opts.force) {
+        rep.end_size = Some(dev.size);
+        if let Some(p) = planned(k, &mut rep, &topo, &dev, goal, opts.force) {
             rep.protocol = p.protocol;
             rep.plan = plan_lines(&p, &dev, &topo);
             rep.outcome = if p.steps.is_empty() {
@@ -83,7 +124,7 @@ pub fn set(
         (observed, users)
     });
     let (topo, dev) = observed?;
-    let p = planned(&mut rep, &topo, &dev, target, opts.force);
+    let p = planned(k, &mut rep, &topo, &dev, goal, opts.force);
     rep.lap("observe and plan", &mut lap);
     let Some(p) = p else {
         return Ok(rep);
@@ -93,6 +134,7 @@ pub fn set(
     if p.steps.is_empty() {
         rep.outcome = Outcome::NoChange;
         rep.end = Some(dev.state);
+        rep.end_size = Some(dev.size);
         return Ok(rep);
     }
     if dev.driver == Driver::DeviceDax && !opts.force {
@@ -117,24 +159,39 @@ pub fn set(
     Ok(rep)
 }
 
-/// The plan for moving `dev` to `target`, or `None` with the refusal written into `rep`
-/// (the device then ends where it started).
+/// The plan for `goal`, or `None` with the refusal written into `rep` (the device then
+/// ends where it started).
 pub(super) fn planned(
+    k: &dyn Kernel,
     rep: &mut Report,
     topo: &Topology,
     dev: &Device,
-    target: Target,
+    goal: Goal,
     force: bool,
 ) -> Option<Plan> {
     rep.start = Some(dev.state);
-    match plan(topo, dev, target, force) {
+    rep.start_size = Some(dev.size);
+    let planned = match goal {
+        Goal::State(target) => plan(topo, dev, target, force),
+        Goal::Layout(change) => plan_layout(topo, dev, change, available_size(k, topo, dev)),
+    };
+    match planned {
         Ok(p) => Some(p),
         Err(r) => {
             refuse(rep, &r, dev);
             rep.end = Some(dev.state);
+            rep.end_size = Some(dev.size);
             None
         }
     }
+}
+
+/// The free space of `dev`'s region, if the region says (dynamic regions do).
+fn available_size(k: &dyn Kernel, topo: &Topology, dev: &Device) -> Option<u64> {
+    let region = topo.regions.iter().find(|r| Some(r.id) == dev.region)?;
+    k.read(&format!("{}/available_size", region.path))
+        .ok()
+        .and_then(|t| daxplug_abi::parse_dax_size(&t).ok())
 }
 
 /// Whether two observations of a device have the same blocks, each in the same state and
@@ -214,6 +271,12 @@ pub(super) fn finish(
 ) -> Result<(), TransitionError> {
     let dev = match stable_observation(k, start.name, seen) {
         Ok(dev) => dev,
+        Err(DiscoveryError::UnknownDevice { .. }) if rep.destroy && result.is_ok() => {
+            rep.end = None;
+            rep.end_size = None;
+            rep.outcome = Outcome::Done;
+            return Ok(());
+        }
         Err(DiscoveryError::UnknownDevice { .. }) => {
             rep.end = None;
             rep.outcome = Outcome::Failed;
@@ -227,16 +290,18 @@ pub(super) fn finish(
         Err(e) => return Err(e.into()),
     };
     rep.end = Some(dev.state);
+    rep.end_size = Some(dev.size);
+    let sized = rep.requested_size.is_none_or(|s| s == dev.size);
     rep.outcome = match (&result, dev.state) {
         (_, ObservedState::Stuck) => {
             rep.stuck_blocks = dev.blocks.iter().map(|b| b.id).collect();
             Outcome::Stuck
         }
-        (Ok(()), s) if rep.target.satisfied_by(s) => Outcome::Done,
+        (Ok(()), s) if rep.target.satisfied_by(s) && sized => Outcome::Done,
         // A device left mixed is reported torn (exit 8) whoever tore it: a script must be
         // able to tell from the exit code alone that the device needs attention.
         (_, ObservedState::Mixed) => Outcome::Torn,
-        (Err(_), s) if s == start.state => Outcome::RolledBack,
+        (Err(_), s) if s == start.state && dev.size == start.size => Outcome::RolledBack,
         _ => Outcome::Failed,
     };
     // Torn, but not by this transition: it was mixed when observed, and every block is as
@@ -250,6 +315,11 @@ pub(super) fn finish(
         )),
         (Err(reason), _) => Some(reason),
         (Ok(()), Outcome::Done) => None,
+        (Ok(()), _) if !sized => Some(format!(
+            "the device ended with {} bytes instead of {}",
+            dev.size,
+            rep.requested_size.unwrap_or_default()
+        )),
         (Ok(()), _) => Some(format!(
             "the device ended {} instead of {}",
             dev.state, rep.target

@@ -71,6 +71,9 @@ impl Run<'_> {
                 Ok(())
             }
             Step::LoadKmem => self.load_kmem(),
+            Step::SetAlign { align } => self.set_extent(None, Some(*align)),
+            Step::Resize { size } => self.set_extent(Some(*size), None),
+            Step::Delete => self.delete(),
             Step::HotAdd {
                 online_type,
                 method,

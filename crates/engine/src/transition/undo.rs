@@ -25,6 +25,10 @@ impl Run<'_> {
         if !self.journal.offlined.is_empty() {
             self.undo.push(Undo::Reonline);
         }
+        // Resized while unbound: the size goes back before device_dax binds again.
+        if let Some((size, align)) = self.journal.extent_before {
+            self.undo.push(Undo::Extent(size, align));
+        }
     }
 
     /// Undoes what was done, last first, best effort.
@@ -49,6 +53,7 @@ impl Run<'_> {
                 }
                 Undo::HotAdd(t, m) => self.undo_hot_add(t, m),
                 Undo::RemoveAgain => self.remove_again(),
+                Undo::Extent(size, align) => self.restore_extent(size, align),
             };
             if let Err(e) = r {
                 self.actions.push(format!("rollback step failed: {e}"));
@@ -139,6 +144,9 @@ pub(super) fn step_name(s: &Step) -> &'static str {
         Step::WriteState { .. } => "write state",
         Step::Unbind { .. } => "unbind",
         Step::LoadKmem => "load kmem",
+        Step::SetAlign { .. } => "set align",
+        Step::Resize { .. } => "resize",
+        Step::Delete => "delete",
         Step::BindDeviceDax { .. } => "bind device_dax",
         Step::HotAdd { .. } => "hot-add",
         Step::Repair { .. } => "verify zones",

@@ -1,0 +1,153 @@
+//! Creating a device in a dynamic region: `dax_region/create` gives a new zero-sized device,
+//! which is then sized and brought to its state by an ordinary journaled transition. If that
+//! transition is refused or rolled back, the empty device is deleted again.
+
+use std::time::Instant;
+
+use daxplug_abi::DaxName;
+
+use crate::discover::discover;
+use crate::host::Host;
+use crate::layout::{LayoutChange, plan_layout};
+use crate::observe::ObservedState;
+use crate::topology::{Driver, RegionKind, Scope};
+use crate::write::Write;
+
+use super::lock::take_lock;
+use super::recover::{recover_locked, set_unlocked};
+use super::report::{Options, Outcome, Report, TransitionError, report};
+use super::set::{Goal, plan_lines};
+
+/// Creates a device of `size` bytes in region `region` (its `align` written first if
+/// given) and brings it to `change`'s target.
+pub fn create(
+    host: &dyn Host,
+    region: u32,
+    change: LayoutChange,
+    opts: &Options,
+) -> Result<Report, TransitionError> {
+    let started = Instant::now();
+    let k = host.kernel();
+    let goal = Goal::Layout(change);
+    let mut rep = report(&format!("region{region}"), goal);
+    let LayoutChange::Resize { .. } = change else {
+        rep.reason = Some("create takes a size".to_owned());
+        return Ok(rep);
+    };
+    let topo = discover(k, &Scope::All)?;
+    let Some(r) = topo.regions.iter().find(|r| r.id == region) else {
+        let known: Vec<String> = topo.regions.iter().map(|r| r.id.to_string()).collect();
+        rep.reason = Some(format!(
+            "there is no dax region {region} (regions: {})",
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        ));
+        return Ok(rep);
+    };
+    if r.kind == RegionKind::Static {
+        rep.reason = Some(format!(
+            "region {region} is static (a pmem namespace): it holds the one device the namespace made; change the namespace with ndctl instead"
+        ));
+        return Ok(rep);
+    }
+    // The device as it will be right after `create`: the region's lowest free id, unbound,
+    // zero-sized; what the rest of the plan is made for.
+    let taken = |id: u32| {
+        topo.devices
+            .iter()
+            .any(|d| d.name == DaxName { region, id })
+    };
+    let id = (0..).find(|i| !taken(*i)).unwrap_or(0);
+    let Some(sibling) = topo.devices.iter().find(|d| d.region == Some(region)) else {
+        rep.reason = Some(format!(
+            "region {region} has no device to read its layout from"
+        ));
+        return Ok(rep);
+    };
+    let name = DaxName { region, id };
+    let mut fresh = sibling.clone();
+    fresh.name = name;
+    fresh.path = format!(
+        "{}/{name}",
+        sibling.path.rsplit_once('/').map_or("", |(p, _)| p)
+    );
+    fresh.driver = Driver::None;
+    fresh.size = 0;
+    fresh.align = r.align.or(sibling.align);
+    fresh.kernel_state = None;
+    fresh.mappings.clear();
+    fresh.iomem.clear();
+    fresh.blocks.clear();
+    fresh.counts = Default::default();
+    fresh.state = ObservedState::Unbound;
+    let available = k
+        .read(&format!("{}/available_size", r.path))
+        .ok()
+        .and_then(|t| daxplug_abi::parse_dax_size(&t).ok());
+    let p = match plan_layout(&topo, &fresh, change, available) {
+        Ok(p) => p,
+        Err(refusal) => {
+            rep.reason = Some(refusal.to_string());
+            return Ok(rep);
+        }
+    };
+    let create = Write::region_create(&r.path);
+    rep.protocol = p.protocol;
+    rep.plan = vec![
+        create.to_string(),
+        format!("read {}/create: the new device's name ({name} now)", r.path),
+    ];
+    rep.plan.extend(plan_lines(&p, &fresh, &topo));
+    rep.start_size = Some(0);
+    if opts.dry_run {
+        rep.device = name.to_string();
+        rep.outcome = Outcome::DryRun;
+        return Ok(rep);
+    }
+    let deadline = opts.timeout.map(|t| started + t);
+    let Some(_lock) = take_lock(host, deadline)? else {
+        rep.reason = Some(
+            "another daxplug (or the daxplug daemon) holds the lock: try again when it is done"
+                .to_owned(),
+        );
+        return Ok(rep);
+    };
+    let recovered = recover_locked(host, opts)?;
+    if let Err(e) = k.write(&create.path, &create.value) {
+        rep.outcome = Outcome::Failed;
+        rep.reason = Some(format!("{create}: {}", e.errno));
+        rep.recovered = recovered;
+        return Ok(rep);
+    }
+    let made = k
+        .read(&format!("{}/create", r.path))
+        .ok()
+        .and_then(|t| t.trim().parse::<DaxName>().ok());
+    let Some(made) = made else {
+        rep.outcome = Outcome::Failed;
+        rep.reason = Some(format!(
+            "{create} succeeded but {}/create names no device",
+            r.path
+        ));
+        return Ok(rep);
+    };
+    let mut sized = set_unlocked(host, made, goal, opts, opts.force)?;
+    sized.recovered = recovered;
+    sized.start = Some(ObservedState::Unbound);
+    sized.actions.insert(0, create.to_string());
+    sized.plan = rep.plan;
+    if matches!(sized.outcome, Outcome::Refused | Outcome::RolledBack) {
+        // Nothing of it is wanted: the empty device goes again.
+        let delete = Write::region_delete(&fresh.path, made);
+        let deleted = k.write(&delete.path, &delete.value);
+        sized.actions.push(match deleted {
+            Ok(()) => delete.to_string(),
+            Err(e) => format!("{delete}: {}", e.errno),
+        });
+    }
+    sized.total_millis = started.elapsed().as_secs_f64() * 1e3;
+    Ok(sized)
+}
