@@ -13,6 +13,7 @@ errname() {
 	*"No such file or directory"*) echo ENOENT ;;
 	*"not supported"* | *"Not supported"*) echo EOPNOTSUPP ;;
 	*"Cannot allocate memory"*) echo ENOMEM ;;
+	*"No space left on device"*) echo ENOSPC ;;
 	*"Interrupted"*) echo EINTR ;;
 	*"File exists"*) echo EEXIST ;;
 	*) echo "error($1)" ;;
