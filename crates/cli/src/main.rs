@@ -7,6 +7,7 @@ mod exit;
 mod host;
 mod human;
 mod json;
+mod layoutcmd;
 mod mountcmd;
 mod served;
 mod setcmd;
@@ -124,6 +125,50 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Create a device in a dynamic region (hmem, CXL): a new device of SIZE bytes carved
+    /// from the region's free space (`available_size` in `daxplug list --json`), brought to
+    /// STATE (devdax unless --state says otherwise). Prints the new device's name.
+    Create {
+        /// The region: its id, such as 0 or region0.
+        #[arg(value_name = "REGION")]
+        region: String,
+        /// The size: bytes, or with K, M, G or T (binary), such as 512M; a multiple of the
+        /// alignment (2 MiB at least).
+        #[arg(long, value_name = "SIZE")]
+        size: String,
+        /// The device's alignment, written before its size: 4K, 2M or 1G.
+        #[arg(long, value_name = "BYTES")]
+        align: Option<String>,
+        /// The state the new device ends in: devdax, unplugged, online_movable, ...
+        #[arg(long, value_name = "STATE", default_value = "devdax")]
+        state: String,
+        #[command(flatten)]
+        common: LayoutArgs,
+    },
+    /// Grow or shrink a device of a dynamic region. Only while its memory is out of the
+    /// system (devdax, unplugged or unbound): it keeps that mode. Growing takes the
+    /// region's free space first-fit and may give the device several ranges; shrinking
+    /// gives back its end.
+    Resize {
+        /// The device, such as dax0.1.
+        #[arg(value_name = "DEV")]
+        device: String,
+        /// The new size: bytes, or with K, M, G or T (binary), such as 256M.
+        #[arg(value_name = "SIZE")]
+        size: String,
+        #[command(flatten)]
+        common: LayoutArgs,
+    },
+    /// Destroy a device of a dynamic region: its memory goes back to the region's free
+    /// space. Only while its memory is out of the system; a region's device 0 is kept by
+    /// the kernel, at size 0.
+    Destroy {
+        /// The device, such as dax0.1.
+        #[arg(value_name = "DEV")]
+        device: String,
+        #[command(flatten)]
+        common: LayoutArgs,
+    },
     /// Finish or roll back a transition a crash interrupted, and restore the settings it
     /// had changed (auto_online_blocks, udev's exec queue). `set` does this by itself first.
     Recover {
@@ -182,6 +227,34 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+}
+
+/// The options `create`, `resize` and `destroy` share with `set`.
+#[derive(Debug, Clone, Copy, clap::Args)]
+struct LayoutArgs {
+    /// Give up and roll back after this long (30s, 500ms, 2m; 0 for never).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = setcmd::parse_timeout)]
+    timeout: setcmd::Timeout,
+    /// Print the plan (every sysfs write in order) and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print one JSON object with a `results` array (as `set --json`).
+    #[arg(long)]
+    json: bool,
+    /// Proceed past a safety check (a /dev/daxX.Y in use).
+    #[arg(long)]
+    force: bool,
+}
+
+impl From<LayoutArgs> for layoutcmd::Common {
+    fn from(a: LayoutArgs) -> Self {
+        layoutcmd::Common {
+            timeout: a.timeout.0,
+            dry_run: a.dry_run,
+            json: a.json,
+            force: a.force,
+        }
+    }
 }
 
 /// The one dispatcher: commands that need no machine run at once; the others open the
@@ -286,6 +359,32 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
                 exit_after: exit_after.and_then(|t| t.0),
             };
             daemoncmd::run(host.as_ref(), &events, &args)
+        }),
+        Command::Create {
+            ref region,
+            ref size,
+            ref align,
+            ref state,
+            common,
+        } => on_machine(&cli, !common.dry_run, |b| {
+            layoutcmd::run_create(
+                b.host().as_ref(),
+                region,
+                size,
+                align.as_deref(),
+                state,
+                common.into(),
+            )
+        }),
+        Command::Resize {
+            ref device,
+            ref size,
+            common,
+        } => on_machine(&cli, !common.dry_run, |b| {
+            layoutcmd::run_resize(b.host().as_ref(), device, size, common.into())
+        }),
+        Command::Destroy { ref device, common } => on_machine(&cli, !common.dry_run, |b| {
+            layoutcmd::run_destroy(b.host().as_ref(), device, common.into())
         }),
         Command::Recover { json } => on_machine(&cli, true, |b| {
             setcmd::run_recover(b.host().as_ref(), json, None)

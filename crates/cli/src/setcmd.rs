@@ -131,29 +131,48 @@ pub fn run(host: &dyn Host, args: &SetArgs) -> anyhow::Result<(String, Exit)> {
         daxplug_engine::discover::require_device(host.kernel(), &args.device)?;
         vec![args.device.clone()]
     };
-    let opts = Options {
-        timeout: args.timeout,
-        force: args.force,
-        dry_run: args.dry_run,
-        cancel: if args.dry_run {
+    let opts = options(args.timeout, args.force, args.dry_run, args.json)?;
+    let mut reports = Vec::new();
+    for d in &devices {
+        reports.push(set(host, d, target, &opts)?);
+    }
+    if devices.is_empty() && !args.json {
+        return Ok(("No dax devices.\n".to_owned(), Exit::Ok));
+    }
+    output(&reports, args.json)
+}
+
+/// The options of a transition from the command line's.
+pub fn options(
+    timeout: Option<Duration>,
+    force: bool,
+    dry_run: bool,
+    json: bool,
+) -> anyhow::Result<Options> {
+    Ok(Options {
+        timeout,
+        force,
+        dry_run,
+        cancel: if dry_run {
             Arc::new(AtomicBool::new(false))
         } else {
             cancel_flag()?
         },
-        progress: progress_bar(args.json),
+        progress: progress_bar(json),
         // Only for the end-to-end tests' proof that they catch a broken protocol.
         test_hooks: daxplug_engine::TestHooks {
             broken_commit: std::env::var_os("DAXPLUG_TEST_BREAK_PROTOCOL").is_some(),
             ..Default::default()
         },
         ..Options::default()
-    };
-    let mut reports = Vec::new();
-    for d in &devices {
-        reports.push(set(host, d, target, &opts)?);
-    }
+    })
+}
+
+/// The reports of transitions, for people or as `set --json`'s object, with the exit code
+/// of the worst.
+pub fn output(reports: &[Report], json: bool) -> anyhow::Result<(String, Exit)> {
     let code = worst(reports.iter().map(|r| outcome_code(r.outcome)));
-    if args.json {
+    if json {
         let mut text = serde_json::to_string_pretty(&SetJson {
             results: reports.iter().map(TransitionJson::new).collect(),
             exit_code: code.code(),
@@ -161,43 +180,62 @@ pub fn run(host: &dyn Host, args: &SetArgs) -> anyhow::Result<(String, Exit)> {
         text.push('\n');
         return Ok((text, code));
     }
-    let mut out = String::new();
-    if devices.is_empty() {
-        out.push_str("No dax devices.\n");
-    }
-    for r in &reports {
-        out.push_str(&human(r, true));
-    }
-    Ok((out, code))
+    Ok((reports.iter().map(|r| human(r, true)).collect(), code))
 }
 
 fn state(s: Option<ObservedState>) -> &'static str {
     s.map_or("unknown", ObservedState::as_str)
 }
 
+/// Where a report's device came from and was to go: its states, and for a resize, create
+/// or destroy its sizes.
+fn ends(r: &Report) -> (String, String) {
+    let sized = |s: Option<ObservedState>, bytes: Option<u64>| match bytes {
+        Some(b) if r.requested_size.is_some() || r.destroy => {
+            format!("{}, {}", state(s), crate::units::size(b))
+        }
+        _ => state(s).to_owned(),
+    };
+    let to = if r.destroy {
+        "destroyed".to_owned()
+    } else {
+        match r.requested_size {
+            // A resized device keeps its mode: the state it ended in says it best.
+            Some(b) => {
+                let to = match (r.outcome, r.end) {
+                    (Outcome::Done, Some(end)) => end.as_str(),
+                    _ => r.target.as_str(),
+                };
+                format!("{to}, {}", crate::units::size(b))
+            }
+            None => r.target.to_string(),
+        }
+    };
+    (sized(r.start, r.start_size), to)
+}
+
 /// One report for people; `times` adds how long each step took.
 pub fn human(r: &Report, times: bool) -> String {
     let mut out = String::new();
+    let (from, to) = ends(r);
     let protocol = match r.protocol {
         daxplug_engine::Protocol::Native => " (kernel's daxX.Y/state)",
         daxplug_engine::Protocol::Fallback => " (daxplug's protocol: no daxX.Y/state)",
         daxplug_engine::Protocol::None => "",
     };
     let headline = match r.outcome {
-        Outcome::Done if times => format!(
-            "{} -> {}: done in {:.1} ms{protocol}",
-            state(r.start),
-            r.target,
-            r.total_millis
-        ),
-        Outcome::Done => format!("{} -> {}: done{protocol}", state(r.start), r.target),
+        Outcome::Done if times => {
+            format!("{from} -> {to}: done in {:.1} ms{protocol}", r.total_millis)
+        }
+        Outcome::Done => format!("{from} -> {to}: done{protocol}"),
         Outcome::NoChange => format!("already {}, nothing to do", state(r.end)),
-        Outcome::DryRun => format!("{} -> {}{protocol}, would run:", state(r.start), r.target),
-        Outcome::Refused => format!("refused, nothing changed ({})", state(r.end)),
+        Outcome::DryRun => format!("{from} -> {to}{protocol}, would run:"),
+        Outcome::Refused => match r.end {
+            Some(end) => format!("refused, nothing changed ({end})"),
+            None => "refused, nothing changed".to_owned(),
+        },
         Outcome::RolledBack => format!(
-            "{} -> {} failed and was rolled back: the device is {} again",
-            state(r.start),
-            r.target,
+            "{from} -> {to} failed and was rolled back: the device is {} again",
             state(r.end)
         ),
         Outcome::Stuck => "STUCK: the kernel leaked the device's range".to_owned(),
@@ -205,12 +243,7 @@ pub fn human(r: &Report, times: bool) -> String {
             "FAILED and could not be put back together: the device is {}",
             state(r.end)
         ),
-        Outcome::Failed => format!(
-            "{} -> {} failed: the device is now {}",
-            state(r.start),
-            r.target,
-            state(r.end)
-        ),
+        Outcome::Failed => format!("{from} -> {to} failed: the device is now {}", state(r.end)),
     };
     let _ = writeln!(out, "{}: {headline}", r.device);
     if let Some(reason) = &r.reason {
@@ -254,6 +287,8 @@ pub fn human(r: &Report, times: bool) -> String {
         );
     }
     if r.end == Some(ObservedState::Unbound)
+        && r.requested_size.is_none()
+        && !r.destroy
         && r.target == Target::Unplugged
         && r.outcome == Outcome::Done
     {

@@ -102,6 +102,7 @@ pub fn create(
     ];
     rep.plan.extend(plan_lines(&p, &fresh, &topo));
     rep.start_size = Some(0);
+    rep.start = Some(ObservedState::Unbound);
     if opts.dry_run {
         rep.device = name.to_string();
         rep.outcome = Outcome::DryRun;

@@ -144,6 +144,8 @@ pub(super) fn set_unlocked(
     let Some(p) = planned(k, &mut rep, &topo, &dev, goal, force) else {
         return Ok(rep);
     };
+    rep.protocol = p.protocol;
+    rep.plan = super::set::plan_lines(&p, &dev, &topo);
     execute(host, opts, &p, &mut rep, Instant::now(), &dev)?;
     Ok(rep)
 }

@@ -1,0 +1,98 @@
+//! `daxplug create`, `resize` and `destroy`: carving a dynamic region (hmem, CXL) into
+//! devices, with `set`'s lock, journal, rollback, `--dry-run`, exit codes and JSON.
+
+use std::time::Duration;
+
+use daxplug_engine::{Host, LayoutChange, Target, change_layout, create};
+
+use crate::exit::{self, Exit};
+use crate::setcmd::{options, output};
+
+/// What every layout command takes besides its own arguments.
+#[derive(Debug, Clone, Copy)]
+pub struct Common {
+    /// `--timeout`.
+    pub timeout: Option<Duration>,
+    /// `--dry-run`.
+    pub dry_run: bool,
+    /// `--json`.
+    pub json: bool,
+    /// `--force`.
+    pub force: bool,
+}
+
+fn size(text: &str, what: &str) -> Result<u64, exit::Usage> {
+    crate::units::parse_size(text).map_err(|e| exit::Usage(format!("{what}: {e}")))
+}
+
+/// `REGION` as `0` or `region0`.
+fn region(text: &str) -> Result<u32, exit::Usage> {
+    text.strip_prefix("region")
+        .unwrap_or(text)
+        .parse()
+        .map_err(|_| {
+            exit::Usage(format!(
+                "{text:?} is not a region: expected its id, such as 0 or region0 (see `daxplug list`)"
+            ))
+        })
+}
+
+fn target(text: &str) -> Result<Target, exit::Usage> {
+    text.parse()
+        .map_err(|e: daxplug_engine::TargetError| exit::Usage(e.to_string()))
+}
+
+/// `daxplug create REGION --size SIZE [--align BYTES] [--state STATE]`.
+pub fn run_create(
+    host: &dyn Host,
+    region_arg: &str,
+    size_arg: &str,
+    align_arg: Option<&str>,
+    state: &str,
+    c: Common,
+) -> anyhow::Result<(String, Exit)> {
+    let change = LayoutChange::Resize {
+        size: size(size_arg, "--size")?,
+        align: align_arg.map(|a| size(a, "--align")).transpose()?,
+        target: target(state)?,
+    };
+    let region = region(region_arg)?;
+    let opts = options(c.timeout, c.force, c.dry_run, c.json)?;
+    let r = create(host, region, change, &opts)?;
+    output(&[r], c.json)
+}
+
+/// `daxplug resize DEV SIZE`: the device keeps its mode (devdax stays devdax; unbound, or
+/// kmem with no memory, ends unbound).
+pub fn run_resize(
+    host: &dyn Host,
+    device: &str,
+    size_arg: &str,
+    c: Common,
+) -> anyhow::Result<(String, Exit)> {
+    let size = size(size_arg, "SIZE")?;
+    daxplug_engine::discover::require_device(host.kernel(), device)?;
+    let (_, dev) = daxplug_engine::discover::discover_device(host.kernel(), device).map(|t| {
+        let d = t.devices.first().cloned();
+        (t, d)
+    })?;
+    let target = dev
+        .as_ref()
+        .map_or(Target::Unplugged, daxplug_engine::layout::kept_target);
+    let change = LayoutChange::Resize {
+        size,
+        align: None,
+        target,
+    };
+    let opts = options(c.timeout, c.force, c.dry_run, c.json)?;
+    let r = change_layout(host, device, change, &opts)?;
+    output(&[r], c.json)
+}
+
+/// `daxplug destroy DEV`.
+pub fn run_destroy(host: &dyn Host, device: &str, c: Common) -> anyhow::Result<(String, Exit)> {
+    daxplug_engine::discover::require_device(host.kernel(), device)?;
+    let opts = options(c.timeout, c.force, c.dry_run, c.json)?;
+    let r = change_layout(host, device, LayoutChange::Destroy, &opts)?;
+    output(&[r], c.json)
+}
