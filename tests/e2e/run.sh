@@ -15,6 +15,8 @@
 #   teeth      the competing-controller scenario against a deliberately broken protocol,
 #              which must tear
 #   daxctl     daxctl's own commands, transcript in $WORK/logs/daxctl@KVER-daxctl.txt
+#   carve      the hmem machine carved into devices by daxplug create/resize/destroy, kmem
+#              loaded by daxplug's first set
 # env:   DAXPLUG_BIN  the daxplug binary to test (required for a LAYOUT)
 #        E2E_KERNELS  kernels to test, each a version or a prefix of one (newest match wins),
 #                     e.g. "6.12.115 7.3"; default: the newest Debian 6.12 (no daxX.Y/state)
@@ -33,7 +35,7 @@
 # Never touches the host's /sys: everything happens inside the guest.
 set -euo pipefail
 
-METHOD=${1:?usage: run.sh kernels|hmem|e820|cxl|agreement|teeth|daxctl}
+METHOD=${1:?usage: run.sh kernels|hmem|e820|cxl|agreement|teeth|daxctl|carve}
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
 WORK=${WORK:-$TOP/target/e2e}
@@ -109,7 +111,7 @@ if [ "$METHOD" = kernels ]; then kernels; exit 0; fi
 
 DAXPLUG_BIN=$(realpath "${DAXPLUG_BIN:?DAXPLUG_BIN must name the daxplug binary}")
 KVER=${KVER:-$(kernels | head -1)}
-case $METHOD in hmem | e820 | cxl | agreement | atomic | teeth | daxctl) ;; *) echo "unknown layout $METHOD" >&2; exit 2 ;; esac
+case $METHOD in hmem | e820 | cxl | agreement | atomic | teeth | daxctl | carve) ;; *) echo "unknown layout $METHOD" >&2; exit 2 ;; esac
 
 # ---------------------------------------------------------------- QEMU
 # hmem/e820 run on the host's QEMU; cxl needs volatile CXL memory (QEMU >= 8): bookworm's is
@@ -226,7 +228,7 @@ CPU=max
 NUMA=(-machine pc -m 5G -object memory-backend-ram,id=m0,size=4G -object memory-backend-ram,id=m1,size=1G
 	-numa node,nodeid=0,cpus=0-1,memdev=m0 -numa node,nodeid=1,memdev=m1)
 case $METHOD in
-hmem | agreement | atomic | teeth | daxctl) MACH=("${NUMA[@]}"); APPEND+=" memmap=1G%0x140000000-1+0xefffffff" ;;
+hmem | agreement | atomic | teeth | daxctl | carve) MACH=("${NUMA[@]}"); APPEND+=" memmap=1G%0x140000000-1+0xefffffff" ;;
 e820) MACH=("${NUMA[@]}"); APPEND+=" memmap=1G!0x140000000" ;;
 cxl)
 	# One volatile type-3 device behind a CXL host bridge; the fixed memory window (4 GiB)

@@ -198,7 +198,7 @@ fn real_kernels_in_qemu() {
         if atomic_abi(kver) {
             layouts.push("atomic");
         }
-        layouts.extend(["hmem", "e820", "cxl", "teeth", "daxctl"]);
+        layouts.extend(["hmem", "e820", "cxl", "teeth", "daxctl", "carve"]);
         // E2E_LAYOUTS (comma-separated) narrows a run to some layouts, for work on one of them.
         if let Ok(only) = std::env::var("E2E_LAYOUTS") {
             layouts.retain(|l| only.split(',').any(|o| o == *l));

@@ -99,6 +99,20 @@ kmem_loaded_by_daxplug() {
 		pass "$1: drivers_autoprobe off for the load, 1 again after" || fail "$1: drivers_autoprobe $(cat /sys/bus/dax/drivers_autoprobe)"
 	[ "$(aob)" = online ] && pass "$1: auto_online_blocks restored to online" || fail "$1: auto_online_blocks is $(aob)"
 }
+# lay ARGS...: runs a daxplug layout command (create, resize, destroy), its exit code in $RC.
+lay() {
+	daxplug "$@" > /tmp/lay.out 2>&1
+	RC=$?
+	sed 's/^/    | /' /tmp/lay.out
+}
+# state_of DEV: the observed state daxplug reports for DEV.
+state_of() { daxplug status $1 --json | grep -o '"state": "[a-z_]*"' | head -1 | cut -d'"' -f4; }
+# lay_expect NAME DEV STATE SIZE RC: after `lay`, DEV is in STATE with SIZE bytes and the
+# command exited RC.
+lay_expect() {
+	s=$(state_of $2); z=$(cat /sys/bus/dax/devices/$2/size 2>/dev/null)
+	if [ "$s" = "$3" ] && [ "$z" = "$4" ] && [ "$RC" = "$5" ]; then pass "$1 (rc $RC, $s, $z bytes)"; else fail "$1: rc $RC, $s, $z bytes; expected rc $5, $3, $4 bytes"; fi
+}
 # abi_check NAME: daxplug names the ABI this kernel has (atomic from 7.3 on, legacy before).
 abi_check() {
 	daxplug list --json | grep -q "\"abi\": \"$ABI\"" && pass "$1: kernel ABI $ABI" || fail "$1: kernel ABI should be $ABI: $(daxplug list --json | grep abi)"
@@ -473,6 +487,46 @@ teeth)
 	else
 		if [ -z "$torn" ] && [ $clean = 5 ]; then pass "the atomic unplug against a re-onlining loop: 5 of 5 done or rolled back, never torn"; else fail "the atomic unplug: torn=$torn, $clean of 5 clean"; fi
 	fi
+	;;
+carve)
+	# The hmem region carved by daxplug: kmem is not loaded; the first set loads it while
+	# the other device stays as it is.
+	modload device_dax dax_hmem
+	RC=0; MS=0
+	expect "before anything: dax0.0 unbound" unbound 0
+	lay resize dax0.0 512M
+	lay_expect "resize dax0.0 512M" dax0.0 unbound 536870912 0
+	lay create 0 --size 512M
+	lay_expect "create 0 --size 512M makes dax0.1 as devdax" dax0.1 devdax 536870912 0
+	dset online_movable
+	expect "dax0.0 -> online_movable (kmem loaded by daxplug)" online_movable 0
+	kmem_loaded_by_daxplug "dax0.0 -> online_movable"
+	[ "$(state_of dax0.1)" = devdax ] && pass "loading kmem left dax0.1 devdax" || fail "dax0.1 is $(state_of dax0.1) after kmem was loaded"
+	lay resize dax0.0 768M
+	[ "$RC" = 5 ] && pass "resize of a device online is refused (rc 5)" || fail "resize while online: rc $RC"
+	dset unplugged
+	expect "dax0.0 -> unplugged" $UNPL 0
+	lay resize dax0.1 256M
+	lay_expect "resize dax0.1 256M keeps it devdax" dax0.1 devdax 268435456 0
+	BASE=$(memtotal)
+	lay resize dax0.0 768M
+	# Resizing takes the device out of kmem (atomic kernels keep it bound while unplugged).
+	lay_expect "dax0.0 grown into the space after dax0.1" dax0.0 unbound 805306368 0
+	[ -e /sys/bus/dax/devices/dax0.0/mapping1 ] && pass "dax0.0 has two ranges: $(cat /sys/bus/dax/devices/dax0.0/mapping0/start)-$(cat /sys/bus/dax/devices/dax0.0/mapping0/end) and $(cat /sys/bus/dax/devices/dax0.0/mapping1/start)-$(cat /sys/bus/dax/devices/dax0.0/mapping1/end)" || fail "dax0.0 should have two ranges"
+	dset online_movable
+	expect "two-range dax0.0 -> online_movable" online_movable 0
+	[ "$(memtotal)" -eq $((BASE + 786432)) ] && pass "MemTotal grew by 768 MiB" || fail "MemTotal $(memtotal), base $BASE"
+	dset unplugged
+	expect "two-range dax0.0 -> unplugged, whole" $UNPL 0
+	no_iomem "two-range dax0.0 unplugged"
+	lay destroy dax0.1
+	[ "$RC" = 0 ] && [ ! -e /sys/bus/dax/devices/dax0.1 ] && pass "destroy dax0.1 (rc 0, gone)" || fail "destroy dax0.1: rc $RC"
+	lay create 0 --size 256M --state online_movable
+	lay_expect "recreated dax0.1 straight to online_movable" dax0.1 online_movable 268435456 0
+	daxplug set dax0.1 unplugged > /dev/null 2>&1
+	lay destroy dax0.1
+	lay resize dax0.0 1G
+	lay_expect "dax0.1 unplugged and destroyed, dax0.0 whole again" dax0.0 unbound 1073741824 0
 	;;
 e820)
 	# kmem is not loaded: the first set loads it.
