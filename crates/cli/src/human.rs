@@ -216,6 +216,7 @@ pub fn status(topo: &Topology, d: &Device) -> String {
         Driver::None => "no driver".to_owned(),
         Driver::Kmem => "kmem: system RAM".to_owned(),
         Driver::DeviceDax => "device_dax: character device".to_owned(),
+        Driver::FsdevDax => "fsdev_dax: famfs file system memory".to_owned(),
         Driver::Other(name) => format!("driver {name}"),
     };
     let _ = writeln!(out, "{}: {} ({driver})", d.name, d.state);

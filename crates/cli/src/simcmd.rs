@@ -108,7 +108,7 @@ pub enum SimCommand {
     },
     /// Load the kmem module (its driver appears and binds the devices it matches).
     Modprobe {
-        /// Only `kmem` can be loaded.
+        /// `kmem` or `fsdev_dax`.
         module: String,
     },
     /// Add, list or remove competing controllers.
@@ -316,10 +316,13 @@ pub fn run(sim: &Sim, cmd: SimCommand) -> anyhow::Result<String> {
             .map(|t| t + "\n")
             .map_err(|e| anyhow::anyhow!("cannot read the link {path}: {}", errno_line(e.errno))),
         SimCommand::Modprobe { module } => {
-            if module != "kmem" {
-                bail!("only the kmem module can be loaded in the emulated machine, not {module:?}");
+            if !matches!(module.as_str(), "kmem" | "fsdev_dax") {
+                bail!(
+                    "only the kmem and fsdev_dax modules can be loaded in the emulated machine, not {module:?}"
+                );
             }
-            sim.with(Machine::load_kmem);
+            sim.with(|m| m.load_module(&module))
+                .map_err(|e| anyhow::anyhow!("{module} could not be loaded: {e}"))?;
             Ok(String::new())
         }
         SimCommand::Actor(a) => sim.with(|m| actor(m, a)),

@@ -76,6 +76,11 @@ pub fn discover_with(
         regions: regions.into_values().collect(),
         devices,
         kmem_loaded: k.exists(&format!("{}/{}", paths::DAX_DRIVERS, paths::KMEM)),
+        fsdev_loaded: k.exists(&format!(
+            "{}/{}",
+            paths::DAX_DRIVERS,
+            daxplug_abi::DaxDriver::FsdevDax
+        )),
     })
 }
 
@@ -106,6 +111,11 @@ pub fn discover_device(k: &dyn Kernel, name: &str) -> Result<Topology, Discovery
         regions,
         devices,
         kmem_loaded: k.exists(&format!("{}/{}", paths::DAX_DRIVERS, paths::KMEM)),
+        fsdev_loaded: k.exists(&format!(
+            "{}/{}",
+            paths::DAX_DRIVERS,
+            daxplug_abi::DaxDriver::FsdevDax
+        )),
     })
 }
 

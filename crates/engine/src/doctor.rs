@@ -87,6 +87,17 @@ pub fn check(k: &dyn Kernel, root: Option<&Path>) -> Result<Vec<Finding>, Discov
                 crate::problems::problems(d).into_iter().next().map_or_else(String::new, |p| p.message),
                 format!("daxplug set {} online_movable (or unplugged) makes it whole", d.name),
             ),
+            ObservedState::Famfs | ObservedState::Foreign => add(
+                Severity::Info,
+                "other_driver",
+                d.name.to_string(),
+                format!("bound to {}", d.driver.name().unwrap_or("?")),
+                if d.state == ObservedState::Famfs {
+                    format!("nothing, if a famfs file system uses it: daxplug moves it only with --force (daxplug set {} devdax --force)", d.name)
+                } else {
+                    "nothing: daxplug leaves devices of drivers it does not know alone".to_owned()
+                },
+            ),
             ObservedState::OnlineKernel => add(
                 Severity::Warning,
                 "kernel_zone",

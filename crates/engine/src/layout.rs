@@ -7,7 +7,7 @@ use daxplug_abi::DaxDriver;
 
 use crate::observe::ObservedState;
 use crate::plan::{
-    BindMethods, Plan, Protocol, Refusal, Step, bind_for, load_kmem_first, region_kind,
+    BindMethods, Plan, Protocol, Refusal, Step, bind_for, load_driver_first, region_kind,
 };
 use crate::target::Target;
 use crate::topology::{Device, Driver, RegionKind, Topology};
@@ -48,10 +48,10 @@ fn bytes(n: u64) -> String {
 /// The state a device is in for the purpose of a layout change: the mode it keeps after a
 /// resize (`devdax` stays devdax; unbound, or kmem with no memory, ends unbound).
 pub fn kept_target(dev: &Device) -> Target {
-    if dev.state == ObservedState::Devdax {
-        Target::Devdax
-    } else {
-        Target::Unplugged
+    match dev.state {
+        ObservedState::Devdax => Target::Devdax,
+        ObservedState::Famfs => Target::Famfs,
+        _ => Target::Unplugged,
     }
 }
 
@@ -66,7 +66,10 @@ pub fn plan_layout(
     let refuse = |why: String| Err(Refusal::Layout(why));
     match dev.state {
         ObservedState::Stuck => return Err(Refusal::stuck(dev)),
-        ObservedState::Unbound | ObservedState::Devdax | ObservedState::Unplugged => {}
+        ObservedState::Unbound
+        | ObservedState::Devdax
+        | ObservedState::Famfs
+        | ObservedState::Unplugged => {}
         s => {
             return refuse(format!(
                 "{name} is {s}: its memory is in the system; take it out first (daxplug set {name} unplugged, or devdax), then change its size"
@@ -145,13 +148,16 @@ pub fn plan_layout(
         }
     };
     // Out of its driver first: the kernel changes only an unbound device.
-    let mut steps: Vec<Step> = load_kmem_first(topo, target).into_iter().collect();
+    let mut steps: Vec<Step> = load_driver_first(topo, target).into_iter().collect();
     match dev.driver {
         Driver::DeviceDax => steps.push(Step::Unbind {
             driver: DaxDriver::DeviceDax,
         }),
         Driver::Kmem => steps.push(Step::Unbind {
             driver: DaxDriver::Kmem,
+        }),
+        Driver::FsdevDax => steps.push(Step::Unbind {
+            driver: DaxDriver::FsdevDax,
         }),
         _ => {}
     }

@@ -40,9 +40,12 @@ pub fn observe(driver: &Driver, counts: &BlockCounts, kmem_in_iomem: bool) -> Ob
         if counts.total > 0 || kmem_in_iomem {
             return ObservedState::Stuck;
         }
+        // Never "not kmem, so devdax": each driver is its own state.
         return match driver {
             Driver::None => ObservedState::Unbound,
-            _ => ObservedState::Devdax,
+            Driver::DeviceDax => ObservedState::Devdax,
+            Driver::FsdevDax => ObservedState::Famfs,
+            Driver::Kmem | Driver::Other(_) => ObservedState::Foreign,
         };
     }
     if counts.total == 0 {

@@ -69,10 +69,15 @@ pub enum Step {
         /// How.
         method: BindMethod,
     },
-    /// Load the kmem module with the dax bus's `drivers_autoprobe` off, so that loading it
-    /// binds no device (its auto-probe would online every matching device's memory under
-    /// the default policy); the setting is restored right after.
-    LoadKmem,
+    /// Load a driver's module (kmem, fsdev_dax) with the dax bus's `drivers_autoprobe` off,
+    /// so that loading it binds no device (kmem's auto-probe would online every matching
+    /// device's memory under the default policy); the setting is restored right after.
+    LoadDriver {
+        /// The driver.
+        driver: DaxDriver,
+    },
+    /// Bind fsdev_dax (always through `new_id`: it matches no region by type).
+    BindFsdev,
     /// Hot-add with the online type applied inside the kernel's add: set
     /// `auto_online_blocks` to the type, bind kmem, restore `auto_online_blocks`.
     HotAdd {
@@ -131,14 +136,18 @@ impl Step {
                     "verify: kmem bound".to_owned(),
                 ]
             }
-            Step::LoadKmem => vec![
+            Step::LoadDriver { driver } => vec![
                 format!(
                     "{}   (if it is 1; restored right after)",
                     Write::drivers_autoprobe(BusAutoprobe::Off)
                 ),
-                "modprobe kmem".to_owned(),
+                format!("modprobe {driver}"),
                 Write::drivers_autoprobe(BusAutoprobe::On).to_string(),
-                format!("verify: {}/{} exists", paths::DAX_DRIVERS, paths::KMEM),
+                format!("verify: {}/{driver} exists", paths::DAX_DRIVERS),
+            ],
+            Step::BindFsdev => vec![
+                drv(DaxDriver::FsdevDax, DriverFile::NewId),
+                "verify: fsdev_dax bound".to_owned(),
             ],
             Step::Repair { online_type } => vec![format!(
                 "verify: every block online as {online_type}; write {online_type} to any block left offline, move any in the wrong zone"
@@ -278,10 +287,18 @@ fn devdax_method(topo: &Topology, dev: &Device) -> BindMethod {
     }
 }
 
-/// Loading kmem, when `target` needs it and it is not loaded: the plan's first step, so that
-/// a module that will not load leaves the device as it was.
-pub(crate) fn load_kmem_first(topo: &Topology, target: Target) -> Option<Step> {
-    (matches!(target, Target::Online(_)) && !topo.kmem_loaded).then_some(Step::LoadKmem)
+/// Loading the driver `target` needs (kmem, fsdev_dax) when it is not loaded: the plan's
+/// first step, so that a module that will not load leaves the device as it was.
+pub(crate) fn load_driver_first(topo: &Topology, target: Target) -> Option<Step> {
+    match target {
+        Target::Online(_) if !topo.kmem_loaded => Some(Step::LoadDriver {
+            driver: DaxDriver::Kmem,
+        }),
+        Target::Famfs if !topo.fsdev_loaded => Some(Step::LoadDriver {
+            driver: DaxDriver::FsdevDax,
+        }),
+        _ => None,
+    }
 }
 
 /// The steps that bind an unbound device for `target`: kmem with the online type applied
@@ -298,6 +315,7 @@ pub(crate) fn bind_for(target: Target, methods: BindMethods) -> Vec<Step> {
         Target::Devdax => vec![Step::BindDeviceDax {
             method: methods.device_dax,
         }],
+        Target::Famfs => vec![Step::BindFsdev],
         Target::Unplugged => Vec::new(),
     }
 }
@@ -331,6 +349,12 @@ pub fn plan(topo: &Topology, dev: &Device, target: Target, force: bool) -> Resul
     if target.satisfied_by(start) {
         return Ok(plan);
     }
+    if dev.driver == Driver::FsdevDax && !force {
+        return Err(Refusal::NeedsForce(format!(
+            "{} is bound to fsdev_dax (famfs): a famfs file system on it loses its memory when the driver lets go: pass --force to move it",
+            dev.name
+        )));
+    }
     if target == Target::Online(OnlineType::OnlineKernel) && !force {
         return Err(Refusal::NeedsForce(format!(
             "online_kernel puts {}'s memory in a kernel zone, where kernel allocations usually keep it from ever going offline again without a reboot: pass --force to accept that",
@@ -339,13 +363,13 @@ pub fn plan(topo: &Topology, dev: &Device, target: Target, force: bool) -> Resul
     }
     let steps = &mut plan.steps;
     match dev.driver {
-        Driver::None | Driver::DeviceDax => {
+        Driver::None | Driver::DeviceDax | Driver::FsdevDax => {
             plan.protocol = Protocol::Fallback;
-            steps.extend(load_kmem_first(topo, target));
-            if dev.driver == Driver::DeviceDax {
-                steps.push(Step::Unbind {
-                    driver: DaxDriver::DeviceDax,
-                });
+            steps.extend(load_driver_first(topo, target));
+            for driver in [DaxDriver::DeviceDax, DaxDriver::FsdevDax] {
+                if dev.driver == Driver::from(driver) {
+                    steps.push(Step::Unbind { driver });
+                }
             }
             steps.extend(bind_for(target, plan.bind_methods));
         }
@@ -362,19 +386,19 @@ pub fn plan(topo: &Topology, dev: &Device, target: Target, force: bool) -> Resul
                 Target::Online(t) => steps.push(Step::WriteState {
                     value: DaxState::from(t),
                 }),
-                Target::Devdax => {
+                Target::Devdax | Target::Famfs => {
+                    steps.extend(load_driver_first(topo, target));
                     steps.push(Step::Unbind {
                         driver: DaxDriver::Kmem,
                     });
-                    steps.push(Step::BindDeviceDax {
-                        method: plan.bind_methods.device_dax,
-                    });
+                    steps.extend(bind_for(target, plan.bind_methods));
                 }
                 Target::Unplugged => {}
             }
         }
         Driver::Kmem => {
             plan.protocol = Protocol::Fallback;
+            steps.extend(load_driver_first(topo, target));
             steps.push(Step::OfflineBlocks);
             steps.push(Step::FencedUnbind);
             steps.extend(bind_for(target, plan.bind_methods));

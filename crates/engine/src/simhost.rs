@@ -37,10 +37,12 @@ impl Host for SimHost<'_> {
     }
 
     fn load_module(&self, module: DaxDriver) -> Result<(), crate::host::ModuleError> {
-        if module == DaxDriver::Kmem {
-            self.sim.with(daxplug_model::Machine::load_kmem);
-        }
-        Ok(())
+        self.sim
+            .with(|m| m.load_module(module.as_str()))
+            .map_err(|e| crate::host::ModuleError::Failed {
+                module,
+                stderr: format!("the emulated machine has no such module ({e})"),
+            })
     }
 
     fn dax_users(&self, device: DaxName) -> Vec<u32> {

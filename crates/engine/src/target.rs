@@ -20,6 +20,8 @@ pub enum Target {
     Online(OnlineType),
     /// A character device (`device_dax`).
     Devdax,
+    /// The memory of a famfs file system (`fsdev_dax`, Linux 7.1+).
+    Famfs,
 }
 
 /// A target that cannot be asked for.
@@ -32,7 +34,7 @@ pub enum TargetError {
     Offline,
     /// Anything else.
     #[error(
-        "{0:?} is not a device state: expected unplugged, online, online_kernel, online_movable or devdax"
+        "{0:?} is not a device state: expected unplugged, online, online_kernel, online_movable, devdax or famfs"
     )]
     Unknown(String),
 }
@@ -47,6 +49,7 @@ impl FromStr for Target {
             "online_kernel" => Ok(Target::Online(OnlineType::OnlineKernel)),
             "online_movable" => Ok(Target::Online(OnlineType::OnlineMovable)),
             "devdax" => Ok(Target::Devdax),
+            "famfs" => Ok(Target::Famfs),
             "offline" => Err(TargetError::Offline),
             other => Err(TargetError::Unknown(other.to_owned())),
         }
@@ -60,6 +63,7 @@ impl Target {
             Target::Unplugged => "unplugged",
             Target::Online(t) => t.as_str(),
             Target::Devdax => "devdax",
+            Target::Famfs => "famfs",
         }
     }
 
@@ -76,6 +80,7 @@ impl Target {
                 ObservedState::OnlineMovable | ObservedState::OnlineKernel
             ),
             Target::Devdax => state == ObservedState::Devdax,
+            Target::Famfs => state == ObservedState::Famfs,
         }
     }
 }

@@ -33,6 +33,8 @@ pub enum Driver {
     Kmem,
     /// `device_dax`: a character device.
     DeviceDax,
+    /// `fsdev_dax`: the memory of a famfs file system.
+    FsdevDax,
     /// Any other driver on the dax bus.
     Other(String),
 }
@@ -44,6 +46,7 @@ impl Driver {
             Driver::None => None,
             Driver::Kmem => Some(DaxDriver::Kmem.as_str()),
             Driver::DeviceDax => Some(DaxDriver::DeviceDax.as_str()),
+            Driver::FsdevDax => Some(DaxDriver::FsdevDax.as_str()),
             Driver::Other(name) => Some(name),
         }
     }
@@ -58,6 +61,7 @@ impl From<DaxDriver> for Driver {
     fn from(d: DaxDriver) -> Self {
         match d {
             DaxDriver::Kmem => Driver::Kmem,
+            DaxDriver::FsdevDax => Driver::FsdevDax,
             DaxDriver::DeviceDax => Driver::DeviceDax,
         }
     }
@@ -73,6 +77,8 @@ pub enum Mode {
     Devdax,
     /// No driver.
     Unbound,
+    /// Bound to `fsdev_dax`.
+    Famfs,
     /// Some other driver.
     Other,
 }
@@ -84,6 +90,7 @@ impl Mode {
             Mode::SystemRam => "system-ram",
             Mode::Devdax => "devdax",
             Mode::Unbound => "unbound",
+            Mode::Famfs => "famfs",
             Mode::Other => "other",
         }
     }
@@ -209,6 +216,7 @@ impl Device {
             Driver::Kmem => Mode::SystemRam,
             Driver::DeviceDax => Mode::Devdax,
             Driver::None => Mode::Unbound,
+            Driver::FsdevDax => Mode::Famfs,
             Driver::Other(_) => Mode::Other,
         }
     }
@@ -276,6 +284,8 @@ pub struct Topology {
     pub devices: Vec<Device>,
     /// Whether the kmem driver is loaded.
     pub kmem_loaded: bool,
+    /// Whether the fsdev_dax driver is loaded.
+    pub fsdev_loaded: bool,
 }
 
 /// Which devices to read.
@@ -295,6 +305,10 @@ pub enum ObservedState {
     Unbound,
     /// Bound to `device_dax`: a character device, not system RAM.
     Devdax,
+    /// Bound to `fsdev_dax`: the memory of a famfs file system, not system RAM.
+    Famfs,
+    /// Bound to a driver daxplug does not know; not system RAM.
+    Foreign,
     /// Bound to `kmem` with no memory blocks (only kernels with the atomic ABI get here).
     Unplugged,
     /// Bound to `kmem`, every block present and offline.
@@ -313,9 +327,11 @@ pub enum ObservedState {
 
 impl ObservedState {
     /// Every state, in the order of the documentation.
-    pub const ALL: [ObservedState; 8] = [
+    pub const ALL: [ObservedState; 10] = [
         ObservedState::Unbound,
         ObservedState::Devdax,
+        ObservedState::Famfs,
+        ObservedState::Foreign,
         ObservedState::Unplugged,
         ObservedState::Offline,
         ObservedState::OnlineMovable,
@@ -329,6 +345,8 @@ impl ObservedState {
         match self {
             ObservedState::Unbound => "unbound",
             ObservedState::Devdax => "devdax",
+            ObservedState::Famfs => "famfs",
+            ObservedState::Foreign => "other_driver",
             ObservedState::Unplugged => "unplugged",
             ObservedState::Offline => "offline",
             ObservedState::OnlineMovable => "online_movable",

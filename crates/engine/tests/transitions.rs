@@ -360,3 +360,35 @@ fn kmem_is_loaded_without_binding_anything_else() {
         }
     }
 }
+
+/// A third driver: fsdev_dax (famfs). A device gets there from devdax or system RAM (through
+/// the same release as devdax), loading the module first; it leaves only with --force, and
+/// is never taken for devdax.
+#[test]
+fn famfs_is_a_state_of_its_own() {
+    for flavour in [Flavour::Legacy, Flavour::Atomic] {
+        let host = online_movable_hmem(flavour);
+        let opts = Options {
+            settle: std::time::Duration::ZERO,
+            ..Options::default()
+        };
+        let r = set(&host, "dax0.0", Target::Famfs, &opts).expect("runs");
+        assert_eq!(
+            (r.outcome, r.end),
+            (Outcome::Done, Some(ObservedState::Famfs)),
+            "{flavour:?}: {r:?}"
+        );
+        assert!(r.actions.iter().any(|a| a == "modprobe fsdev_dax"), "{r:?}");
+        let r = set(&host, "dax0.0", Target::Devdax, &opts).expect("runs");
+        assert_eq!(r.outcome, Outcome::Refused, "{r:?}");
+        assert!(r.reason.as_deref().is_some_and(|w| w.contains("famfs")), "{r:?}");
+        let forced = Options {
+            force: true,
+            ..opts.clone()
+        };
+        let r = set(&host, "dax0.0", Target::Online(OnlineType::OnlineMovable), &forced)
+            .expect("runs");
+        assert_eq!(r.end, Some(ObservedState::OnlineMovable), "{r:?}");
+        host.sim.with(|m| assert!(check_invariants(m).is_empty()));
+    }
+}

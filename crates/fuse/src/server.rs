@@ -593,15 +593,7 @@ impl Server {
 
 /// A module load requested through [`MODPROBE_FILE`].
 fn modprobe(m: &mut Machine, value: &str) -> Result<(), Errno> {
-    match value.trim() {
-        "kmem" => {
-            m.load_kmem();
-            Ok(())
-        }
-        // Built into the model's kernel (always present).
-        "device_dax" | "dax" | "dax_hmem" | "dax_pmem" | "dax_cxl" => Ok(()),
-        _ => Err(Errno::ENOENT),
-    }
+    m.load_module(value.trim())
 }
 
 /// Starts the worker threads and the reader; returns their handles.

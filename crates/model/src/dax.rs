@@ -84,7 +84,8 @@ impl Machine {
         }
         match driver {
             DriverKind::Kmem => self.kmem_probe(name)?,
-            DriverKind::DeviceDax => self.devdax_probe(name)?,
+            // fsdev_dax reserves the ranges and maps them as device_dax does.
+            DriverKind::DeviceDax | DriverKind::FsdevDax => self.devdax_probe(name)?,
         }
         if let Some(d) = self.device_mut(name) {
             d.driver = Some(driver);
@@ -112,7 +113,7 @@ impl Machine {
         };
         match driver {
             DriverKind::Kmem => self.kmem_remove(name),
-            DriverKind::DeviceDax => {
+            DriverKind::DeviceDax | DriverKind::FsdevDax => {
                 if let Some(d) = self.device_mut(name) {
                     d.devdax_res.clear();
                 }
@@ -178,7 +179,7 @@ impl Machine {
 
     /// `driver_attach()`: probes `driver` on every unbound device it matches.
     pub fn driver_attach(&mut self, driver: DriverKind) {
-        if driver == DriverKind::Kmem && !self.kmem_loaded {
+        if !self.driver_loaded(driver) {
             return;
         }
         let names: Vec<String> = self
@@ -203,8 +204,7 @@ impl Machine {
             return Ok(());
         }
         for driver in DriverKind::ALL {
-            if (driver != DriverKind::Kmem || self.kmem_loaded) && self.driver_matches(driver, name)
-            {
+            if self.driver_loaded(driver) && self.driver_matches(driver, name) {
                 return self.probe(driver, name);
             }
         }
@@ -220,6 +220,27 @@ impl Machine {
                 self.driver_attach(DriverKind::Kmem);
             }
         }
+    }
+
+    /// `modprobe fsdev_dax`: the driver appears; it matches no device by type.
+    pub fn load_fsdev(&mut self) {
+        if !self.fsdev_loaded {
+            self.fsdev_loaded = true;
+            if self.drivers_autoprobe {
+                self.driver_attach(DriverKind::FsdevDax);
+            }
+        }
+    }
+
+    /// Loads a module by name: `kmem` or `fsdev_dax` (the others the model has built in).
+    pub fn load_module(&mut self, module: &str) -> Result<(), Errno> {
+        match module {
+            "kmem" => self.load_kmem(),
+            "fsdev_dax" => self.load_fsdev(),
+            "device_dax" | "dax" | "dax_hmem" | "dax_pmem" | "dax_cxl" => {}
+            _ => return Err(Errno::ENOENT),
+        }
+        Ok(())
     }
 
     /// A device removed under us (its region torn down): the driver is detached, as

@@ -113,7 +113,9 @@ pub(crate) fn check_step(m: &Machine) -> Vec<Violation> {
                 d.driver
             ));
         }
-        if !d.devdax_res.is_empty() && d.driver != Some(DriverKind::DeviceDax) {
+        if !d.devdax_res.is_empty()
+            && !matches!(d.driver, Some(DriverKind::DeviceDax | DriverKind::FsdevDax))
+        {
             bad(format!(
                 "{} holds device_dax reservations without device_dax",
                 d.name

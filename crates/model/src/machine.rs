@@ -140,6 +140,8 @@ pub enum DriverKind {
     DeviceDax,
     /// `kmem`: system RAM.
     Kmem,
+    /// `fsdev_dax` (Linux 7.1+): famfs; matches no region by type, only its `new_id` list.
+    FsdevDax,
 }
 
 impl DriverKind {
@@ -148,6 +150,7 @@ impl DriverKind {
         match self {
             DriverKind::DeviceDax => "device_dax",
             DriverKind::Kmem => "kmem",
+            DriverKind::FsdevDax => "fsdev_dax",
         }
     }
 
@@ -156,12 +159,17 @@ impl DriverKind {
         match name {
             "device_dax" => Some(DriverKind::DeviceDax),
             "kmem" => Some(DriverKind::Kmem),
+            "fsdev_dax" => Some(DriverKind::FsdevDax),
             _ => None,
         }
     }
 
     /// Both drivers.
-    pub const ALL: [DriverKind; 2] = [DriverKind::DeviceDax, DriverKind::Kmem];
+    pub const ALL: [DriverKind; 3] = [
+        DriverKind::DeviceDax,
+        DriverKind::Kmem,
+        DriverKind::FsdevDax,
+    ];
 }
 
 /// The atomic ABI's per-device state (`data->state` in v7).
@@ -260,6 +268,9 @@ pub struct Machine {
     /// matches only while this is on.
     #[serde(default = "autoprobe_default")]
     pub drivers_autoprobe: bool,
+    /// Whether the fsdev_dax module is loaded.
+    #[serde(default)]
+    pub fsdev_loaded: bool,
     /// `new_id` lists of each driver.
     pub new_ids: BTreeMap<DriverKind, BTreeSet<String>>,
     /// `auto_online_blocks`.

@@ -104,6 +104,7 @@ fn base(preset: &str, flavour: Flavour, seed: u64, block_size: u64) -> Machine {
         orphans: Vec::new(),
         kmem_loaded: true,
         drivers_autoprobe: true,
+        fsdev_loaded: false,
         new_ids: BTreeMap::new(),
         auto_online_blocks: OnlineType::Online,
         online_policy: OnlinePolicy::ContigZones,

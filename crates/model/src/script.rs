@@ -55,9 +55,7 @@ pub fn run(m: &mut Machine, script: &str) -> String {
                 .and_then(|l| l.split_whitespace().rev().nth(1).map(str::to_owned))
                 .unwrap_or_default(),
             "modprobe" => {
-                if path == "kmem" {
-                    m.load_kmem();
-                }
+                let _ = m.load_module(path);
                 "ok".to_owned()
             }
             other => format!("unknown operation {other:?}"),

@@ -90,6 +90,10 @@ enum Undo {
     WriteState(DaxState),
     HotAdd(OnlineType, BindMethod),
     RemoveAgain,
+    /// Bind a driver again.
+    Bind(daxplug_abi::DaxDriver, BindMethod),
+    /// Unbind a driver again.
+    Unbind(daxplug_abi::DaxDriver),
     /// Put the size (and alignment) back.
     Extent(u64, Option<u64>),
 }

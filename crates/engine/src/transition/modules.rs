@@ -1,5 +1,6 @@
-//! Loading a dax driver's module so that the load itself binds nothing: the kmem driver
-//! registers with the dax bus's `drivers_autoprobe` off, and the plan's own bind comes after.
+//! Loading a dax driver's module so that the load itself binds nothing: the driver (kmem,
+//! fsdev_dax) registers with the dax bus's `drivers_autoprobe` off, and the plan's own bind
+//! comes after.
 
 use daxplug_abi::{BusAutoprobe, DaxDriver};
 use daxplug_kernel::paths;
@@ -9,8 +10,8 @@ use crate::write::Write;
 use super::{Fail, Run};
 
 impl Run<'_> {
-    /// `modprobe kmem` with autoprobe off for the duration (journaled), then restored.
-    pub(super) fn load_kmem(&mut self) -> Result<(), Fail> {
+    /// `modprobe DRIVER` with autoprobe off for the duration (journaled), then restored.
+    pub(super) fn load_driver(&mut self, driver: DaxDriver) -> Result<(), Fail> {
         let path = paths::DAX_DRIVERS_AUTOPROBE;
         let current: BusAutoprobe = self
             .k
@@ -20,15 +21,15 @@ impl Run<'_> {
             .map_err(|e: daxplug_abi::ParseError| Fail::Verify(format!("{path}: {e}")))?;
         if current == BusAutoprobe::On {
             self.journal.saved_autoprobe = Some(current);
-            self.record("turning the dax bus's autoprobe off to load kmem");
+            self.record("turning the dax bus's autoprobe off to load a driver");
             self.apply(&Write::drivers_autoprobe(BusAutoprobe::Off))?;
         }
-        self.record("loading kmem");
+        self.record("loading a driver");
         self.save()?;
-        let loaded = self.host.load_module(DaxDriver::Kmem);
+        let loaded = self.host.load_module(driver);
         self.actions.push(match &loaded {
-            Ok(()) => "modprobe kmem".to_owned(),
-            Err(e) => format!("modprobe kmem: {}", e.sentence()),
+            Ok(()) => format!("modprobe {driver}"),
+            Err(e) => format!("modprobe {driver}: {}", e.sentence()),
         });
         // Restored whatever the load did: other devices bind as they appear again.
         let restored = self.restore_autoprobe();

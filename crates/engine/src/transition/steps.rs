@@ -63,6 +63,11 @@ impl Run<'_> {
                     self.record("unbinding device_dax");
                     self.undo.push(Undo::BindDeviceDax(self.devdax_method()?));
                 }
+                if *driver == DaxDriver::FsdevDax {
+                    self.record("unbinding fsdev_dax");
+                    self.undo
+                        .push(Undo::Bind(DaxDriver::FsdevDax, BindMethod::NewId));
+                }
                 self.apply(&Write::driver(*driver, DriverFile::Unbind, dev))
             }
             Step::BindDeviceDax { method } => {
@@ -70,7 +75,12 @@ impl Run<'_> {
                 self.undo.push(Undo::UnbindDeviceDax);
                 Ok(())
             }
-            Step::LoadKmem => self.load_kmem(),
+            Step::LoadDriver { driver } => self.load_driver(*driver),
+            Step::BindFsdev => {
+                self.bind(DaxDriver::FsdevDax, BindMethod::NewId)?;
+                self.undo.push(Undo::Unbind(DaxDriver::FsdevDax));
+                Ok(())
+            }
             Step::SetAlign { align } => self.set_extent(None, Some(*align)),
             Step::Resize { size } => self.set_extent(Some(*size), None),
             Step::Delete => self.delete(),

@@ -53,6 +53,11 @@ impl Run<'_> {
                 }
                 Undo::HotAdd(t, m) => self.undo_hot_add(t, m),
                 Undo::RemoveAgain => self.remove_again(),
+                Undo::Bind(driver, m) => self.bind(driver, m),
+                Undo::Unbind(driver) => {
+                    let dev = self.journal.device;
+                    self.apply_uncancellable(&Write::driver(driver, DriverFile::Unbind, dev))
+                }
                 Undo::Extent(size, align) => self.restore_extent(size, align),
             };
             if let Err(e) = r {
@@ -143,7 +148,8 @@ pub(super) fn step_name(s: &Step) -> &'static str {
     match s {
         Step::WriteState { .. } => "write state",
         Step::Unbind { .. } => "unbind",
-        Step::LoadKmem => "load kmem",
+        Step::LoadDriver { .. } => "load driver",
+        Step::BindFsdev => "bind fsdev_dax",
         Step::SetAlign { .. } => "set align",
         Step::Resize { .. } => "resize",
         Step::Delete => "delete",

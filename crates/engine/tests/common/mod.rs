@@ -43,10 +43,12 @@ impl Host for TestHost {
         &self,
         module: daxplug_abi::DaxDriver,
     ) -> Result<(), daxplug_engine::host::ModuleError> {
-        if module == daxplug_abi::DaxDriver::Kmem {
-            self.sim.with(daxplug_model::Machine::load_kmem);
-        }
-        Ok(())
+        self.sim
+            .with(|m| m.load_module(module.as_str()))
+            .map_err(|e| daxplug_engine::host::ModuleError::Failed {
+                module,
+                stderr: e.to_string(),
+            })
     }
     fn dax_users(&self, device: daxplug_abi::DaxName) -> Vec<u32> {
         self.sim.with(|m| {

@@ -135,8 +135,12 @@ impl Machine {
     }
 
     /// Whether a dax driver is loaded (`device_dax` always is).
-    pub(crate) fn driver_loaded(&self, d: DriverKind) -> bool {
-        d != DriverKind::Kmem || self.kmem_loaded
+    pub fn driver_loaded(&self, d: DriverKind) -> bool {
+        match d {
+            DriverKind::DeviceDax => true,
+            DriverKind::Kmem => self.kmem_loaded,
+            DriverKind::FsdevDax => self.fsdev_loaded,
+        }
     }
 
     fn device_index_at(&self, dir: &str) -> Option<usize> {
