@@ -188,7 +188,7 @@ cp "$TDIR/bin/busybox" "$R/bin/busybox"
 cp "$HERE/guest/init" "$R/init"; chmod 755 "$R/init"
 cp "$HERE/guest/scenarios.sh" "$HERE/guest/agreement.sh" "$HERE/guest/daxctl.sh" "$HERE"/agreement*.txt "$R/"
 cp "$DAXPLUG_BIN" "$R/usr/bin/daxplug"
-MODS=(libnvdimm nd_btt nd_pmem nd_e820 dax_pmem device_dax kmem dax_hmem)
+MODS=(libnvdimm nd_btt nd_pmem nd_e820 dax_pmem device_dax kmem dax_hmem fsdev_dax)
 [ "$METHOD" = cxl ] && MODS+=(cxl_acpi cxl_pci cxl_mem cxl_pmem cxl_port dax_cxl)
 : > "$R/moddeps"
 declare -A seen=()

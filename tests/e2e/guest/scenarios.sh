@@ -527,6 +527,24 @@ carve)
 	lay destroy dax0.1
 	lay resize dax0.0 1G
 	lay_expect "dax0.1 unplugged and destroyed, dax0.0 whole again" dax0.0 unbound 1073741824 0
+	# A third driver (Linux 7.1+ ships fsdev_dax): loaded by daxplug when famfs is asked for.
+	if [ -n "$(find $MODDIR -name fsdev_dax.ko)" ]; then
+		dset famfs
+		expect "unbound -> famfs (fsdev_dax loaded by daxplug)" famfs 0
+		daxplug list --json | grep -q '"mode": "famfs"' && pass "list: mode famfs" || fail "list: $(daxplug list --json | grep '"mode"')"
+		daxplug doctor --json | grep -q '"other_driver"' && pass "doctor notes the fsdev_dax device" || fail "doctor does not note the fsdev_dax device"
+		dset devdax
+		expect "leaving famfs without --force is refused" famfs 5
+		dset devdax --force
+		expect "famfs -> devdax with --force" devdax 0
+		dset online_movable
+		expect "devdax -> online_movable" online_movable 0
+		dset famfs
+		expect "online_movable -> famfs through the release" famfs 0
+		no_iomem "famfs"
+		dset unplugged --force
+		expect "famfs -> unplugged with --force" unbound 0
+	fi
 	;;
 e820)
 	# kmem is not loaded: the first set loads it.
