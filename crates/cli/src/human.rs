@@ -148,6 +148,7 @@ pub fn list(topo: &Topology, with_blocks: bool) -> String {
             "BLOCKS",
             "ZONES",
             "RANGES",
+            "BACKING",
         ]);
         for d in &topo.devices {
             let kernel = match d.kernel_state {
@@ -166,6 +167,7 @@ pub fn list(topo: &Topology, with_blocks: bool) -> String {
                 blocks(d),
                 zones(d),
                 ranges(d),
+                d.backing.clone().unwrap_or_else(|| "-".to_owned()),
             ]);
         }
         out.push_str(&render(t));
@@ -228,6 +230,13 @@ pub fn status(topo: &Topology, d: &Device) -> String {
         (None, _) => "- (the state file exists only while kmem is bound)".to_owned(),
     };
     t.add_row(vec!["kernel state".to_owned(), kernel_state]);
+    t.add_row(vec![
+        "backing".to_owned(),
+        d.backing.as_deref().map_or_else(
+            || "-".to_owned(),
+            |b| format!("{b} (stable across boots; a daemon rule can match on it)"),
+        ),
+    ]);
     if let Some(r) = d
         .region
         .and_then(|id| topo.regions.iter().find(|r| r.id == id))

@@ -184,6 +184,10 @@ enum Command {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+        /// The daemon's policy, checked against the devices (rules that match by name
+        /// only). Default: ROOT/etc/daxplug/daxplug.toml when it exists (none with --sim).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Apply a written policy to device memory as it appears and keep it there: one
     /// controller instead of competing udev rules. Listens to kernel uevents (or the emulated
@@ -389,12 +393,24 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
         Command::Recover { json } => on_machine(&cli, true, |b| {
             setcmd::run_recover(b.host().as_ref(), json, None)
         }),
-        Command::Doctor { json } => on_machine(&cli, false, |b| {
+        Command::Doctor { json, ref config } => on_machine(&cli, false, |b| {
             let root = match b {
                 Backend::Root(_, root, _) => Some(root.as_path()),
                 Backend::Sim(..) => None,
             };
-            doctor(b.kernel(), root, json)
+            let config = config.clone().or_else(|| {
+                root.map(|r| r.join("etc/daxplug/daxplug.toml"))
+                    .filter(|f| f.exists())
+            });
+            let policy = match &config {
+                Some(file) => Some(
+                    daxplug_engine::policy::Policy::load(file)
+                        .map_err(|e| exit::Usage(format!("the policy is not valid: {e}")))?,
+                ),
+                None => None,
+            };
+            let policy = config.as_deref().zip(policy.as_ref());
+            doctor(b.kernel(), root, policy, json)
         }),
         Command::List { json, blocks } => on_machine(&cli, false, |b| {
             // Each block's node is shown only in per-block rows.
@@ -561,10 +577,11 @@ fn generate(what: &str, shell: &str, dir: &std::path::Path) -> anyhow::Result<(S
 fn doctor(
     kernel: &dyn Kernel,
     root: Option<&std::path::Path>,
+    policy: Option<(&std::path::Path, &daxplug_engine::policy::Policy)>,
     json: bool,
 ) -> anyhow::Result<(String, Exit)> {
-    use daxplug_engine::doctor::{Severity, check};
-    let findings = check(kernel, root)?;
+    use daxplug_engine::doctor::{Severity, check_with_policy};
+    let findings = check_with_policy(kernel, root, policy)?;
     let wrong = findings.iter().any(|f| f.severity > Severity::Info);
     let code = if wrong { Exit::Risks } else { Exit::Ok };
     if json {

@@ -115,3 +115,50 @@ fn the_emulated_machine_too() {
     assert_eq!(c.iter().filter(|x| *x == "kernel_zone").count(), 2, "{c:?}");
     assert!(c.iter().any(|x| x == "auto_online_blocks"), "{c:?}");
 }
+
+/// A daemon rule that matches by name only is a risk after a reboot; doctor names the
+/// backing to match on instead, and says nothing of a rule that matches on it.
+#[test]
+fn rules_matching_by_name_only_are_flagged() {
+    let root = common::fixture("hmem", "04-online-movable");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let by_name = dir.path().join("name.toml");
+    std::fs::write(
+        &by_name,
+        "[[rule]]\nmatch = { name = \"dax0.0\" }\nstate = \"online_movable\"\n",
+    )
+    .expect("write");
+    let run = |config: &std::path::Path| {
+        let out = Command::cargo_bin("daxplug")
+            .expect("binary")
+            .env("DAXPLUG_REFUSE_HOST", "1")
+            .args(["--root", root.to_str().expect("utf-8"), "doctor", "--json"])
+            .arg("--config")
+            .arg(config)
+            .output()
+            .expect("runs");
+        let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+        (out.status.code().expect("code"), v)
+    };
+    let (code, v) = run(&by_name);
+    assert_eq!(code, 9, "{v}");
+    let finding = v["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["code"] == "name_only_rule")
+        .unwrap_or_else(|| panic!("no name_only_rule: {v}"));
+    let fix = finding["fix"].as_str().expect("fix");
+    assert!(
+        fix.contains("backing = \"hmem:0x140000000-0x17fffffff\""),
+        "{fix}"
+    );
+    let by_backing = dir.path().join("backing.toml");
+    std::fs::write(
+        &by_backing,
+        "[[rule]]\nmatch = { backing = \"hmem:0x140000000-0x17fffffff\" }\nstate = \"online_movable\"\n",
+    )
+    .expect("write");
+    let (code, v) = run(&by_backing);
+    assert_eq!((code, codes(&v)), (0, vec!["legacy_abi".to_owned()]), "{v}");
+}

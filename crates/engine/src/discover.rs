@@ -67,7 +67,7 @@ pub fn discover_with(
     } else {
         KernelAbi::Unknown
     };
-    Ok(Topology {
+    let mut topo = Topology {
         block_size,
         kernel_abi,
         policy,
@@ -81,7 +81,16 @@ pub fn discover_with(
             paths::DAX_DRIVERS,
             daxplug_abi::DaxDriver::FsdevDax
         )),
-    })
+    };
+    let backings: Vec<Option<String>> = topo
+        .devices
+        .iter()
+        .map(|d| crate::identity::backing(k, &topo, d))
+        .collect();
+    for (d, b) in topo.devices.iter_mut().zip(backings) {
+        d.backing = b;
+    }
+    Ok(topo)
 }
 
 /// One device and what its state depends on (block size, `/proc/iomem`, its region), without
@@ -380,6 +389,7 @@ fn read_device(
     let device = Device {
         name: device_name(name)?,
         path: canonical,
+        backing: None,
         region: region.as_ref().map(|r| r.id),
         size: parse(k, &format!("{dir}/size"), parse_dax_size)?,
         align: parse_optional(k, &format!("{dir}/align"), parse_align)?,

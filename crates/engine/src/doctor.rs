@@ -14,7 +14,49 @@ use serde::Serialize;
 use crate::discover::discover;
 use crate::error::DiscoveryError;
 use crate::observe::ObservedState;
-use crate::topology::{KernelAbi, Scope};
+use crate::policy::Policy;
+use crate::topology::{KernelAbi, Scope, Topology};
+
+/// Rules that match on a device's name alone: names move between boots (since Linux 7.1
+/// the same range can be `dax0.0` under a CXL region or `dax6.0` under hmem, by probe
+/// order), so such a rule can pick another device after a reboot.
+pub fn policy_findings(file: &Path, policy: &Policy, topo: &Topology) -> Vec<Finding> {
+    policy
+        .rules
+        .iter()
+        .filter_map(|r| {
+            let m = &r.matcher;
+            let name = m.name.as_ref()?;
+            let only_name = m.region.is_none()
+                && m.target_node.is_none()
+                && m.min_size.is_none()
+                && m.max_size.is_none()
+                && m.within.is_none()
+                && m.backing.is_none();
+            if !only_name {
+                return None;
+            }
+            let instead = topo
+                .devices
+                .iter()
+                .find(|d| d.name == name.as_str())
+                .and_then(|d| d.backing.as_ref())
+                .map_or_else(
+                    || "match on backing (daxplug list --json shows each device's)".to_owned(),
+                    |b| format!("match = {{ backing = \"{b}\" }} (what {name} is now)"),
+                );
+            Some(Finding {
+                severity: Severity::Warning,
+                code: "name_only_rule",
+                subject: format!("{} rule {}", file.display(), r.index),
+                evidence: format!(
+                    "matches {name} by name only: device names follow probe order and can move between boots"
+                ),
+                fix: instead,
+            })
+        })
+        .collect()
+}
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -54,8 +96,20 @@ pub const UDEV_RULES_DIRS: [&str; 4] = [
 /// Where to look for controller configuration: a file system root (`/`, or a copied tree),
 /// or none (the emulated machine has no files besides sysfs and procfs).
 pub fn check(k: &dyn Kernel, root: Option<&Path>) -> Result<Vec<Finding>, DiscoveryError> {
+    check_with_policy(k, root, None)
+}
+
+/// [`check`], and the daemon's policy (its file and contents) checked against the devices.
+pub fn check_with_policy(
+    k: &dyn Kernel,
+    root: Option<&Path>,
+    policy: Option<(&Path, &Policy)>,
+) -> Result<Vec<Finding>, DiscoveryError> {
     let topo = discover(k, &Scope::All)?;
     let mut out = Vec::new();
+    if let Some((file, p)) = policy {
+        out.extend(policy_findings(file, p, &topo));
+    }
     let mut add = |severity, code, subject: String, evidence: String, fix: String| {
         out.push(Finding {
             severity,

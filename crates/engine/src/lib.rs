@@ -11,6 +11,7 @@ pub mod discover;
 pub mod doctor;
 mod error;
 pub mod host;
+pub mod identity;
 pub mod journal;
 pub mod layout;
 pub mod observe;

@@ -185,6 +185,9 @@ pub struct Device {
     pub region: Option<u32>,
     /// The bound driver.
     pub driver: Driver,
+    /// What backs it, whatever its name (see [`crate::identity::backing`]); filled by a full
+    /// discovery, `None` in a transition's re-reads.
+    pub backing: Option<String>,
     /// `size` in bytes.
     pub size: u64,
     /// `align` in bytes.

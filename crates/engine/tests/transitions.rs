@@ -381,13 +381,21 @@ fn famfs_is_a_state_of_its_own() {
         assert!(r.actions.iter().any(|a| a == "modprobe fsdev_dax"), "{r:?}");
         let r = set(&host, "dax0.0", Target::Devdax, &opts).expect("runs");
         assert_eq!(r.outcome, Outcome::Refused, "{r:?}");
-        assert!(r.reason.as_deref().is_some_and(|w| w.contains("famfs")), "{r:?}");
+        assert!(
+            r.reason.as_deref().is_some_and(|w| w.contains("famfs")),
+            "{r:?}"
+        );
         let forced = Options {
             force: true,
             ..opts.clone()
         };
-        let r = set(&host, "dax0.0", Target::Online(OnlineType::OnlineMovable), &forced)
-            .expect("runs");
+        let r = set(
+            &host,
+            "dax0.0",
+            Target::Online(OnlineType::OnlineMovable),
+            &forced,
+        )
+        .expect("runs");
         assert_eq!(r.end, Some(ObservedState::OnlineMovable), "{r:?}");
         host.sim.with(|m| assert!(check_invariants(m).is_empty()));
     }
