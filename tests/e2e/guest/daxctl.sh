@@ -45,3 +45,13 @@ run daxctl list -D -M
 run daxctl offline-memory $D
 run daxctl reconfigure-device -m devdax $D
 run daxctl list -D
+# Carving the region (dax0.0 is devdax here): shrink, a second device, destroy, regrow.
+run daxctl disable-device $D
+run daxctl reconfigure-device -s 512M $D
+run daxctl create-device -r 0 -s 256M
+run daxctl list -D
+run daxctl disable-device dax0.1
+run daxctl destroy-device dax0.1
+run daxctl reconfigure-device -s 1G $D
+run daxctl enable-device $D
+run daxctl list -D
