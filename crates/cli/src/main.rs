@@ -108,22 +108,11 @@ enum Command {
         /// The device, such as dax0.0, or `all`.
         #[arg(value_name = "DEV|all")]
         device: String,
-        /// unplugged, online, online_kernel, online_movable or devdax.
+        /// unplugged, online, online_kernel, online_movable, devdax or famfs.
         #[arg(value_name = "STATE")]
         state: String,
-        /// Give up and roll back after this long (30s, 500ms, 2m; 0 for never).
-        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = setcmd::parse_timeout)]
-        timeout: setcmd::Timeout,
-        /// Print the plan (every sysfs write in order) and change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Print one JSON object with a `results` array.
-        #[arg(long)]
-        json: bool,
-        /// Proceed past a safety check (online_kernel, a /dev/daxX.Y in use); the message
-        /// of the check says what it risks.
-        #[arg(long)]
-        force: bool,
+        #[command(flatten)]
+        common: TransitionArgs,
     },
     /// Create a device in a dynamic region (hmem, CXL): a new device of SIZE bytes carved
     /// from the region's free space (`available_size` in `daxplug list --json`), brought to
@@ -143,7 +132,7 @@ enum Command {
         #[arg(long, value_name = "STATE", default_value = "devdax")]
         state: String,
         #[command(flatten)]
-        common: LayoutArgs,
+        common: TransitionArgs,
     },
     /// Grow or shrink a device of a dynamic region. Only while its memory is out of the
     /// system (devdax, unplugged or unbound): it keeps that mode. Growing takes the
@@ -157,7 +146,7 @@ enum Command {
         #[arg(value_name = "SIZE")]
         size: String,
         #[command(flatten)]
-        common: LayoutArgs,
+        common: TransitionArgs,
     },
     /// Destroy a device of a dynamic region: its memory goes back to the region's free
     /// space. Only while its memory is out of the system; a region's device 0 is kept by
@@ -167,7 +156,7 @@ enum Command {
         #[arg(value_name = "DEV")]
         device: String,
         #[command(flatten)]
-        common: LayoutArgs,
+        common: TransitionArgs,
     },
     /// Finish or roll back a transition a crash interrupted, and restore the settings it
     /// had changed (auto_online_blocks, udev's exec queue). `set` does this by itself first.
@@ -233,25 +222,27 @@ enum Command {
     },
 }
 
-/// The options `create`, `resize` and `destroy` share with `set`.
+/// The options of every command that changes a device: `set`, `create`, `resize`,
+/// `destroy`.
 #[derive(Debug, Clone, Copy, clap::Args)]
-struct LayoutArgs {
+struct TransitionArgs {
     /// Give up and roll back after this long (30s, 500ms, 2m; 0 for never).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = setcmd::parse_timeout)]
     timeout: setcmd::Timeout,
     /// Print the plan (every sysfs write in order) and change nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Print one JSON object with a `results` array (as `set --json`).
+    /// Print one JSON object with a `results` array.
     #[arg(long)]
     json: bool,
-    /// Proceed past a safety check (a /dev/daxX.Y in use).
+    /// Proceed past a safety check (online_kernel, a /dev/daxX.Y in use, leaving famfs);
+    /// the message of the check says what it risks.
     #[arg(long)]
     force: bool,
 }
 
-impl From<LayoutArgs> for layoutcmd::Common {
-    fn from(a: LayoutArgs) -> Self {
+impl From<TransitionArgs> for layoutcmd::Common {
+    fn from(a: TransitionArgs) -> Self {
         layoutcmd::Common {
             timeout: a.timeout.0,
             dry_run: a.dry_run,
@@ -325,21 +316,18 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
         Command::Set {
             ref device,
             state,
-            timeout,
-            dry_run,
-            json,
-            force,
-        } => on_machine(&cli, !dry_run, |b| {
+            common,
+        } => on_machine(&cli, !common.dry_run, |b| {
             let host = b.host();
             setcmd::run(
                 host.as_ref(),
                 &setcmd::SetArgs {
                     device: device.clone(),
                     state,
-                    timeout: timeout.0,
-                    dry_run,
-                    json,
-                    force,
+                    timeout: common.timeout.0,
+                    dry_run: common.dry_run,
+                    json: common.json,
+                    force: common.force,
                 },
             )
         }),

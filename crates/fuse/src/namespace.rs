@@ -287,6 +287,13 @@ impl Sandbox {
             self.make_dev_nodes(&fuse)?
         };
         self.compose_dev(&dev)?;
+        // From now on a device the machine gains or loses gains or loses its node at once.
+        if let Some(mount) = &self.mount {
+            let served = fuse.clone();
+            mount.on_devices_changed(std::sync::Arc::new(move |_| {
+                let _ = sync_devices(&served);
+            }));
+        }
 
         // /proc: the two emulated files; the kernel's tunables read-only.
         for name in ["iomem", "meminfo"] {
@@ -413,6 +420,15 @@ impl Sandbox {
         Ok(())
     }
 
+    /// Keeps `/dev/daxX.Y` in step with the devices while served (see [`sync_dev_nodes`]);
+    /// `sim run` also calls it as it polls, for devices an actor removes.
+    pub fn sync_dev_nodes(&self) -> Result<(), SandboxError> {
+        match &self.mount {
+            Some(_) => sync_devices(&self.stage.join("fuse")),
+            None => Ok(()),
+        }
+    }
+
     /// The served machine.
     pub fn mount(&self) -> Option<&Mount> {
         self.mount.as_ref()
@@ -514,6 +530,84 @@ fn mount_point(target: &Path, like: &fs::Metadata) -> Result<(), SandboxError> {
     } else {
         step("create", target, fs::File::create(target).map(|_| ()))
     }
+}
+
+/// Gives a dax device created since the sandbox was entered its `/dev/daxX.Y` node and its
+/// `/sys/dev/char/MAJOR:MINOR` link (from the served machine at `served`), and takes a
+/// removed one's away, as devtmpfs and the driver core do on a real machine: libdaxctl stats
+/// the node of a device it has just created and follows the link to its subsystem.
+fn sync_devices(served: &Path) -> Result<(), SandboxError> {
+    sync_char_links(&served.join("sys").join(CHAR_LINKS))?;
+    let emulated = served.join("dev");
+    let emulated = emulated.as_path();
+    let dax = |dir: &Path| -> BTreeSet<std::ffi::OsString> {
+        fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name())
+            // daxX.Y (a host node of that name is hidden too: the machine is the model).
+            .filter(|n| {
+                n.to_str()
+                    .and_then(|n| n.strip_prefix("dax"))
+                    .is_some_and(|rest| rest.contains('.'))
+            })
+            .collect()
+    };
+    let want = dax(emulated);
+    let have = dax(Path::new("/dev"));
+    for name in want.difference(&have) {
+        let t = Path::new("/dev").join(name);
+        step("create", &t, fs::File::create(&t).map(|_| ()))?;
+        let src = emulated.join(name);
+        step(
+            "bind the emulated node on",
+            &t,
+            rustix::mount::mount_bind(&src, &t),
+        )?;
+    }
+    for name in have.difference(&want) {
+        let t = Path::new("/dev").join(name);
+        step(
+            "detach",
+            &t,
+            rustix::mount::unmount(&t, UnmountFlags::DETACH),
+        )?;
+        step("remove", &t, fs::remove_file(&t))?;
+    }
+    Ok(())
+}
+
+/// The `/sys/dev/char` links of the served machine's devices (`DAX_MAJOR:N`), added and
+/// removed on the `/sys` tmpfs.
+fn sync_char_links(emulated: &Path) -> Result<(), SandboxError> {
+    let major = format!("{}:", daxplug_model::DAX_MAJOR);
+    let links = |dir: &Path| -> BTreeSet<std::ffi::OsString> {
+        fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name())
+            .filter(|n| n.to_str().is_some_and(|n| n.starts_with(&major)))
+            .collect()
+    };
+    let target = Path::new("/sys").join(CHAR_LINKS);
+    let want = links(emulated);
+    let have = links(&target);
+    for name in want.difference(&have) {
+        let src = emulated.join(name);
+        let link = step("read the link", &src, fs::read_link(&src))?;
+        let t = target.join(name);
+        step("create the link", &t, std::os::unix::fs::symlink(link, &t))?;
+    }
+    for name in have.difference(&want) {
+        let t = target.join(name);
+        // Only links into the machine's devices are the machine's to take away.
+        if fs::read_link(&t).is_ok_and(|l| l.to_string_lossy().contains("/dax")) {
+            step("remove", &t, fs::remove_file(&t))?;
+        }
+    }
+    Ok(())
 }
 
 /// Fills `target/rel` (on a tmpfs) with the entries of `host/rel` and `emu/rel`: emulated

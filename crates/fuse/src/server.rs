@@ -36,7 +36,7 @@ const MAX_WRITE: u32 = 128 * 1024;
 /// Size of the buffer each read of `/dev/fuse` gets.
 pub(crate) const READ_BUFFER: usize = MAX_WRITE as usize + 4096;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -123,6 +123,24 @@ pub(crate) struct Server {
     pub(crate) dirty: AtomicBool,
     pub(crate) stats: Stats,
     time: u64,
+    /// Called with the devices' names, before the reply, after a write that changed which
+    /// devices exist (see [`crate::Mount::on_devices_changed`]).
+    pub(crate) devices_changed: Mutex<Option<Hook>>,
+    /// The device names as last seen by a write.
+    devices: Mutex<Vec<String>>,
+}
+
+/// A hook for writes that add or remove dax devices.
+pub type DevicesChanged = Arc<dyn Fn(&[String]) + Send + Sync>;
+
+/// A [`DevicesChanged`] hook, named in `Debug` output.
+#[derive(Clone)]
+pub(crate) struct Hook(pub(crate) DevicesChanged);
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hook")
+    }
 }
 
 fn control_kind(path: &str) -> Option<Kind> {
@@ -222,6 +240,8 @@ impl Server {
             next_fh: AtomicU64::new(1),
             flights: Mutex::new(HashMap::new()),
             dirty: AtomicBool::new(false),
+            devices_changed: Mutex::new(None),
+            devices: Mutex::new(Vec::new()),
             stats: Stats::default(),
             time,
         }
@@ -514,10 +534,40 @@ impl Server {
             m.interleave();
             m.sysfs_write(&path, value, Caller::Client)
         });
+        if result.is_ok() {
+            self.after_write();
+        }
         match result {
             Ok(()) => Ok(Reply::ok(req.unique).written(len)),
             Err(e) if e == Errno::ENOENT && path != MODPROBE_FILE => Err(Errno::ENODEV),
             Err(e) => Err(e),
+        }
+    }
+
+    pub(crate) fn device_names(&self) -> Vec<String> {
+        self.sim
+            .with(|m| m.devices.iter().map(|d| d.name.clone()).collect())
+    }
+
+    pub(crate) fn remember_devices(&self, names: Vec<String>) {
+        *lock(&self.devices) = names;
+    }
+
+    /// Runs the devices-changed hook if the write added or removed a device: as devtmpfs
+    /// makes `/dev/daxX.Y` inside `device_add()`, the node exists when the write returns.
+    fn after_write(&self) {
+        let Some(hook) = lock(&self.devices_changed).clone() else {
+            return;
+        };
+        let names = self.device_names();
+        let changed = {
+            let mut seen = lock(&self.devices);
+            let changed = *seen != names;
+            seen.clone_from(&names);
+            changed
+        };
+        if changed {
+            (hook.0)(&names);
         }
     }
 
