@@ -319,3 +319,28 @@ fn a_pmem_device_is_matched_by_its_namespace_uuid() {
         text(&o)
     );
 }
+
+/// On a machine fresh from boot (kmem not loaded) the daemon brings a device matched by its
+/// backing to its state: kmem is loaded without binding anything else, on both kernels.
+#[test]
+fn once_on_a_fresh_machine_loads_kmem() {
+    for kernel in ["legacy", "atomic"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sim = dir.path().join("m.json").display().to_string();
+        let o = daxplug(&["sim", "init", &sim, "--preset", "hmem", "--kernel", kernel]);
+        assert!(o.status.success(), "{}", text(&o));
+        let policy = write(
+            dir.path(),
+            "p.toml",
+            "[[rule]]\nmatch = { backing = \"hmem:0x140000000-0x17fffffff\" }\nstate = \"online_movable\"\n",
+        );
+        let o = daxplug(&["--sim", &sim, "daemon", "--config", &policy, "--once"]);
+        assert!(o.status.success(), "{kernel}: {}", text(&o));
+        assert_eq!(
+            states(&sim),
+            vec![("dax0.0".to_owned(), "online_movable".to_owned())],
+            "{kernel}: {}",
+            text(&o)
+        );
+    }
+}
