@@ -96,6 +96,7 @@ fn discovery_code(e: &DiscoveryError) -> Exit {
         DiscoveryError::InvalidDeviceName { .. } => Exit::Usage,
         DiscoveryError::UnknownDevice { .. } => Exit::NoSuchDevice,
         DiscoveryError::Parse { .. } | DiscoveryError::Kernel(_) => Exit::Failure,
+        DiscoveryError::Implausible { .. } => Exit::Environment,
     }
 }
 

@@ -44,6 +44,14 @@ pub fn parse_duration(text: &str) -> Result<Option<Duration>, String> {
     if !secs.is_finite() || secs < 0.0 {
         return Err(err());
     }
+    // A deadline is a point in time: one beyond any transition's life is a mistake, and
+    // would overflow the clock arithmetic.
+    const LONGEST: f64 = 366.0 * 24.0 * 3600.0;
+    if secs > LONGEST {
+        return Err(format!(
+            "{text:?} is longer than a year: give a shorter duration, or 0 for none"
+        ));
+    }
     Ok((secs > 0.0).then(|| Duration::from_secs_f64(secs)))
 }
 
@@ -344,6 +352,13 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5d").is_err());
         assert!(parse_duration("").is_err());
+        // Huge values are refused, not a panic (Duration::from_secs_f64 would overflow).
+        assert!(parse_duration("99999999999999999999h").is_err());
+        assert!(parse_duration("1e400").is_err());
+        assert_eq!(
+            parse_duration("8784h"),
+            Ok(Some(Duration::from_secs(8784 * 3600)))
+        );
     }
 
     #[test]

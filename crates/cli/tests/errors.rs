@@ -122,3 +122,83 @@ fn usage_errors_exit_2_with_clap_help() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("<DEV>"), "{stderr}");
 }
+
+/// A damaged tree whose range spans the whole address space is refused at once with the
+/// file named: no per-block work, no unbounded memory (it used to run for minutes).
+#[test]
+fn a_range_no_machine_has_is_refused_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    common::copy_tree(&common::fixture("hmem", "04-online-movable"), dir.path());
+    let end = dir
+        .path()
+        .join("sys/devices/platform/hmem.0/dax0.0/mapping0/end");
+    std::fs::write(&end, "0xffffffffffffffff\n").expect("write");
+    for args in [&["list"][..], &["status", "dax0.0"], &["doctor"]] {
+        let started = std::time::Instant::now();
+        let (code, err) = fails(dir.path(), args);
+        assert_eq!(code, 3, "{args:?}: {err}");
+        assert!(err.contains("mapping0") && err.contains("damaged"), "{err}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{args:?}"
+        );
+    }
+}
+
+/// Durations beyond a year are bad input (clap's usage error, exit 2), not a panic.
+#[test]
+fn huge_durations_are_bad_input() {
+    let root = common::fixture("hmem", "04-online-movable");
+    for args in [
+        &[
+            "set",
+            "dax0.0",
+            "unplugged",
+            "--dry-run",
+            "--timeout",
+            "99999999999999999999h",
+        ][..],
+        &["daemon", "--once", "--exit-after", "99999999999999999999h"],
+    ] {
+        let out = Command::cargo_bin("daxplug")
+            .expect("binary")
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .output()
+            .expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("longer than a year"), "{err}");
+    }
+}
+
+/// The same for an emulated machine file edited by hand: refused as it is opened.
+#[test]
+fn a_machine_file_with_a_range_no_machine_has_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = dir.path().join("m.json");
+    let ok = Command::cargo_bin("daxplug")
+        .expect("binary")
+        .args(["sim", "init"])
+        .arg(&f)
+        .output()
+        .expect("runs");
+    assert!(ok.status.success());
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&f).expect("read")).expect("json");
+    m["devices"][0]["ranges"][0]["range"]["start"] = 0.into();
+    m["devices"][0]["ranges"][0]["range"]["end"] = u64::MAX.into();
+    std::fs::write(&f, m.to_string()).expect("write");
+    let out = Command::cargo_bin("daxplug")
+        .expect("binary")
+        .arg("--sim")
+        .arg(&f)
+        .arg("list")
+        .timeout(std::time::Duration::from_secs(30))
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("more than any machine has"), "{err}");
+}

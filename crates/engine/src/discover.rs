@@ -28,6 +28,10 @@ pub fn discover(k: &dyn Kernel, scope: &Scope) -> Result<Topology, DiscoveryErro
     discover_with(k, scope, Detail::Blocks)
 }
 
+/// The most memory blocks one range of a device may span: 2^24 blocks is 2 PiB of 128 MiB
+/// blocks, beyond any machine's physical address space.
+const MAX_BLOCKS_PER_RANGE: u64 = 1 << 24;
+
 /// Reads the machine through `k`, to the given detail.
 pub fn discover_with(
     k: &dyn Kernel,
@@ -358,7 +362,25 @@ fn read_device(
         .collect();
 
     // Candidate blocks: whole blocks of every mapping, plus those of any iomem range of
-    // the device (which outlives the driver when kmem leaks it).
+    // the device (which outlives the driver when kmem leaks it). A range of more blocks
+    // than a machine can have is a damaged file, refused before the per-block work.
+    let too_big = |range: PhysRange| range.len() / block_size.bytes() > MAX_BLOCKS_PER_RANGE;
+    for m in &mappings {
+        if too_big(m.range) {
+            return Err(DiscoveryError::Implausible {
+                path: format!("{dir}/mapping{}", m.index),
+                what: format!("the range {:#x}-{:#x}", m.range.start, m.range.end),
+            });
+        }
+    }
+    for r in &iomem_ranges {
+        if too_big(r.range) {
+            return Err(DiscoveryError::Implausible {
+                path: paths::IOMEM.to_owned(),
+                what: format!("{name} spans {:#x}-{:#x}", r.range.start, r.range.end),
+            });
+        }
+    }
     let mut candidates: BTreeSet<u64> = BTreeSet::new();
     let mut add = |range: PhysRange| {
         if let Some((first, last)) = range.whole_blocks(block_size) {

@@ -42,6 +42,15 @@ pub enum DiscoveryError {
         #[source]
         source: ParseError,
     },
+    /// A value no machine has, from a damaged copy of sysfs or a hand-edited machine:
+    /// refused before any per-block work, which it would make unbounded.
+    #[error("{path} says {what}, more than any machine has: the tree is damaged")]
+    Implausible {
+        /// The kernel path of the file.
+        path: String,
+        /// The value, in words.
+        what: String,
+    },
     /// A kernel-interface call failed.
     #[error(transparent)]
     Kernel(#[from] KernelError),

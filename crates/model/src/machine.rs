@@ -344,6 +344,31 @@ impl Machine {
         self.devices.iter_mut().find(|d| d.name == name)
     }
 
+    /// What about the machine no hardware has, if anything: a block size that is not a
+    /// power of two, or a range of more blocks than a physical address space holds.
+    pub fn implausible(&self) -> Option<String> {
+        const MAX_BLOCKS: u64 = 1 << 24;
+        if !self.block_size.is_power_of_two() || self.block_size < 4096 {
+            return Some(format!("a block size of {} bytes", self.block_size));
+        }
+        let too_big = |r: &PhysRange| r.end < r.start || r.len() / self.block_size > MAX_BLOCKS;
+        for d in &self.devices {
+            if let Some(r) = d.ranges.iter().map(|r| &r.range).find(|r| too_big(r)) {
+                return Some(format!("{} at {:#x}-{:#x}", d.name, r.start, r.end));
+            }
+        }
+        for r in &self.regions {
+            if too_big(&r.range) {
+                return Some(format!(
+                    "region {} at {:#x}-{:#x}",
+                    r.id, r.range.start, r.range.end
+                ));
+            }
+        }
+        (self.blocks.len() as u64 > MAX_BLOCKS)
+            .then(|| format!("{} memory blocks", self.blocks.len()))
+    }
+
     /// A region by id.
     pub fn region(&self, id: u32) -> Option<&Region> {
         self.regions.iter().find(|r| r.id == id)

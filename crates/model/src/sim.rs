@@ -129,6 +129,15 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// The file describes a machine no hardware has (a hand-edited file): refused before
+    /// anything iterates over its blocks.
+    #[error("{} describes {what}, more than any machine has", .path.display())]
+    Implausible {
+        /// The file.
+        path: PathBuf,
+        /// What, in words.
+        what: String,
+    },
     /// `init` would overwrite a machine.
     #[error("{} already exists: pass --force to replace it", .path.display())]
     Exists {
@@ -185,9 +194,16 @@ impl MachineFile {
     /// Loads the machine.
     pub fn load(&self) -> Result<Machine, StoreError> {
         let text = fs::read_to_string(&self.path).map_err(Self::io(&self.path))?;
-        serde_json::from_str(&text).map_err(|source| StoreError::Format {
-            path: self.path.clone(),
-            source,
+        let machine: Machine =
+            serde_json::from_str(&text).map_err(|source| StoreError::Format {
+                path: self.path.clone(),
+                source,
+            })?;
+        machine.implausible().map_or(Ok(machine), |what| {
+            Err(StoreError::Implausible {
+                path: self.path.clone(),
+                what,
+            })
         })
     }
 
