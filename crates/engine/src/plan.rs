@@ -287,6 +287,30 @@ fn devdax_method(topo: &Topology, dev: &Device) -> BindMethod {
     }
 }
 
+/// The smallest safe change for a kmem device some of whose blocks are offline while the
+/// online ones are already where `t` wants them: online the offline ones into that zone
+/// (as `daxctl online-memory` would), and nothing else — not a release and re-add that
+/// migrates every healthy block. `None` when that cannot give `t`: blocks missing or going
+/// offline, online blocks in the other zone class, or a kernel whose `daxX.Y/state` does the
+/// whole device in one write (unless the state is stale, blocks changed behind it).
+fn repair_only(dev: &Device, t: OnlineType) -> Option<OnlineType> {
+    let c = &dev.counts;
+    if c.total != c.span || c.total == 0 || c.going_offline > 0 || c.online == c.total {
+        return None;
+    }
+    if dev.kernel_state.is_some() && !dev.state_disagrees() {
+        return None;
+    }
+    match t {
+        OnlineType::OnlineMovable => (c.normal == 0).then_some(OnlineType::OnlineMovable),
+        OnlineType::OnlineKernel => (c.movable == 0).then_some(OnlineType::OnlineKernel),
+        // Plain `online`: the zone the online blocks already have, if they agree.
+        _ if c.online > 0 && c.normal == 0 => Some(OnlineType::OnlineMovable),
+        _ if c.online > 0 && c.movable == 0 => Some(OnlineType::OnlineKernel),
+        _ => None,
+    }
+}
+
 /// Loading the driver `target` needs (kmem, fsdev_dax) when it is not loaded: the plan's
 /// first step, so that a module that will not load leaves the device as it was.
 pub(crate) fn load_driver_first(topo: &Topology, target: Target) -> Option<Step> {
@@ -360,6 +384,13 @@ pub fn plan(topo: &Topology, dev: &Device, target: Target, force: bool) -> Resul
             "online_kernel puts {}'s memory in a kernel zone, where kernel allocations usually keep it from ever going offline again without a reboot: pass --force to accept that",
             dev.name
         )));
+    }
+    if let (Driver::Kmem, Target::Online(t)) = (&dev.driver, target)
+        && let Some(write) = repair_only(dev, t)
+    {
+        plan.protocol = Protocol::Fallback;
+        plan.steps.push(Step::Repair { online_type: write });
+        return Ok(plan);
     }
     let steps = &mut plan.steps;
     match dev.driver {

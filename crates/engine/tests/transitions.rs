@@ -400,3 +400,49 @@ fn famfs_is_a_state_of_its_own() {
         host.sim.with(|m| assert!(check_invariants(m).is_empty()));
     }
 }
+
+/// One block offlined by hand on a device online in Movable: the plan onlines that block and
+/// touches nothing else (no release, no re-add that would migrate the healthy blocks).
+#[test]
+fn one_offline_block_is_repaired_alone() {
+    for flavour in [Flavour::Legacy, Flavour::Atomic] {
+        let host = online_movable_hmem(flavour);
+        host.sim
+            .with(|m| {
+                m.sysfs_write(
+                    "/sys/devices/system/memory/memory43/state",
+                    "offline",
+                    daxplug_model::Caller::Client,
+                )
+            })
+            .expect("offline one block");
+        let opts = Options {
+            settle: std::time::Duration::ZERO,
+            ..Options::default()
+        };
+        let dry = set(
+            &host,
+            "dax0.0",
+            Target::Online(OnlineType::OnlineMovable),
+            &Options {
+                dry_run: true,
+                ..opts.clone()
+            },
+        )
+        .expect("runs");
+        assert_eq!(dry.plan.len(), 1, "{flavour:?}: {:?}", dry.plan);
+        let r = set(
+            &host,
+            "dax0.0",
+            Target::Online(OnlineType::OnlineMovable),
+            &opts,
+        )
+        .expect("runs");
+        assert_eq!(r.end, Some(ObservedState::OnlineMovable), "{r:?}");
+        assert_eq!(
+            r.actions,
+            vec!["echo online_movable > /sys/devices/system/memory/memory43/state".to_owned()],
+            "{flavour:?}"
+        );
+    }
+}

@@ -248,7 +248,7 @@ impl Run<'_> {
         }
         let (_, d) = self.device()?;
         Err(Fail::Verify(format!(
-            "after the hot-add, {} did not all come online as {online_type}: the device is {}",
+            "{}'s blocks did not all come online as {online_type}: the device is {}",
             d.name, d.state
         )))
     }
