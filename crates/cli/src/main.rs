@@ -299,10 +299,33 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
         } => {
             let p = daxplug_engine::policy::Policy::load(config)
                 .map_err(|e| exit::Usage(format!("the policy is not valid: {e}")))?;
-            Ok((
-                format!("{}: {} rules, valid\n", config.display(), p.rules.len()),
-                Exit::Ok,
-            ))
+            let mut out = format!("{}: {} rules, valid\n", config.display(), p.rules.len());
+            // What each rule takes on this machine (the first rule that matches a device wins).
+            let matched = on_machine(&cli, false, |b| {
+                let k = b.kernel();
+                let topo = discover(k, &Scope::All)?;
+                let mut lines = String::new();
+                for r in &p.rules {
+                    let devices: Vec<String> = topo
+                        .devices
+                        .iter()
+                        .filter(|d| p.rule_for(k, &topo, d).is_some_and(|f| f.index == r.index))
+                        .map(|d| d.name.to_string())
+                        .collect();
+                    let which = if devices.is_empty() {
+                        "no device on this machine".to_owned()
+                    } else {
+                        devices.join(", ")
+                    };
+                    lines.push_str(&format!("  rule {} ({}): {which}\n", r.index, r.state));
+                }
+                Ok((lines, Exit::Ok))
+            });
+            match matched {
+                Ok((lines, _)) => out.push_str(&lines),
+                Err(e) => out.push_str(&format!("  (this machine could not be read: {e:#})\n")),
+            }
+            Ok((out, Exit::Ok))
         }
         Command::Sim(cmd) => match &cli.sim {
             Some(file) => on_sim(file, cli.run_dir.as_ref(), |sim, _| {

@@ -344,7 +344,11 @@ impl<'a> Daemon<'a> {
                 }
                 continue;
             }
-            let r = set(self.host, &dev.name.to_string(), rule.state, &self.opts)?;
+            let opts = Options {
+                force: self.opts.force || rule.force,
+                ..self.opts.clone()
+            };
+            let r = set(self.host, &dev.name.to_string(), rule.state, &opts)?;
             let m = self.managed.entry(dev.name).or_default();
             let result = DecisionResult::Transition(r.outcome);
             if r.outcome == Outcome::Done || r.outcome == Outcome::NoChange {

@@ -1,7 +1,7 @@
 //! Planning a transition: which protocol, and which steps in which order.
 
 use daxplug_abi::{
-    BoolParam, BusAutoprobe, DaxDriver, DaxName, DaxState, OnlinePolicy, OnlineType,
+    BoolParam, BusAutoprobe, DaxDriver, DaxName, DaxState, OnlinePolicy, OnlineType, Zone,
 };
 use daxplug_kernel::paths;
 use serde::{Deserialize, Serialize};
@@ -287,6 +287,39 @@ fn devdax_method(topo: &Topology, dev: &Device) -> BindMethod {
     }
 }
 
+/// The zone plain `online` would put `dev`'s memory in, if daxplug can tell: the zone
+/// already online blocks have (the repair keeps it), else the first zone an offline block's
+/// `valid_zones` lists (the one the kernel picks), else, for memory still to be added, the
+/// policy's: `Movable` under auto-movable when it is not NUMA-aware (the NUMA-aware ratio
+/// gives a CPU-less node without kernel memory a kernel zone), a kernel zone under
+/// contig-zones (the default). When in doubt, a kernel zone: the refusal is the safe side.
+pub fn plain_online_zone(topo: &Topology, dev: &Device) -> Option<Zone> {
+    let c = &dev.counts;
+    if c.online > 0 && c.normal == 0 {
+        return Some(Zone::Movable);
+    }
+    if c.online > 0 && c.movable == 0 {
+        return Some(Zone::Normal);
+    }
+    if let Some(z) = dev
+        .blocks
+        .iter()
+        .filter(|b| b.state == daxplug_abi::BlockState::Offline)
+        .filter_map(|b| b.valid_zones.as_ref()?.zones().first().copied())
+        .find(|z| *z != Zone::Movable)
+        .or_else(|| (c.offline > 0).then_some(Zone::Movable))
+    {
+        return Some(z);
+    }
+    match (
+        topo.policy.online_policy,
+        topo.policy.auto_movable_numa_aware,
+    ) {
+        (Some(OnlinePolicy::AutoMovable), Some(false)) => Some(Zone::Movable),
+        _ => Some(Zone::Normal),
+    }
+}
+
 /// The smallest safe change for a kmem device some of whose blocks are offline while the
 /// online ones are already where `t` wants them: online the offline ones into that zone
 /// (as `daxctl online-memory` would), and nothing else — not a release and re-add that
@@ -383,6 +416,19 @@ pub fn plan(topo: &Topology, dev: &Device, target: Target, force: bool) -> Resul
         return Err(Refusal::NeedsForce(format!(
             "online_kernel puts {}'s memory in a kernel zone, where kernel allocations usually keep it from ever going offline again without a reboot: pass --force to accept that",
             dev.name
+        )));
+    }
+    if target == Target::Online(OnlineType::Online)
+        && !force
+        && let Some(zone) = plain_online_zone(topo, dev)
+        && zone != Zone::Movable
+    {
+        return Err(Refusal::NeedsForce(format!(
+            "online lets the kernel pick the zone, and for {} it would pick {zone}{}: a kernel zone, where kernel allocations usually keep memory from ever going offline again. Ask for online_movable, or pass --force to accept {zone}",
+            dev.name,
+            topo.policy
+                .online_policy
+                .map_or_else(String::new, |p| format!(" (online_policy={p})"))
         )));
     }
     if let (Driver::Kmem, Target::Online(t)) = (&dev.driver, target)

@@ -53,6 +53,8 @@ pub struct Rule {
     pub state: Target,
     /// What to do on drift.
     pub on_drift: OnDrift,
+    /// Pass the safety checks `set --force` passes (required for `online_kernel`).
+    pub force: bool,
 }
 
 /// The whole policy.
@@ -111,6 +113,7 @@ struct RuleSpec {
     matcher: Spanned<MatchSpec>,
     state: Spanned<String>,
     on_drift: Option<Spanned<String>>,
+    force: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -122,7 +125,7 @@ struct MatchSpec {
     min_size: Option<u64>,
     max_size: Option<u64>,
     within: Option<Spanned<String>>,
-    backing: Option<String>,
+    backing: Option<Spanned<String>>,
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -228,6 +231,35 @@ impl Policy {
                 })?),
                 None => None,
             };
+            if let Some(b) = &m.backing
+                && !valid_backing(b.get_ref())
+            {
+                return Err(err(
+                    Some(b.span()),
+                    Some("match.backing"),
+                    format!(
+                        "{:?} is no device's backing: expected hmem:0xSTART-0xEND, cxl:regionN or nd:UUID (nd:regionN)",
+                        b.get_ref()
+                    ),
+                ));
+            }
+            if let (Some(lo), Some(hi)) = (m.min_size, m.max_size)
+                && lo > hi
+            {
+                return Err(err(
+                    Some(match_span.clone()),
+                    Some("match.min_size"),
+                    format!("min_size {lo} is above max_size {hi}: no device can match"),
+                ));
+            }
+            let force = r.force.unwrap_or(false);
+            if state == Target::Online(daxplug_abi::OnlineType::OnlineKernel) && !force {
+                return Err(err(
+                    Some(r.state.span()),
+                    Some("state"),
+                    "online_kernel is refused without force (its memory can likely never be unplugged again): add force = true to the rule to mean it".into(),
+                ));
+            }
             let matcher = Match {
                 name: m.name.map(Spanned::into_inner),
                 region: m.region,
@@ -235,7 +267,7 @@ impl Policy {
                 min_size: m.min_size,
                 max_size: m.max_size,
                 within,
-                backing: m.backing,
+                backing: m.backing.map(Spanned::into_inner),
             };
             if matcher == Match::default() {
                 return Err(err(Some(match_span), Some("match"), "a rule must match on something (name, region, target_node, min_size, max_size, within or backing)".into()));
@@ -245,6 +277,7 @@ impl Policy {
                 matcher,
                 state,
                 on_drift,
+                force,
             });
         }
         let metrics = match spec.metrics {
@@ -272,12 +305,31 @@ impl Policy {
             }
             None => None,
         };
+        if rules.is_empty() {
+            return Err(err(
+                None,
+                Some("rule"),
+                "the policy has no [[rule]]: the daemon would manage nothing".into(),
+            ));
+        }
         Ok(Policy { rules, metrics })
     }
 
     /// The first rule matching `dev`, if any.
     pub fn rule_for(&self, k: &dyn Kernel, topo: &Topology, dev: &Device) -> Option<&Rule> {
         self.rules.iter().find(|r| r.matcher.matches(k, topo, dev))
+    }
+}
+
+/// Whether `text` has the form of a backing identity ([`crate::identity::backing`]).
+fn valid_backing(text: &str) -> bool {
+    match text.split_once(':') {
+        Some(("hmem", range)) => parse_range(range).is_some(),
+        Some(("cxl", region)) => region
+            .strip_prefix("region")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
+        Some(("nd", id)) => !id.is_empty() && !id.contains(char::is_whitespace),
+        _ => false,
     }
 }
 
@@ -360,5 +412,34 @@ mod tests {
         assert_eq!((e.line, e.key.as_deref()), (Some(3), Some("state")), "{e}");
         let e = parse("[[rule]\n").expect_err("syntax");
         assert_eq!(e.line, Some(1));
+    }
+
+    /// Rules that can never act are refused when the policy is read, not at run time.
+    #[test]
+    fn impossible_rules_are_refused() {
+        let bad = [
+            (
+                "[[rule]]\nmatch = { min_size = 2, max_size = 1 }\nstate = \"devdax\"\n",
+                "match.min_size",
+            ),
+            (
+                "[[rule]]\nmatch = { backing = \"foo:bar\" }\nstate = \"devdax\"\n",
+                "match.backing",
+            ),
+            (
+                "[[rule]]\nmatch = { name = \"dax0.0\" }\nstate = \"online_kernel\"\n",
+                "state",
+            ),
+            ("", "rule"),
+        ];
+        for (text, key) in bad {
+            let e = parse(text).expect_err(text);
+            assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
+        }
+        let p = parse(
+            "[[rule]]\nmatch = { backing = \"cxl:region3\" }\nstate = \"online_kernel\"\nforce = true\n",
+        )
+        .expect("force makes online_kernel a rule that can act");
+        assert!(p.rules[0].force);
     }
 }

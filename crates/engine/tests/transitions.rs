@@ -446,3 +446,35 @@ fn one_offline_block_is_repaired_alone() {
         );
     }
 }
+
+/// Plain `online` lets the kernel pick the zone: where that is a kernel zone (contig-zones,
+/// the default) it is refused as online_kernel is, naming the zone; under auto-movable it
+/// goes ahead into Movable.
+#[test]
+fn plain_online_into_a_kernel_zone_needs_force() {
+    for flavour in [Flavour::Legacy, Flavour::Atomic] {
+        let host = TestHost::new(Sim::new(machine("hmem", flavour)));
+        let opts = Options {
+            settle: std::time::Duration::ZERO,
+            ..Options::default()
+        };
+        let online = Target::Online(OnlineType::Online);
+        let r = set(&host, "dax0.0", online, &opts).expect("runs");
+        assert_eq!(r.outcome, Outcome::Refused, "{flavour:?}: {r:?}");
+        let why = r.reason.unwrap_or_default();
+        assert!(
+            why.contains("Normal") && why.contains("online_movable"),
+            "{why}"
+        );
+        host.sim.with(|m| {
+            m.online_policy = daxplug_abi::OnlinePolicy::AutoMovable;
+            m.auto_movable_numa_aware = false;
+        });
+        let r = set(&host, "dax0.0", online, &opts).expect("runs");
+        assert_eq!(
+            r.end,
+            Some(ObservedState::OnlineMovable),
+            "{flavour:?}: {r:?}"
+        );
+    }
+}

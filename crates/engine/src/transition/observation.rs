@@ -33,6 +33,15 @@ pub(super) fn observe_device(
     crate::discover::require_memory_hotplug(k)?;
     let mut topo = crate::discover::discover_device(k, &device.to_string())?;
     topo.policy.auto_online_blocks = crate::discover::read_auto_online_blocks(k)?;
+    // Which zone plain `online` gives: the plan warns before it lands in a kernel zone.
+    topo.policy.online_policy = k
+        .read(daxplug_kernel::paths::ONLINE_POLICY)
+        .ok()
+        .and_then(|t| t.parse().ok());
+    topo.policy.auto_movable_numa_aware = k
+        .read(daxplug_kernel::paths::AUTO_MOVABLE_NUMA_AWARE)
+        .ok()
+        .and_then(|t| daxplug_abi::parse_param_bool(&t).ok());
     with_device(topo, device)
 }
 
