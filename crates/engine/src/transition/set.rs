@@ -21,9 +21,17 @@ use super::report::{Options, Outcome, Report, TransitionError, report};
 use super::{Fail, Run};
 
 pub(super) fn plan_lines(p: &Plan, dev: &Device, topo: &Topology) -> Vec<String> {
-    p.steps
-        .iter()
-        .flat_map(|s| s.commands(dev, topo.policy.auto_online_blocks))
+    // Plain `online` names no zone: say which one the memory lands in before acting.
+    let zone = (p.target == Target::Online(daxplug_abi::OnlineType::Online) && !p.steps.is_empty())
+        .then(|| crate::plan::plain_online_zone(topo, dev))
+        .flatten()
+        .map(|z| format!("note: online lets the kernel pick the zone: the memory lands in {z}"));
+    zone.into_iter()
+        .chain(
+            p.steps
+                .iter()
+                .flat_map(|s| s.commands(dev, topo.policy.auto_online_blocks)),
+        )
         .collect()
 }
 
