@@ -176,6 +176,9 @@ pub fn list(topo: &Topology, with_blocks: bool) -> String {
     out.push_str(&kernel_line(topo));
     out.push('\n');
     let mut notes = String::new();
+    for o in &topo.orphans {
+        let _ = writeln!(notes, "STUCK: {}", o.sentence());
+    }
     for d in &topo.devices {
         problem_lines(&mut notes, d);
         if let Some(n) = note(d) {

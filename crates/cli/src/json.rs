@@ -26,6 +26,19 @@ pub struct Report {
     nodes: Vec<NodeJson>,
     regions: Vec<RegionJson>,
     devices: Vec<DeviceJson>,
+    orphans: Vec<OrphanJson>,
+}
+
+/// A range a device no longer on the bus left behind (leaked until reboot).
+#[derive(Debug, Serialize)]
+struct OrphanJson {
+    name: String,
+    start: u64,
+    end: u64,
+    kmem_start: Option<u64>,
+    kmem_end: Option<u64>,
+    blocks: Vec<u64>,
+    online_blocks: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -166,6 +179,23 @@ impl Report {
                 .devices
                 .iter()
                 .map(|d| device(d, with_blocks))
+                .collect(),
+            orphans: topo
+                .orphans
+                .iter()
+                .map(|o| OrphanJson {
+                    name: o.name.clone(),
+                    start: o.range.start,
+                    end: o.range.end,
+                    kmem_start: o.kmem.map(|r| r.start),
+                    kmem_end: o.kmem.map(|r| r.end),
+                    blocks: o.blocks.iter().map(|b| b.id).collect(),
+                    online_blocks: o
+                        .blocks
+                        .iter()
+                        .filter(|b| b.state == BlockState::Online)
+                        .count() as u64,
+                })
                 .collect(),
         }
     }

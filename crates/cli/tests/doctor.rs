@@ -162,3 +162,54 @@ fn rules_matching_by_name_only_are_flagged() {
     let (code, v) = run(&by_backing);
     assert_eq!((code, codes(&v)), (0, vec!["legacy_abi".to_owned()]), "{v}");
 }
+
+/// A device removed from the bus with its memory online leaves its range in /proc/iomem:
+/// list (JSON and text) and doctor report it as stuck, with its blocks.
+#[test]
+fn a_leak_of_a_device_gone_from_the_bus_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = dir.path().join("m.json").display().to_string();
+    let run = |args: &[&str]| {
+        Command::cargo_bin("daxplug")
+            .expect("binary")
+            .env("DAXPLUG_REFUSE_HOST", "1")
+            .args(args)
+            .output()
+            .expect("runs")
+    };
+    assert!(
+        run(&["sim", "init", &f, "--preset", "cxl"])
+            .status
+            .success()
+    );
+    assert!(
+        run(&["--sim", &f, "sim", "fault", "remove-device", "dax1.0"])
+            .status
+            .success()
+    );
+    let list: Value =
+        serde_json::from_slice(&run(&["--sim", &f, "list", "--json"]).stdout).expect("json");
+    let orphans = list["orphans"].as_array().expect("orphans");
+    assert_eq!(orphans.len(), 2, "{list}");
+    assert!(
+        orphans
+            .iter()
+            .all(|o| o["name"] == "dax1.0" && o["online_blocks"] == 4),
+        "{list}"
+    );
+    let text = String::from_utf8(run(&["--sim", &f, "list"]).stdout).expect("utf-8");
+    assert!(
+        text.contains("STUCK: dax1.0 is gone from the dax bus"),
+        "{text}"
+    );
+    let (code, v) = doctor(&["--sim", &f]);
+    assert_eq!(code, 9, "{v}");
+    assert!(
+        v["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .any(|x| x["code"] == "stuck" && x["subject"] == "dax1.0"),
+        "{v}"
+    );
+}

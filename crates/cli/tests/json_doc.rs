@@ -115,6 +115,23 @@ fn documented_fields_match_printed_fields() {
         let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
         paths("", &v, &mut printed);
     }
+    // A device removed with its memory online leaves orphans, which no captured tree has.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = dir.path().join("m.json");
+    let daxplug = |args: &[&str]| {
+        Command::cargo_bin("daxplug")
+            .expect("binary")
+            .env("DAXPLUG_REFUSE_HOST", "1")
+            .args(args)
+            .output()
+            .expect("runs")
+    };
+    let f = sim.to_str().expect("utf-8");
+    assert!(daxplug(&["sim", "init", f, "--preset", "cxl"]).status.success());
+    assert!(daxplug(&["--sim", f, "sim", "fault", "remove-device", "dax1.0"]).status.success());
+    let out = daxplug(&["--sim", f, "list", "--json", "--blocks"]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    paths("", &v, &mut printed);
     let undocumented: Vec<_> = printed.difference(&documented).collect();
     let unprinted: Vec<_> = documented.difference(&printed).collect();
     assert!(

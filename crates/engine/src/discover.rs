@@ -85,7 +85,14 @@ pub fn discover_with(
             paths::DAX_DRIVERS,
             daxplug_abi::DaxDriver::FsdevDax
         )),
+        orphans: Vec::new(),
     };
+    // A device a scope leaves out is not an orphan: only a full look finds those.
+    if *scope == Scope::All {
+        let on_bus = names.iter().cloned().collect();
+        topo.orphans =
+            crate::orphans::orphans(k, &iomem, &on_bus, block_size, MAX_BLOCKS_PER_RANGE)?;
+    }
     let backings: Vec<Option<String>> = topo
         .devices
         .iter()
@@ -129,6 +136,7 @@ pub fn discover_device(k: &dyn Kernel, name: &str) -> Result<Topology, Discovery
             paths::DAX_DRIVERS,
             daxplug_abi::DaxDriver::FsdevDax
         )),
+        orphans: Vec::new(),
     })
 }
 
@@ -435,7 +443,7 @@ fn read_device(
 
 /// Whether each block's node is read (it is shown per block, and used for nothing else).
 #[derive(Debug, Clone, Copy)]
-enum BlockNodes {
+pub(crate) enum BlockNodes {
     Skip,
     /// Read, testing the device's target node first.
     Read(Option<u32>),
@@ -456,7 +464,7 @@ const PARALLEL_FROM: usize = 1024;
 
 /// Reads the blocks that exist among `ids`, in order; big devices with several threads when
 /// the kernel interface allows it (each block is independent of the others).
-fn read_blocks(
+pub(crate) fn read_blocks(
     k: &dyn Kernel,
     ids: &[u64],
     block_size: BlockSize,

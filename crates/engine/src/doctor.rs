@@ -125,6 +125,15 @@ pub fn check_with_policy(
         KernelAbi::Legacy => add(Severity::Info, "legacy_abi", "kernel".into(), "a kmem-bound device has no daxX.Y/state".into(), "nothing: daxplug runs its own protocol (lock, policy at bind, rollback, fenced unbind); a kernel with the atomic series makes it one write".into()),
         KernelAbi::Unknown => {}
     }
+    for o in &topo.orphans {
+        add(
+            Severity::Error,
+            "stuck",
+            o.name.clone(),
+            o.sentence(),
+            "reboot to free the range; nothing on the bus can release it".into(),
+        );
+    }
     for d in &topo.devices {
         match d.state {
             ObservedState::Stuck => add(

@@ -15,6 +15,7 @@ pub mod identity;
 pub mod journal;
 pub mod layout;
 pub mod observe;
+pub mod orphans;
 pub mod plan;
 pub mod policy;
 pub mod problems;

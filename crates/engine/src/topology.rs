@@ -289,6 +289,9 @@ pub struct Topology {
     pub kmem_loaded: bool,
     /// Whether the fsdev_dax driver is loaded.
     pub fsdev_loaded: bool,
+    /// Ranges of devices no longer on the bus that the kernel still holds (leaked until
+    /// reboot); filled by a full discovery.
+    pub orphans: Vec<crate::orphans::Orphan>,
 }
 
 /// Which devices to read.

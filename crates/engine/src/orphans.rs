@@ -1,0 +1,99 @@
+//! Leaked ranges of devices that are no longer on the bus: a device removed while kmem held
+//! its memory online leaves its `daxX.Y` resource (and the `System RAM (kmem)` in it) in
+//! `/proc/iomem`, with its memory blocks, until reboot. No device shows it any more, so it is
+//! found from `/proc/iomem`.
+
+use std::collections::BTreeSet;
+
+use daxplug_abi::{BlockSize, DaxName, Iomem, KMEM_RESOURCE_NAME, PhysRange};
+use daxplug_kernel::Kernel;
+
+use crate::discover::{BlockNodes, read_blocks};
+use crate::error::DiscoveryError;
+use crate::topology::Block;
+
+/// The range a removed device left behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphan {
+    /// The name the kernel still gives the range.
+    pub name: String,
+    /// The range.
+    pub range: PhysRange,
+    /// The `System RAM (kmem)` inside it, if any.
+    pub kmem: Option<PhysRange>,
+    /// The memory blocks still present in the range.
+    pub blocks: Vec<Block>,
+}
+
+impl Orphan {
+    /// One sentence for people: what is left and why it stays.
+    pub fn sentence(&self) -> String {
+        let online = self
+            .blocks
+            .iter()
+            .filter(|b| b.state == daxplug_abi::BlockState::Online)
+            .count();
+        let blocks = if self.blocks.is_empty() {
+            "no memory block".to_owned()
+        } else {
+            format!(
+                "{} ({online} online)",
+                crate::problems::format_block_ids(self.blocks.iter().map(|b| b.id))
+            )
+        };
+        format!(
+            "{} is gone from the dax bus, but /proc/iomem still holds its range {:#x}-{:#x}{}, with {blocks}: the kernel leaked it, and it stays until reboot",
+            self.name,
+            self.range.start,
+            self.range.end,
+            if self.kmem.is_some() {
+                " as System RAM (kmem)"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+/// The `daxX.Y` resources of `/proc/iomem` whose device is not among `on_bus`.
+pub(crate) fn orphans(
+    k: &dyn Kernel,
+    iomem: &Iomem,
+    on_bus: &BTreeSet<String>,
+    block_size: BlockSize,
+    most_blocks: u64,
+) -> Result<Vec<Orphan>, DiscoveryError> {
+    let mut out = Vec::new();
+    for (i, e) in iomem.entries().iter().enumerate() {
+        if e.name.parse::<DaxName>().is_err() || on_bus.contains(&e.name) {
+            continue;
+        }
+        if e.range.len() / block_size.bytes() > most_blocks {
+            return Err(DiscoveryError::Implausible {
+                path: daxplug_kernel::paths::IOMEM.to_owned(),
+                what: format!("{} spans {:#x}-{:#x}", e.name, e.range.start, e.range.end),
+            });
+        }
+        let kmem = iomem
+            .children(i)
+            .find(|(_, c)| c.name == KMEM_RESOURCE_NAME)
+            .map(|(_, c)| c.range);
+        let ids: Vec<u64> = e
+            .range
+            .whole_blocks(block_size)
+            .map(|(first, last)| (first..=last).collect())
+            .unwrap_or_default();
+        let blocks = read_blocks(k, &ids, block_size, BlockNodes::Skip)?;
+        if kmem.is_none() && blocks.is_empty() {
+            // A name with nothing of the system in it holds nothing to report.
+            continue;
+        }
+        out.push(Orphan {
+            name: e.name.clone(),
+            range: e.range,
+            kmem,
+            blocks,
+        });
+    }
+    Ok(out)
+}
