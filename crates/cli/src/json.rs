@@ -262,6 +262,8 @@ fn device(d: &Device, with_blocks: bool) -> DeviceJson {
 /// `set --json`: one result per device, and the exit code the command returns.
 #[derive(Debug, Serialize)]
 pub struct SetJson<'a> {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
     /// One per device, in order.
     pub results: Vec<TransitionJson<'a>>,
     /// The command's exit code (the worst of the results).
@@ -338,6 +340,8 @@ impl<'a> TransitionJson<'a> {
 /// `doctor --json`.
 #[derive(Debug, Serialize)]
 pub struct DoctorJson<'a> {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
     /// No finding above a note.
     pub ok: bool,
     /// Every finding, worst first as `doctor` prints them.
@@ -360,7 +364,7 @@ impl<'a> FindingJson<'a> {
         use daxplug_engine::doctor::Severity;
         FindingJson {
             severity: match f.severity {
-                Severity::Info => "info",
+                Severity::Info => "note",
                 Severity::Warning => "warning",
                 Severity::Error => "error",
             },
@@ -375,6 +379,8 @@ impl<'a> FindingJson<'a> {
 /// `recover --json`.
 #[derive(Debug, Serialize)]
 pub struct RecoverJson<'a> {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
     /// One line per interrupted transition recovered.
     pub recovered: &'a [String],
 }

@@ -597,6 +597,7 @@ fn doctor(
     let code = if wrong { Exit::Risks } else { Exit::Ok };
     if json {
         let mut text = serde_json::to_string_pretty(&json::DoctorJson {
+            schema_version: json::SCHEMA_VERSION,
             ok: !wrong,
             findings: findings.iter().map(json::FindingJson::new).collect(),
         })?;

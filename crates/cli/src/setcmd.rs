@@ -182,6 +182,7 @@ pub fn output(reports: &[Report], json: bool) -> anyhow::Result<(String, Exit)> 
     let code = worst(reports.iter().map(|r| outcome_code(r.outcome)));
     if json {
         let mut text = serde_json::to_string_pretty(&SetJson {
+            schema_version: crate::json::SCHEMA_VERSION,
             results: reports.iter().map(TransitionJson::new).collect(),
             exit_code: code.code(),
         })?;
@@ -322,7 +323,10 @@ pub fn run_recover(
     };
     let done = recover(host, &opts)?;
     if json {
-        let mut text = serde_json::to_string_pretty(&RecoverJson { recovered: &done })?;
+        let mut text = serde_json::to_string_pretty(&RecoverJson {
+            schema_version: crate::json::SCHEMA_VERSION,
+            recovered: &done,
+        })?;
         text.push('\n');
         return Ok((text, Exit::Ok));
     }

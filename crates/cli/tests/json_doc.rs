@@ -127,8 +127,16 @@ fn documented_fields_match_printed_fields() {
             .expect("runs")
     };
     let f = sim.to_str().expect("utf-8");
-    assert!(daxplug(&["sim", "init", f, "--preset", "cxl"]).status.success());
-    assert!(daxplug(&["--sim", f, "sim", "fault", "remove-device", "dax1.0"]).status.success());
+    assert!(
+        daxplug(&["sim", "init", f, "--preset", "cxl"])
+            .status
+            .success()
+    );
+    assert!(
+        daxplug(&["--sim", f, "sim", "fault", "remove-device", "dax1.0"])
+            .status
+            .success()
+    );
     let out = daxplug(&["--sim", f, "list", "--json", "--blocks"]);
     let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     paths("", &v, &mut printed);

@@ -537,6 +537,11 @@ fn mount_point(target: &Path, like: &fs::Metadata) -> Result<(), SandboxError> {
 /// removed one's away, as devtmpfs and the driver core do on a real machine: libdaxctl stats
 /// the node of a device it has just created and follows the link to its subsystem.
 fn sync_devices(served: &Path) -> Result<(), SandboxError> {
+    // The FUSE worker that served the write and `sim run`'s own poll may both get here.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     sync_char_links(&served.join("sys").join(CHAR_LINKS))?;
     let emulated = served.join("dev");
     let emulated = emulated.as_path();
