@@ -36,6 +36,8 @@ pub struct DaemonArgs {
     pub once: bool,
     /// Stop after this long (for tests and trials).
     pub exit_after: Option<Duration>,
+    /// With `once`: plan only.
+    pub dry_run: bool,
 }
 
 fn log(line: &str) {
@@ -88,12 +90,16 @@ pub fn run(
         .context("cannot install the SIGHUP handler")?;
     let opts = Options {
         cancel: Arc::clone(&cancel),
+        dry_run: args.dry_run,
         ..Options::default()
     };
     let metrics_addr = policy.metrics;
     let mut daemon = Daemon::new(host, policy, opts);
-    for line in daemon.recover()? {
-        log(&line);
+    daemon.config = Some(args.config.clone());
+    if !args.dry_run {
+        for line in daemon.recover()? {
+            log(&line);
+        }
     }
     let shared = Arc::new(Mutex::new(Metrics::default()));
     if let (Some(addr), false) = (metrics_addr, args.once) {
@@ -107,9 +113,13 @@ pub fn run(
     let decisions = daemon.apply(args.once)?;
     for d in &decisions {
         log(&d.log_line());
+        for line in &d.plan {
+            log(&format!("  would run: {line}"));
+        }
     }
     publish(&daemon);
     if args.once {
+        daemon.unregister();
         let bad = decisions.iter().any(|d| !d.result.is_settled());
         return Ok((String::new(), if bad { Exit::Failure } else { Exit::Ok }));
     }
@@ -201,6 +211,7 @@ pub fn run(
             publish(&daemon);
         }
     }
+    daemon.unregister();
     log("stopping");
     Ok((String::new(), Exit::Ok))
 }

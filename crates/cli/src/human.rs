@@ -131,6 +131,27 @@ fn problem_lines(out: &mut String, d: &Device) {
     }
 }
 
+/// The maintenance holds in force, a line each (nothing when there is none).
+pub fn holds(holds: &[daxplug_engine::holds::Hold]) -> String {
+    let mut out = String::new();
+    for h in holds {
+        let until = h.until.map_or_else(
+            || "until released".to_owned(),
+            |u| format!("until unix time {u}"),
+        );
+        let why = h
+            .reason
+            .as_deref()
+            .map_or_else(String::new, |r| format!(": {r}"));
+        let _ = writeln!(
+            out,
+            "{}: held for maintenance {until}{why}; the daemon leaves it alone (daxplug release {} ends it).",
+            h.device, h.device
+        );
+    }
+    out
+}
+
 /// `daxplug list`.
 pub fn list(topo: &Topology, with_blocks: bool) -> String {
     let mut out = String::new();

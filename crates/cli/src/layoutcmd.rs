@@ -19,6 +19,8 @@ pub struct Common {
     pub json: bool,
     /// `--force`.
     pub force: bool,
+    /// `--override`.
+    pub daemon_override: bool,
 }
 
 fn size(text: &str, what: &str) -> Result<u64, exit::Usage> {
@@ -57,7 +59,7 @@ pub fn run_create(
         target: target(state)?,
     };
     let region = region(region_arg)?;
-    let opts = options(c.timeout, c.force, c.dry_run, c.json)?;
+    let opts = options(c.timeout, c.force, c.dry_run, c.json, c.daemon_override)?;
     let r = create(host, region, change, &opts)?;
     output(&[r], c.json)
 }
@@ -84,7 +86,7 @@ pub fn run_resize(
         align: None,
         target,
     };
-    let opts = options(c.timeout, c.force, c.dry_run, c.json)?;
+    let opts = options(c.timeout, c.force, c.dry_run, c.json, c.daemon_override)?;
     let r = change_layout(host, device, change, &opts)?;
     output(&[r], c.json)
 }
@@ -92,7 +94,7 @@ pub fn run_resize(
 /// `daxplug destroy DEV`.
 pub fn run_destroy(host: &dyn Host, device: &str, c: Common) -> anyhow::Result<(String, Exit)> {
     daxplug_engine::discover::require_device(host.kernel(), device)?;
-    let opts = options(c.timeout, c.force, c.dry_run, c.json)?;
+    let opts = options(c.timeout, c.force, c.dry_run, c.json, c.daemon_override)?;
     let r = change_layout(host, device, LayoutChange::Destroy, &opts)?;
     output(&[r], c.json)
 }

@@ -197,6 +197,29 @@ enum Command {
         /// Stop after this long (for trials on the emulated machine, and tests).
         #[arg(long, value_name = "DURATION", value_parser = setcmd::parse_timeout)]
         exit_after: Option<setcmd::Timeout>,
+        /// With --once: print what the daemon would do (each transition's plan) and change
+        /// nothing.
+        #[arg(long, requires = "once")]
+        dry_run: bool,
+    },
+    /// Hold a device for maintenance: a running daemon leaves it alone (and `set` may
+    /// change it) until the hold lapses or `daxplug release DEV`.
+    Hold {
+        /// The device, such as dax0.0.
+        #[arg(value_name = "DEV")]
+        device: String,
+        /// How long (30m, 2h; default: until released).
+        #[arg(long = "for", value_name = "DURATION", value_parser = setcmd::parse_timeout)]
+        duration: Option<setcmd::Timeout>,
+        /// Why, shown by `list`, `doctor` and the daemon's log.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Release a device held for maintenance: the daemon applies its rule to it again.
+    Release {
+        /// The device, such as dax0.0.
+        #[arg(value_name = "DEV")]
+        device: String,
     },
     /// Write shell completions or man pages generated from this command-line definition.
     Generate {
@@ -239,6 +262,10 @@ struct TransitionArgs {
     /// the message of the check says what it risks.
     #[arg(long)]
     force: bool,
+    /// Change a device a running daemon manages: it is held for maintenance (the daemon
+    /// leaves it alone) until `daxplug release DEV`.
+    #[arg(long = "override")]
+    daemon_override: bool,
 }
 
 impl From<TransitionArgs> for layoutcmd::Common {
@@ -248,6 +275,7 @@ impl From<TransitionArgs> for layoutcmd::Common {
             dry_run: a.dry_run,
             json: a.json,
             force: a.force,
+            daemon_override: a.daemon_override,
         }
     }
 }
@@ -351,6 +379,7 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
                     dry_run: common.dry_run,
                     json: common.json,
                     force: common.force,
+                    daemon_override: common.daemon_override,
                 },
             )
         }),
@@ -358,8 +387,9 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
             ref config,
             once,
             exit_after,
+            dry_run,
             ..
-        } => on_machine(&cli, true, |b| {
+        } => on_machine(&cli, !dry_run, |b| {
             let host = b.host();
             let events = match b {
                 Backend::Sim(sim, _) => daemoncmd::Events::Sim(sim),
@@ -372,6 +402,7 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
                 config: config.clone(),
                 once,
                 exit_after: exit_after.and_then(|t| t.0),
+                dry_run,
             };
             daemoncmd::run(host.as_ref(), &events, &args)
         }),
@@ -401,6 +432,36 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
         Command::Destroy { ref device, common } => on_machine(&cli, !common.dry_run, |b| {
             layoutcmd::run_destroy(b.host().as_ref(), device, common.into())
         }),
+        Command::Hold {
+            ref device,
+            duration,
+            ref reason,
+        } => on_machine(&cli, true, |b| {
+            let host = b.host();
+            let name = daxplug_engine::discover::device_name(device)?;
+            daxplug_engine::discover::require_device(host.kernel(), device)?;
+            let secs = duration.and_then(|d| d.0).map(|d| d.as_secs());
+            daxplug_engine::holds::hold(&host.run_dir(), name, secs, reason.clone())
+                .with_context(|| format!("cannot hold {name}"))?;
+            let until = secs.map_or_else(
+                || format!("until `daxplug release {name}`"),
+                |s| format!("for {s} s (or until `daxplug release {name}`)"),
+            );
+            text(Ok(format!(
+                "{name} is held for maintenance {until}: the daemon leaves it alone.\n"
+            )))
+        }),
+        Command::Release { ref device } => on_machine(&cli, true, |b| {
+            let host = b.host();
+            let name = daxplug_engine::discover::device_name(device)?;
+            let was = daxplug_engine::holds::release(&host.run_dir(), name)
+                .with_context(|| format!("cannot release {name}"))?;
+            text(Ok(if was {
+                format!("{name} is released: the daemon applies its rule to it again.\n")
+            } else {
+                format!("{name} was not held.\n")
+            }))
+        }),
         Command::Recover { json } => on_machine(&cli, true, |b| {
             setcmd::run_recover(b.host().as_ref(), json, None)
         }),
@@ -421,7 +482,8 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
                 None => None,
             };
             let policy = config.as_deref().zip(policy.as_ref());
-            doctor(b.kernel(), root, policy, json)
+            let holds = daxplug_engine::holds::holds(&b.host().run_dir());
+            doctor(b.kernel(), root, policy, &holds, json)
         }),
         Command::List { json, blocks } => on_machine(&cli, false, |b| {
             // Each block's node is shown only in per-block rows.
@@ -434,7 +496,8 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
             text(if json {
                 to_json(&json::Report::new(&topo, blocks))
             } else {
-                Ok(human::list(&topo, blocks))
+                let holds = daxplug_engine::holds::holds(&b.host().run_dir());
+                Ok(human::list(&topo, blocks) + &human::holds(&holds))
             })
         }),
         Command::Status { ref device, json } => on_machine(&cli, false, |b| {
@@ -589,10 +652,26 @@ fn doctor(
     kernel: &dyn Kernel,
     root: Option<&std::path::Path>,
     policy: Option<(&std::path::Path, &daxplug_engine::policy::Policy)>,
+    holds: &[daxplug_engine::holds::Hold],
     json: bool,
 ) -> anyhow::Result<(String, Exit)> {
-    use daxplug_engine::doctor::{Severity, check_with_policy};
-    let findings = check_with_policy(kernel, root, policy)?;
+    use daxplug_engine::doctor::{Finding, Severity, check_with_policy};
+    let mut findings = check_with_policy(kernel, root, policy)?;
+    findings.extend(holds.iter().map(|h| Finding {
+        severity: Severity::Info,
+        code: "held",
+        subject: h.device.to_string(),
+        evidence: format!(
+            "held for maintenance{}",
+            h.reason
+                .as_deref()
+                .map_or_else(String::new, |r| format!(": {r}"))
+        ),
+        fix: format!(
+            "the daemon leaves it alone until `daxplug release {}`",
+            h.device
+        ),
+    }));
     let wrong = findings.iter().any(|f| f.severity > Severity::Info);
     let code = if wrong { Exit::Risks } else { Exit::Ok };
     if json {

@@ -87,6 +87,8 @@ pub struct SetArgs {
     pub json: bool,
     /// `--force`.
     pub force: bool,
+    /// `--override`.
+    pub daemon_override: bool,
 }
 
 /// Installs Ctrl-C / SIGTERM handling (cancel and roll back) and the writer wake-up signal.
@@ -139,7 +141,13 @@ pub fn run(host: &dyn Host, args: &SetArgs) -> anyhow::Result<(String, Exit)> {
         daxplug_engine::discover::require_device(host.kernel(), &args.device)?;
         vec![args.device.clone()]
     };
-    let opts = options(args.timeout, args.force, args.dry_run, args.json)?;
+    let opts = options(
+        args.timeout,
+        args.force,
+        args.dry_run,
+        args.json,
+        args.daemon_override,
+    )?;
     let mut reports = Vec::new();
     for d in &devices {
         reports.push(set(host, d, target, &opts)?);
@@ -156,11 +164,13 @@ pub fn options(
     force: bool,
     dry_run: bool,
     json: bool,
+    daemon_override: bool,
 ) -> anyhow::Result<Options> {
     Ok(Options {
         timeout,
         force,
         dry_run,
+        daemon_override,
         cancel: if dry_run {
             Arc::new(AtomicBool::new(false))
         } else {

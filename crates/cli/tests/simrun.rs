@@ -601,3 +601,55 @@ fn sim_run_sees_the_machine_and_cannot_change_the_host() {
     // Its journal and lock went to the machine's run directory.
     assert!(Path::new(&format!("{file}.run")).is_dir());
 }
+
+/// The daemon and an operator on one machine (under `sim run`, so that both act on it at
+/// once): `set` on a device the daemon manages is refused and says why; once held it goes
+/// through and the daemon leaves the device alone; released, the daemon applies its rule.
+#[test]
+fn set_beside_a_running_daemon_needs_a_hold() {
+    need_fuse!("set_beside_a_running_daemon_needs_a_hold");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let file = machine(tmp.path(), "m.json", "hmem", "legacy");
+    let policy = tmp.path().join("p.toml");
+    std::fs::write(
+        &policy,
+        "[[rule]]\nmatch = { backing = \"hmem:0x140000000-0x17fffffff\" }\nstate = \"online_movable\"\n",
+    )
+    .expect("policy");
+    let bin = BIN;
+    let script = format!(
+        "{bin} daemon --config {p} --exit-after 6s > /dev/null 2>&1 &
+         sleep 2
+         {bin} set dax0.0 unplugged; echo rc=$?
+         {bin} hold dax0.0 --reason firmware
+         {bin} set dax0.0 unplugged > /dev/null; echo rc=$?
+         sleep 1.5
+         {bin} list | grep -c 'held for maintenance'
+         {bin} status dax0.0 --json | grep -o '\"state\": \"[a-z_]*\"' | head -1
+         {bin} release dax0.0
+         sleep 1.5
+         {bin} status dax0.0 --json | grep -o '\"state\": \"[a-z_]*\"' | head -1
+         wait",
+        p = policy.display()
+    );
+    let out = ok(&["sim", "run", &file, "--", "sh", "-c", &script]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(out.contains("is managed by the daxplug daemon"), "{out}");
+    let rcs: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("rc="))
+        .copied()
+        .collect();
+    assert_eq!(rcs, vec!["rc=5", "rc=0"], "{out}");
+    let states: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.contains("\"state\""))
+        .copied()
+        .collect();
+    assert_eq!(
+        states,
+        vec!["\"state\": \"unbound\"", "\"state\": \"online_movable\""],
+        "held, the device stays where the operator put it; released, the rule applies: {out}"
+    );
+    assert!(lines.contains(&"1"), "list shows the hold: {out}");
+}

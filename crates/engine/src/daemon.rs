@@ -34,6 +34,8 @@ pub enum DecisionResult {
     Backoff,
     /// The kernel leaked the device's range: nothing to run until reboot.
     Stuck,
+    /// An operator holds the device for maintenance (`daxplug hold`): left alone.
+    Held,
     /// The daemon ran a transition, which ended so.
     Transition(Outcome),
 }
@@ -46,6 +48,7 @@ impl DecisionResult {
             DecisionResult::DriftReported => "drift_reported",
             DecisionResult::Backoff => "backoff",
             DecisionResult::Stuck => "stuck",
+            DecisionResult::Held => "held",
             DecisionResult::Transition(o) => o.as_str(),
         }
     }
@@ -54,7 +57,9 @@ impl DecisionResult {
     pub fn is_settled(self) -> bool {
         matches!(
             self,
-            DecisionResult::Ok | DecisionResult::Transition(Outcome::Done | Outcome::NoChange)
+            DecisionResult::Ok
+                | DecisionResult::Held
+                | DecisionResult::Transition(Outcome::Done | Outcome::NoChange | Outcome::DryRun)
         )
     }
 }
@@ -94,6 +99,9 @@ pub struct Decision {
     pub reason: Option<String>,
     /// Its observed state after.
     pub end: Option<ObservedState>,
+    /// A dry run's plan: the commands it would run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub plan: Vec<String>,
 }
 
 impl Decision {
@@ -127,6 +135,8 @@ struct Managed {
     restores: u32,
     /// Not before this instant.
     next_allowed: Option<Instant>,
+    /// The hold in force was already logged.
+    held_logged: bool,
 }
 
 /// Numbers for the metrics endpoint.
@@ -214,6 +224,8 @@ pub struct Daemon<'a> {
     managed: BTreeMap<DaxName, Managed>,
     /// What the metrics endpoint serves.
     pub metrics: Metrics,
+    /// The policy file, published with the daemon's registration so that `set` can name it.
+    pub config: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Daemon<'_> {
@@ -234,6 +246,7 @@ impl<'a> Daemon<'a> {
             opts,
             managed: BTreeMap::new(),
             metrics: Metrics::default(),
+            config: None,
         }
     }
 
@@ -277,6 +290,10 @@ impl<'a> Daemon<'a> {
                 continue;
             };
             let m = self.managed.entry(dev.name).or_default();
+            let held = crate::holds::held(&self.host.run_dir(), dev.name);
+            if held.is_none() {
+                m.held_logged = false;
+            }
             let decision = |result: DecisionResult,
                             reason: Option<String>,
                             end: Option<ObservedState>| Decision {
@@ -287,7 +304,26 @@ impl<'a> Daemon<'a> {
                 result,
                 reason,
                 end,
+                plan: Vec::new(),
             };
+            if let Some(h) = held {
+                // Released later, the device is applied afresh: not drift, no backoff.
+                m.reached = false;
+                m.restores = 0;
+                m.next_allowed = None;
+                if !m.held_logged || report_ok {
+                    m.held_logged = true;
+                    out.push(decision(
+                        DecisionResult::Held,
+                        Some(h.reason.map_or_else(
+                            || "held for maintenance (daxplug hold)".to_owned(),
+                            |r| format!("held for maintenance: {r}"),
+                        )),
+                        Some(dev.state),
+                    ));
+                }
+                continue;
+            }
             if rule.state.satisfied_by(dev.state) {
                 if !m.reached {
                     m.restores = 0;
@@ -374,12 +410,41 @@ impl<'a> Daemon<'a> {
                 result,
                 reason: r.reason.clone(),
                 end: r.end,
+                plan: if r.outcome == Outcome::DryRun {
+                    r.plan.clone()
+                } else {
+                    Vec::new()
+                },
             });
         }
         if out.iter().any(|d| d.end != Some(d.from)) {
             self.refresh_metrics()?;
         }
+        if !self.opts.dry_run {
+            let managed = topo
+                .devices
+                .iter()
+                .filter_map(|d| {
+                    let r = self.policy.rule_for(self.host.kernel(), &topo, d)?;
+                    Some((d.name, r.state.to_string()))
+                })
+                .collect();
+            // Best effort: a run directory that cannot be written only costs `set` the warning.
+            let _ = crate::holds::register_daemon(
+                &self.host.run_dir(),
+                &crate::holds::DaemonRecord {
+                    pid: std::process::id(),
+                    config: self.config.clone().unwrap_or_default(),
+                    managed,
+                },
+            );
+        }
         Ok(out)
+    }
+
+    /// Withdraws the daemon's registration (it is exiting).
+    pub fn unregister(&self) {
+        crate::holds::unregister_daemon(&self.host.run_dir());
     }
 
     /// Reads every device again for the metrics.

@@ -35,6 +35,9 @@ pub struct Options {
     /// How long every block must stay offline before kmem is unbound without a `state`
     /// file (at least `SETTLE_ROUNDS` checks happen whatever this is).
     pub settle: Duration,
+    /// A device a running daemon manages is held for maintenance (until released) and
+    /// changed, instead of refused.
+    pub daemon_override: bool,
     /// Hooks for the tests only; the default is off.
     pub test_hooks: TestHooks,
 }
@@ -61,6 +64,7 @@ impl Default for Options {
             max_rounds: 8,
             progress: None,
             settle: SETTLE,
+            daemon_override: false,
             test_hooks: TestHooks::default(),
         }
     }

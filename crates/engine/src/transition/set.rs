@@ -13,6 +13,7 @@ use crate::observe::ObservedState;
 use crate::plan::{Plan, Refusal, plan};
 use crate::target::Target;
 use crate::topology::{Block, Device, Driver, Topology};
+use daxplug_abi::DaxName;
 
 use super::lock::take_lock;
 use super::observation::{observe_device, stable_observation};
@@ -86,6 +87,10 @@ fn transition(
     let k = host.kernel();
     let mut rep = report(device, goal);
     let device = crate::discover::device_name(device)?;
+    if let Some(why) = daemon_conflict(host, device, opts, &mut rep) {
+        rep.reason = Some(why);
+        return Ok(rep);
+    }
 
     if opts.dry_run {
         let (topo, dev) = observe_device(k, device)?;
@@ -165,6 +170,41 @@ fn transition(
 
     execute(host, opts, &p, &mut rep, started, &dev)?;
     Ok(rep)
+}
+
+/// A running daxplug daemon manages `device` and would put it back: the refusal, unless it
+/// is held for maintenance, or `--override` holds it now (said among the actions).
+fn daemon_conflict(
+    host: &dyn Host,
+    device: DaxName,
+    opts: &Options,
+    rep: &mut Report,
+) -> Option<String> {
+    let run = host.run_dir();
+    let daemon = crate::holds::running_daemon(&run)?;
+    if daemon.pid == std::process::id() {
+        return None;
+    }
+    let (_, wants) = daemon.managed.iter().find(|(d, _)| *d == device)?;
+    if crate::holds::held(&run, device).is_some() {
+        return None;
+    }
+    if opts.daemon_override && !opts.dry_run {
+        return match crate::holds::hold(&run, device, None, Some("daxplug set --override".into())) {
+            Ok(_) => {
+                rep.actions.push(format!(
+                    "held {device} for maintenance: the daemon leaves it alone until `daxplug release {device}`"
+                ));
+                None
+            }
+            Err(e) => Some(format!("cannot hold {device} for maintenance: {e}")),
+        };
+    }
+    Some(format!(
+        "{device} is managed by the daxplug daemon (pid {}, {}: {wants}), which would put it back: hold it first (daxplug hold {device} [--for 2h]), or pass --override, which holds it until `daxplug release {device}`",
+        daemon.pid,
+        daemon.config.display()
+    ))
 }
 
 /// The plan for `goal`, or `None` with the refusal written into `rep` (the device then
@@ -249,7 +289,7 @@ pub(super) fn execute(
     let _ = run.restore_autoprobe();
     let _ = run.release_udev();
     let _ = run.file.remove();
-    rep.actions = std::mem::take(&mut run.actions);
+    rep.actions.extend(std::mem::take(&mut run.actions));
     rep.kernel_write_millis = run.kernel_time.as_secs_f64() * 1e3;
     rep.settle_millis = run.settle_time.as_secs_f64() * 1e3;
     rep.journal_millis = run.journal_time.as_secs_f64() * 1e3;
