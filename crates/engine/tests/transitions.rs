@@ -18,6 +18,14 @@ fn machine(preset: &str, flavour: Flavour) -> Machine {
     m
 }
 
+/// Options without the settle wait (the model has no controller polling for it).
+fn quick() -> Options {
+    Options {
+        settle: std::time::Duration::ZERO,
+        ..Options::default()
+    }
+}
+
 /// The hmem preset with dax0.0 moved to online_movable by daxplug.
 fn online_movable_hmem(flavour: Flavour) -> TestHost {
     let host = TestHost::new(Sim::new(machine("hmem", flavour)));
@@ -342,10 +350,7 @@ fn kmem_is_loaded_without_binding_anything_else() {
                 &host,
                 "dax0.0",
                 Target::Online(OnlineType::OnlineMovable),
-                &Options {
-                    settle: std::time::Duration::ZERO,
-                    ..Options::default()
-                },
+                &quick(),
             )
             .expect("runs");
             let at = format!("{preset} {flavour:?}: {:?} {:?}", r.reason, r.actions);
@@ -368,10 +373,7 @@ fn kmem_is_loaded_without_binding_anything_else() {
 fn famfs_is_a_state_of_its_own() {
     for flavour in [Flavour::Legacy, Flavour::Atomic] {
         let host = online_movable_hmem(flavour);
-        let opts = Options {
-            settle: std::time::Duration::ZERO,
-            ..Options::default()
-        };
+        let opts = quick();
         let r = set(&host, "dax0.0", Target::Famfs, &opts).expect("runs");
         assert_eq!(
             (r.outcome, r.end),
@@ -416,10 +418,7 @@ fn one_offline_block_is_repaired_alone() {
                 )
             })
             .expect("offline one block");
-        let opts = Options {
-            settle: std::time::Duration::ZERO,
-            ..Options::default()
-        };
+        let opts = quick();
         let dry = set(
             &host,
             "dax0.0",
@@ -454,10 +453,7 @@ fn one_offline_block_is_repaired_alone() {
 fn plain_online_into_a_kernel_zone_needs_force() {
     for flavour in [Flavour::Legacy, Flavour::Atomic] {
         let host = TestHost::new(Sim::new(machine("hmem", flavour)));
-        let opts = Options {
-            settle: std::time::Duration::ZERO,
-            ..Options::default()
-        };
+        let opts = quick();
         let online = Target::Online(OnlineType::Online);
         let r = set(&host, "dax0.0", online, &opts).expect("runs");
         assert_eq!(r.outcome, Outcome::Refused, "{flavour:?}: {r:?}");
