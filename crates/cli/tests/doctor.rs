@@ -213,3 +213,38 @@ fn a_leak_of_a_device_gone_from_the_bus_is_reported() {
         "{v}"
     );
 }
+
+/// Rules read as udev reads them: a RHEL-shaped memory section whose write names no memory
+/// and daxctl's device rule are both found; an empty file of the same name in /etc masks.
+#[test]
+fn udev_rules_are_read_as_udev_reads_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    common::copy_tree(&common::fixture("hmem", "04-online-movable"), dir.path());
+    let vendor = dir.path().join("usr/lib/udev/rules.d");
+    std::fs::create_dir_all(&vendor).expect("mkdir");
+    std::fs::write(
+        vendor.join("40-redhat.rules"),
+        "SUBSYSTEM!=\"memory\", GOTO=\"mem_end\"\nACTION!=\"add\", GOTO=\"mem_end\"\nENV{.state}=\"online\"\nATTR{state}==\"offline\", ATTR{state}=\"$env{.state}\"\nLABEL=\"mem_end\"\n",
+    )
+    .expect("write");
+    std::fs::write(
+        vendor.join("90-daxctl-device.rules"),
+        "ACTION==\"add\", SUBSYSTEM==\"dax\", RUN+=\"/usr/bin/daxctl -C --reconfigure-device $kernel\"\n",
+    )
+    .expect("write");
+    let root = dir.path().to_str().expect("utf-8").to_owned();
+    let (code, v) = doctor(&["--root", &root]);
+    assert_eq!(code, 9, "{v}");
+    let found = codes(&v);
+    assert!(found.contains(&"udev_onlines_memory".to_owned()), "{v}");
+    assert!(found.contains(&"daxctl_udev_rule".to_owned()), "{v}");
+    // Masked by an empty file of the same name in /etc: no longer read.
+    let local = dir.path().join("etc/udev/rules.d");
+    std::fs::create_dir_all(&local).expect("mkdir");
+    std::fs::write(local.join("40-redhat.rules"), "").expect("mask");
+    let (_, v) = doctor(&["--root", &root]);
+    assert!(
+        !codes(&v).contains(&"udev_onlines_memory".to_owned()),
+        "{v}"
+    );
+}

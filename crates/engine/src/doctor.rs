@@ -16,6 +16,7 @@ use crate::error::DiscoveryError;
 use crate::observe::ObservedState;
 use crate::policy::Policy;
 use crate::topology::{KernelAbi, Scope, Topology};
+use crate::udev_rules::{Competes, DAX_ADD, MEMORY_ADD, RuleFile, competing};
 
 /// Rules that match on a device's name alone: names move between boots (since Linux 7.1
 /// the same range can be `dax0.0` under a CXL region or `dax6.0` under hmem, by probe
@@ -226,65 +227,75 @@ pub fn check_with_policy(
     Ok(out)
 }
 
-/// Whether a udev rule line writes a memory block's `state` or `online`.
-fn onlines_memory(line: &str) -> bool {
-    let l = line.trim();
-    if l.starts_with('#') || !l.contains("memory") {
-        return false;
-    }
-    let assigns = |attr: &str| {
-        l.match_indices(&format!("ATTR{{{attr}}}")).any(|(i, m)| {
-            l[i + m.len()..].trim_start().starts_with('=')
-                && !l[i + m.len()..].trim_start().starts_with("==")
-        })
-    };
-    assigns("state")
-        || assigns("online")
-        || (l.contains("RUN")
-            && (l.contains("/state") || l.contains("/online"))
-            && l.contains("echo"))
-}
-
-fn udev_rules(root: &Path, out: &mut Vec<Finding>) {
-    for dir in UDEV_RULES_DIRS {
+/// The rule files udev would read under `root`: by name, the highest-priority directory's
+/// (`/etc` over `/run` over the system's); an empty file or a link to /dev/null masks one.
+fn rule_files(root: &Path) -> Vec<RuleFile> {
+    let mut candidates = Vec::new();
+    for (priority, dir) in UDEV_RULES_DIRS.iter().enumerate() {
         let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
             continue;
         };
-        let mut files: Vec<PathBuf> = entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "rules"))
-            .collect();
-        files.sort();
-        for f in files {
-            let Ok(text) = std::fs::read_to_string(&f) else {
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.extension().is_none_or(|x| x != "rules") {
                 continue;
-            };
-            let shown = Path::new("/").join(f.strip_prefix(root).unwrap_or(&f));
-            for (n, line) in text.lines().enumerate() {
-                if onlines_memory(line) {
-                    out.push(Finding {
-                        severity: Severity::Warning,
-                        code: "udev_onlines_memory",
-                        subject: format!("{}:{}", shown.display(), n + 1),
-                        evidence: line.trim().to_owned(),
-                        fix: format!(
-                            "it races any whole-device transition; override it with an empty /etc/udev/rules.d/{} (or delete it) and let daxplug daemon apply the policy",
-                            f.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-                        ),
-                    });
-                }
-                if line.contains("daxdev-reconfigure") && !line.trim_start().starts_with('#') {
-                    out.push(Finding {
-                        severity: Severity::Warning,
-                        code: "daxctl_udev_rule",
-                        subject: format!("{}:{}", shown.display(), n + 1),
-                        evidence: line.trim().to_owned(),
-                        fix: "daxctl reconfigures every new dax device per daxctl.conf.d; with daxplug daemon managing devices, remove the matching daxctl.conf.d sections or mask daxdev-reconfigure@.service".into(),
-                    });
-                }
             }
+            let name = e.file_name().to_string_lossy().into_owned();
+            let masked = std::fs::read_link(&path).is_ok_and(|t| t == Path::new("/dev/null"));
+            let file = (!masked)
+                .then(|| std::fs::read_to_string(&path).ok())
+                .flatten()
+                .filter(|t| !t.trim().is_empty())
+                .map(|text| RuleFile {
+                    path: Path::new("/")
+                        .join(path.strip_prefix(root).unwrap_or(&path))
+                        .display()
+                        .to_string(),
+                    text,
+                });
+            // /lib and /usr/lib are one level: the system's.
+            candidates.push((priority.min(2), name, file));
         }
+    }
+    crate::udev_rules::effective(candidates)
+        .into_iter()
+        .map(|(_, f)| f)
+        .collect()
+}
+
+fn udev_rules(root: &Path, out: &mut Vec<Finding>) {
+    let files = rule_files(root);
+    let name = |path: &str| path.rsplit('/').next().unwrap_or(path).to_owned();
+    for hit in competing(&files, &MEMORY_ADD) {
+        let Competes::OnlinesMemory(values) = &hit.competes else {
+            continue;
+        };
+        out.push(Finding {
+            severity: Severity::Warning,
+            code: "udev_onlines_memory",
+            subject: format!("{}:{}", hit.path, hit.line),
+            evidence: format!(
+                "{} (on a memory block's add it writes {})",
+                hit.text,
+                values.iter().cloned().collect::<Vec<_>>().join(" or ")
+            ),
+            fix: format!(
+                "it races any whole-device transition; override it with an empty /etc/udev/rules.d/{} (or delete it) and let daxplug daemon apply the policy",
+                name(&hit.path)
+            ),
+        });
+    }
+    for hit in competing(&files, &DAX_ADD) {
+        out.push(Finding {
+            severity: Severity::Warning,
+            code: "daxctl_udev_rule",
+            subject: format!("{}:{}", hit.path, hit.line),
+            evidence: hit.text.clone(),
+            fix: format!(
+                "daxctl reconfigures every new dax device per daxctl.conf.d; with daxplug daemon managing devices, override it with an empty /etc/udev/rules.d/{} or mask daxdev-reconfigure@.service",
+                name(&hit.path)
+            ),
+        });
     }
 }
 
@@ -333,23 +344,29 @@ mod tests {
 
     #[test]
     fn udev_lines_that_online_memory() {
-        assert!(onlines_memory(
+        let flagged = |line: &str| {
+            !competing(
+                &[RuleFile {
+                    path: "t.rules".into(),
+                    text: line.into(),
+                }],
+                &MEMORY_ADD,
+            )
+            .is_empty()
+        };
+        assert!(flagged(
             r#"SUBSYSTEM=="memory", ACTION=="add", ATTR{state}=="offline", ATTR{state}="online_movable""#
         ));
-        assert!(onlines_memory(
+        assert!(flagged(
             r#"SUBSYSTEM=="memory", ACTION=="add", ATTR{online}="1""#
         ));
-        assert!(onlines_memory(
+        assert!(flagged(
             r#"SUBSYSTEM=="memory", ACTION=="add", RUN+="/bin/sh -c 'echo online > /sys$devpath/state'""#
         ));
-        assert!(!onlines_memory(
+        assert!(!flagged(
             r#"SUBSYSTEM=="memory", ACTION=="add", ATTR{state}=="offline", GOTO="end""#
         ));
-        assert!(!onlines_memory(
-            r#"# SUBSYSTEM=="memory", ATTR{state}="online""#
-        ));
-        assert!(!onlines_memory(
-            r#"SUBSYSTEM=="block", ATTR{state}="running""#
-        ));
+        assert!(!flagged(r#"# SUBSYSTEM=="memory", ATTR{state}="online""#));
+        assert!(!flagged(r#"SUBSYSTEM=="block", ATTR{state}="running""#));
     }
 }

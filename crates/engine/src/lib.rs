@@ -26,6 +26,7 @@ pub mod simhost;
 pub mod target;
 pub mod topology;
 pub mod transition;
+pub mod udev_rules;
 pub mod write;
 
 pub use discover::{Detail, discover, discover_with};
