@@ -52,7 +52,7 @@ fn observe(sim: &Sim, out: &mut String) -> anyhow::Result<ObservedState> {
         .first()
         .map_or(ObservedState::Unbound, |d| d.state);
     out.push_str("\n$ daxplug list\n");
-    for line in human::list(&topo, false).lines() {
+    for line in human::list(&topo, false, false).lines() {
         if line.is_empty() {
             out.push('\n');
         } else {

@@ -131,6 +131,37 @@ fn problem_lines(out: &mut String, d: &Device) {
     }
 }
 
+/// Breaks lines longer than `width` at spaces; continuations are indented two spaces.
+/// Table rows (two spaces between columns) are left alone.
+pub fn wrap(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches('\n');
+        if body.chars().count() <= width || body.contains("  ") {
+            out.push_str(line);
+            continue;
+        }
+        let mut current = String::new();
+        for word in body.split(' ') {
+            if !current.is_empty() && current.chars().count() + 1 + word.chars().count() > width {
+                out.push_str(&current);
+                out.push('\n');
+                current = format!("  {word}");
+            } else {
+                if !current.is_empty() {
+                    current.push(' ');
+                }
+                current.push_str(word);
+            }
+        }
+        out.push_str(&current);
+        if line.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// The maintenance holds in force, a line each (nothing when there is none).
 pub fn holds(holds: &[daxplug_engine::holds::Hold]) -> String {
     let mut out = String::new();
@@ -153,43 +184,54 @@ pub fn holds(holds: &[daxplug_engine::holds::Hold]) -> String {
 }
 
 /// `daxplug list`.
-pub fn list(topo: &Topology, with_blocks: bool) -> String {
+pub fn list(topo: &Topology, with_blocks: bool, wide: bool) -> String {
     let mut out = String::new();
+    // Within 80 columns by default: the region is in the name, the ranges and backing are
+    // in `status` and `--wide`; the kernel's state is shown where a kernel has one.
+    let kernel_col = wide || topo.devices.iter().any(|d| d.kernel_state.is_some());
     if topo.devices.is_empty() {
         out.push_str("No dax devices.\n");
     } else {
-        let mut t = table(&[
-            "DEVICE",
-            "REGION",
-            "MODE",
-            "STATE",
-            "KERNEL STATE",
-            "NODE",
-            "SIZE",
-            "BLOCKS",
-            "ZONES",
-            "RANGES",
-            "BACKING",
-        ]);
+        let mut headers = vec!["DEVICE"];
+        if wide {
+            headers.push("REGION");
+        }
+        headers.extend(["MODE", "STATE"]);
+        if kernel_col {
+            headers.push("KERNEL STATE");
+        }
+        headers.extend(["NODE", "SIZE", "BLOCKS", "ZONES"]);
+        if wide {
+            headers.extend(["RANGES", "BACKING"]);
+        }
+        let mut t = table(&headers);
         for d in &topo.devices {
             let kernel = match d.kernel_state {
                 Some(k) if d.state_disagrees() => format!("{k} (stale)"),
                 Some(k) => k.to_string(),
                 None => "-".to_owned(),
             };
-            t.add_row(vec![
-                d.name.to_string(),
-                or_dash(d.region),
-                d.mode().as_str().to_owned(),
-                d.state.to_string(),
-                kernel,
+            let mut row = vec![d.name.to_string()];
+            if wide {
+                row.push(or_dash(d.region));
+            }
+            row.extend([d.mode().as_str().to_owned(), d.state.to_string()]);
+            if kernel_col {
+                row.push(kernel);
+            }
+            row.extend([
                 or_dash(d.target_node),
                 units::size(d.size),
                 blocks(d),
                 zones(d),
-                ranges(d),
-                d.backing.clone().unwrap_or_else(|| "-".to_owned()),
             ]);
+            if wide {
+                row.extend([
+                    ranges(d),
+                    d.backing.clone().unwrap_or_else(|| "-".to_owned()),
+                ]);
+            }
+            t.add_row(row);
         }
         out.push_str(&render(t));
     }
@@ -210,6 +252,9 @@ pub fn list(topo: &Topology, with_blocks: bool) -> String {
     if !notes.is_empty() {
         out.push('\n');
         out.push_str(&notes);
+    }
+    if !wide {
+        out = wrap(&out, 80);
     }
     if with_blocks {
         for d in topo.devices.iter().filter(|d| !d.blocks.is_empty()) {

@@ -84,12 +84,27 @@ struct Cli {
 enum Command {
     /// List every dax device with its observed state, kernel state, node, size and blocks.
     List {
+        /// Only these devices (all when none is named).
+        #[arg(value_name = "DEV")]
+        devices: Vec<String>,
         /// Print one JSON object (schema in docs/JSON.md) instead of a table.
-        #[arg(long)]
+        #[arg(short, long)]
         json: bool,
         /// Also show every memory block of every device (in JSON: fill `block_list`).
-        #[arg(long)]
+        #[arg(short, long)]
         blocks: bool,
+        /// Only the devices of this region.
+        #[arg(long, value_name = "ID")]
+        region: Option<u32>,
+        /// Only the devices whose memory joins this node (their target node).
+        #[arg(long, value_name = "NODE")]
+        node: Option<u32>,
+        /// Only the devices in this observed state (online_movable, devdax, stuck, ...).
+        #[arg(long, value_name = "STATE")]
+        state: Option<String>,
+        /// Every column (region, kernel state, ranges, backing), however wide.
+        #[arg(short, long)]
+        wide: bool,
     },
     /// Show one device in detail: ranges, /proc/iomem entries, and a row per memory block.
     Status {
@@ -97,7 +112,7 @@ enum Command {
         #[arg(value_name = "DEV")]
         device: String,
         /// Print one JSON object (the same schema as `list --json --blocks`).
-        #[arg(long)]
+        #[arg(short, long)]
         json: bool,
     },
     /// Move a device (or all) to a whole-device state, so that it never ends torn: it ends
@@ -162,7 +177,7 @@ enum Command {
     /// had changed (auto_online_blocks, udev's exec queue). `set` does this by itself first.
     Recover {
         /// Print one JSON object.
-        #[arg(long)]
+        #[arg(short, long)]
         json: bool,
     },
     /// Find the risks: controllers that race daxplug (udev rules onlining memory, daxctl's
@@ -171,7 +186,7 @@ enum Command {
     /// when anything is.
     Doctor {
         /// Print one JSON object.
-        #[arg(long)]
+        #[arg(short, long)]
         json: bool,
         /// The daemon's policy, checked against the devices (rules that match by name
         /// only). Default: ROOT/etc/daxplug/daxplug.toml when it exists (none with --sim).
@@ -250,18 +265,22 @@ enum Command {
 #[derive(Debug, Clone, Copy, clap::Args)]
 struct TransitionArgs {
     /// Give up and roll back after this long (30s, 500ms, 2m; 0 for never).
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = setcmd::parse_timeout)]
+    #[arg(short, long, value_name = "DURATION", default_value = "5m", value_parser = setcmd::parse_timeout)]
     timeout: setcmd::Timeout,
     /// Print the plan (every sysfs write in order) and change nothing.
-    #[arg(long)]
+    #[arg(short = 'n', long)]
     dry_run: bool,
     /// Print one JSON object with a `results` array.
-    #[arg(long)]
+    #[arg(short, long)]
     json: bool,
     /// Proceed past a safety check (online_kernel, a /dev/daxX.Y in use, leaving famfs);
     /// the message of the check says what it risks.
-    #[arg(long)]
+    #[arg(short, long)]
     force: bool,
+    /// With several devices (`set all`): every device's actions and times, not one line
+    /// each and a summary.
+    #[arg(short, long)]
+    verbose: bool,
     /// Change a device a running daemon manages: it is held for maintenance (the daemon
     /// leaves it alone) until `daxplug release DEV`.
     #[arg(long = "override")]
@@ -380,6 +399,7 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
                     json: common.json,
                     force: common.force,
                     daemon_override: common.daemon_override,
+                    verbose: common.verbose,
                 },
             )
         }),
@@ -485,19 +505,53 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
             let holds = daxplug_engine::holds::holds(&b.host().run_dir());
             doctor(b.kernel(), root, policy, &holds, json)
         }),
-        Command::List { json, blocks } => on_machine(&cli, false, |b| {
+        Command::List {
+            ref devices,
+            json,
+            blocks,
+            region,
+            node,
+            ref state,
+            wide,
+        } => on_machine(&cli, false, |b| {
             // Each block's node is shown only in per-block rows.
             let detail = if blocks {
                 Detail::Blocks
             } else {
                 Detail::Counts
             };
-            let topo = discover_with(b.kernel(), &Scope::All, detail)?;
+            let state: Option<daxplug_engine::ObservedState> = state
+                .as_deref()
+                .map(|s| {
+                    daxplug_engine::ObservedState::ALL
+                        .into_iter()
+                        .find(|o| o.as_str() == s)
+                        .ok_or_else(|| {
+                            exit::Usage(format!(
+                                "{s:?} is not an observed state: expected one of {}",
+                                daxplug_engine::ObservedState::ALL
+                                    .map(|o| o.as_str())
+                                    .join(", ")
+                            ))
+                        })
+                })
+                .transpose()?;
+            let scope = if devices.is_empty() {
+                Scope::All
+            } else {
+                Scope::Devices(devices.clone())
+            };
+            let mut topo = discover_with(b.kernel(), &scope, detail)?;
+            topo.devices.retain(|d| {
+                region.is_none_or(|r| d.region == Some(r))
+                    && node.is_none_or(|n| d.target_node == Some(n))
+                    && state.is_none_or(|s| d.state == s)
+            });
             text(if json {
                 to_json(&json::Report::new(&topo, blocks))
             } else {
                 let holds = daxplug_engine::holds::holds(&b.host().run_dir());
-                Ok(human::list(&topo, blocks) + &human::holds(&holds))
+                Ok(human::list(&topo, blocks, wide) + &human::holds(&holds))
             })
         }),
         Command::Status { ref device, json } => on_machine(&cli, false, |b| {

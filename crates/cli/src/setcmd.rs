@@ -89,6 +89,8 @@ pub struct SetArgs {
     pub force: bool,
     /// `--override`.
     pub daemon_override: bool,
+    /// `--verbose`.
+    pub verbose: bool,
 }
 
 /// Installs Ctrl-C / SIGTERM handling (cancel and roll back) and the writer wake-up signal.
@@ -155,7 +157,40 @@ pub fn run(host: &dyn Host, args: &SetArgs) -> anyhow::Result<(String, Exit)> {
     if devices.is_empty() && !args.json {
         return Ok(("No dax devices.\n".to_owned(), Exit::Ok));
     }
+    if reports.len() > 1 && !args.json && !args.verbose {
+        return Ok(summary(&reports));
+    }
     output(&reports, args.json)
+}
+
+/// Several transitions (`set all`): each device's headline, then how many ended each way;
+/// `--verbose` gives every device's actions and times instead.
+fn summary(reports: &[Report]) -> (String, Exit) {
+    let code = worst(reports.iter().map(|r| outcome_code(r.outcome)));
+    let mut out = String::new();
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for r in reports {
+        let full = human(r, true);
+        let mut lines = full.lines();
+        if let Some(head) = lines.next() {
+            out.push_str(head);
+            out.push('\n');
+        }
+        // A reason says why a device did not end as asked: it stays.
+        for l in lines.filter(|l| l.starts_with("  reason: ")) {
+            out.push_str(l);
+            out.push('\n');
+        }
+        *counts.entry(r.outcome.as_str()).or_default() += 1;
+    }
+    let parts: Vec<String> = counts.iter().map(|(o, n)| format!("{n} {o}")).collect();
+    out.push_str(&format!(
+        "{} devices: {} (exit {}; --verbose shows each device's actions)\n",
+        reports.len(),
+        parts.join(", "),
+        code.code()
+    ));
+    (out, code)
 }
 
 /// The options of a transition from the command line's.
@@ -177,6 +212,7 @@ pub fn options(
             cancel_flag()?
         },
         progress: progress_bar(json),
+        on_wait: Some(Arc::new(|what: String| eprintln!("daxplug: {what}..."))),
         // Only for the end-to-end tests' proof that they catch a broken protocol.
         test_hooks: daxplug_engine::TestHooks {
             broken_commit: std::env::var_os("DAXPLUG_TEST_BREAK_PROTOCOL").is_some(),

@@ -109,7 +109,7 @@ pub fn create(
         return Ok(rep);
     }
     let deadline = opts.timeout.map(|t| started + t);
-    let Some(_lock) = take_lock(host, deadline)? else {
+    let Some(_lock) = take_lock(host, deadline, opts.on_wait.as_deref())? else {
         rep.reason = Some(
             "another daxplug (or the daxplug daemon) holds the lock: try again when it is done"
                 .to_owned(),

@@ -1,6 +1,7 @@
 //! The system-wide lock: one daxplug transition at a time on a machine.
 
 use std::fs::{File, OpenOptions};
+use std::io::Write as _;
 use std::time::Instant;
 
 use crate::host::Host;
@@ -13,9 +14,12 @@ pub(super) struct Lock {
     _file: File,
 }
 
+/// Takes the lock, waiting until `deadline`. The holder's pid is written in the file, so that
+/// a second daxplug can say whom it waits for (`on_wait`, once, after a second).
 pub(super) fn take_lock(
     host: &dyn Host,
     deadline: Option<Instant>,
+    on_wait: Option<&(dyn Fn(String) + Send + Sync)>,
 ) -> Result<Option<Lock>, TransitionError> {
     let dir = host.run_dir().join("lock");
     let path = dir.join("daxplug.lock");
@@ -30,15 +34,96 @@ pub(super) fn take_lock(
         .write(true)
         .open(&path)
         .map_err(io)?;
-    let until = deadline.unwrap_or_else(|| Instant::now() + DEFAULT_LOCK_WAIT);
+    let started = Instant::now();
+    let until = deadline.unwrap_or_else(|| started + DEFAULT_LOCK_WAIT);
+    let mut said = false;
     loop {
         match file.try_lock() {
-            Ok(()) => return Ok(Some(Lock { _file: file })),
+            Ok(()) => {
+                let _ = file.set_len(0);
+                let _ = (&file).write_all(format!("{}\n", std::process::id()).as_bytes());
+                return Ok(Some(Lock { _file: file }));
+            }
             Err(std::fs::TryLockError::WouldBlock) if Instant::now() < until => {
+                if !said && started.elapsed() >= std::time::Duration::from_secs(1) {
+                    said = true;
+                    if let Some(f) = on_wait {
+                        let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                        let holder = holder.trim();
+                        f(format!(
+                            "waiting for {} (held by {}, another daxplug or the daemon)",
+                            path.display(),
+                            if holder.is_empty() {
+                                "another process".to_owned()
+                            } else {
+                                format!("pid {holder}")
+                            }
+                        ));
+                    }
+                }
                 std::thread::sleep(POLL)
             }
             Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use daxplug_abi::{DaxDriver, DaxName};
+    use daxplug_kernel::{Kernel, RootFs};
+
+    use super::*;
+    use crate::host::{ModuleError, UdevError};
+
+    struct Dir(tempfile::TempDir, RootFs);
+
+    impl Host for Dir {
+        fn kernel(&self) -> &dyn Kernel {
+            &self.1
+        }
+        fn run_dir(&self) -> PathBuf {
+            self.0.path().to_path_buf()
+        }
+        fn udev_running(&self) -> bool {
+            false
+        }
+        fn set_udev_queue(&self, _: bool) -> Result<(), UdevError> {
+            Ok(())
+        }
+        fn dax_users(&self, _: DaxName) -> Vec<u32> {
+            Vec::new()
+        }
+        fn load_module(&self, module: DaxDriver) -> Result<(), ModuleError> {
+            Err(ModuleError::NoKernel { module })
+        }
+    }
+
+    /// A second taker waits, says once whom for (the holder's pid from the lock file), and
+    /// gives up at its deadline.
+    #[test]
+    fn a_waiter_is_told_who_holds_the_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fs = RootFs::new(dir.path(), daxplug_kernel::Access::ReadOnly).expect("root");
+        let host = Dir(dir, fs);
+        let held = take_lock(&host, None, None).expect("lock").expect("taken");
+        let said = Arc::new(Mutex::new(Vec::new()));
+        let s = Arc::clone(&said);
+        let tell = move |m: String| s.lock().expect("lock").push(m);
+        let deadline = Instant::now() + Duration::from_millis(1300);
+        let second = take_lock(&host, Some(deadline), Some(&tell)).expect("no error");
+        assert!(second.is_none(), "the lock is held");
+        let said = said.lock().expect("lock").clone();
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(
+            said[0].contains(&format!("pid {}", std::process::id())),
+            "{said:?}"
+        );
+        drop(held);
     }
 }

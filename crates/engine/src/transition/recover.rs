@@ -21,7 +21,7 @@ use super::set::{execute, planned};
 /// settings they had changed. Takes the lock.
 pub fn recover(host: &dyn Host, opts: &Options) -> Result<Vec<String>, TransitionError> {
     let deadline = opts.timeout.map(|t| Instant::now() + t);
-    let Some(_lock) = take_lock(host, deadline)? else {
+    let Some(_lock) = take_lock(host, deadline, opts.on_wait.as_deref())? else {
         return Ok(vec![
             "another daxplug holds the lock: it will recover what needs recovering".to_owned(),
         ]);

@@ -32,6 +32,8 @@ pub struct Options {
     pub max_rounds: u32,
     /// Progress messages while offlining (for a progress bar).
     pub progress: Option<Arc<dyn Fn(Progress) + Send + Sync>>,
+    /// Told, once, when the system-wide lock has been waited for a second (whom for).
+    pub on_wait: Option<Arc<dyn Fn(String) + Send + Sync>>,
     /// How long every block must stay offline before kmem is unbound without a `state`
     /// file (at least `SETTLE_ROUNDS` checks happen whatever this is).
     pub settle: Duration,
@@ -63,6 +65,7 @@ impl Default for Options {
             cancel: Arc::new(AtomicBool::new(false)),
             max_rounds: 8,
             progress: None,
+            on_wait: None,
             settle: SETTLE,
             daemon_override: false,
             test_hooks: TestHooks::default(),

@@ -109,7 +109,7 @@ fn transition(
     }
 
     let mut lap = Instant::now();
-    let Some(_lock) = take_lock(host, deadline)? else {
+    let Some(_lock) = take_lock(host, deadline, opts.on_wait.as_deref())? else {
         rep.reason = Some(format!(
             "another daxplug (or the daxplug daemon) holds {}: it is changing device memory now; try again when it is done",
             host.run_dir().join("lock/daxplug.lock").display()
