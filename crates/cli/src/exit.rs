@@ -39,6 +39,49 @@ pub enum Exit {
 }
 
 impl Exit {
+    /// Every fixed code, in order.
+    pub const ALL: [Exit; 10] = [
+        Exit::Ok,
+        Exit::Failure,
+        Exit::Usage,
+        Exit::Environment,
+        Exit::NoSuchDevice,
+        Exit::Refused,
+        Exit::RolledBack,
+        Exit::Stuck,
+        Exit::Torn,
+        Exit::Risks,
+    ];
+
+    /// What the code means, for the manual.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Exit::Ok => "success",
+            Exit::Failure => {
+                "an unexpected failure: an I/O error, or the kernel printed something unparseable"
+            }
+            Exit::Usage => {
+                "bad usage: an unknown option, a missing or malformed argument; nothing was read or changed"
+            }
+            Exit::Environment => {
+                "the root is unusable: missing, not a sysfs tree, damaged, or no memory hotplug in the kernel"
+            }
+            Exit::NoSuchDevice => "the named device does not exist",
+            Exit::Refused => {
+                "refused, nothing changed: a safety check (--force), a device a running daemon manages (hold it, or --override), another daxplug busy"
+            }
+            Exit::RolledBack => {
+                "failed or cancelled, and the device is back in the state it started from"
+            }
+            Exit::Stuck => {
+                "the device is stuck: the kernel leaked its range; only a reboot frees it"
+            }
+            Exit::Torn => "failed and could not put the device back together: it is left mixed",
+            Exit::Risks => "doctor found something wrong (a warning or an error)",
+            Exit::Command(_) => "sim run: the command's own exit code",
+        }
+    }
+
     /// The process exit code.
     pub fn code(self) -> u8 {
         match self {

@@ -8,6 +8,7 @@ mod host;
 mod human;
 mod json;
 mod layoutcmd;
+mod manual;
 mod mountcmd;
 mod served;
 mod setcmd;
@@ -696,6 +697,15 @@ fn generate(what: &str, shell: &str, dir: &std::path::Path) -> anyhow::Result<(S
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     clap_mangen::generate_to(cmd, dir)
         .with_context(|| format!("cannot write man pages to {}", dir.display()))?;
+    // What clap cannot know: the exit codes, examples, and the policy file's own page.
+    let main = dir.join("daxplug.1");
+    let mut page = std::fs::read_to_string(&main)
+        .with_context(|| format!("cannot read {}", main.display()))?;
+    page.push_str(&manual::extra_sections());
+    std::fs::write(&main, page).with_context(|| format!("cannot write {}", main.display()))?;
+    let policy = dir.join("daxplug.toml.5");
+    std::fs::write(&policy, manual::policy_page())
+        .with_context(|| format!("cannot write {}", policy.display()))?;
     Ok((
         format!("man pages written to {}\n", dir.display()),
         Exit::Ok,

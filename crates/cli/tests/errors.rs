@@ -202,3 +202,29 @@ fn a_machine_file_with_a_range_no_machine_has_is_refused() {
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("more than any machine has"), "{err}");
 }
+
+/// The man pages carry what clap cannot generate: every exit code, examples, and the
+/// policy file's page.
+#[test]
+fn man_pages_have_exit_status_examples_and_the_policy_format() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::cargo_bin("daxplug")
+        .expect("binary")
+        .args(["generate", "man", "--dir"])
+        .arg(dir.path())
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let main = std::fs::read_to_string(dir.path().join("daxplug.1")).expect("daxplug.1");
+    assert!(main.contains(".SH \"EXIT STATUS\"") && main.contains(".SH EXAMPLES"));
+    for code in 0..=9 {
+        assert!(
+            main.contains(&format!(".TP\n{code}\n")),
+            "exit code {code} missing"
+        );
+    }
+    let policy = std::fs::read_to_string(dir.path().join("daxplug.toml.5")).expect("page");
+    for key in ["match", "backing", "on_drift", "force", "state"] {
+        assert!(policy.contains(key), "{key}");
+    }
+}
