@@ -107,6 +107,11 @@ fn kernel_line(topo: &Topology) -> String {
     if let Some(total) = topo.mem_total {
         let _ = write!(line, "; MemTotal {}", units::size(total));
     }
+    if topo.limited {
+        line.push_str(
+            "\nread without root: the kernel hides /proc/iomem's addresses and the devices' ranges, so kmem-bound devices show needs_root, and blocks, zones and leaked ranges need root (sudo daxplug list)",
+        );
+    }
     line
 }
 

@@ -27,6 +27,7 @@ pub struct Report {
     regions: Vec<RegionJson>,
     devices: Vec<DeviceJson>,
     orphans: Vec<OrphanJson>,
+    limited: bool,
 }
 
 /// A range a device no longer on the bus left behind (leaked until reboot).
@@ -180,6 +181,7 @@ impl Report {
                 .iter()
                 .map(|d| device(d, with_blocks))
                 .collect(),
+            limited: topo.limited,
             orphans: topo
                 .orphans
                 .iter()

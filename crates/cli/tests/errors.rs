@@ -228,3 +228,38 @@ fn man_pages_have_exit_status_examples_and_the_policy_format() {
         assert!(policy.contains(key), "{key}");
     }
 }
+
+/// Without root the kernel shows /proc/iomem with zero addresses: list still works, says
+/// what needs root, and marks the kmem-bound device; a transition, which must see the
+/// blocks, is refused as before.
+#[test]
+fn list_without_root_shows_what_can_be_known() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    common::copy_tree(&common::fixture("hmem", "04-online-movable"), dir.path());
+    let iomem = dir.path().join("proc/iomem");
+    let zeroed: String = std::fs::read_to_string(&iomem)
+        .expect("iomem")
+        .lines()
+        .map(|l| {
+            let (range, name) = l.split_once(" : ").expect("line");
+            let indent = &range[..range.len() - range.trim_start().len()];
+            format!("{indent}00000000-00000000 : {name}\n")
+        })
+        .collect();
+    std::fs::write(&iomem, zeroed).expect("write");
+    let out = Command::cargo_bin("daxplug")
+        .expect("binary")
+        .arg("--root")
+        .arg(dir.path())
+        .arg("list")
+        .output()
+        .expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("needs_root") && text.contains("read without root"),
+        "{text}"
+    );
+    let (code, err) = fails(dir.path(), &["set", "dax0.0", "unplugged", "--dry-run"]);
+    assert_eq!(code, 3, "{err}");
+}

@@ -271,6 +271,10 @@ impl<'a> Daemon<'a> {
     /// `report_ok`, also one per managed device already in its state.
     pub fn apply(&mut self, report_ok: bool) -> Result<Vec<Decision>, TransitionError> {
         let topo = discover(self.host.kernel(), &Scope::All)?;
+        // A daemon that cannot see the blocks must not act on what it cannot see.
+        if topo.limited {
+            return Err(crate::error::DiscoveryError::IomemHidden.into());
+        }
         let mut out = Vec::new();
         for dev in &topo.devices {
             self.metrics.devices.insert(

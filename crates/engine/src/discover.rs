@@ -48,9 +48,9 @@ pub fn discover_with(
     let names = device_names(k, scope)?;
     let block_size = parse(k, paths::BLOCK_SIZE_BYTES, parse_block_size)?;
     let iomem = parse(k, paths::IOMEM, Iomem::parse)?;
-    if iomem.addresses_hidden() {
-        return Err(DiscoveryError::IomemHidden);
-    }
+    // Without root the kernel hides the addresses: show what can be known, and say so.
+    let limited = iomem.addresses_hidden();
+    let iomem = if limited { Iomem::default() } else { iomem };
     let mem_total = parse_optional(k, paths::MEMINFO, Meminfo::parse)?.and_then(|m| m.mem_total());
     let policy = read_policy(k)?;
     let nodes = read_nodes(k)?;
@@ -58,7 +58,10 @@ pub fn discover_with(
     let mut regions: BTreeMap<u32, Region> = BTreeMap::new();
     let mut devices = Vec::with_capacity(names.len());
     for name in &names {
-        let (device, region) = read_device(k, name, block_size, &iomem, detail)?;
+        let (mut device, region) = read_device(k, name, block_size, &iomem, detail, limited)?;
+        if limited && device.driver == Driver::Kmem {
+            device.state = crate::observe::ObservedState::NeedsRoot;
+        }
         if let Some(region) = region {
             regions.entry(region.id).or_insert(region);
         }
@@ -85,10 +88,11 @@ pub fn discover_with(
             paths::DAX_DRIVERS,
             daxplug_abi::DaxDriver::FsdevDax
         )),
+        limited,
         orphans: Vec::new(),
     };
     // A device a scope leaves out is not an orphan: only a full look finds those.
-    if *scope == Scope::All {
+    if *scope == Scope::All && !limited {
         let on_bus = names.iter().cloned().collect();
         topo.orphans =
             crate::orphans::orphans(k, &iomem, &on_bus, block_size, MAX_BLOCKS_PER_RANGE)?;
@@ -114,7 +118,7 @@ pub fn discover_device(k: &dyn Kernel, name: &str) -> Result<Topology, Discovery
     if iomem.addresses_hidden() {
         return Err(DiscoveryError::IomemHidden);
     }
-    let (device, region) = read_device(k, name, block_size, &iomem, Detail::Counts)?;
+    let (device, region) = read_device(k, name, block_size, &iomem, Detail::Counts, false)?;
     let regions: Vec<Region> = region.into_iter().collect();
     let devices = vec![device];
     let kernel_abi = match devices.first() {
@@ -136,6 +140,7 @@ pub fn discover_device(k: &dyn Kernel, name: &str) -> Result<Topology, Discovery
             paths::DAX_DRIVERS,
             daxplug_abi::DaxDriver::FsdevDax
         )),
+        limited: false,
         orphans: Vec::new(),
     })
 }
@@ -307,6 +312,7 @@ fn read_device(
     block_size: BlockSize,
     iomem: &Iomem,
     detail: Detail,
+    limited: bool,
 ) -> Result<(Device, Option<Region>), DiscoveryError> {
     let dir = paths::dax_device(name);
     let canonical = match k.read_link(&dir) {
@@ -336,6 +342,10 @@ fn read_device(
         .filter_map(|n| n.parse().ok())
         .collect();
     indices.sort_unstable();
+    // The ranges are root-only (0400): without root they are not read.
+    if limited {
+        indices.clear();
+    }
     let mut mappings = Vec::with_capacity(indices.len());
     for index in indices {
         let m = format!("{dir}/mapping{index}");

@@ -289,6 +289,9 @@ pub struct Topology {
     pub kmem_loaded: bool,
     /// Whether the fsdev_dax driver is loaded.
     pub fsdev_loaded: bool,
+    /// Read without root (`/proc/iomem` shows no addresses): what needs root is left out
+    /// (kmem-bound devices are `needs_root`, no blocks, no leaks).
+    pub limited: bool,
     /// Ranges of devices no longer on the bus that the kernel still holds (leaked until
     /// reboot); filled by a full discovery.
     pub orphans: Vec<crate::orphans::Orphan>,
@@ -315,6 +318,9 @@ pub enum ObservedState {
     Famfs,
     /// Bound to a driver daxplug does not know; not system RAM.
     Foreign,
+    /// Bound to `kmem`, but read without root: the kernel hides `/proc/iomem`'s addresses
+    /// and the device's ranges, so its blocks cannot be told.
+    NeedsRoot,
     /// Bound to `kmem` with no memory blocks (only kernels with the atomic ABI get here).
     Unplugged,
     /// Bound to `kmem`, every block present and offline.
@@ -333,11 +339,12 @@ pub enum ObservedState {
 
 impl ObservedState {
     /// Every state, in the order of the documentation.
-    pub const ALL: [ObservedState; 10] = [
+    pub const ALL: [ObservedState; 11] = [
         ObservedState::Unbound,
         ObservedState::Devdax,
         ObservedState::Famfs,
         ObservedState::Foreign,
+        ObservedState::NeedsRoot,
         ObservedState::Unplugged,
         ObservedState::Offline,
         ObservedState::OnlineMovable,
@@ -353,6 +360,7 @@ impl ObservedState {
             ObservedState::Devdax => "devdax",
             ObservedState::Famfs => "famfs",
             ObservedState::Foreign => "other_driver",
+            ObservedState::NeedsRoot => "needs_root",
             ObservedState::Unplugged => "unplugged",
             ObservedState::Offline => "offline",
             ObservedState::OnlineMovable => "online_movable",
