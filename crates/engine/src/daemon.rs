@@ -148,6 +148,8 @@ pub struct Metrics {
     pub transitions: BTreeMap<Outcome, u64>,
     /// Drift events seen.
     pub drift_events: u64,
+    /// Managed devices held for maintenance at the last pass.
+    pub held: u64,
     /// Unix time of the last transition.
     pub last_transition: Option<u64>,
 }
@@ -205,6 +207,11 @@ impl Metrics {
             s,
             "# HELP daxplug_drift_events_total Times a managed device left its desired state.\n# TYPE daxplug_drift_events_total counter\ndaxplug_drift_events_total {}",
             self.drift_events
+        );
+        let _ = writeln!(
+            s,
+            "# HELP daxplug_held_devices Managed devices held for maintenance (daxplug hold).\n# TYPE daxplug_held_devices gauge\ndaxplug_held_devices {}",
+            self.held
         );
         if let Some(t) = self.last_transition {
             let _ = writeln!(
@@ -276,6 +283,7 @@ impl<'a> Daemon<'a> {
             return Err(crate::error::DiscoveryError::IomemHidden.into());
         }
         let mut out = Vec::new();
+        self.metrics.held = 0;
         for dev in &topo.devices {
             self.metrics.devices.insert(
                 dev.name,
@@ -311,6 +319,7 @@ impl<'a> Daemon<'a> {
                 plan: Vec::new(),
             };
             if let Some(h) = held {
+                self.metrics.held += 1;
                 // Released later, the device is applied afresh: not drift, no backoff.
                 m.reached = false;
                 m.restores = 0;

@@ -167,3 +167,36 @@ fn competitors_cannot_keep_a_managed_device_torn() {
     }
     assert_eq!(states(&host)[0].1, ObservedState::OnlineMovable);
 }
+
+/// A device held for maintenance is left alone (logged once, counted in the metrics);
+/// released, its rule applies afresh.
+#[test]
+fn held_devices_are_left_alone_until_released() {
+    let mut m = build_preset("hmem", Flavour::Legacy, 2).expect("preset");
+    m.kernel_alloc_per_mille = 0;
+    let host = TestHost::new(Sim::new(m));
+    let mut d = Daemon::new(
+        &host,
+        policy(
+            "[[rule]]\nmatch = { backing = \"hmem:0x140000000-0x17fffffff\" }\nstate = \"online_movable\"\n",
+        ),
+        opts(),
+    );
+    let dev: daxplug_abi::DaxName = "dax0.0".parse().expect("name");
+    daxplug_engine::holds::hold(host.run.path(), dev, None, Some("firmware".into())).expect("hold");
+    let decisions = d.apply(false).expect("apply");
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    assert_eq!(decisions[0].result, "held");
+    assert_eq!(
+        states(&host)[0].1,
+        ObservedState::Unbound,
+        "held: untouched"
+    );
+    assert!(d.metrics.render().contains("daxplug_held_devices 1"));
+    // Logged once per hold.
+    assert!(d.apply(false).expect("apply").is_empty());
+    daxplug_engine::holds::release(host.run.path(), dev).expect("release");
+    let decisions = d.apply(false).expect("apply");
+    assert_eq!(decisions[0].result, "done", "{decisions:?}");
+    assert_eq!(states(&host)[0].1, ObservedState::OnlineMovable);
+}
