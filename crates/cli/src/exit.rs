@@ -182,18 +182,7 @@ mod tests {
 
     #[test]
     fn numbers_are_stable_and_the_worst_is_the_max() {
-        let all = [
-            Exit::Ok,
-            Exit::Failure,
-            Exit::Usage,
-            Exit::Environment,
-            Exit::NoSuchDevice,
-            Exit::Refused,
-            Exit::RolledBack,
-            Exit::Stuck,
-            Exit::Torn,
-            Exit::Risks,
-        ];
+        let all = Exit::ALL;
         let codes: Vec<u8> = all.iter().map(|e| e.code()).collect();
         assert_eq!(codes, (0..=9).collect::<Vec<u8>>());
         let mut ranked = vec![
