@@ -474,3 +474,21 @@ fn plain_online_into_a_kernel_zone_needs_force() {
         );
     }
 }
+
+/// famfs on a machine fresh from boot (neither kmem nor fsdev_dax loaded): fsdev_dax is
+/// loaded and checked for itself, whatever kmem is.
+#[test]
+fn famfs_on_a_fresh_machine_loads_fsdev_dax_alone() {
+    for flavour in [Flavour::Legacy, Flavour::Atomic] {
+        let mut m = build_preset("hmem", flavour, 9).expect("preset");
+        m.kmem_loaded = false;
+        let host = TestHost::new(Sim::new(m));
+        let r = set(&host, "dax0.0", Target::Famfs, &quick()).expect("runs");
+        assert_eq!(
+            (r.outcome, r.end),
+            (Outcome::Done, Some(ObservedState::Famfs)),
+            "{flavour:?}: {r:?}"
+        );
+        host.sim.with(|m| assert!(m.fsdev_loaded && !m.kmem_loaded));
+    }
+}

@@ -33,19 +33,20 @@ impl Run<'_> {
         });
         // Restored whatever the load did: other devices bind as they appear again.
         let restored = self.restore_autoprobe();
-        loaded
-            .map_err(|e| Fail::Verify(format!("cannot load the kmem driver: {}", e.sentence())))?;
+        loaded.map_err(|e| {
+            Fail::Verify(format!("cannot load the {driver} driver: {}", e.sentence()))
+        })?;
         restored?;
-        let driver = format!("{}/{}", paths::DAX_DRIVERS, paths::KMEM);
-        if !self.k.exists(&driver) {
+        let dir = format!("{}/{driver}", paths::DAX_DRIVERS);
+        if !self.k.exists(&dir) {
             return Err(Fail::Verify(format!(
-                "modprobe kmem succeeded but {driver} did not appear"
+                "modprobe {driver} succeeded but {dir} did not appear"
             )));
         }
         Ok(())
     }
 
-    /// Puts back the `drivers_autoprobe` that `load_kmem` saved in the journal.
+    /// Puts back the `drivers_autoprobe` that `load_driver` saved in the journal.
     pub(super) fn restore_autoprobe(&mut self) -> Result<(), Fail> {
         let Some(saved) = self.journal.saved_autoprobe else {
             return Ok(());
