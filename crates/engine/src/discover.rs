@@ -8,10 +8,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use daxplug_abi::{
-    BlockSize, BlockState, DaxName, DaxState, Iomem, KMEM_RESOURCE_NAME, Meminfo, NodeList,
-    OnlineType, PhysRange, ValidZones, parse_align, parse_auto_movable_ratio, parse_block_size,
-    parse_dax_size, parse_memmap_on_memory, parse_node_id, parse_param_bool, parse_phys_addr,
-    parse_region_id,
+    BlockSize, BlockState, DaxDriver, DaxName, DaxState, Iomem, KMEM_RESOURCE_NAME, Meminfo,
+    NodeList, OnlineType, PhysRange, ValidZones, parse_align, parse_auto_movable_ratio,
+    parse_block_size, parse_dax_size, parse_memmap_on_memory, parse_node_id, parse_param_bool,
+    parse_phys_addr, parse_region_id,
 };
 use daxplug_kernel::{Kernel, paths};
 
@@ -82,12 +82,8 @@ pub fn discover_with(
         nodes,
         regions: regions.into_values().collect(),
         devices,
-        kmem_loaded: k.exists(&format!("{}/{}", paths::DAX_DRIVERS, paths::KMEM)),
-        fsdev_loaded: k.exists(&format!(
-            "{}/{}",
-            paths::DAX_DRIVERS,
-            daxplug_abi::DaxDriver::FsdevDax
-        )),
+        kmem_loaded: driver_loaded(k, DaxDriver::Kmem),
+        fsdev_loaded: driver_loaded(k, DaxDriver::FsdevDax),
         limited,
         orphans: Vec::new(),
     };
@@ -106,6 +102,11 @@ pub fn discover_with(
         d.backing = b;
     }
     Ok(topo)
+}
+
+/// Whether a dax driver is loaded: its directory under `/sys/bus/dax/drivers` exists.
+pub fn driver_loaded(k: &dyn Kernel, driver: DaxDriver) -> bool {
+    k.exists(&format!("{}/{driver}", paths::DAX_DRIVERS))
 }
 
 /// One device and what its state depends on (block size, `/proc/iomem`, its region), without
@@ -134,12 +135,8 @@ pub fn discover_device(k: &dyn Kernel, name: &str) -> Result<Topology, Discovery
         nodes: Nodes::default(),
         regions,
         devices,
-        kmem_loaded: k.exists(&format!("{}/{}", paths::DAX_DRIVERS, paths::KMEM)),
-        fsdev_loaded: k.exists(&format!(
-            "{}/{}",
-            paths::DAX_DRIVERS,
-            daxplug_abi::DaxDriver::FsdevDax
-        )),
+        kmem_loaded: driver_loaded(k, DaxDriver::Kmem),
+        fsdev_loaded: driver_loaded(k, DaxDriver::FsdevDax),
         limited: false,
         orphans: Vec::new(),
     })

@@ -37,10 +37,10 @@ impl Run<'_> {
             Fail::Verify(format!("cannot load the {driver} driver: {}", e.sentence()))
         })?;
         restored?;
-        let dir = format!("{}/{driver}", paths::DAX_DRIVERS);
-        if !self.k.exists(&dir) {
+        if !crate::discover::driver_loaded(self.k, driver) {
             return Err(Fail::Verify(format!(
-                "modprobe {driver} succeeded but {dir} did not appear"
+                "modprobe {driver} succeeded but {}/{driver} did not appear",
+                paths::DAX_DRIVERS
             )));
         }
         Ok(())
