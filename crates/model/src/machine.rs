@@ -123,6 +123,14 @@ pub struct Region {
     pub youngest: Option<String>,
 }
 
+impl Region {
+    /// Whether its devices can be created, resized and deleted (hmem, CXL: kmem-type), as
+    /// opposed to a static region's one device (pmem).
+    pub fn is_dynamic(&self) -> bool {
+        self.kind == RegionType::Kmem
+    }
+}
+
 /// One `mappingN` of a device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DevRange {

@@ -7,7 +7,7 @@
 use daxplug_abi::PhysRange;
 use daxplug_kernel::Errno;
 
-use crate::machine::{DaxDevice, DevRange, Machine, RegionType};
+use crate::machine::{DaxDevice, DevRange, Machine};
 use crate::udev::Subsystem;
 
 /// The page size offsets are counted in.
@@ -49,10 +49,6 @@ fn parse_hex(token: &str) -> Result<u64, Errno> {
 }
 
 impl Machine {
-    fn dynamic(&self, region: usize) -> bool {
-        self.regions[region].kind == RegionType::Kmem
-    }
-
     fn region_index(&self, d: &DaxDevice) -> Option<usize> {
         self.regions.iter().position(|r| r.id == d.region)
     }
@@ -91,7 +87,7 @@ impl Machine {
     /// `dax_region/create` (write `1`): a new device of size 0, unbound (a zero-sized
     /// device fails every probe), named with the region's lowest free id.
     pub fn region_create(&mut self, ri: usize, token: &str) -> Result<(), Errno> {
-        if !self.dynamic(ri) {
+        if !self.regions[ri].is_dynamic() {
             return Err(Errno::EINVAL);
         }
         let value: i64 = token.trim().parse().map_err(|_| Errno::EINVAL)?;
@@ -139,7 +135,7 @@ impl Machine {
     /// `dax_region/delete` (write a device's name): only an unbound device of size 0, and
     /// never the region's device 0 (it keeps `/sys/bus/dax` populated).
     pub fn region_delete(&mut self, ri: usize, token: &str) -> Result<(), Errno> {
-        if !self.dynamic(ri) {
+        if !self.regions[ri].is_dynamic() {
             return Err(Errno::EINVAL);
         }
         let name = token.trim_end_matches('\n');

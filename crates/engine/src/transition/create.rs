@@ -16,7 +16,7 @@ use crate::write::Write;
 use super::lock::take_lock;
 use super::recover::{recover_locked, set_unlocked};
 use super::report::{Options, Outcome, Report, TransitionError, report};
-use super::set::{Goal, plan_lines};
+use super::set::{Goal, plan_lines, region_available};
 
 /// Creates a device of `size` bytes in region `region` (its `align` written first if
 /// given) and brings it to `change`'s target.
@@ -83,11 +83,7 @@ pub fn create(
     fresh.blocks.clear();
     fresh.counts = Default::default();
     fresh.state = ObservedState::Unbound;
-    let available = k
-        .read(&format!("{}/available_size", r.path))
-        .ok()
-        .and_then(|t| daxplug_abi::parse_dax_size(&t).ok());
-    let p = match plan_layout(&topo, &fresh, change, available) {
+    let p = match plan_layout(&topo, &fresh, change, region_available(k, r)) {
         Ok(p) => p,
         Err(refusal) => {
             rep.reason = Some(refusal.to_string());

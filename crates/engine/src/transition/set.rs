@@ -12,7 +12,7 @@ use crate::layout::{LayoutChange, plan_layout};
 use crate::observe::ObservedState;
 use crate::plan::{Plan, Refusal, plan};
 use crate::target::Target;
-use crate::topology::{Block, Device, Driver, Topology};
+use crate::topology::{Block, Device, Driver, Region, Topology};
 use daxplug_abi::DaxName;
 
 use super::lock::take_lock;
@@ -236,7 +236,11 @@ pub(super) fn planned(
 
 /// The free space of `dev`'s region, if the region says (dynamic regions do).
 fn available_size(k: &dyn Kernel, topo: &Topology, dev: &Device) -> Option<u64> {
-    let region = topo.regions.iter().find(|r| Some(r.id) == dev.region)?;
+    region_available(k, topo.regions.iter().find(|r| Some(r.id) == dev.region)?)
+}
+
+/// A region's `available_size`, if it has one.
+pub(super) fn region_available(k: &dyn Kernel, region: &Region) -> Option<u64> {
     k.read(&format!("{}/available_size", region.path))
         .ok()
         .and_then(|t| daxplug_abi::parse_dax_size(&t).ok())

@@ -9,7 +9,7 @@ use daxplug_abi::{BlockState, NodeList, OnlinePolicy, OnlineType};
 use daxplug_kernel::Errno;
 
 use crate::hotplug::Caller;
-use crate::machine::{DaxDevice, DevRange, DriverKind, Flavour, KmemState, Machine, RegionType};
+use crate::machine::{DaxDevice, DevRange, DriverKind, Flavour, KmemState, Machine};
 
 use super::tree::Object;
 use super::{DAX_MAJOR, parse_kstrtobool};
@@ -240,7 +240,7 @@ impl Object {
             Object::Device(i) => m.devices.get(i).and_then(|d| m.region(d.region)),
             _ => None,
         };
-        region.is_some_and(|r| r.kind == RegionType::Kmem)
+        region.is_some_and(crate::machine::Region::is_dynamic)
     }
 }
 
