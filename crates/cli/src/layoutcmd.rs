@@ -56,7 +56,7 @@ pub fn run_create(
     let change = LayoutChange::Resize {
         size: size(size_arg, "--size")?,
         align: align_arg.map(|a| size(a, "--align")).transpose()?,
-        target: target(state)?,
+        target: Some(target(state)?),
     };
     let region = region(region_arg)?;
     let opts = options(c.timeout, c.force, c.dry_run, c.json, c.daemon_override)?;
@@ -74,17 +74,11 @@ pub fn run_resize(
 ) -> anyhow::Result<(String, Exit)> {
     let size = size(size_arg, "SIZE")?;
     daxplug_engine::discover::require_device(host.kernel(), device)?;
-    let (_, dev) = daxplug_engine::discover::discover_device(host.kernel(), device).map(|t| {
-        let d = t.devices.first().cloned();
-        (t, d)
-    })?;
-    let target = dev
-        .as_ref()
-        .map_or(Target::Unplugged, daxplug_engine::layout::kept_target);
+    // The transition reads the device and keeps its mode.
     let change = LayoutChange::Resize {
         size,
         align: None,
-        target,
+        target: None,
     };
     let opts = options(c.timeout, c.force, c.dry_run, c.json, c.daemon_override)?;
     let r = change_layout(host, device, change, &opts)?;

@@ -27,8 +27,9 @@ pub enum LayoutChange {
         size: u64,
         /// Bytes: one of [`VALID_ALIGNS`].
         align: Option<u64>,
-        /// The state it ends in.
-        target: Target,
+        /// The state it ends in; `None` keeps its mode (devdax stays devdax, famfs famfs;
+        /// unbound, or kmem with no memory, ends unbound).
+        target: Option<Target>,
     },
     /// Size 0, then out of the region. The region's device 0 stays, at size 0: the kernel
     /// keeps it so that the bus is never empty while the region exists.
@@ -47,7 +48,7 @@ fn bytes(n: u64) -> String {
 
 /// The state a device is in for the purpose of a layout change: the mode it keeps after a
 /// resize (`devdax` stays devdax; unbound, or kmem with no memory, ends unbound).
-pub fn kept_target(dev: &Device) -> Target {
+fn kept_target(dev: &Device) -> Target {
     match dev.state {
         ObservedState::Devdax => Target::Devdax,
         ObservedState::Famfs => Target::Famfs,
@@ -99,6 +100,7 @@ pub fn plan_layout(
             align,
             target,
         } => {
+            let target = target.unwrap_or_else(|| kept_target(dev));
             if let Some(a) = align
                 && !VALID_ALIGNS.contains(&a)
             {

@@ -25,7 +25,7 @@ fn resize(size: u64, target: Target) -> LayoutChange {
     LayoutChange::Resize {
         size,
         align: None,
-        target,
+        target: Some(target),
     }
 }
 

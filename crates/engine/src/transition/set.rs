@@ -46,11 +46,17 @@ pub enum Goal {
 }
 
 impl Goal {
-    /// The state the device is to end in.
+    /// The state the device is to end in, as far as the goal says (a resize that keeps the
+    /// device's mode learns it from the plan).
     pub fn target(self) -> Target {
         match self {
-            Goal::State(t) | Goal::Layout(LayoutChange::Resize { target: t, .. }) => t,
-            Goal::Layout(LayoutChange::Destroy) => Target::Unplugged,
+            Goal::State(t)
+            | Goal::Layout(LayoutChange::Resize {
+                target: Some(t), ..
+            }) => t,
+            Goal::Layout(LayoutChange::Resize { target: None, .. } | LayoutChange::Destroy) => {
+                Target::Unplugged
+            }
         }
     }
 }
@@ -224,7 +230,10 @@ pub(super) fn planned(
         Goal::Layout(change) => plan_layout(topo, dev, change, available_size(k, topo, dev)),
     };
     match planned {
-        Ok(p) => Some(p),
+        Ok(p) => {
+            rep.target = p.target;
+            Some(p)
+        }
         Err(r) => {
             refuse(rep, &r, dev);
             rep.end = Some(dev.state);
