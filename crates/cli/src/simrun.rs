@@ -68,7 +68,6 @@ pub fn run(file: &Path, command: &[String]) -> anyhow::Result<(String, Exit)> {
             }
         }
         saver.tick(sandbox.mount(), &sim, &store)?;
-        sandbox.sync_dev_nodes()?;
         std::thread::sleep(Duration::from_millis(10));
     };
     sandbox.leave()?;

@@ -159,8 +159,8 @@ impl Mount {
         self.server.dirty.swap(false, Ordering::AcqRel)
     }
 
-    /// Calls `hook` with every device's name, before the write's reply, whenever a write
-    /// adds or removes a dax device.
+    /// Calls `hook` with every device's name, before the reply, whenever a request adds or
+    /// removes a dax device.
     pub fn on_devices_changed(&self, hook: crate::server::DevicesChanged) {
         let names = self.server.device_names();
         *crate::server::lock(&self.server.devices_changed) = Some(crate::server::Hook(hook));

@@ -420,15 +420,6 @@ impl Sandbox {
         Ok(())
     }
 
-    /// Keeps `/dev/daxX.Y` in step with the devices while served (see [`sync_dev_nodes`]);
-    /// `sim run` also calls it as it polls, for devices an actor removes.
-    pub fn sync_dev_nodes(&self) -> Result<(), SandboxError> {
-        match &self.mount {
-            Some(_) => sync_devices(&self.stage.join("fuse")),
-            None => Ok(()),
-        }
-    }
-
     /// The served machine.
     pub fn mount(&self) -> Option<&Mount> {
         self.mount.as_ref()
@@ -537,7 +528,7 @@ fn mount_point(target: &Path, like: &fs::Metadata) -> Result<(), SandboxError> {
 /// removed one's away, as devtmpfs and the driver core do on a real machine: libdaxctl stats
 /// the node of a device it has just created and follows the link to its subsystem.
 fn sync_devices(served: &Path) -> Result<(), SandboxError> {
-    // The FUSE worker that served the write and `sim run`'s own poll may both get here.
+    // Two workers that each saw the change may both get here.
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one = ONE_AT_A_TIME
         .lock()

@@ -123,10 +123,10 @@ pub(crate) struct Server {
     pub(crate) dirty: AtomicBool,
     pub(crate) stats: Stats,
     time: u64,
-    /// Called with the devices' names, before the reply, after a write that changed which
+    /// Called with the devices' names, before the reply, after a request that changed which
     /// devices exist (see [`crate::Mount::on_devices_changed`]).
     pub(crate) devices_changed: Mutex<Option<Hook>>,
-    /// The device names as last seen by a write.
+    /// The device names as last seen by a request.
     devices: Mutex<Vec<String>>,
 }
 
@@ -261,9 +261,29 @@ impl Server {
     }
 
     /// Runs `f` on the machine; every such call may change it (actors run, time passes).
+    /// Runs `f` on the model. When the devices-changed hook is set and the request added or
+    /// removed a device (a write, or a fault an actor step fired), the hook runs before the
+    /// reply, as devtmpfs makes `/dev/daxX.Y` inside `device_add()`; the comparison is made
+    /// under the same lock, so no request waits twice.
     fn machine<R>(&self, f: impl FnOnce(&mut Machine) -> R) -> R {
         self.dirty.store(true, Ordering::Release);
-        self.sim.with(f)
+        let hook = lock(&self.devices_changed).clone();
+        let (r, changed) = self.sim.with(|m| {
+            let r = f(m);
+            let changed = hook.as_ref().and_then(|_| {
+                let mut seen = lock(&self.devices);
+                if seen.iter().eq(m.devices.iter().map(|d| &d.name)) {
+                    return None;
+                }
+                *seen = m.devices.iter().map(|d| d.name.clone()).collect();
+                Some(seen.clone())
+            });
+            (r, changed)
+        });
+        if let (Some(hook), Some(names)) = (hook, changed) {
+            (hook.0)(&names);
+        }
+        r
     }
 
     /// Reads requests until the filesystem is unmounted or `stop` is set, dispatching all
@@ -534,9 +554,6 @@ impl Server {
             m.interleave();
             m.sysfs_write(&path, value, Caller::Client)
         });
-        if result.is_ok() {
-            self.after_write();
-        }
         match result {
             Ok(()) => Ok(Reply::ok(req.unique).written(len)),
             Err(e) if e == Errno::ENOENT && path != MODPROBE_FILE => Err(Errno::ENODEV),
@@ -551,24 +568,6 @@ impl Server {
 
     pub(crate) fn remember_devices(&self, names: Vec<String>) {
         *lock(&self.devices) = names;
-    }
-
-    /// Runs the devices-changed hook if the write added or removed a device: as devtmpfs
-    /// makes `/dev/daxX.Y` inside `device_add()`, the node exists when the write returns.
-    fn after_write(&self) {
-        let Some(hook) = lock(&self.devices_changed).clone() else {
-            return;
-        };
-        let names = self.device_names();
-        let changed = {
-            let mut seen = lock(&self.devices);
-            let changed = *seen != names;
-            seen.clone_from(&names);
-            changed
-        };
-        if changed {
-            (hook.0)(&names);
-        }
     }
 
     fn readdir(&self, req: &Request) -> Outcome {
