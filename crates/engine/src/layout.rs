@@ -3,8 +3,6 @@
 //! bringing a device just created to a state. Only a device of a dynamic region (hmem, CXL)
 //! can change, and only while its memory is out of the system.
 
-use daxplug_abi::DaxDriver;
-
 use crate::observe::ObservedState;
 use crate::plan::{
     BindMethods, Plan, Protocol, Refusal, Step, bind_for, load_driver_first, region_kind,
@@ -151,18 +149,11 @@ pub fn plan_layout(
     };
     // Out of its driver first: the kernel changes only an unbound device.
     let mut steps: Vec<Step> = load_driver_first(topo, target).into_iter().collect();
-    match dev.driver {
-        Driver::DeviceDax => steps.push(Step::Unbind {
-            driver: DaxDriver::DeviceDax,
-        }),
-        Driver::Kmem => steps.push(Step::Unbind {
-            driver: DaxDriver::Kmem,
-        }),
-        Driver::FsdevDax => steps.push(Step::Unbind {
-            driver: DaxDriver::FsdevDax,
-        }),
-        _ => {}
-    }
+    steps.extend(
+        dev.driver
+            .dax_driver()
+            .map(|driver| Step::Unbind { driver }),
+    );
     steps.append(&mut changes);
     Ok(plan_of(dev, target, methods, steps))
 }

@@ -443,11 +443,11 @@ pub fn plan(topo: &Topology, dev: &Device, target: Target, force: bool) -> Resul
         Driver::None | Driver::DeviceDax | Driver::FsdevDax => {
             plan.protocol = Protocol::Fallback;
             steps.extend(load_driver_first(topo, target));
-            for driver in [DaxDriver::DeviceDax, DaxDriver::FsdevDax] {
-                if dev.driver == Driver::from(driver) {
-                    steps.push(Step::Unbind { driver });
-                }
-            }
+            steps.extend(
+                dev.driver
+                    .dax_driver()
+                    .map(|driver| Step::Unbind { driver }),
+            );
             steps.extend(bind_for(target, plan.bind_methods));
         }
         Driver::Kmem if dev.kernel_state.is_some() => {

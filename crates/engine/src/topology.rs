@@ -43,11 +43,18 @@ impl Driver {
     /// The driver's name, if bound.
     pub fn name(&self) -> Option<&str> {
         match self {
-            Driver::None => None,
-            Driver::Kmem => Some(DaxDriver::Kmem.as_str()),
-            Driver::DeviceDax => Some(DaxDriver::DeviceDax.as_str()),
-            Driver::FsdevDax => Some(DaxDriver::FsdevDax.as_str()),
             Driver::Other(name) => Some(name),
+            known => known.dax_driver().map(DaxDriver::as_str),
+        }
+    }
+
+    /// The driver as daxplug binds and unbinds it, if it is one it knows.
+    pub fn dax_driver(&self) -> Option<DaxDriver> {
+        match self {
+            Driver::Kmem => Some(DaxDriver::Kmem),
+            Driver::DeviceDax => Some(DaxDriver::DeviceDax),
+            Driver::FsdevDax => Some(DaxDriver::FsdevDax),
+            Driver::None | Driver::Other(_) => None,
         }
     }
 
