@@ -10,19 +10,14 @@ use std::time::Duration;
 use common::TestHost;
 use daxplug_engine::daemon::Daemon;
 use daxplug_engine::policy::Policy;
-use daxplug_engine::{ObservedState, Options, Scope, discover};
+use daxplug_engine::{ObservedState, Scope, discover};
 use daxplug_model::{Actor, Flavour, Sim, build_preset, rhel_rule};
 
 fn policy(text: &str) -> Policy {
     Policy::parse(Path::new("test.toml"), text).expect("policy")
 }
 
-fn opts() -> Options {
-    Options {
-        settle: Duration::ZERO,
-        ..Options::default()
-    }
-}
+use common::quick as opts;
 
 fn states(host: &TestHost) -> Vec<(String, ObservedState)> {
     host.sim.with(|m| m.max_interleave = 0);

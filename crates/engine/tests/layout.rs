@@ -14,12 +14,7 @@ use daxplug_model::{Flavour, Sim, build_preset, check_invariants};
 
 const MIB: u64 = 1 << 20;
 
-fn opts() -> Options {
-    Options {
-        settle: std::time::Duration::ZERO,
-        ..Options::default()
-    }
-}
+use common::quick as opts;
 
 fn resize(size: u64, target: Target) -> LayoutChange {
     LayoutChange::Resize {

@@ -18,13 +18,7 @@ fn machine(preset: &str, flavour: Flavour) -> Machine {
     m
 }
 
-/// Options without the settle wait (the model has no controller polling for it).
-fn quick() -> Options {
-    Options {
-        settle: std::time::Duration::ZERO,
-        ..Options::default()
-    }
-}
+use common::quick;
 
 /// The hmem preset with dax0.0 moved to online_movable by daxplug.
 fn online_movable_hmem(flavour: Flavour) -> TestHost {

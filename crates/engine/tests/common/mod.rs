@@ -10,6 +10,15 @@ use daxplug_engine::Host;
 use daxplug_kernel::Kernel;
 use daxplug_model::Sim;
 
+/// Options without the settle wait (no controller in the model polls for offline blocks
+/// unless a test adds one).
+pub fn quick() -> daxplug_engine::Options {
+    daxplug_engine::Options {
+        settle: std::time::Duration::ZERO,
+        ..daxplug_engine::Options::default()
+    }
+}
+
 #[derive(Debug)]
 pub struct TestHost {
     pub sim: Sim,
