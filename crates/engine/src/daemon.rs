@@ -233,6 +233,8 @@ pub struct Daemon<'a> {
     pub metrics: Metrics,
     /// The policy file, published with the daemon's registration so that `set` can name it.
     pub config: Option<std::path::PathBuf>,
+    /// The registration last written.
+    registered: Option<crate::holds::DaemonRecord>,
 }
 
 impl std::fmt::Debug for Daemon<'_> {
@@ -254,6 +256,7 @@ impl<'a> Daemon<'a> {
             managed: BTreeMap::new(),
             metrics: Metrics::default(),
             config: None,
+            registered: None,
         }
     }
 
@@ -283,6 +286,9 @@ impl<'a> Daemon<'a> {
             return Err(crate::error::DiscoveryError::IomemHidden.into());
         }
         let mut out = Vec::new();
+        // Read once a pass: which devices the rules take, and the holds in force.
+        let mut managed = Vec::new();
+        let holds = crate::holds::holds(&self.host.run_dir());
         self.metrics.held = 0;
         for dev in &topo.devices {
             self.metrics.devices.insert(
@@ -301,8 +307,9 @@ impl<'a> Daemon<'a> {
             else {
                 continue;
             };
+            managed.push((dev.name, rule.state.to_string()));
             let m = self.managed.entry(dev.name).or_default();
-            let held = crate::holds::held(&self.host.run_dir(), dev.name);
+            let held = holds.iter().find(|h| h.device == dev.name).cloned();
             if held.is_none() {
                 m.held_logged = false;
             }
@@ -433,31 +440,26 @@ impl<'a> Daemon<'a> {
         if out.iter().any(|d| d.end != Some(d.from)) {
             self.refresh_metrics()?;
         }
-        if !self.opts.dry_run {
-            let managed = topo
-                .devices
-                .iter()
-                .filter_map(|d| {
-                    let r = self.policy.rule_for(self.host.kernel(), &topo, d)?;
-                    Some((d.name, r.state.to_string()))
-                })
-                .collect();
-            // Best effort: a run directory that cannot be written only costs `set` the warning.
-            let _ = crate::holds::register_daemon(
-                &self.host.run_dir(),
-                &crate::holds::DaemonRecord {
-                    pid: std::process::id(),
-                    config: self.config.clone().unwrap_or_default(),
-                    managed,
-                },
-            );
+        let record = crate::holds::DaemonRecord {
+            pid: std::process::id(),
+            config: self.config.clone().unwrap_or_default(),
+            managed,
+        };
+        // Written when it changes, not at every pass. Best effort: a run directory that
+        // cannot be written only costs `set` the warning.
+        if !self.opts.dry_run
+            && self.registered.as_ref() != Some(&record)
+            && crate::holds::register_daemon(&self.host.run_dir(), &record).is_ok()
+        {
+            self.registered = Some(record);
         }
         Ok(out)
     }
 
     /// Withdraws the daemon's registration (it is exiting).
-    pub fn unregister(&self) {
+    pub fn unregister(&mut self) {
         crate::holds::unregister_daemon(&self.host.run_dir());
+        self.registered = None;
     }
 
     /// Reads every device again for the metrics.

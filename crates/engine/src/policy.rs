@@ -355,7 +355,11 @@ impl Match {
             && self
                 .backing
                 .as_ref()
-                .is_none_or(|b| backing(k, topo, dev).as_deref() == Some(b.as_str()))
+                // A full discovery has it already; a narrower read does not.
+                .is_none_or(|b| match &dev.backing {
+                    Some(known) => known == b,
+                    None => backing(k, topo, dev).as_deref() == Some(b.as_str()),
+                })
     }
 }
 
