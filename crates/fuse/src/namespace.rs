@@ -5,7 +5,8 @@
 //!
 //! * the machine is served by FUSE on a staging tmpfs under the temporary directory;
 //! * `/sys` becomes a tmpfs on which the emulated `bus/dax`, `devices/system/memory`,
-//!   `devices/system/node`, `module` and each dax region's provider directory are bound,
+//!   `devices/system/node`, `module`, `kernel/uevent_seqnum` and each dax region's
+//!   provider directory are bound,
 //!   and every other entry of the host's `/sys` is bound back **read-only**, so a program
 //!   run there can read the host's CPUs or PCI devices but cannot change anything;
 //! * `/dev` holds the host's nodes plus a file per emulated dax device (`/dev/daxX.Y`,
@@ -74,6 +75,8 @@ const EMULATED: [&str; 4] = [
     "devices/system/node",
     "module",
 ];
+/// The emulated machine's `/sys/kernel/uevent_seqnum`, relative to `/sys`.
+const UEVENT_SEQNUM: &str = "kernel/uevent_seqnum";
 /// Where the emulated `/sys/dev/char` links (one per dax device) join the host's.
 const CHAR_LINKS: &str = "dev/char";
 
@@ -245,6 +248,10 @@ impl Sandbox {
                 .filter_map(|p| p.strip_prefix("/sys/"))
                 .map(PathBuf::from),
         );
+        // The machine's uevent number, over the host's: daxplug fences its reads with it.
+        if fuse.join("sys").join(UEVENT_SEQNUM).is_file() {
+            overrides.push(PathBuf::from(UEVENT_SEQNUM));
+        }
         let char_links = fuse.join("sys").join(CHAR_LINKS);
         overrides.extend(
             fs::read_dir(&char_links)

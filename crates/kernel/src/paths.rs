@@ -21,6 +21,9 @@ pub const ONLINE_POLICY: &str = "/sys/module/memory_hotplug/parameters/online_po
 /// Whether `auto-movable` weighs each node's ratio too.
 pub const AUTO_MOVABLE_NUMA_AWARE: &str =
     "/sys/module/memory_hotplug/parameters/auto_movable_numa_aware";
+/// The number of the last uevent the kernel sent (every block online/offline, bind and
+/// unbind sends one).
+pub const UEVENT_SEQNUM: &str = "/sys/kernel/uevent_seqnum";
 /// The physical resource tree.
 pub const IOMEM: &str = "/proc/iomem";
 /// System-wide memory statistics.

@@ -40,7 +40,7 @@ pub use presets::{PRESETS, PresetInfo, UnknownPreset, build as build_preset, sca
 pub use rng::Rng;
 pub use sim::{MachineFile, Sim, StoreError};
 pub use sysfs::{DAX_MAJOR, Kind};
-pub use udev::{Rule, Subsystem, Udev, UeventRecord};
+pub use udev::{Rule, Subsystem, UEVENT_LOG, Udev, UeventRecord};
 
 /// Internal errno of a system call the kernel restarts (`-ERESTARTNOINTR`): an actor whose
 /// write meets the held device-hotplug lock sees it and retries at its next step. User

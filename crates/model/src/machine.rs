@@ -297,8 +297,12 @@ pub struct Machine {
     pub hotremove: bool,
     /// Holder of the device-hotplug lock during a multi-step operation.
     pub lock: Option<Holder>,
-    /// Every uevent the kernel sent, in order.
+    /// The uevents the kernel sent, in order: the newest [`UEVENT_LOG`] of them (a
+    /// listener that falls further behind has lost events, as netlink's buffer drops them).
     pub uevents: Vec<UeventRecord>,
+    /// `/sys/kernel/uevent_seqnum`: the number of the last uevent sent.
+    #[serde(default)]
+    pub uevent_seqnum: u64,
     /// udev: rules and exec queue.
     pub udev: Udev,
     /// Competing controllers.

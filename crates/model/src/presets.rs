@@ -115,6 +115,7 @@ fn base(preset: &str, flavour: Flavour, seed: u64, block_size: u64) -> Machine {
         hotremove: true,
         lock: None,
         uevents: Vec::new(),
+        uevent_seqnum: 0,
         udev: Udev::default(),
         actors: Vec::new(),
         faults: Faults::default(),

@@ -28,6 +28,10 @@ impl Subsystem {
     }
 }
 
+/// How many uevents the model keeps for its listeners (kata-agent, the daemon under
+/// `--sim`): enough for every event of a transition, bounded under a uevent storm.
+pub const UEVENT_LOG: usize = 1 << 16;
+
 /// One kernel uevent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UeventRecord {
@@ -95,7 +99,12 @@ impl Machine {
         subsystem: Subsystem,
         vars: Vec<(String, String)>,
     ) {
-        let seq = self.uevents.last().map_or(1, |e| e.seq + 1);
+        self.uevent_seqnum += 1;
+        let seq = self.uevent_seqnum;
+        if self.uevents.len() >= UEVENT_LOG {
+            // Dropped in bulk so that a storm does not shift the log at every event.
+            self.uevents.drain(..UEVENT_LOG / 4);
+        }
         self.uevents.push(UeventRecord {
             seq,
             clock: self.clock,

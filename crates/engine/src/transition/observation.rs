@@ -31,7 +31,10 @@ pub(super) fn observe_device(
     // auto-online policy its commands mention; not the node lists or meminfo of a full
     // discovery.
     crate::discover::require_memory_hotplug(k)?;
-    let mut topo = crate::discover::discover_device(k, &device.to_string())?;
+    // Fenced: a plan, and the report of a refusal or of nothing to do, are drawn from it.
+    let (mut topo, _) = fenced(k, || {
+        crate::discover::discover_device(k, &device.to_string())
+    })?;
     topo.policy.auto_online_blocks = crate::discover::read_auto_online_blocks(k)?;
     // Which zone plain `online` gives: the plan warns before it lands in a kernel zone.
     topo.policy.online_policy = k
@@ -57,18 +60,61 @@ pub(super) fn reobserve_device(
     )
 }
 
-/// Reads the device until two reads in a row agree, so that the verdict is not drawn from
-/// a read torn by another controller acting between two block reads (bounded). `seen`, a
-/// read made just before with nothing written since, counts as the first.
+/// The kernel's uevent number, where the tree has it (a copied tree may not).
+fn uevent_seqnum(k: &dyn Kernel) -> Option<u64> {
+    k.read(daxplug_kernel::paths::UEVENT_SEQNUM)
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+}
+
+/// How many times a read is retried while other devices' events keep moving the number.
+const FENCE_TRIES: usize = 8;
+
+/// Runs `read` bracketed by two reads of the uevent number. The kernel sends a uevent
+/// for every block that goes online or offline and every bind and unbind, so an unchanged
+/// number means no such change happened while the files were read one by one: the read
+/// is one snapshot of the device, not a mix of before and after. Returns the read and
+/// whether it was fenced so (not when the number is missing or never held still).
+fn fenced<T>(
+    k: &dyn Kernel,
+    mut read: impl FnMut() -> Result<T, DiscoveryError>,
+) -> Result<(T, bool), DiscoveryError> {
+    let mut last = None;
+    for _ in 0..FENCE_TRIES {
+        let Some(before) = uevent_seqnum(k) else {
+            return Ok((read()?, false));
+        };
+        let got = read()?;
+        if uevent_seqnum(k) == Some(before) {
+            return Ok((got, true));
+        }
+        last = Some(got);
+    }
+    match last {
+        Some(got) => Ok((got, false)),
+        None => Ok((read()?, false)),
+    }
+}
+
+/// The device as the verdict sees it: a read fenced by the uevent number (see
+/// [`fenced`]); where the number is missing or a storm of events keeps it moving, reads
+/// until two in a row agree (bounded). `seen`, a read made just before with nothing
+/// written since, counts as the first of those.
 pub(super) fn stable_observation(
     k: &dyn Kernel,
     device: DaxName,
     seen: Option<Device>,
 ) -> Result<Device, DiscoveryError> {
-    let mut dev = match seen {
-        Some(d) => d,
-        None => reobserve_device(k, device)?.1,
-    };
+    let (mut dev, true_snapshot) = fenced(k, || Ok(reobserve_device(k, device)?.1))?;
+    if true_snapshot {
+        return Ok(dev);
+    }
+    if let Some(seen) = seen
+        && seen.state == dev.state
+        && seen.blocks == dev.blocks
+    {
+        return Ok(dev);
+    }
     for _ in 0..5 {
         let (_, again) = reobserve_device(k, device)?;
         let same = again.state == dev.state && again.blocks == dev.blocks;

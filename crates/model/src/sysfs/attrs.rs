@@ -130,6 +130,7 @@ pub(crate) fn table(obj: Object) -> &'static [Attribute] {
     match obj {
         Object::Fixed("/proc") => PROC,
         Object::Fixed("/sys/bus/dax") => DAX_BUS,
+        Object::Fixed("/sys/kernel") => KERNEL,
         Object::Fixed("/sys/devices/system/memory") => MEMORY_ROOT,
         Object::Fixed("/sys/devices/system/node") => NODE_ROOT,
         Object::Fixed("/sys/module/memory_hotplug/parameters") => HOTPLUG_PARAMETERS,
@@ -271,6 +272,9 @@ static DAX_BUS: &[Attribute] = &[
     Attribute::wo("drivers_probe", |m, _, token, _| m.drivers_probe(token)),
     Attribute::wo("uevent", ignore),
 ];
+
+/// `/sys/kernel`: what the model has of it.
+static KERNEL: &[Attribute] = &[Attribute::ro("uevent_seqnum", |m, _| line(m.uevent_seqnum))];
 
 static MEMORY_ROOT: &[Attribute] = &[
     Attribute::rw(

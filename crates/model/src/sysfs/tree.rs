@@ -23,6 +23,7 @@ const FIXED: &[&str] = &[
     "/sys/devices/system/memory/power",
     "/sys/devices/system/node",
     "/sys/devices/system/node/power",
+    "/sys/kernel",
     "/sys/module",
     "/sys/module/memory_hotplug",
     "/sys/module/memory_hotplug/parameters",
@@ -165,7 +166,7 @@ impl Machine {
         match obj {
             Object::Fixed(path) => match path {
                 "/" => vec![e("proc", d()), e("sys", d())],
-                "/sys" => ["bus", "dev", "devices", "module"]
+                "/sys" => ["bus", "dev", "devices", "kernel", "module"]
                     .map(|n| e(n, d()))
                     .into(),
                 "/sys/bus" => vec![e("dax", d())],
