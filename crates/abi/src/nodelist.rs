@@ -51,7 +51,7 @@ impl fmt::Display for NodeList {
         let mut nodes = self.0.iter().copied().peekable();
         while let Some(lo) = nodes.next() {
             let mut hi = lo;
-            while nodes.peek() == Some(&(hi + 1)) {
+            while hi < u32::MAX && nodes.peek() == Some(&(hi + 1)) {
                 hi += 1;
                 nodes.next();
             }

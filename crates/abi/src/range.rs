@@ -42,6 +42,10 @@ impl PhysRange {
 
     /// Number of bytes in the range (a range covering all of `u64` is capped at `u64::MAX`).
     pub fn len(&self) -> u64 {
+        // An inverted range (a damaged file) is empty, not a panic.
+        if self.end < self.start {
+            return 0;
+        }
         (self.end - self.start).saturating_add(1)
     }
 

@@ -29,6 +29,8 @@ use daxplug_model::{
 };
 use std::os::unix::fs::PermissionsExt as _;
 
+mod daemon;
+
 /// Writes the model's view of `m` under `root`: `sys/`, `proc/` and `dev/daxX.Y` (character
 /// device nodes with the model's numbers), files with sysfs modes, links as links. The same
 /// files the FUSE mount would serve, on a plain filesystem, so that any tool can read them.
@@ -438,16 +440,20 @@ const USAGE: &str = "\
 usage: daxplug-bench [--runs N] [--blocks 1024,16384,65536] [--no-discovery]
        daxplug-bench generate DIR BLOCKS DEVICES
        daxplug-bench time RUNS -- COMMAND...
+       daxplug-bench daemon [BLOCKS [SECONDS]]
 
 Prints Markdown tables: discovery at scale (daxplug list/status against daxctl list on
 emulated trees of BLOCKS memory blocks with 1, 16 and 64 devices), transitions on the
-`large` preset through FUSE against daxctl, and the model's schedules per second.
+`large` preset through FUSE against daxctl, the policy daemon's own cost (idle on a tree
+of 65536 blocks for 60 s, drift and a uevent storm on the emulated machine, memory over a
+simulated hour), and the model's schedules per second.
 Needs root, /dev/fuse and the daxplug binary next to this one; daxctl and strace are used
 when installed. Never touches the machine's own /sys.
 
   --runs N          runs per command, median reported (default 5)
   --blocks LIST     machine sizes in memory blocks (default 1024,16384,65536)
   --no-discovery    only the transitions and the model throughput
+  daemon            only the daemon's table (default 65536 blocks, 60 s idle)
   generate          writes one emulated machine as a tree into DIR, to look at
   time              the median wall time of COMMAND over RUNS runs
 ";
@@ -480,6 +486,15 @@ fn main() -> anyhow::Result<()> {
                 times.push(t.elapsed());
             }
             println!("median_ms {:.3}", median(times).as_secs_f64() * 1e3);
+            return Ok(());
+        }
+        Some("daemon") => {
+            // daxplug-bench daemon [BLOCKS [SECONDS]]: the daemon's table alone.
+            let blocks = args.get(2).map_or(Ok(65536), |s| s.parse())?;
+            let seconds = args.get(3).map_or(Ok(60), |s| s.parse())?;
+            let daxplug = std::env::current_exe()?.with_file_name("daxplug");
+            println!("## The policy daemon\n");
+            println!("{}", daemon::daemon(&daxplug, blocks, seconds)?);
             return Ok(());
         }
         Some("-h" | "--help") => {
@@ -540,6 +555,8 @@ fn main() -> anyhow::Result<()> {
     }
     println!("## Transitions on the `large` preset, through FUSE\n");
     println!("{}", transitions(&tools)?);
+    println!("## The policy daemon\n");
+    println!("{}", daemon::daemon(&tools.daxplug, 65536, 60)?);
     println!("## Model throughput\n");
     println!("| scenario | rate |\n|---|---|\n{}", model_throughput(3.0)?);
     Ok(())

@@ -1,5 +1,6 @@
-//! `daxplug daemon`: the event loop around the engine's daemon core. Events come from the
-//! kernel's uevent netlink socket, or from the emulated machine's uevent log with `--sim`.
+//! `daxplug daemon`: the event loop around the engine's daemon core. It sleeps until an
+//! event source ([`crate::events`]) says something changed, a device's backoff ends, or the
+//! sweep interval (a safety net) elapses; it acts once per burst of events.
 
 use crate::exit::Exit;
 use std::io::{Read as _, Write as _};
@@ -9,11 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use daxplug_engine::daemon::{Daemon, Metrics};
+use daxplug_engine::daemon::{Daemon, DaemonCost, DecisionResult, Metrics};
 use daxplug_engine::policy::Policy;
 use daxplug_engine::{Host, Options};
 use daxplug_model::Sim;
-use rustix::net::{AddressFamily, RecvFlags, SocketType, netlink};
+use std::fmt::Write as _;
+
+use crate::events::{Control, Inotify, Model, Netlink, Poll, Source, Wake};
 
 use crate::exit;
 
@@ -21,11 +24,22 @@ use crate::exit;
 pub enum Events<'a> {
     /// The kernel's `NETLINK_KOBJECT_UEVENT` socket.
     Netlink,
-    /// The emulated machine: its actors run, its uevent log is read.
+    /// The emulated machine: its actors run, its uevent number is watched.
     Sim(&'a Sim),
-    /// No event source (a copied tree under `--root`): look every half second.
+    /// A copied tree under `--root`: inotify on its files.
+    Tree(std::path::PathBuf),
+    /// No event source reaches the files (the emulated /sys of `sim run`): poll.
     Poll,
 }
+
+/// The full sweep's interval where events are seen: a safety net only.
+const SWEEP: Duration = Duration::from_secs(300);
+/// The polling interval where nothing sends events.
+const POLL: Duration = Duration::from_secs(1);
+/// A batch of events is acted on once no event came for this long…
+const QUIET: Duration = Duration::from_millis(50);
+/// …or once it has lasted this long (a storm does not starve the devices).
+const BATCH_MAX: Duration = Duration::from_millis(500);
 
 /// Command-line options of `daemon`.
 #[derive(Debug)]
@@ -38,6 +52,8 @@ pub struct DaemonArgs {
     pub exit_after: Option<Duration>,
     /// With `once`: plan only.
     pub dry_run: bool,
+    /// The full sweep's interval (default: 5 minutes, or 1 second where no events come).
+    pub sweep: Option<Duration>,
 }
 
 fn log(line: &str) {
@@ -46,13 +62,25 @@ fn log(line: &str) {
     let _ = out.flush();
 }
 
-/// A uevent that concerns daxplug: a memory block or a dax device.
-fn relevant(msg: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(msg);
-    let mut parts = text.split('\0');
-    let head = parts.next()?;
-    let subsystem = parts.find_map(|p| p.strip_prefix("SUBSYSTEM="))?;
-    matches!(subsystem, "memory" | "dax").then(|| head.to_owned())
+/// The process's own CPU time (user + system, seconds) and resident memory (bytes), from
+/// `/proc/self/stat` and `/proc/self/statm`.
+fn own_cost() -> (f64, u64) {
+    let cpu = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name, which may hold spaces: state is field 3,
+            // utime and stime fields 14 and 15.
+            let rest = s.get(s.rfind(')')? + 2..)?;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+            Some(ticks as f64 / rustix::param::clock_ticks_per_second() as f64)
+        })
+        .unwrap_or(0.0);
+    let rss = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * rustix::param::page_size() as u64);
+    (cpu, rss)
 }
 
 fn serve_metrics(addr: SocketAddr, metrics: Arc<Mutex<Metrics>>) -> anyhow::Result<()> {
@@ -123,37 +151,33 @@ pub fn run(
         let bad = decisions.iter().any(|d| !d.result.is_settled());
         return Ok((String::new(), if bad { Exit::Failure } else { Exit::Ok }));
     }
-    log(&format!("watching {} rules", daemon.policy().rules.len()));
+    let control = Control::new(&args.config)?;
+    let mut source: Box<dyn Source + '_> = match events {
+        Events::Netlink => Box::new(Netlink::open()?),
+        Events::Sim(sim) => Box::new(Model::new(sim)),
+        Events::Tree(root) => Box::new(Inotify::open(root)?),
+        Events::Poll => Box::new(Poll),
+    };
+    let sweep = args
+        .sweep
+        .unwrap_or(if source.sees_changes() { SWEEP } else { POLL });
+    log(&format!(
+        "watching {} rules; events: {}; full sweep every {}",
+        daemon.policy().rules.len(),
+        source.name(),
+        crate::units::duration(sweep)
+    ));
     let started = Instant::now();
-    let socket = match events {
-        Events::Netlink => {
-            let fd = rustix::net::socket(
-                AddressFamily::NETLINK,
-                SocketType::RAW,
-                Some(netlink::KOBJECT_UEVENT),
-            )
-            .context("cannot open the kernel uevent socket")?;
-            rustix::net::bind(&fd, &netlink::SocketAddrNetlink::new(0, 1))
-                .context("cannot listen to kernel uevents (needs root)")?;
-            let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&fd, 4 << 20);
-            rustix::net::sockopt::set_socket_timeout(
-                &fd,
-                rustix::net::sockopt::Timeout::Recv,
-                Some(Duration::from_millis(500)),
-            )
-            .context("cannot set the uevent socket timeout")?;
-            Some(fd)
+    let (cpu_at_start, _) = own_cost();
+    let mut cost = DaemonCost::default();
+    let mut next_sweep = started + sweep;
+    let stop_at = args.exit_after.map(|d| started + d);
+    loop {
+        if cancel.load(Ordering::SeqCst) || stop_at.is_some_and(|t| Instant::now() >= t) {
+            break;
         }
-        Events::Sim(_) | Events::Poll => None,
-    };
-    let mut seen = match events {
-        Events::Sim(sim) => sim.with(|m| m.uevents.last().map_or(0, |e| e.seq)),
-        Events::Netlink | Events::Poll => 0,
-    };
-    let mut last_sweep = Instant::now();
-    let mut buf = vec![0u8; 64 * 1024];
-    while !cancel.load(Ordering::SeqCst) && args.exit_after.is_none_or(|d| started.elapsed() < d) {
-        if reload.swap(false, Ordering::SeqCst) {
+        let config_changed = control.drain();
+        if reload.swap(false, Ordering::SeqCst) || config_changed {
             match Policy::load(&args.config) {
                 Ok(p) => {
                     log(&format!(
@@ -162,62 +186,94 @@ pub fn run(
                         p.rules.len()
                     ));
                     daemon.set_policy(p);
+                    // The new rules apply now, not at the next event.
+                    next_sweep = Instant::now();
                 }
                 Err(e) => log(&format!("reload refused, keeping the policy in force: {e}")),
             }
         }
-        let mut wake = false;
-        match (events, &socket) {
-            (Events::Netlink, Some(fd)) => {
-                match rustix::net::recv(fd, &mut buf[..], RecvFlags::empty()) {
-                    Ok((_, n)) => {
-                        if let Some(head) = relevant(&buf[..n.min(buf.len())]) {
-                            tracing_like(&head);
-                            wake = true;
-                            // Let a burst of events settle before acting on all of them.
-                            std::thread::sleep(Duration::from_millis(50));
+        let mut until = next_sweep;
+        if let Some(t) = daemon.next_retry() {
+            until = until.min(t);
+        }
+        if let Some(t) = stop_at {
+            until = until.min(t);
+        }
+        let woke = Instant::now();
+        let pass = match source.wait(&control, until.saturating_duration_since(woke)) {
+            Wake::Events(n) => {
+                cost.events += n;
+                // Let the burst settle: act once on all of it.
+                let first = Instant::now();
+                while first.elapsed() < BATCH_MAX {
+                    match source.wait(&control, QUIET) {
+                        Wake::Events(m) => cost.events += m,
+                        Wake::Overflow => {
+                            cost.overflows += 1;
+                            break;
                         }
+                        Wake::Control | Wake::Timeout => break,
                     }
-                    Err(rustix::io::Errno::NOBUFS) => {
-                        log("uevent buffer overflowed: rescanning every device");
-                        wake = true;
-                    }
-                    Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {}
-                    Err(e) => return Err(anyhow::anyhow!("reading kernel uevents failed: {e}")),
+                }
+                Some(first)
+            }
+            Wake::Overflow => {
+                cost.overflows += 1;
+                log("events were lost (the kernel's buffer overflowed): looking at every device");
+                Some(Instant::now())
+            }
+            Wake::Control => None,
+            Wake::Timeout => {
+                let now = Instant::now();
+                if now >= next_sweep {
+                    cost.sweeps += 1;
+                    Some(now)
+                } else if daemon.next_retry().is_some_and(|t| now >= t) {
+                    Some(now)
+                } else {
+                    None
                 }
             }
-            (Events::Sim(sim), _) => {
-                let last = sim.with(|m| {
-                    for _ in 0..20 {
-                        m.step();
+        };
+        let Some(since) = pass else { continue };
+        cost.passes += 1;
+        // Any pass looks at every device: the sweep's clock starts again.
+        next_sweep = Instant::now() + sweep;
+        match daemon.apply(false) {
+            Ok(decisions) => {
+                for d in decisions {
+                    let mut line = d.log_line();
+                    if matches!(d.result, DecisionResult::Transition(_)) {
+                        let _ = write!(line, " after_event_ms={}", since.elapsed().as_millis());
                     }
-                    m.uevents.last().map_or(0, |e| e.seq)
-                });
-                if last > seen {
-                    seen = last;
-                    wake = true;
+                    log(&line);
                 }
-                std::thread::sleep(Duration::from_millis(20));
             }
-            _ => std::thread::sleep(Duration::from_millis(500)),
+            // A resident daemon outlives a bad read: the next event or sweep looks again.
+            Err(e) => log(&format!(
+                "this pass failed, the next event or sweep looks again: {}",
+                crate::exit::chain(&anyhow::Error::new(e))
+            )),
         }
-        // Backoff expires, and drift can come from what sends no uevent: look anyway every
-        // second.
-        if wake || last_sweep.elapsed() >= Duration::from_secs(1) {
-            last_sweep = Instant::now();
-            for d in daemon.apply(false)? {
-                log(&d.log_line());
-            }
-            publish(&daemon);
-        }
+        source.refresh();
+        let (cpu, rss) = own_cost();
+        cost.cpu_seconds = cpu - cpu_at_start;
+        cost.resident_bytes = rss;
+        daemon.metrics.cost = cost;
+        publish(&daemon);
     }
     daemon.unregister();
-    log("stopping");
+    let elapsed = started.elapsed().as_secs_f64();
+    let (cpu, rss) = own_cost();
+    let used = cpu - cpu_at_start;
+    log(&format!(
+        "stopping after {elapsed:.1} s: {used:.3} s of CPU ({:.3}% of a core), {} events, {} passes, {} sweeps, {} overflows, {} KiB resident",
+        used * 100.0 / elapsed.max(1e-9),
+        cost.events,
+        cost.passes,
+        cost.sweeps,
+        cost.overflows,
+        rss / 1024
+    ));
     Ok((String::new(), Exit::Ok))
-}
-
-fn tracing_like(head: &str) {
-    if std::env::var_os("DAXPLUG_DEBUG").is_some() {
-        log(&format!("uevent {head}"));
-    }
 }

@@ -143,6 +143,14 @@ fn discovery_code(e: &DiscoveryError) -> Exit {
     }
 }
 
+/// An error and its causes, one sentence each, joined.
+pub fn chain(err: &anyhow::Error) -> String {
+    err.chain()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
 /// The exit code for an error that reached the top of the program.
 pub fn code_for(err: &anyhow::Error) -> Exit {
     if err.downcast_ref::<Usage>().is_some()
@@ -159,10 +167,11 @@ pub fn code_for(err: &anyhow::Error) -> Exit {
     if let Some(e) = err.downcast_ref::<DiscoveryError>() {
         return discovery_code(e);
     }
-    if let Some(daxplug_engine::TransitionError::Discovery(e)) =
-        err.downcast_ref::<daxplug_engine::TransitionError>()
-    {
-        return discovery_code(e);
+    match err.downcast_ref::<daxplug_engine::TransitionError>() {
+        Some(daxplug_engine::TransitionError::Discovery(e)) => return discovery_code(e),
+        // A journal recovery cannot use: the operator has to look before anything runs.
+        Some(daxplug_engine::TransitionError::Journal(_)) => return Exit::Environment,
+        _ => {}
     }
     if err.downcast_ref::<RootError>().is_some() {
         return Exit::Environment;

@@ -3,6 +3,7 @@
 
 mod daemoncmd;
 mod demo;
+mod events;
 mod exit;
 mod host;
 mod human;
@@ -217,6 +218,12 @@ enum Command {
         /// nothing.
         #[arg(long, requires = "once")]
         dry_run: bool,
+        /// How often to look at every device even though no event came: a safety net
+        /// where kernel uevents (or file events on a copied tree) wake the daemon (default
+        /// 5m); the polling interval where none can (the emulated /sys of `sim run`,
+        /// default 1s).
+        #[arg(long, value_name = "DURATION", value_parser = setcmd::parse_timeout)]
+        sweep: Option<setcmd::Timeout>,
     },
     /// Hold a device for maintenance: a running daemon leaves it alone (and `set` may
     /// change it) until the hold lapses or `daxplug release DEV`.
@@ -409,21 +416,33 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
             once,
             exit_after,
             dry_run,
+            sweep,
             ..
         } => on_machine(&cli, !dry_run, |b| {
             let host = b.host();
             let events = match b {
                 Backend::Sim(sim, _) => daemoncmd::Events::Sim(sim),
+                // The emulated /sys of `sim run` is served through FUSE: no uevent or
+                // inotify event reports what the model does.
+                Backend::Root(_, root, _)
+                    if root == std::path::Path::new("/")
+                        && daxplug_kernel::on_fuse(std::path::Path::new(
+                            daxplug_kernel::paths::MEMORY,
+                        )) =>
+                {
+                    daemoncmd::Events::Poll
+                }
                 Backend::Root(_, root, _) if root == std::path::Path::new("/") => {
                     daemoncmd::Events::Netlink
                 }
-                Backend::Root(..) => daemoncmd::Events::Poll,
+                Backend::Root(_, root, _) => daemoncmd::Events::Tree(root.clone()),
             };
             let args = daemoncmd::DaemonArgs {
                 config: config.clone(),
                 once,
                 exit_after: exit_after.and_then(|t| t.0),
                 dry_run,
+                sweep: sweep.and_then(|t| t.0),
             };
             daemoncmd::run(host.as_ref(), &events, &args)
         }),
@@ -796,12 +815,7 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
         Err(err) => {
-            let mut msg = format!("daxplug: {err}");
-            for cause in err.chain().skip(1) {
-                msg.push_str(": ");
-                msg.push_str(&cause.to_string());
-            }
-            eprintln!("{msg}");
+            eprintln!("daxplug: {}", exit::chain(&err));
             ExitCode::from(exit::code_for(&err))
         }
     }

@@ -199,6 +199,20 @@ pub enum ActorKind {
         #[arg(long, default_value = "online_movable")]
         value: String,
     },
+    /// udev at boot loading kmem for a dax device's modalias (autoprobing as the bus
+    /// says), racing whatever loads it first.
+    ModaliasLoad {
+        /// Scheduler steps until the load.
+        #[arg(long, default_value_t = 0)]
+        delay: u32,
+    },
+    /// A storm of memory uevents (`udevadm trigger` in a loop): `change` events for
+    /// random blocks.
+    UeventStorm {
+        /// Events per scheduler step.
+        #[arg(long, default_value_t = 20)]
+        per_step: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -491,6 +505,10 @@ fn actor(m: &mut Machine, cmd: ActorCommand) -> anyhow::Result<String> {
                     });
                 }
                 ActorKind::Admin { per_mille } => m.actors.push(Actor::Admin { per_mille }),
+                ActorKind::ModaliasLoad { delay } => m.actors.push(Actor::ModaliasLoad { delay }),
+                ActorKind::UeventStorm { per_step } => {
+                    m.actors.push(Actor::UeventStorm { per_step })
+                }
                 ActorKind::Tiering { node, passes } => {
                     m.actors.push(Actor::Tiering { node, passes })
                 }

@@ -1,7 +1,8 @@
 //! Prints docs/RELIABILITY.md: outcomes of every transition against every competitor and
 //! fault on the model, for daxplug and for a daxctl-like per-block protocol.
 //!
-//! cargo run --release -p daxplug-engine --example reliability -- --seeds 3 > docs/RELIABILITY.md
+//! cargo run --release -p daxplug-engine --example reliability -- --seeds 19 > docs/RELIABILITY.md
+//! cargo run --release -p daxplug-engine --example reliability -- --replay 1:legacy:12:11:6
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -9,8 +10,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use common::harness::{COMPETITORS, Class, FAULTS, run_daxplug, run_naive, transitions};
-use daxplug_model::Flavour;
+use common::harness::{COMPETITORS, Case, Class, FAULTS, Ran, cases, run_all, transitions};
 
 const CLASSES: [Class; 6] = [
     Class::Reached,
@@ -21,6 +21,8 @@ const CLASSES: [Class; 6] = [
     Class::Lied,
 ];
 
+type Counts = BTreeMap<String, BTreeMap<Class, u64>>;
+
 fn header(out: &mut String, first: &str) {
     let _ = writeln!(
         out,
@@ -29,136 +31,194 @@ fn header(out: &mut String, first: &str) {
     let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
 }
 
-fn row(out: &mut String, name: &str, counts: &BTreeMap<Class, u64>) {
-    let total: u64 = counts.values().sum();
-    let cells: Vec<String> = CLASSES
-        .iter()
-        .map(|c| counts.get(c).copied().unwrap_or(0).to_string())
-        .collect();
-    let _ = writeln!(out, "| {name} | {total} | {} |", cells.join(" | "));
+fn table(out: &mut String, title: &str, first: &str, counts: &Counts) {
+    let _ = writeln!(out, "\n## {title}\n");
+    header(out, first);
+    for (name, counts) in counts {
+        let total: u64 = counts.values().sum();
+        let cells: Vec<String> = CLASSES
+            .iter()
+            .map(|c| counts.get(c).copied().unwrap_or(0).to_string())
+            .collect();
+        let _ = writeln!(out, "| {name} | {total} | {} |", cells.join(" | "));
+    }
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let seeds: u64 = args
-        .iter()
-        .position(|a| a == "--seeds")
+fn count(map: &mut Counts, key: String, class: Class) {
+    *map.entry(key).or_default().entry(class).or_default() += 1;
+}
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
+        .cloned()
+}
+
+fn replay(id: &str) -> std::process::ExitCode {
+    let case = match Case::parse(id) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("reliability: --replay {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let (class, detail, reports) = case.run_traced();
+    println!("{case}\n{class:?}: {detail}");
+    for (i, r) in reports.iter().enumerate() {
+        println!(
+            "\nrun {}: {:?} -> {:?}, {:?}",
+            i + 1,
+            r.start,
+            r.end,
+            r.outcome
+        );
+        for line in r
+            .recovered
+            .iter()
+            .map(|l| format!("recovered: {l}"))
+            .chain(r.actions.iter().cloned())
+        {
+            println!("  {line}");
+        }
+    }
+    if class == Class::Lied {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(id) = arg(&args, "--replay") {
+        return replay(&id);
+    }
+    let seeds: u64 = match arg(&args, "--seeds").map(|s| s.parse()) {
+        None => 3,
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => {
+            eprintln!("reliability: --seeds takes a number of seeds, 1 or more");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let started = std::time::Instant::now();
-    let mut ours_by_comp: BTreeMap<String, BTreeMap<Class, u64>> = BTreeMap::new();
-    let mut theirs_by_comp: BTreeMap<String, BTreeMap<Class, u64>> = BTreeMap::new();
-    let mut ours_by_fault: BTreeMap<String, BTreeMap<Class, u64>> = BTreeMap::new();
-    let mut ours_by_flavour: BTreeMap<String, BTreeMap<Class, u64>> = BTreeMap::new();
-    let mut ours_by_transition: BTreeMap<String, BTreeMap<Class, u64>> = BTreeMap::new();
-    let mut bad = Vec::new();
-    let mut runs = 0;
-    for seed in 1..=seeds {
-        for flavour in [Flavour::Legacy, Flavour::Atomic] {
-            for (start, target) in transitions() {
-                for competitor in COMPETITORS {
-                    for fault in FAULTS {
-                        runs += 1;
-                        let (class, detail) =
-                            run_daxplug(flavour, seed, start, target, competitor, fault);
-                        *ours_by_comp
-                            .entry(competitor.to_string())
-                            .or_default()
-                            .entry(class)
-                            .or_default() += 1;
-                        *ours_by_fault
-                            .entry(fault.to_string())
-                            .or_default()
-                            .entry(class)
-                            .or_default() += 1;
-                        *ours_by_flavour
-                            .entry(format!("{flavour:?}").to_lowercase())
-                            .or_default()
-                            .entry(class)
-                            .or_default() += 1;
-                        *ours_by_transition
-                            .entry(format!("{start} → {target}"))
-                            .or_default()
-                            .entry(class)
-                            .or_default() += 1;
-                        if !class.acceptable() {
-                            bad.push(format!("seed {seed}, {flavour:?}, {start} → {target}, {competitor}, {fault}: {class:?} ({detail})"));
-                        }
-                        if flavour == Flavour::Legacy {
-                            let (class, _) =
-                                run_naive(flavour, seed, start, target, competitor, fault);
-                            *theirs_by_comp
-                                .entry(competitor.to_string())
-                                .or_default()
-                                .entry(class)
-                                .or_default() += 1;
-                        }
-                    }
-                }
-            }
+    let all = cases(1..=seeds);
+    let ran = run_all(&all);
+    let elapsed = started.elapsed().as_secs_f64();
+    print!("{}", render(&ran, seeds, elapsed));
+    if ran.iter().any(|r| r.ours == Class::Lied) {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    }
+}
+
+fn render(ran: &[Ran], seeds: u64, elapsed: f64) -> String {
+    let mut by_comp = Counts::new();
+    let mut theirs_by_comp = Counts::new();
+    let mut by_fault = Counts::new();
+    let mut by_flavour = Counts::new();
+    let mut by_transition = Counts::new();
+    let mut by_cause = Counts::new();
+    let mut bad: Vec<&Ran> = Vec::new();
+    for r in ran {
+        let c = r.case;
+        count(&mut by_comp, c.competitor().to_string(), r.ours);
+        count(&mut by_fault, c.fault().to_string(), r.ours);
+        count(
+            &mut by_flavour,
+            format!("{:?}", c.flavour).to_lowercase(),
+            r.ours,
+        );
+        count(
+            &mut by_transition,
+            format!("{} → {}", c.start(), c.target()),
+            r.ours,
+        );
+        if let Some(theirs) = r.theirs {
+            count(&mut theirs_by_comp, c.competitor().to_string(), theirs);
+        }
+        if !r.ours.acceptable() {
+            count(&mut by_cause, common::harness::cause(r).to_owned(), r.ours);
+            bad.push(r);
         }
     }
     let mut out = String::new();
     let _ = writeln!(out, "# Reliability\n");
     let _ = writeln!(
         out,
-        "Every transition of issue 4 ({} of them) on the kernel model, against each competing controller alone and all together, with each fault, on both kernel flavours, for {seeds} seed(s): {runs} runs of `daxplug set`, and the same schedules on the legacy flavour for a daxctl-like per-block protocol (offline each block once, unbind; bind, online each block once: no lock, no udev fence, no rollback).\n",
-        transitions().len()
+        "Every transition ({} of them) on the kernel model, against each of {} competing controllers alone and all together, with each of {} faults, on both kernel flavours, for {seeds} seed(s): **{} runs of `daxplug set`**, and the same schedules on the legacy flavour for a daxctl-like per-block protocol (offline each block once, unbind; bind, online each block once: no lock, no udev fence, no rollback) where the fault is not daxplug's own.\n",
+        transitions().len(),
+        COMPETITORS.len() - 1,
+        FAULTS.len() - 1,
+        ran.len()
     );
     let _ = writeln!(
         out,
-        "Made by:\n\n```\ncargo run --release -p daxplug-engine --example reliability -- --seeds {seeds} > docs/RELIABILITY.md\n```\n"
-    );
-    let _ = writeln!(
-        out,
-        "on {} ({} cores), in {:.0} s.\n",
+        "Made by:\n\n```\ncargo run --release -p daxplug-engine --example reliability -- --seeds {seeds} > docs/RELIABILITY.md\ncargo bench -p daxplug --bench race -- --seeds 20 --step-delay 1000 >> docs/RELIABILITY.md   # the last section\n```\n\non {} ({} cores), in {elapsed:.0} s. `cargo test -p daxplug-engine --test reliability` runs seed 1 ({} runs) in CI. Any run replays alone with `--replay SEED:FLAVOUR:T:C:F` (printed for every run below).\n",
         std::env::consts::ARCH,
         std::thread::available_parallelism().map_or(1, |n| n.get()),
-        started.elapsed().as_secs_f64()
+        ran.len() as u64 / seeds,
     );
+    out.push_str(include_str!("reliability-intro.md"));
+    let silent = ran.iter().filter(|r| r.ours == Class::Lied).count();
+    let unexplained = ran
+        .iter()
+        .filter(|r| !r.ours.acceptable() && common::harness::cause(r) == "unexplained")
+        .count();
     let _ = writeln!(
         out,
-        "Classes: **reached** the state asked for; **rolled back** to the state it started from and said so (or refused and changed nothing); **stuck (fault)**: the fault removed the device with memory online, so the kernel leaked it; **stuck**: a leak caused by anything else; **torn**: left mixed, or in a state neither started from nor asked for (reported with exit code 8 or 1); **silent**: the report disagrees with the device (for daxplug: the tool said done and the device is not).\n"
+        "\n**This run: {} schedules, {silent} silent, {unexplained} not in a named class.**",
+        ran.len()
     );
-    let _ = writeln!(
-        out,
-        "Reading the tables:\n\n* Most rolled-back runs are the faults doing their job: an unmovable page, a signal, `ENOMEM` on add all make a transition fail, and daxplug puts the device back (exit code 6).\n* Stuck (fault) runs are the device being removed under a transition while memory is online: the kernel leaks the range whatever the tool does; daxplug reports it (exit 7).\n* Against every automated controller (udev rules, kata-agent, a daxctl-like pass, a re-onlining loop, a tiering daemon) daxplug never leaves a device torn or stuck. Two mechanisms beyond lock-offline-verify-unbind carry that: while it offlines movable memory it sets `online_policy=auto-movable` (not NUMA-aware), so a block another controller onlines with plain `online` lands in `Movable` where it can go offline again; and when blocks come back online it holds udev's exec queue for the rest of the offlining.\n* An admin toggling single blocks by hand can still change a block after daxplug's last check: those runs end torn, reported with exit code 8 (or 1 when the device ends whole but neither where it started nor where asked); where the toggle came before daxplug's first look, the report also says the device was already mixed and every block is as it was. No run is silent: every report agrees with the device. No userspace protocol can fence a deliberate hand-made change on current kernels; the atomic kernel ABI does not block per-block writes either.\n* The per-block protocol has no rollback: a single unmovable page or signal leaves the device half offline (torn), and a controller racing it tears it further.\n"
+    table(
+        &mut out,
+        "Every run that did not keep the promise, by cause",
+        "cause",
+        &by_cause,
     );
-    let _ = writeln!(out, "## By competitor: daxplug\n");
-    header(&mut out, "competitor");
-    for (k, v) in &ours_by_comp {
-        row(&mut out, k, v);
-    }
-    let _ = writeln!(
-        out,
-        "\n## By competitor: daxctl-like per-block protocol (legacy kernel)\n"
+    table(&mut out, "By competitor: daxplug", "competitor", &by_comp);
+    table(
+        &mut out,
+        "By competitor: daxctl-like per-block protocol (legacy kernel)",
+        "competitor",
+        &theirs_by_comp,
     );
-    header(&mut out, "competitor");
-    for (k, v) in &theirs_by_comp {
-        row(&mut out, k, v);
-    }
-    let _ = writeln!(out, "\n## daxplug by fault\n");
-    header(&mut out, "fault");
-    for (k, v) in &ours_by_fault {
-        row(&mut out, k, v);
-    }
-    let _ = writeln!(out, "\n## daxplug by kernel flavour\n");
-    header(&mut out, "kernel");
-    for (k, v) in &ours_by_flavour {
-        row(&mut out, k, v);
-    }
-    let _ = writeln!(out, "\n## daxplug by transition\n");
-    header(&mut out, "transition");
-    for (k, v) in &ours_by_transition {
-        row(&mut out, k, v);
-    }
+    table(&mut out, "daxplug by fault", "fault", &by_fault);
+    table(&mut out, "daxplug by kernel flavour", "kernel", &by_flavour);
+    table(
+        &mut out,
+        "daxplug by transition",
+        "transition",
+        &by_transition,
+    );
     let _ = writeln!(out, "\n## Runs that did not keep the promise\n");
     if bad.is_empty() {
         let _ = writeln!(out, "None.");
     }
-    for b in &bad {
-        let _ = writeln!(out, "* {b}");
+    // The first few of each cause, each with the command that replays it.
+    let mut shown: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &bad {
+        let cause = common::harness::cause(r);
+        let n = shown.entry(cause).or_default();
+        *n += 1;
+        if *n <= 5 {
+            let _ = writeln!(
+                out,
+                "* {}: {:?} ({}) — `--replay {}`",
+                r.case,
+                r.ours,
+                r.detail,
+                r.case.id()
+            );
+        }
     }
-    print!("{out}");
+    let more = bad
+        .len()
+        .saturating_sub(shown.values().map(|n| (*n).min(5)).sum());
+    if more > 0 {
+        let _ = writeln!(out, "\n…and {more} more of the same causes.");
+    }
+    out
 }

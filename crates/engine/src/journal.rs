@@ -141,29 +141,85 @@ impl JournalFile {
         }
     }
 
-    /// Every journal left in `run_dir`.
-    pub fn list(run_dir: &Path) -> std::io::Result<Vec<(JournalFile, Journal)>> {
+    /// Every journal left in `run_dir`. A journal that cannot be understood (damaged by a
+    /// crash or an editor, cut short, from another version) is an error, never a guess.
+    pub fn list(run_dir: &Path) -> Result<Vec<(JournalFile, Journal)>, JournalError> {
         let dir = journal_dir(run_dir);
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| JournalError::Io { path, source }
+        };
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
+            Err(e) => return Err(io(&dir)(e)),
         };
         let mut out = Vec::new();
         for entry in entries {
-            let path = entry?.path();
+            let path = entry.map_err(io(&dir))?.path();
             if path.extension().is_some_and(|e| e == "json") {
-                let text = fs::read_to_string(&path)?;
-                let j: Journal = serde_json::from_str(&text).map_err(|e| {
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("{}: {e}", path.display()),
-                    )
-                })?;
-                out.push((JournalFile { path }, j));
+                let bytes = fs::read(&path).map_err(io(&path))?;
+                out.push((
+                    JournalFile { path: path.clone() },
+                    Journal::parse(&path, &bytes)?,
+                ));
             }
         }
         out.sort_by_key(|(_, j)| j.device);
         Ok(out)
+    }
+}
+
+impl Journal {
+    /// Reads a journal file's bytes: valid JSON of this version, or why not.
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<Journal, JournalError> {
+        let unreadable = |why: String| JournalError::Unreadable {
+            path: path.to_path_buf(),
+            why,
+        };
+        let value: serde_json::Value =
+            serde_json::from_slice(bytes).map_err(|e| unreadable(e.to_string()))?;
+        let version = value.get("version").and_then(serde_json::Value::as_u64);
+        if version != Some(u64::from(JOURNAL_VERSION)) {
+            return Err(JournalError::Version {
+                path: path.to_path_buf(),
+                found: version.map_or_else(|| "none".to_owned(), |v| v.to_string()),
+            });
+        }
+        serde_json::from_value(value).map_err(|e| unreadable(e.to_string()))
+    }
+}
+
+/// A journal left by an interrupted transition that recovery cannot use.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The directory or file cannot be read.
+    #[error("cannot read {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not a journal this daxplug wrote: damaged or cut short.
+    #[error(
+        "the journal {} of an interrupted transition is damaged ({why}); daxplug will not guess what that transition did: look at the device with `daxplug status`, move the file aside, then run the command again",
+        path.display()
+    )]
+    Unreadable { path: PathBuf, why: String },
+    /// Written by another version of daxplug.
+    #[error(
+        "the journal {} of an interrupted transition has format version {found}, and this daxplug reads version {JOURNAL_VERSION}; recover with the daxplug that wrote it, or look at the device with `daxplug status`, move the file aside, then run the command again",
+        path.display()
+    )]
+    Version { path: PathBuf, found: String },
+}
+
+impl JournalError {
+    /// The raw errno, when reading failed.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            JournalError::Io { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
     }
 }

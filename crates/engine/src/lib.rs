@@ -32,7 +32,7 @@ pub mod write;
 pub use discover::{Detail, discover, discover_with};
 pub use error::DiscoveryError;
 pub use host::Host;
-pub use journal::{Journal, JournalFile};
+pub use journal::{Journal, JournalError, JournalFile};
 pub use layout::LayoutChange;
 pub use observe::{BlockCounts, ObservedState};
 pub use plan::{BindMethod, BindMethods, Plan, Protocol, Refusal, Step, plan};

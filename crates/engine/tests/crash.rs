@@ -9,7 +9,7 @@ use daxplug_model::{Flavour, check_invariants};
 
 fn start_target(s: Start) -> Target {
     match s {
-        Start::Unbound => Target::Unplugged,
+        Start::NoKmem | Start::Unbound => Target::Unplugged,
         Start::Devdax => Target::Devdax,
         Start::Online(t) => Target::Online(t),
     }

@@ -195,3 +195,88 @@ fn held_devices_are_left_alone_until_released() {
     assert_eq!(decisions[0].result, "done", "{decisions:?}");
     assert_eq!(states(&host)[0].1, ObservedState::OnlineMovable);
 }
+
+/// The daemon killed (SIGKILL: no cleanup) in the middle of a transition, at every point,
+/// then started again: its first act is the recovery from the journal, and the device
+/// ends where the rule wants it, with every setting put back.
+#[test]
+fn a_daemon_killed_mid_transition_recovers_first_when_restarted() {
+    let rule = "[[rule]]\nmatch = { name = \"dax0.0\" }\nstate = \"online_movable\"\n";
+    for flavour in [Flavour::Legacy, Flavour::Atomic] {
+        let mut crashed = 0;
+        for at in 1.. {
+            let mut m = build_preset("hmem", flavour, 4).expect("preset");
+            m.kmem_loaded = false;
+            m.kernel_alloc_per_mille = 0;
+            let host = TestHost::new(Sim::new(m));
+            let before = host
+                .sim
+                .with(|m| (m.auto_online_blocks, m.online_policy, m.drivers_autoprobe));
+            let mut killed = opts();
+            killed.test_hooks.crash_at = Some(at);
+            let mut first = Daemon::new(&host, policy(rule), killed);
+            let d = first.apply(false).expect("apply");
+            let reason = d.first().and_then(|d| d.reason.clone()).unwrap_or_default();
+            if !reason.contains("simulated crash") {
+                assert!(at > 1, "{flavour:?}: no crash point");
+                break;
+            }
+            crashed += 1;
+            drop(first);
+            let mut again = Daemon::new(&host, policy(rule), opts());
+            let recovered = again.recover().expect("recover");
+            assert_eq!(
+                recovered.len(),
+                1,
+                "{flavour:?} crash at {at}: the restart recovers the one journal first: {recovered:?}"
+            );
+            again.apply(false).expect("apply after recovery");
+            assert_eq!(
+                states(&host)[0],
+                ("dax0.0".into(), ObservedState::OnlineMovable),
+                "{flavour:?} crash at {at}: {recovered:?}"
+            );
+            assert!(
+                daxplug_engine::JournalFile::list(host.run.path())
+                    .expect("journals")
+                    .is_empty()
+            );
+            let after = host
+                .sim
+                .with(|m| (m.auto_online_blocks, m.online_policy, m.drivers_autoprobe));
+            assert_eq!(
+                before, after,
+                "{flavour:?} crash at {at}: settings put back"
+            );
+        }
+        assert!(crashed >= 3, "{flavour:?}: only {crashed} crash points");
+    }
+}
+
+/// A machine whose devices come and go (create, destroy) does not grow the daemon: what it
+/// keeps per device goes with the device.
+#[test]
+fn devices_that_leave_take_their_state_with_them() {
+    let m = build_preset("cxl", Flavour::Atomic, 2).expect("preset");
+    let host = TestHost::new(Sim::new(m));
+    let mut d = Daemon::new(
+        &host,
+        policy("[[rule]]\nstate = \"online_movable\"\nmatch = { name = \"dax9.9\" }\n"),
+        opts(),
+    );
+    d.apply(true).expect("apply");
+    let present = d.metrics.devices.len();
+    assert!(present > 0);
+    let name = host
+        .sim
+        .with(|m| m.devices.last().map(|d| d.name.clone()))
+        .expect("a device");
+    host.sim.with(|m| m.remove_device(&name));
+    d.apply(true).expect("apply");
+    assert_eq!(
+        d.metrics.devices.len(),
+        present - 1,
+        "{:?}",
+        d.metrics.devices
+    );
+}

@@ -2,8 +2,10 @@
 //! kernel, online_movable → online_kernel, all competitors, ENOMEM on add): daxplug said
 //! "rolled back, online_movable" while a block was offline. An admin's write landed while
 //! the verdict read the blocks one by one, after the block it changed had been read, and
-//! two reads in a row agreed on the old state. The verdict now brackets its read with
-//! `/sys/kernel/uevent_seqnum`, which every online/offline moves.
+//! two reads in a row agreed on the old state. The verdict's read is now fenced: no uevent
+//! about the device may come while it reads (the running kernel's netlink group, the
+//! model's log), or else `/sys/kernel/uevent_seqnum`, which every online/offline moves,
+//! must not move.
 
 mod common;
 
@@ -23,6 +25,9 @@ struct AdminDuringRead<'a> {
     reads: AtomicU32,
     nth: u32,
     fired: AtomicBool,
+    /// Whether the kernel's uevents can be watched (as on a running kernel), or only
+    /// `/sys/kernel/uevent_seqnum` read (as under `sim run`).
+    watch: bool,
 }
 
 impl Kernel for AdminDuringRead<'_> {
@@ -71,6 +76,13 @@ impl Kernel for AdminDuringRead<'_> {
     fn exists(&self, path: &str) -> bool {
         self.host.sim.exists(path)
     }
+    fn watch_uevents(&self) -> Option<Box<dyn daxplug_kernel::UeventWatch + '_>> {
+        if self.watch {
+            self.host.sim.watch_uevents()
+        } else {
+            None
+        }
+    }
 }
 
 struct Wrapped<'a>(AdminDuringRead<'a>);
@@ -105,7 +117,7 @@ impl Host for Wrapped<'_> {
 #[test]
 fn a_change_during_the_verdicts_read_is_reported_not_hidden() {
     let mut mixed_at_end = 0;
-    for nth in 1..=3 {
+    for (nth, watch) in (1..=3).flat_map(|n| [(n, true), (n, false)]) {
         let host = prepared(Flavour::Legacy, 1, Start::Online(OnlineType::OnlineMovable));
         arm(&host, Competitor::None, Fault::EnomemOnAdd);
         let wrapped = Wrapped(AdminDuringRead {
@@ -114,6 +126,7 @@ fn a_change_during_the_verdicts_read_is_reported_not_hidden() {
             reads: AtomicU32::new(0),
             nth,
             fired: AtomicBool::new(false),
+            watch,
         });
         let opts = Options {
             force: true,

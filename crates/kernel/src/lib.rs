@@ -15,11 +15,13 @@ pub mod interrupt;
 pub mod namespace;
 pub mod paths;
 mod rootfs;
+pub mod uevents;
 
 pub use errno::Errno;
 pub use error::{KernelError, Op, RootError};
 pub use interrupt::{Interrupter, ThreadToken};
-pub use rootfs::{Access, RootFs, read_proc_file};
+pub use rootfs::{Access, RootFs, on_fuse, read_proc_file};
+pub use uevents::{Seen, Uevent, UeventWatch};
 
 /// Result of a kernel-interface call.
 pub type Result<T, E = KernelError> = std::result::Result<T, E>;
@@ -63,6 +65,13 @@ pub trait Kernel: Send + Sync {
     fn parallel_reads(&self) -> bool {
         false
     }
+
+    /// Begins watching the kernel's uevents, where this backend can see them: the running
+    /// kernel's netlink group, the model's event log. `None` for a copied tree, or a tree
+    /// served by FUSE (`sim run`), whose changes send no uevent to this process.
+    fn watch_uevents(&self) -> Option<Box<dyn UeventWatch + '_>> {
+        None
+    }
 }
 
 impl<K: Kernel + ?Sized> Kernel for &K {
@@ -89,5 +98,8 @@ impl<K: Kernel + ?Sized> Kernel for &K {
     }
     fn parallel_reads(&self) -> bool {
         (**self).parallel_reads()
+    }
+    fn watch_uevents(&self) -> Option<Box<dyn UeventWatch + '_>> {
+        (**self).watch_uevents()
     }
 }

@@ -129,7 +129,31 @@ pub fn read_proc_file(path: &Path) -> std::io::Result<String> {
     String::from_utf8(buf).map_err(std::io::Error::other)
 }
 
+impl RootFs {
+    /// Whether this root is the running kernel's own `/sys` (not a copied tree, and not
+    /// the emulated machine FUSE serves under `sim run`).
+    fn is_running_kernel(&self) -> bool {
+        self.root == Path::new("/") && !on_fuse(Path::new("/sys/devices/system/memory"))
+    }
+}
+
+/// Whether `path` is on a FUSE filesystem: the emulated `/sys` of `sim run`, whose
+/// changes send no uevent and no inotify event.
+pub fn on_fuse(path: &Path) -> bool {
+    const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
+    // f_type is a C long: i64 here, narrower on 32-bit targets.
+    #[allow(clippy::useless_conversion)]
+    rustix::fs::statfs(path).is_ok_and(|s| i64::from(s.f_type) == FUSE_SUPER_MAGIC)
+}
+
 impl Kernel for RootFs {
+    fn watch_uevents(&self) -> Option<Box<dyn crate::UeventWatch + '_>> {
+        if !self.is_running_kernel() {
+            return None;
+        }
+        crate::uevents::NetlinkWatch::open().map(|w| Box::new(w) as Box<dyn crate::UeventWatch>)
+    }
+
     fn read(&self, path: &str) -> Result<String> {
         // A sysfs attribute comes whole in one read(2) (it is at most a page), so a short
         // read is the end: open, read, close. procfs files (iomem) come a record at a time

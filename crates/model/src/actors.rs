@@ -43,6 +43,18 @@ pub enum Actor {
         /// Passes added to one random online block per step.
         passes: u32,
     },
+    /// udev at boot: a dax device's modalias makes it run `modprobe kmem` (drivers
+    /// autoprobing as the bus says) after `delay` steps, racing whatever loads kmem first.
+    ModaliasLoad {
+        /// Steps until the load.
+        delay: u32,
+    },
+    /// Something flooding the kernel with memory uevents (`udevadm trigger` in a loop, a
+    /// flapping hotplug controller): `per_step` `change` events for random blocks a step.
+    UeventStorm {
+        /// Events a step.
+        per_step: u32,
+    },
     /// A loop that onlines every offline block of a device it sees, like the udev rules
     /// and agents do, writing `value` to `state`.
     Reonliner {
@@ -76,6 +88,12 @@ impl Actor {
             }
             Actor::Tiering { node, passes } => {
                 format!("tiering daemon on node {node} (+{passes} migration passes per step)")
+            }
+            Actor::ModaliasLoad { delay } => {
+                format!("udev loading kmem for a dax device's modalias (in {delay} steps)")
+            }
+            Actor::UeventStorm { per_step } => {
+                format!("uevent storm ({per_step} memory change events per step)")
             }
             Actor::Reonliner { device, value } => {
                 format!("re-onliner: {value} on every offline block of {device}")
@@ -117,7 +135,8 @@ impl Machine {
         match &self.actors[i] {
             Actor::KataAgent { cursor } => self.uevents.last().is_some_and(|e| e.seq >= *cursor),
             Actor::DaxctlLike { done, .. } => !done,
-            Actor::Admin { .. } | Actor::Tiering { .. } => true,
+            Actor::Admin { .. } | Actor::Tiering { .. } | Actor::UeventStorm { .. } => true,
+            Actor::ModaliasLoad { .. } => !self.kmem_loaded,
             Actor::Reonliner { device, .. } => self.device_blocks(device).iter().any(|id| {
                 self.blocks
                     .get(id)
@@ -219,6 +238,21 @@ impl Machine {
                     && let Some(b) = self.blocks.get_mut(&id)
                 {
                     b.busy = b.busy.saturating_add(passes);
+                }
+            }
+            Actor::ModaliasLoad { delay } => {
+                if delay == 0 {
+                    self.load_kmem();
+                } else {
+                    self.actors[i] = Actor::ModaliasLoad { delay: delay - 1 };
+                }
+            }
+            Actor::UeventStorm { per_step } => {
+                let ids: Vec<u64> = self.blocks.keys().copied().collect();
+                for _ in 0..per_step {
+                    if let Some(&id) = self.rng.pick(&ids) {
+                        self.emit_block(id, "change");
+                    }
                 }
             }
             Actor::Reonliner { device, value } => {

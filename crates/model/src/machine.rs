@@ -377,8 +377,107 @@ impl Machine {
                 ));
             }
         }
-        (self.blocks.len() as u64 > MAX_BLOCKS)
-            .then(|| format!("{} memory blocks", self.blocks.len()))
+        if self.blocks.len() as u64 > MAX_BLOCKS {
+            return Some(format!("{} memory blocks", self.blocks.len()));
+        }
+        self.inconsistent()
+    }
+
+    /// What a machine file damaged by hand can hold that no kernel could: numbers past
+    /// what the arithmetic of addresses allows, devices outside their region, regions
+    /// that do not exist, alignments that are not powers of two.
+    fn inconsistent(&self) -> Option<String> {
+        // Counters that grow by one a step, an event or a call: far from their end.
+        const COUNTER_MAX: u64 = 1 << 62;
+        for (what, n) in [
+            ("clock", self.clock),
+            ("client_steps", self.client_steps),
+            ("uevent_seqnum", self.uevent_seqnum),
+        ] {
+            if n > COUNTER_MAX {
+                return Some(format!("{what} = {n}"));
+            }
+        }
+        // Knobs that set how much work a step or a call does: a file may not make every
+        // call run for hours.
+        for (what, n, most) in [
+            ("max_interleave", u64::from(self.max_interleave), 1024),
+            ("step_delay_us", self.step_delay_us, 1_000_000),
+            (
+                "kernel_alloc_per_mille",
+                u64::from(self.kernel_alloc_per_mille),
+                1000,
+            ),
+            (
+                "auto_movable_ratio",
+                u64::from(self.auto_movable_ratio),
+                1 << 20,
+            ),
+            (
+                "faults.slow_offline_passes",
+                u64::from(self.faults.slow_offline_passes),
+                1 << 20,
+            ),
+        ] {
+            if n > most {
+                return Some(format!("{what} = {n} (at most {most})"));
+            }
+        }
+        if let Some((id, b)) = self.blocks.iter().find(|(_, b)| b.busy > 1 << 20) {
+            return Some(format!(
+                "memory block {id} busy for {} migration passes",
+                b.busy
+            ));
+        }
+        let memory = self
+            .nodes
+            .iter()
+            .try_fold(0u64, |sum, n| sum.checked_add(n.boot_mem_total));
+        if memory.is_none_or(|m| m > COUNTER_MAX) {
+            return Some("more boot memory than the address space holds".to_owned());
+        }
+        let last_block = u64::MAX / self.block_size;
+        if let Some((id, _)) = self
+            .blocks
+            .iter()
+            .next_back()
+            .filter(|(id, _)| **id >= last_block)
+        {
+            return Some(format!("memory block {id} (beyond the address space)"));
+        }
+        for r in &self.regions {
+            if !r.align.is_power_of_two() {
+                return Some(format!("region {} with an alignment of {}", r.id, r.align));
+            }
+        }
+        for d in &self.devices {
+            let Some(region) = self.region(d.region) else {
+                return Some(format!(
+                    "{} in region {}, which does not exist",
+                    d.name, d.region
+                ));
+            };
+            if d.align != 0 && !d.align.is_power_of_two() {
+                return Some(format!("{} with an alignment of {}", d.name, d.align));
+            }
+            let mut total: u64 = 0;
+            for r in d.ranges.iter().map(|r| &r.range) {
+                let outside = r.start < region.range.start || r.end > region.range.end;
+                total = match total.checked_add(r.len()) {
+                    Some(t) if !outside && r.end >= r.start => t,
+                    _ => {
+                        return Some(format!(
+                            "{} at {:#x}-{:#x}, outside region {} ({:#x}-{:#x})",
+                            d.name, r.start, r.end, region.id, region.range.start, region.range.end
+                        ));
+                    }
+                };
+            }
+            if total > region.range.len() {
+                return Some(format!("{} larger than its region {}", d.name, region.id));
+            }
+        }
+        None
     }
 
     /// A region by id.

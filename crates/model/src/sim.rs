@@ -61,6 +61,11 @@ impl Sim {
 }
 
 impl Kernel for Sim {
+    fn watch_uevents(&self) -> Option<Box<dyn daxplug_kernel::UeventWatch + '_>> {
+        let from = self.with(|m| m.uevent_seqnum);
+        Some(Box::new(SimWatch { sim: self, from }))
+    }
+
     fn read(&self, path: &str) -> Result<String> {
         let mut m = self.lock();
         m.interleave();
@@ -245,5 +250,35 @@ impl Sim {
     /// Writes the machine back to its file.
     pub fn save(self, file: &MachineFile) -> Result<(), StoreError> {
         file.save(&self.into_machine())
+    }
+}
+
+/// A uevent watch on the model, as a netlink listener would have it: no scheduling point
+/// (reading a socket does not let the machine's actors run).
+struct SimWatch<'a> {
+    sim: &'a Sim,
+    from: u64,
+}
+
+impl daxplug_kernel::UeventWatch for SimWatch<'_> {
+    fn seen(&mut self) -> daxplug_kernel::Seen {
+        self.sim.with(|m| {
+            let from = self.from;
+            self.from = m.uevent_seqnum;
+            // Trimmed from the log: lost, as a listener whose buffer overflowed.
+            if m.uevents.first().is_some_and(|e| e.seq > from + 1) {
+                return daxplug_kernel::Seen::Lost;
+            }
+            let start = m.uevents.partition_point(|e| e.seq <= from);
+            daxplug_kernel::Seen::Events(
+                m.uevents[start..]
+                    .iter()
+                    .map(|e| daxplug_kernel::Uevent {
+                        action: e.action.clone(),
+                        devpath: e.devpath.clone(),
+                    })
+                    .collect(),
+            )
+        })
     }
 }

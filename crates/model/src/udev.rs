@@ -113,6 +113,10 @@ impl Machine {
             subsystem,
             vars,
         });
+        // udev's socket holds so much: past it, the kernel drops events for udev too.
+        if self.udev.queue.len() >= UEVENT_LOG {
+            self.udev.queue.pop_front();
+        }
         self.udev.queue.push_back(seq);
     }
 

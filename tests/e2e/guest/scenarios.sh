@@ -425,6 +425,13 @@ hmem | cxl)
 
 	# The policy daemon on the real kernel: netlink uevents, drift restored, metrics, SIGTERM.
 	dset online_movable
+	# Discovery on the kernel's own sysfs (kernfs, dearer per file than tmpfs), daxplug
+	# against daxctl, with every block the guest has: the mean of ten runs each.
+	nb=$(ls -d $M/memory[0-9]* | wc -l)
+	t0=$(ms); for i in 1 2 3 4 5 6 7 8 9 10; do daxplug list --json > /dev/null; done
+	echo "E2E TIME daxplug list-json-${nb}-blocks $(( ($(ms) - t0) / 10 ))"
+	t0=$(ms); for i in 1 2 3 4 5 6 7 8 9 10; do daxctl list -D -M > /dev/null 2>&1; done
+	echo "E2E TIME daxctl list-D-M-${nb}-blocks $(( ($(ms) - t0) / 10 ))"
 	printf '[[rule]]\nmatch = { name = "dax0.0" }\nstate = "online_movable"\n\n[metrics]\nlisten = "127.0.0.1:9477"\n' > /tmp/p.toml
 	daxplug daemon --check-config --config /tmp/p.toml > /dev/null 2>&1 && pass "daemon: the policy validates" || fail "daemon: the policy does not validate"
 	daxplug daemon --config /tmp/p.toml --once > /tmp/once.out 2>&1 && grep -q "result=ok" /tmp/once.out &&
@@ -438,9 +445,16 @@ hmem | cxl)
 	while [ $n -lt 20 ] && [ "$(state)" != online_movable ]; do sleep 1; n=$((n + 1)); done
 	[ "$(state)" = online_movable ] && grep -q "from=mixed to=online_movable result=done" /tmp/daemon.out &&
 		pass "daemon: a block offlined by hand was restored from the uevent" || fail "daemon: no restore: $(state); $(cat /tmp/daemon.out)"
+	# Woken by the kernel's uevent, not by a timer: the full sweep is minutes away.
+	grep -q "events: kernel uevents (netlink); full sweep every 5m" /tmp/daemon.out &&
+		grep -q "after_event_ms=" /tmp/daemon.out &&
+		pass "daemon: the restore followed the uevent (no sweep in between)" || fail "daemon: not event-driven: $(cat /tmp/daemon.out)"
+	echo "E2E TIME daemon drift-restored-after-uevent $(grep -o 'after_event_ms=[0-9]*' /tmp/daemon.out | head -1 | cut -d= -f2)"
 	wget -q -O /tmp/metrics.txt http://127.0.0.1:9477/metrics 2>/dev/null
 	grep -q 'daxplug_device_state{device="dax0.0",state="online_movable"} 1' /tmp/metrics.txt &&
-		pass "daemon: metrics served" || fail "daemon: metrics: $(head -5 /tmp/metrics.txt)"
+		grep -q '^daxplug_daemon_cpu_seconds_total ' /tmp/metrics.txt &&
+		grep -q '^daxplug_daemon_events_total [1-9]' /tmp/metrics.txt &&
+		pass "daemon: metrics served, the daemon's own cost among them" || fail "daemon: metrics: $(head -5 /tmp/metrics.txt)"
 	kill -TERM $DPID
 	n=0
 	while [ $n -lt 10 ] && kill -0 $DPID 2>/dev/null; do sleep 1; n=$((n + 1)); done

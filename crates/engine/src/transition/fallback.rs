@@ -195,13 +195,18 @@ impl Run<'_> {
         // Only a safeguard: a kernel where these cannot be written still gets the rest of
         // the protocol.
         let [p, n] = Write::online_policy(GUARDED_POLICY);
-        if let Err(e) = self
+        match self
             .apply_uncancellable(&p)
             .and_then(|()| self.apply_uncancellable(&n))
         {
-            self.actions
-                .push(format!("going on without the online_policy safeguard: {e}"));
-            self.restore_policy();
+            Ok(()) => {}
+            // A crash is not a failed write: the process is gone, nothing goes on.
+            Err(Fail::Crash) => return Err(Fail::Crash),
+            Err(e) => {
+                self.actions
+                    .push(format!("going on without the online_policy safeguard: {e}"));
+                self.restore_policy();
+            }
         }
         Ok(())
     }

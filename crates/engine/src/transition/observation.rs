@@ -31,20 +31,24 @@ pub(super) fn observe_device(
     // auto-online policy its commands mention; not the node lists or meminfo of a full
     // discovery.
     crate::discover::require_memory_hotplug(k)?;
-    // Fenced: a plan, and the report of a refusal or of nothing to do, are drawn from it.
-    let (mut topo, _) = fenced(k, || {
-        crate::discover::discover_device(k, &device.to_string())
-    })?;
-    topo.policy.auto_online_blocks = crate::discover::read_auto_online_blocks(k)?;
+    let auto_online_blocks = crate::discover::read_auto_online_blocks(k)?;
     // Which zone plain `online` gives: the plan warns before it lands in a kernel zone.
-    topo.policy.online_policy = k
+    let online_policy = k
         .read(daxplug_kernel::paths::ONLINE_POLICY)
         .ok()
         .and_then(|t| t.parse().ok());
-    topo.policy.auto_movable_numa_aware = k
+    let auto_movable_numa_aware = k
         .read(daxplug_kernel::paths::AUTO_MOVABLE_NUMA_AWARE)
         .ok()
         .and_then(|t| daxplug_abi::parse_param_bool(&t).ok());
+    // Fenced, and read last: a plan, and the report of a refusal or of nothing to do, are
+    // drawn from it, with no other read after it that would let the device change unseen.
+    let (mut topo, _) = fenced(k, device, || {
+        crate::discover::discover_device(k, &device.to_string())
+    })?;
+    topo.policy.auto_online_blocks = auto_online_blocks;
+    topo.policy.online_policy = online_policy;
+    topo.policy.auto_movable_numa_aware = auto_movable_numa_aware;
     with_device(topo, device)
 }
 
@@ -67,28 +71,55 @@ fn uevent_seqnum(k: &dyn Kernel) -> Option<u64> {
         .and_then(|t| t.trim().parse().ok())
 }
 
-/// How many times a read is retried while other devices' events keep moving the number.
+/// How many times a read is retried while events keep coming.
 const FENCE_TRIES: usize = 8;
 
-/// Runs `read` bracketed by two reads of the uevent number. The kernel sends a uevent
-/// for every block that goes online or offline and every bind and unbind, so an unchanged
-/// number means no such change happened while the files were read one by one: the read
-/// is one snapshot of the device, not a mix of before and after. Returns the read and
-/// whether it was fenced so (not when the number is missing or never held still).
+/// Whether a uevent can change what `device`'s files say: a block going online or
+/// offline, added or removed (any block: a device's blocks are known only after the
+/// read), or the device itself bound, unbound, added or removed.
+fn concerns(e: &daxplug_kernel::Uevent, device: DaxName) -> bool {
+    e.changes_state()
+        && (e.devpath.starts_with("/devices/system/memory/memory")
+            || e.devpath.rsplit('/').next() == Some(device.to_string().as_str()))
+}
+
+/// Runs `read` fenced against changes made while it reads the files one by one, so that
+/// the result is one snapshot of the device, not a mix of before and after:
+///
+/// * where the kernel's uevents can be watched (the running kernel's netlink group, the
+///   model), no event concerning the device came during the read;
+/// * otherwise, `/sys/kernel/uevent_seqnum` did not move (every online, offline, bind and
+///   unbind sends a uevent).
+///
+/// Returns the read and whether it was fenced so (not when neither is there, or events
+/// never stopped coming).
 fn fenced<T>(
     k: &dyn Kernel,
+    device: DaxName,
     mut read: impl FnMut() -> Result<T, DiscoveryError>,
 ) -> Result<(T, bool), DiscoveryError> {
     let mut last = None;
-    for _ in 0..FENCE_TRIES {
-        let Some(before) = uevent_seqnum(k) else {
-            return Ok((read()?, false));
-        };
-        let got = read()?;
-        if uevent_seqnum(k) == Some(before) {
-            return Ok((got, true));
+    if let Some(mut watch) = k.watch_uevents() {
+        for _ in 0..FENCE_TRIES {
+            let got = read()?;
+            match watch.seen() {
+                daxplug_kernel::Seen::Events(ev) if !ev.iter().any(|e| concerns(e, device)) => {
+                    return Ok((got, true));
+                }
+                _ => last = Some(got),
+            }
         }
-        last = Some(got);
+    } else {
+        for _ in 0..FENCE_TRIES {
+            let Some(before) = uevent_seqnum(k) else {
+                return Ok((read()?, false));
+            };
+            let got = read()?;
+            if uevent_seqnum(k) == Some(before) {
+                return Ok((got, true));
+            }
+            last = Some(got);
+        }
     }
     match last {
         Some(got) => Ok((got, false)),
@@ -105,7 +136,7 @@ pub(super) fn stable_observation(
     device: DaxName,
     seen: Option<Device>,
 ) -> Result<Device, DiscoveryError> {
-    let (mut dev, true_snapshot) = fenced(k, || Ok(reobserve_device(k, device)?.1))?;
+    let (mut dev, true_snapshot) = fenced(k, device, || Ok(reobserve_device(k, device)?.1))?;
     if true_snapshot {
         return Ok(dev);
     }

@@ -34,10 +34,7 @@ pub(super) fn recover_locked(
     opts: &Options,
 ) -> Result<Vec<String>, TransitionError> {
     let dir = host.run_dir();
-    let journals = JournalFile::list(&dir).map_err(|source| TransitionError::Io {
-        path: crate::journal::journal_dir(&dir).display().to_string(),
-        source,
-    })?;
+    let journals = JournalFile::list(&dir)?;
     let mut out = Vec::new();
     for (file, j) in journals {
         let opts = Options {
@@ -53,7 +50,7 @@ pub(super) fn recover_locked(
             None,
             None,
         );
-        let mut done = run.restore_settings();
+        let mut done = Vec::new();
         if j.committed {
             // Past the point of no return: finish the transition.
             let _ = file.remove();
@@ -77,9 +74,17 @@ pub(super) fn recover_locked(
         } else {
             run.undo_from_journal();
             run.rollback();
-            done.extend(run.actions.into_iter().filter(|a| a != "rolling back"));
+            done.extend(
+                std::mem::take(&mut run.actions)
+                    .into_iter()
+                    .filter(|a| a != "rolling back"),
+            );
             done.push(format!("rolled back {} toward {}", j.device, j.start));
         }
+        // The settings last, as a transition restores them: with the kernel's own online
+        // policy back while blocks are still offline, another controller onlining one
+        // would put it in a kernel zone, where it can be pinned for good.
+        done.extend(run.restore_settings());
         let _ = file.remove();
         out.push(format!(
             "recovered an interrupted transition of {} to {}: {}",

@@ -54,6 +54,8 @@ pub struct TestHooks {
     /// Run the fallback unplug the per-block way (one offline pass, no settle period, no
     /// last check before the unbind).
     pub broken_commit: bool,
+    /// Every journal write fails with this errno, as on a full or read-only filesystem.
+    pub journal_errno: Option<i32>,
 }
 
 impl Default for Options {
@@ -197,6 +199,9 @@ pub enum TransitionError {
     /// Reading the machine failed.
     #[error(transparent)]
     Discovery(#[from] DiscoveryError),
+    /// A journal left by an interrupted transition cannot be used.
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
     /// The lock or journal could not be used.
     #[error("cannot use {path}")]
     Io {

@@ -57,7 +57,10 @@ impl Run<'_> {
 
     pub(super) fn write_journal(&mut self) -> Result<(), Fail> {
         let t0 = Instant::now();
-        let written = self.file.write(&self.journal);
+        let written = match self.opts.test_hooks.journal_errno {
+            Some(errno) => Err(std::io::Error::from_raw_os_error(errno)),
+            None => self.file.write(&self.journal),
+        };
         self.journal_time += t0.elapsed();
         if let Err(e) = written {
             // Putting the device back goes on without a journal.

@@ -284,6 +284,23 @@ pub(super) fn execute(
         deadline,
         Some(p.bind_methods),
     );
+    // The journal is written before the first kernel write: a transition that could not
+    // be recovered after a crash is not begun (a full or read-only filesystem).
+    if let Err(Fail::Journal(e)) = run.write_journal() {
+        rep.actions = std::mem::take(&mut run.actions);
+        rep.outcome = Outcome::Refused;
+        rep.reason = Some(format!(
+            "the journal {} cannot be written ({}); nothing was changed: a transition without its journal could not be recovered after a crash",
+            run.file.path().display(),
+            match e.raw_os_error() {
+                Some(_) => daxplug_kernel::Errno::from_io_error(&e).to_string(),
+                None => e.to_string(),
+            }
+        ));
+        rep.end = Some(start.state);
+        rep.end_size = Some(start.size);
+        return Ok(());
+    }
     let result = match run.steps(p, rep) {
         Err(Fail::Crash) => {
             rep.actions = run.actions;
@@ -358,7 +375,10 @@ pub(super) fn finish(
             rep.stuck_blocks = dev.blocks.iter().map(|b| b.id).collect();
             Outcome::Stuck
         }
-        (Ok(()), s) if rep.target.satisfied_by(s) && sized => Outcome::Done,
+        // A failed step, yet the device is where it was asked to be (another controller got
+        // there first: udev's modalias load bound kmem before daxplug could): the device
+        // is what a script acts on; the reason says what failed on the way.
+        (_, s) if rep.target.satisfied_by(s) && sized => Outcome::Done,
         // A device left mixed is reported torn (exit 8) whoever tore it: a script must be
         // able to tell from the exit code alone that the device needs attention.
         (_, ObservedState::Mixed) => Outcome::Torn,
@@ -371,6 +391,10 @@ pub(super) fn finish(
         && start.state == ObservedState::Mixed
         && same_blocks(start, &dev);
     rep.reason = match (result, rep.outcome) {
+        (Err(reason), Outcome::Done) => Some(format!(
+            "{reason}; the device got to {} all the same (another controller acted meanwhile)",
+            dev.state
+        )),
         (Err(reason), _) if untouched => Some(format!(
             "{reason}; the device was already mixed when the transition began, and every block is as it was then"
         )),

@@ -4,126 +4,25 @@
 
 use daxplug_abi::DaxName;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-use serde::Serialize;
 
 use crate::discover::discover;
 use crate::host::Host;
 use crate::observe::ObservedState;
 use crate::policy::{OnDrift, Policy};
-use crate::target::Target;
 use crate::topology::Scope;
 use crate::transition::{Options, Outcome, TransitionError, recover, set};
+
+mod decision;
+mod metrics;
+
+pub use decision::{Decision, DecisionResult};
+pub use metrics::{DaemonCost, Metrics};
 
 /// The first wait before restoring a device that drifted again; doubled each time.
 const BACKOFF_START: Duration = Duration::from_secs(1);
 /// The longest wait.
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
-
-/// What one decision of the daemon came to: the outcome of the transition it ran, or one
-/// of the daemon's own answers when it ran none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DecisionResult {
-    /// The device already was in its rule's state.
-    Ok,
-    /// Another controller changed it; the rule only reports.
-    DriftReported,
-    /// Restored too often in a row: waiting before the next try.
-    Backoff,
-    /// The kernel leaked the device's range: nothing to run until reboot.
-    Stuck,
-    /// An operator holds the device for maintenance (`daxplug hold`): left alone.
-    Held,
-    /// The daemon ran a transition, which ended so.
-    Transition(Outcome),
-}
-
-impl DecisionResult {
-    /// The token used in logs and JSON (a transition's is its outcome's).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DecisionResult::Ok => "ok",
-            DecisionResult::DriftReported => "drift_reported",
-            DecisionResult::Backoff => "backoff",
-            DecisionResult::Stuck => "stuck",
-            DecisionResult::Held => "held",
-            DecisionResult::Transition(o) => o.as_str(),
-        }
-    }
-
-    /// Whether the device is where its rule wants it.
-    pub fn is_settled(self) -> bool {
-        matches!(
-            self,
-            DecisionResult::Ok
-                | DecisionResult::Held
-                | DecisionResult::Transition(Outcome::Done | Outcome::NoChange | Outcome::DryRun)
-        )
-    }
-}
-
-impl Serialize for DecisionResult {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl std::fmt::Display for DecisionResult {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl PartialEq<&str> for DecisionResult {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
-/// One decision of the daemon: a structured log line.
-#[derive(Debug, Clone, Serialize)]
-pub struct Decision {
-    /// The device.
-    pub device: DaxName,
-    /// The rule (1-based), if one matched.
-    pub rule: Option<usize>,
-    /// Its observed state before.
-    pub from: ObservedState,
-    /// What the policy wants.
-    pub to: Target,
-    /// What it came to.
-    pub result: DecisionResult,
-    /// Why, when not done.
-    pub reason: Option<String>,
-    /// Its observed state after.
-    pub end: Option<ObservedState>,
-    /// A dry run's plan: the commands it would run.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub plan: Vec<String>,
-}
-
-impl Decision {
-    /// `key=value` form for logs.
-    pub fn log_line(&self) -> String {
-        let mut s = format!(
-            "device={} rule={} from={} to={} result={}",
-            self.device,
-            self.rule.map_or_else(|| "-".to_owned(), |r| r.to_string()),
-            self.from,
-            self.to,
-            self.result
-        );
-        if let Some(end) = self.end {
-            let _ = write!(s, " end={end}");
-        }
-        if let Some(r) = &self.reason {
-            let _ = write!(s, " reason={r:?}");
-        }
-        s
-    }
-}
 
 #[derive(Debug, Default)]
 struct Managed {
@@ -137,90 +36,8 @@ struct Managed {
     next_allowed: Option<Instant>,
     /// The hold in force was already logged.
     held_logged: bool,
-}
-
-/// Numbers for the metrics endpoint.
-#[derive(Debug, Clone, Default)]
-pub struct Metrics {
-    /// Per device: observed state, online, movable, normal blocks.
-    pub devices: BTreeMap<DaxName, (ObservedState, u64, u64, u64)>,
-    /// Transitions by result.
-    pub transitions: BTreeMap<Outcome, u64>,
-    /// Drift events seen.
-    pub drift_events: u64,
-    /// Managed devices held for maintenance at the last pass.
-    pub held: u64,
-    /// Unix time of the last transition.
-    pub last_transition: Option<u64>,
-}
-
-impl Metrics {
-    /// The Prometheus text exposition format.
-    pub fn render(&self) -> String {
-        let mut s = String::new();
-        s.push_str("# HELP daxplug_device_state Observed state of each dax device (1 for the current state).\n# TYPE daxplug_device_state gauge\n");
-        for (d, (state, ..)) in &self.devices {
-            for st in ObservedState::ALL {
-                let _ = writeln!(
-                    s,
-                    "daxplug_device_state{{device=\"{d}\",state=\"{st}\"}} {}",
-                    u8::from(*state == st)
-                );
-            }
-        }
-        for (name, help, idx) in [
-            (
-                "daxplug_device_blocks_online",
-                "Online memory blocks of each device.",
-                1,
-            ),
-            (
-                "daxplug_device_blocks_movable",
-                "Online memory blocks in ZONE_MOVABLE.",
-                2,
-            ),
-            (
-                "daxplug_device_blocks_normal",
-                "Online memory blocks in a kernel zone.",
-                3,
-            ),
-        ] {
-            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge");
-            for (d, v) in &self.devices {
-                let n = match idx {
-                    1 => v.1,
-                    2 => v.2,
-                    _ => v.3,
-                };
-                let _ = writeln!(s, "{name}{{device=\"{d}\"}} {n}");
-            }
-        }
-        s.push_str("# HELP daxplug_transitions_total Transitions the daemon ran, by result.\n# TYPE daxplug_transitions_total counter\n");
-        for (r, n) in &self.transitions {
-            let _ = writeln!(
-                s,
-                "daxplug_transitions_total{{result=\"{}\"}} {n}",
-                r.as_str()
-            );
-        }
-        let _ = writeln!(
-            s,
-            "# HELP daxplug_drift_events_total Times a managed device left its desired state.\n# TYPE daxplug_drift_events_total counter\ndaxplug_drift_events_total {}",
-            self.drift_events
-        );
-        let _ = writeln!(
-            s,
-            "# HELP daxplug_held_devices Managed devices held for maintenance (daxplug hold).\n# TYPE daxplug_held_devices gauge\ndaxplug_held_devices {}",
-            self.held
-        );
-        if let Some(t) = self.last_transition {
-            let _ = writeln!(
-                s,
-                "# HELP daxplug_last_transition_timestamp_seconds Unix time of the last transition.\n# TYPE daxplug_last_transition_timestamp_seconds gauge\ndaxplug_last_transition_timestamp_seconds {t}"
-            );
-        }
-        s
-    }
+    /// When the daemon last restored it.
+    last_restore: Option<Instant>,
 }
 
 /// The daemon's state.
@@ -235,6 +52,8 @@ pub struct Daemon<'a> {
     pub config: Option<std::path::PathBuf>,
     /// The registration last written.
     registered: Option<crate::holds::DaemonRecord>,
+    /// Added to the clock (backoff): a simulated run advances time without waiting.
+    pub skew: Duration,
 }
 
 impl std::fmt::Debug for Daemon<'_> {
@@ -257,7 +76,23 @@ impl<'a> Daemon<'a> {
             metrics: Metrics::default(),
             config: None,
             registered: None,
+            skew: Duration::ZERO,
         }
+    }
+
+    fn now(&self) -> Instant {
+        Instant::now() + self.skew
+    }
+
+    /// When a device waiting out its backoff may be tried again: the earliest such time,
+    /// which the event loop sleeps until when no event comes first.
+    pub fn next_retry(&self) -> Option<Instant> {
+        self.managed
+            .values()
+            .filter(|m| !m.reached)
+            .filter_map(|m| m.next_allowed)
+            .min()
+            .map(|t| t - self.skew)
     }
 
     /// Replaces the policy (SIGHUP).
@@ -285,6 +120,14 @@ impl<'a> Daemon<'a> {
         if topo.limited {
             return Err(crate::error::DiscoveryError::IomemHidden.into());
         }
+        let now = self.now();
+        // Devices that left the bus take their state with them: a machine whose devices
+        // come and go must not grow the daemon.
+        self.managed
+            .retain(|name, _| topo.devices.iter().any(|d| d.name == *name));
+        self.metrics
+            .devices
+            .retain(|name, _| topo.devices.iter().any(|d| d.name == *name));
         let mut out = Vec::new();
         // Read once a pass: which devices the rules take, and the holds in force.
         let mut managed = Vec::new();
@@ -369,6 +212,13 @@ impl<'a> Daemon<'a> {
             let drifted = m.reached;
             if drifted {
                 m.reached = false;
+                // Backoff is for a ping-pong: a device that stayed put longer than the
+                // longest wait since the last restore starts afresh.
+                if m.last_restore
+                    .is_some_and(|t| now.saturating_duration_since(t) > BACKOFF_MAX)
+                {
+                    m.restores = 0;
+                }
                 self.metrics.drift_events += 1;
                 if rule.on_drift == OnDrift::Report {
                     m.drift_logged = true;
@@ -385,8 +235,8 @@ impl<'a> Daemon<'a> {
             } else if rule.on_drift == OnDrift::Report && m.drift_logged {
                 continue;
             }
-            if let Some(t) = m.next_allowed.filter(|t| Instant::now() < *t) {
-                let wait = t.saturating_duration_since(Instant::now());
+            if let Some(t) = m.next_allowed.filter(|t| now < *t) {
+                let wait = t.saturating_duration_since(now);
                 if drifted {
                     out.push(decision(
                         DecisionResult::Backoff,
@@ -413,9 +263,11 @@ impl<'a> Daemon<'a> {
             // Backoff whenever daxplug had to act again on a device it had already brought
             // to its state, or when acting failed: two controllers cannot ping-pong at speed.
             if drifted || !matches!(r.outcome, Outcome::Done | Outcome::NoChange) {
+                m.last_restore = Some(Instant::now() + self.skew);
                 m.restores += 1;
                 let factor = 1u32 << m.restores.saturating_sub(1).min(6);
-                m.next_allowed = Some(Instant::now() + (BACKOFF_START * factor).min(BACKOFF_MAX));
+                m.next_allowed =
+                    Some(Instant::now() + self.skew + (BACKOFF_START * factor).min(BACKOFF_MAX));
             }
             *self.metrics.transitions.entry(r.outcome).or_default() += 1;
             self.metrics.last_transition = SystemTime::now()

@@ -1,0 +1,413 @@
+//! Where the daemon's wake-ups come from: the kernel's uevent netlink socket on a live
+//! machine, inotify on a copied tree, the emulated machine's uevent number under `--sim`,
+//! or a poll where no source can see changes (the emulated `/sys` FUSE serves under
+//! `sim run`). Each source waits until something concerning memory blocks or dax devices
+//! happened, a signal arrived, the policy file changed, or the time ran out; nothing wakes
+//! the daemon while nothing happens.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use daxplug_model::Sim;
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
+use rustix::net::{AddressFamily, RecvFlags, SocketType, netlink};
+
+/// What ended a wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// This many events about memory blocks or dax devices.
+    Events(u64),
+    /// The source lost events (netlink's `ENOBUFS`, inotify's queue overflow): everything
+    /// must be looked at again.
+    Overflow,
+    /// A signal, or the policy file changed: the loop looks at its flags.
+    Control,
+    /// Nothing happened.
+    Timeout,
+}
+
+/// The fds every source also waits on: a signal pipe and the policy file's watch.
+pub struct Control {
+    signals: UnixStream,
+    config: Option<(OwnedFd, PathBuf)>,
+}
+
+/// What of the policy file is watched: its own inode, not its directory (a busy `/tmp`
+/// would wake the daemon for every file there). Replacing the file by a rename ends the
+/// old inode's watch (`IN_DELETE_SELF`, `IN_ATTRIB`), and the new file is watched again.
+const CONFIG_WATCH: WatchFlags = WatchFlags::CLOSE_WRITE
+    .union(WatchFlags::ATTRIB)
+    .union(WatchFlags::DELETE_SELF)
+    .union(WatchFlags::MOVE_SELF);
+
+impl Control {
+    /// Makes SIGINT, SIGTERM and SIGHUP wake a waiting source (their flags are set by
+    /// their own handlers), and watches the policy file's directory so that replacing the
+    /// file (an editor's rename, a configuration manager's write) wakes it too.
+    pub fn new(config: &Path) -> anyhow::Result<Self> {
+        let (read, write) = UnixStream::pair().context("cannot make the signal pipe")?;
+        read.set_nonblocking(true)
+            .context("cannot make the signal pipe non-blocking")?;
+        for sig in [
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
+        ] {
+            let w = write.try_clone().context("cannot make the signal pipe")?;
+            signal_hook::low_level::pipe::register(sig, w)
+                .context("cannot install the signal handlers")?;
+        }
+        let config = (|| {
+            let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK).ok()?;
+            inotify::add_watch(&fd, config, CONFIG_WATCH).ok()?;
+            Some((fd, config.to_path_buf()))
+        })();
+        Ok(Self {
+            signals: read,
+            config,
+        })
+    }
+
+    fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        let mut v = vec![self.signals.as_fd()];
+        if let Some((fd, _)) = &self.config {
+            v.push(fd.as_fd());
+        }
+        v
+    }
+
+    /// Empties the signal pipe; returns whether the policy file was written or replaced.
+    pub fn drain(&self) -> bool {
+        use std::io::Read as _;
+        let mut buf = [0u8; 64];
+        while (&self.signals).read(&mut buf).is_ok_and(|n| n > 0) {}
+        let Some((fd, path)) = &self.config else {
+            return false;
+        };
+        let changed = read_inotify(fd, |_, _, _| {}) > 0;
+        if changed {
+            // A replaced file is a new inode: watch it (a missing one is reported by the
+            // reload, and watched again at the next change of the old inode's name).
+            let _ = inotify::add_watch(fd, path, CONFIG_WATCH);
+        }
+        changed
+    }
+}
+
+/// Reads every queued inotify event: (watch, mask, file name).
+fn read_inotify(fd: &OwnedFd, mut each: impl FnMut(i32, u32, Option<&[u8]>)) -> usize {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut count = 0;
+    while let Ok(n) = rustix::io::read(fd, &mut buf) {
+        if n == 0 {
+            break;
+        }
+        let mut at = 0;
+        // struct inotify_event: wd, mask, cookie, len, then len bytes of name.
+        while at + 16 <= n {
+            let word = |i: usize| {
+                u32::from_ne_bytes(buf[at + i..at + i + 4].try_into().unwrap_or_default())
+            };
+            let (wd, mask, len) = (word(0) as i32, word(4), word(12) as usize);
+            let name = buf
+                .get(at + 16..at + 16 + len)
+                .map(|b| &b[..b.iter().position(|c| *c == 0).unwrap_or(b.len())])
+                .filter(|b| !b.is_empty());
+            each(wd, mask, name);
+            count += 1;
+            at += 16 + len;
+        }
+    }
+    count
+}
+
+/// Polls `fds` (the source's first, if any) for up to `timeout`: which are readable.
+fn poll(fds: &[BorrowedFd<'_>], timeout: Duration) -> Vec<bool> {
+    let mut pfds: Vec<PollFd<'_>> = fds
+        .iter()
+        .map(|fd| PollFd::from_borrowed_fd(*fd, PollFlags::IN))
+        .collect();
+    let ts = Timespec {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    match rustix::event::poll(&mut pfds, Some(&ts)) {
+        Ok(_) => pfds.iter().map(|p| !p.revents().is_empty()).collect(),
+        // EINTR: a signal; its pipe is readable and the next poll says so.
+        Err(_) => vec![false; fds.len()],
+    }
+}
+
+/// A source of wake-ups.
+pub trait Source {
+    /// Waits up to `timeout`.
+    fn wait(&mut self, control: &Control, timeout: Duration) -> Wake;
+    /// Whether it sees every change (if not, the loop polls at the sweep interval).
+    fn sees_changes(&self) -> bool {
+        true
+    }
+    /// The source's name, for the log.
+    fn name(&self) -> &'static str;
+    /// Called after each pass: a source watching files learns the ones that appeared.
+    fn refresh(&mut self) {}
+}
+
+/// The kernel's `NETLINK_KOBJECT_UEVENT` socket.
+pub struct Netlink {
+    fd: OwnedFd,
+    buf: Vec<u8>,
+}
+
+impl Netlink {
+    pub fn open() -> anyhow::Result<Self> {
+        let fd = rustix::net::socket_with(
+            AddressFamily::NETLINK,
+            SocketType::RAW,
+            rustix::net::SocketFlags::CLOEXEC | rustix::net::SocketFlags::NONBLOCK,
+            Some(netlink::KOBJECT_UEVENT),
+        )
+        .context("cannot open the kernel uevent socket")?;
+        rustix::net::bind(&fd, &netlink::SocketAddrNetlink::new(0, 1))
+            .context("cannot listen to kernel uevents (needs root)")?;
+        // A storm fills the default buffer at once; the kernel then drops events
+        // (ENOBUFS), which makes the daemon rescan everything.
+        let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&fd, 4 << 20);
+        Ok(Self {
+            fd,
+            buf: vec![0u8; 64 * 1024],
+        })
+    }
+
+    /// Reads every queued message: how many concern memory or dax, or the overflow.
+    fn drain(&mut self) -> Result<u64, Wake> {
+        let mut relevant_events = 0;
+        loop {
+            match rustix::net::recv(&self.fd, &mut self.buf[..], RecvFlags::DONTWAIT) {
+                Ok((_, n)) => {
+                    if relevant(&self.buf[..n.min(self.buf.len())]) {
+                        relevant_events += 1;
+                    }
+                }
+                Err(rustix::io::Errno::NOBUFS) => return Err(Wake::Overflow),
+                Err(_) => return Ok(relevant_events),
+            }
+        }
+    }
+}
+
+/// Whether a uevent concerns daxplug: a memory block or a dax device.
+fn relevant(msg: &[u8]) -> bool {
+    msg.split(|b| *b == 0)
+        .filter_map(|p| p.strip_prefix(b"SUBSYSTEM="))
+        .any(|s| s == b"memory" || s == b"dax")
+}
+
+impl Source for Netlink {
+    fn wait(&mut self, control: &Control, timeout: Duration) -> Wake {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut fds = vec![self.fd.as_fd()];
+            fds.extend(control.fds());
+            let ready = poll(&fds, deadline.saturating_duration_since(Instant::now()));
+            if ready.iter().skip(1).any(|r| *r) {
+                return Wake::Control;
+            }
+            if ready.first().copied().unwrap_or(false) {
+                match self.drain() {
+                    Ok(0) => {}
+                    Ok(n) => return Wake::Events(n),
+                    Err(w) => return w,
+                }
+            }
+            if Instant::now() >= deadline {
+                return Wake::Timeout;
+            }
+        }
+    }
+    fn name(&self) -> &'static str {
+        "kernel uevents (netlink)"
+    }
+}
+
+/// inotify on a copied tree: the files a writer changes (a block's `state`, a device's
+/// attributes and `driver` link, `/proc/iomem`) and the directories where blocks and
+/// devices appear.
+pub struct Inotify {
+    fd: OwnedFd,
+    root: PathBuf,
+    /// Set when a directory gained entries: the new ones need watches.
+    grown: bool,
+    /// The watch limit was reached: some files are not watched.
+    pub partial: bool,
+}
+
+const DIR_WATCH: WatchFlags = WatchFlags::CREATE
+    .union(WatchFlags::DELETE)
+    .union(WatchFlags::MOVED_TO)
+    .union(WatchFlags::MOVED_FROM);
+const FILE_WATCH: WatchFlags = WatchFlags::CLOSE_WRITE
+    .union(WatchFlags::MODIFY)
+    .union(DIR_WATCH);
+
+impl Inotify {
+    pub fn open(root: &Path) -> anyhow::Result<Self> {
+        let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)
+            .context("cannot start inotify")?;
+        let mut s = Self {
+            fd,
+            root: root.to_path_buf(),
+            grown: true,
+            partial: false,
+        };
+        s.refresh();
+        Ok(s)
+    }
+
+    fn watch(&mut self, path: &Path, flags: WatchFlags) {
+        match inotify::add_watch(&self.fd, path, flags) {
+            Ok(_) | Err(rustix::io::Errno::NOENT) => {}
+            Err(_) => self.partial = true,
+        }
+    }
+}
+
+impl Source for Inotify {
+    fn wait(&mut self, control: &Control, timeout: Duration) -> Wake {
+        let mut fds = vec![self.fd.as_fd()];
+        fds.extend(control.fds());
+        let ready = poll(&fds, timeout);
+        if ready.iter().skip(1).any(|r| *r) {
+            return Wake::Control;
+        }
+        if !ready.first().copied().unwrap_or(false) {
+            return Wake::Timeout;
+        }
+        let mut overflow = false;
+        let mut grown = false;
+        let n = read_inotify(&self.fd, |_, mask, _| {
+            overflow |= mask & 0x4000 != 0; // IN_Q_OVERFLOW
+            grown |= mask & (0x100 | 0x80) != 0; // IN_CREATE, IN_MOVED_TO
+        });
+        self.grown |= grown;
+        if overflow {
+            Wake::Overflow
+        } else {
+            Wake::Events(n as u64)
+        }
+    }
+    fn sees_changes(&self) -> bool {
+        // Past the watch limit some blocks are not watched: polling covers them.
+        !self.partial
+    }
+    fn name(&self) -> &'static str {
+        if self.partial {
+            "file changes in the tree (inotify, partial: the watch limit was reached)"
+        } else {
+            "file changes in the tree (inotify)"
+        }
+    }
+    fn refresh(&mut self) {
+        if !self.grown {
+            return;
+        }
+        self.grown = false;
+        let sys = self.root.join("sys");
+        let memory = sys.join("devices/system/memory");
+        let devices = sys.join("bus/dax/devices");
+        self.watch(&memory, DIR_WATCH);
+        self.watch(&devices, DIR_WATCH);
+        self.watch(&self.root.join("proc"), FILE_WATCH);
+        for entry in std::fs::read_dir(&memory).into_iter().flatten().flatten() {
+            if entry.file_name().as_encoded_bytes().starts_with(b"memory") {
+                self.watch(&entry.path(), FILE_WATCH);
+            }
+        }
+        for entry in std::fs::read_dir(&devices).into_iter().flatten().flatten() {
+            // The link resolved: the device's own directory holds its attributes.
+            if let Ok(dir) = std::fs::canonicalize(entry.path()) {
+                self.watch(&dir, FILE_WATCH);
+            }
+        }
+    }
+}
+
+/// The emulated machine under `--sim`: its actors run while the daemon waits, 20
+/// scheduler steps a tick of 20 ms, and a moved uevent number means something happened.
+pub struct Model<'a> {
+    pub sim: &'a Sim,
+    seen: u64,
+    /// When the machine may run its next steps: it keeps its pace whoever asks.
+    next_tick: Instant,
+}
+
+impl<'a> Model<'a> {
+    pub fn new(sim: &'a Sim) -> Self {
+        let seen = sim.with(|m| m.uevent_seqnum);
+        Self {
+            sim,
+            seen,
+            next_tick: Instant::now(),
+        }
+    }
+}
+
+/// How often the emulated machine runs its actors while the daemon waits.
+const MODEL_TICK: Duration = Duration::from_millis(20);
+
+impl Source for Model<'_> {
+    fn wait(&mut self, control: &Control, timeout: Duration) -> Wake {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if Instant::now() >= self.next_tick {
+                self.next_tick = Instant::now() + MODEL_TICK;
+                self.sim.with(|m| {
+                    for _ in 0..20 {
+                        m.step();
+                    }
+                });
+            }
+            // The daemon's own transitions count too, as their uevents do on a kernel.
+            let now = self.sim.with(|m| m.uevent_seqnum);
+            if now > self.seen {
+                let n = now - self.seen;
+                self.seen = now;
+                return Wake::Events(n);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Wake::Timeout;
+            }
+            let tick = self.next_tick.saturating_duration_since(Instant::now());
+            if poll(&control.fds(), left.min(tick)).iter().any(|r| *r) {
+                return Wake::Control;
+            }
+        }
+    }
+    fn name(&self) -> &'static str {
+        "the emulated machine's uevents"
+    }
+}
+
+/// No source sees changes (the emulated `/sys` under `sim run`, served through FUSE,
+/// sends neither uevents nor inotify events): the loop polls at the sweep interval.
+pub struct Poll;
+
+impl Source for Poll {
+    fn wait(&mut self, control: &Control, timeout: Duration) -> Wake {
+        if poll(&control.fds(), timeout).iter().any(|r| *r) {
+            Wake::Control
+        } else {
+            Wake::Timeout
+        }
+    }
+    fn sees_changes(&self) -> bool {
+        false
+    }
+    fn name(&self) -> &'static str {
+        "polling (no event source reaches this /sys)"
+    }
+}
