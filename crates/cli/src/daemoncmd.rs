@@ -172,6 +172,7 @@ pub fn run(
     let mut cost = DaemonCost::default();
     let mut next_sweep = started + sweep;
     let stop_at = args.exit_after.map(|d| started + d);
+    let mut reloaded = false;
     loop {
         if cancel.load(Ordering::SeqCst) || stop_at.is_some_and(|t| Instant::now() >= t) {
             break;
@@ -187,12 +188,12 @@ pub fn run(
                     ));
                     daemon.set_policy(p);
                     // The new rules apply now, not at the next event.
-                    next_sweep = Instant::now();
+                    reloaded = true;
                 }
                 Err(e) => log(&format!("reload refused, keeping the policy in force: {e}")),
             }
         }
-        let mut until = next_sweep;
+        let mut until = if reloaded { Instant::now() } else { next_sweep };
         if let Some(t) = daemon.next_retry() {
             until = until.min(t);
         }
@@ -225,7 +226,9 @@ pub fn run(
             Wake::Control => None,
             Wake::Timeout => {
                 let now = Instant::now();
-                if now >= next_sweep {
+                if std::mem::take(&mut reloaded) {
+                    Some(now)
+                } else if now >= next_sweep {
                     cost.sweeps += 1;
                     Some(now)
                 } else if daemon.next_retry().is_some_and(|t| now >= t) {
@@ -236,6 +239,7 @@ pub fn run(
             }
         };
         let Some(since) = pass else { continue };
+        reloaded = false;
         cost.passes += 1;
         // Any pass looks at every device: the sweep's clock starts again.
         next_sweep = Instant::now() + sweep;

@@ -344,3 +344,58 @@ fn once_on_a_fresh_machine_loads_kmem() {
         );
     }
 }
+
+/// Replacing the policy file the way editors and configuration managers do (write a new
+/// file, rename it over the old) reloads it without a signal; the new rule applies at once.
+#[test]
+fn a_replaced_policy_file_is_reloaded_without_a_signal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = dir.path().join("m.json").display().to_string();
+    assert!(
+        daxplug(&[
+            "sim",
+            "init",
+            &sim,
+            "--preset",
+            "hmem",
+            "--kernel-allocs",
+            "0"
+        ])
+        .status
+        .success()
+    );
+    let policy = write(
+        dir.path(),
+        "p.toml",
+        "[[rule]]\nmatch = { name = \"dax0.0\" }\nstate = \"online_movable\"\n",
+    );
+    let child = common::command()
+        .args([
+            "--sim",
+            &sim,
+            "daemon",
+            "--config",
+            &policy,
+            "--exit-after",
+            "5s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(std::time::Duration::from_millis(2000));
+    let new = dir.path().join("p.toml.new");
+    std::fs::write(
+        &new,
+        "[[rule]]\nmatch = { name = \"dax0.0\" }\nstate = \"devdax\"\n",
+    )
+    .expect("write");
+    std::fs::rename(&new, &policy).expect("rename");
+    let out = child.wait_with_output().expect("wait");
+    let log = String::from_utf8_lossy(&out.stdout);
+    let first = log.find("to=online_movable result=done").expect(&log);
+    let reload = log.find("reloaded").expect(&log);
+    let second = log.find("to=devdax result=done").expect(&log);
+    assert!(first < reload && reload < second, "{log}");
+    // Woken by the file, not by a sweep: none came in 5 s.
+    assert!(log.contains("0 sweeps"), "{log}");
+}

@@ -280,3 +280,41 @@ fn devices_that_leave_take_their_state_with_them() {
         d.metrics.devices
     );
 }
+
+/// A fresh boot: kmem not loaded yet, and udev loading it for the device's modalias while
+/// the daemon's first transition loads it too. Whoever wins, the device ends where the rule
+/// wants it (or the decision says why not), and the bus's autoprobing is put back.
+#[test]
+fn kmem_loaded_by_udev_races_the_first_transition() {
+    for flavour in [Flavour::Legacy, Flavour::Atomic] {
+        for seed in 1..=12 {
+            for delay in [0, 1, 3, 6, 12] {
+                let mut m = build_preset("hmem", flavour, seed).expect("preset");
+                m.kmem_loaded = false;
+                m.kernel_alloc_per_mille = 0;
+                m.actors.push(Actor::ModaliasLoad { delay });
+                let host = TestHost::new(Sim::new(m));
+                let p =
+                    policy("[[rule]]\nmatch = { name = \"dax0.0\" }\nstate = \"online_movable\"\n");
+                let mut d = Daemon::new(&host, p, opts());
+                let mut settled = false;
+                for _ in 0..3 {
+                    let decisions = d.apply(true).expect("apply");
+                    settled = decisions.iter().all(|x| x.result.is_settled());
+                    if settled {
+                        break;
+                    }
+                    // Backoff does not hold a test: the next try is now.
+                    d.skew += Duration::from_secs(120);
+                }
+                assert!(settled, "{flavour:?} seed {seed} delay {delay}");
+                assert_eq!(
+                    states(&host)[0],
+                    ("dax0.0".into(), ObservedState::OnlineMovable),
+                    "{flavour:?} seed {seed} delay {delay}"
+                );
+                assert!(host.sim.with(|m| m.drivers_autoprobe && m.kmem_loaded));
+            }
+        }
+    }
+}
