@@ -432,6 +432,17 @@ hmem | cxl)
 	echo "E2E TIME daxplug list-json-${nb}-blocks $(( ($(ms) - t0) / 10 ))"
 	t0=$(ms); for i in 1 2 3 4 5 6 7 8 9 10; do daxctl list -D -M > /dev/null 2>&1; done
 	echo "E2E TIME daxctl list-D-M-${nb}-blocks $(( ($(ms) - t0) / 10 ))"
+	# What starting each program costs here (TCG makes every page fault dear).
+	t0=$(ms); for i in 1 2 3 4 5 6 7 8 9 10; do daxplug --version > /dev/null; done
+	echo "E2E TIME daxplug start-only $(( ($(ms) - t0) / 10 ))"
+	t0=$(ms); for i in 1 2 3 4 5 6 7 8 9 10; do daxctl --version > /dev/null; done
+	echo "E2E TIME daxctl start-only $(( ($(ms) - t0) / 10 ))"
+	if grep -q 'strace=1' /proc/cmdline && command -v strace > /dev/null; then
+		echo "@@STRACE-BEGIN"
+		strace -f -c -o /tmp/st.txt daxplug list --json > /dev/null; echo "@@STRACE daxplug list"; head -25 /tmp/st.txt
+		strace -f -c -o /tmp/st.txt daxctl list -D -M > /dev/null; echo "@@STRACE daxctl list"; head -25 /tmp/st.txt
+		echo "@@STRACE-END"
+	fi
 	printf '[[rule]]\nmatch = { name = "dax0.0" }\nstate = "online_movable"\n\n[metrics]\nlisten = "127.0.0.1:9477"\n' > /tmp/p.toml
 	daxplug daemon --check-config --config /tmp/p.toml > /dev/null 2>&1 && pass "daemon: the policy validates" || fail "daemon: the policy does not validate"
 	daxplug daemon --config /tmp/p.toml --once > /tmp/once.out 2>&1 && grep -q "result=ok" /tmp/once.out &&
