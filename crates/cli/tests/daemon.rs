@@ -42,6 +42,28 @@ fn states(sim: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A machine file of `preset` and the policy `rule` in `dir`, and the daemon started on
+/// them for `seconds`, its log piped.
+fn spawn_daemon(
+    dir: &Path,
+    init: &[&str],
+    rule: &str,
+    seconds: u32,
+) -> (String, String, std::process::Child) {
+    let sim = dir.join("m.json").display().to_string();
+    let mut args = vec!["sim", "init", &sim];
+    args.extend_from_slice(init);
+    assert!(daxplug(&args).status.success());
+    let policy = write(dir, "p.toml", rule);
+    let child = common::command()
+        .args(["--sim", &sim, "daemon", "--config", &policy, "--exit-after"])
+        .arg(format!("{seconds}s"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    (sim, policy, child)
+}
+
 #[test]
 fn check_config_names_file_line_and_key() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -206,30 +228,12 @@ fn completions_and_man_pages_come_from_the_cli_definition() {
 #[test]
 fn sighup_reloads_and_a_bad_reload_keeps_the_policy() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sim = dir.path().join("m.json").display().to_string();
-    assert!(
-        daxplug(&["sim", "init", &sim, "--preset", "large"])
-            .status
-            .success()
-    );
-    let policy = write(
+    let (_, policy, child) = spawn_daemon(
         dir.path(),
-        "p.toml",
+        &["--preset", "large"],
         "[[rule]]\nmatch = { name = \"dax0.0\" }\nstate = \"online_movable\"\n",
+        4,
     );
-    let child = common::command()
-        .args([
-            "--sim",
-            &sim,
-            "daemon",
-            "--config",
-            &policy,
-            "--exit-after",
-            "4s",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
     let pid = child.id().to_string();
     // Long enough for the daemon to install its handlers even on a loaded machine.
     std::thread::sleep(std::time::Duration::from_millis(2000));
@@ -350,38 +354,12 @@ fn once_on_a_fresh_machine_loads_kmem() {
 #[test]
 fn a_replaced_policy_file_is_reloaded_without_a_signal() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sim = dir.path().join("m.json").display().to_string();
-    assert!(
-        daxplug(&[
-            "sim",
-            "init",
-            &sim,
-            "--preset",
-            "hmem",
-            "--kernel-allocs",
-            "0"
-        ])
-        .status
-        .success()
-    );
-    let policy = write(
+    let (_, policy, child) = spawn_daemon(
         dir.path(),
-        "p.toml",
+        &["--preset", "hmem", "--kernel-allocs", "0"],
         "[[rule]]\nmatch = { name = \"dax0.0\" }\nstate = \"online_movable\"\n",
+        5,
     );
-    let child = common::command()
-        .args([
-            "--sim",
-            &sim,
-            "daemon",
-            "--config",
-            &policy,
-            "--exit-after",
-            "5s",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
     std::thread::sleep(std::time::Duration::from_millis(2000));
     let new = dir.path().join("p.toml.new");
     std::fs::write(

@@ -403,23 +403,10 @@ pub fn untrue(
     (!ok).then(|| format!("{:?} while the device is {end:?}", r.outcome))
 }
 
-/// Runs daxplug's transition and classifies the result. A run killed by the fault is
+/// Runs daxplug's transition and classifies the result, with the reports (the first run's,
+/// if it was killed, and the judged one) for a replay to show. A run killed by the fault is
 /// started again, as a restarted daemon or a repeated command would be, and the restart's
 /// report is the one judged (it must say it recovered the journal).
-pub fn run_daxplug(
-    flavour: Flavour,
-    seed: u64,
-    start: Start,
-    target: Target,
-    competitor: Competitor,
-    fault: Fault,
-) -> (Class, String) {
-    let (class, detail, _) = run_daxplug_traced(flavour, seed, start, target, competitor, fault);
-    (class, detail)
-}
-
-/// [`run_daxplug`], with the reports (the first run's, if it was killed, and the judged
-/// one) for a replay to show.
 pub fn run_daxplug_traced(
     flavour: Flavour,
     seed: u64,
