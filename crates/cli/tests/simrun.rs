@@ -653,3 +653,76 @@ fn set_beside_a_running_daemon_needs_a_hold() {
     );
     assert!(lines.contains(&"1"), "list shows the hold: {out}");
 }
+
+/// The daemon killed outright (SIGKILL) in the middle of a transition, the machine served
+/// by another process as a kernel would be: started again, its first act is recovering the
+/// transition from the journal, and the device ends where the rule wants it.
+#[test]
+fn a_daemon_killed_mid_transition_recovers_first_when_started_again() {
+    need_fuse!("a_daemon_killed_mid_transition_recovers_first_when_started_again");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let file = machine(tmp.path(), "m.json", "hmem", "legacy");
+    ok(&["--sim", &file, "set", "dax0.0", "online_movable", "--force"]);
+    // Every block's offline takes 20 passes of 20 ms: the transition lasts seconds.
+    ok(&["--sim", &file, "sim", "fault", "slow-offline", "20"]);
+    ok(&["--sim", &file, "sim", "fault", "step-delay", "20000"]);
+    let policy = tmp.path().join("p.toml");
+    std::fs::write(
+        &policy,
+        "[[rule]]\nmatch = { name = \"dax0.0\" }\nstate = \"devdax\"\n",
+    )
+    .expect("policy");
+    let mnt = tmp.path().join("mnt");
+    let run = tmp.path().join("run");
+    let served = Served::start(&file, &mnt);
+    let daemon = |extra: &[&str]| {
+        let mut c = common::command();
+        c.arg("--root")
+            .arg(&mnt)
+            .arg("--run-dir")
+            .arg(&run)
+            .args(["daemon", "--config"])
+            .arg(&policy)
+            .args(extra);
+        c
+    };
+    let mut first = daemon(&["--exit-after", "60s"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("daemon");
+    let journal = run.join("daxplug/journal-dax0.0.json");
+    let started = Instant::now();
+    while !journal.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the daemon never began its transition"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    first.kill().expect("SIGKILL");
+    first.wait().expect("wait");
+    assert!(journal.exists(), "the kill left the journal");
+    let again = daemon(&["--once"]).output().expect("daemon again");
+    let log = String::from_utf8_lossy(&again.stdout);
+    let first_line = log.lines().next().unwrap_or_default();
+    assert!(
+        first_line.contains("recovered an interrupted transition of dax0.0"),
+        "recovery is not the first thing: {log}"
+    );
+    assert!(
+        again.status.success(),
+        "{log}{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert!(!journal.exists());
+    let status = ok(&[
+        "--root",
+        &mnt.display().to_string(),
+        "status",
+        "dax0.0",
+        "--json",
+    ]);
+    assert!(status.contains("\"state\": \"devdax\""), "{status}");
+    drop(served);
+}
