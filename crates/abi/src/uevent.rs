@@ -33,6 +33,20 @@ impl Uevent {
         Ok(Self { vars })
     }
 
+    /// Parses a kernel uevent message as netlink delivers it: an `action@devpath` header,
+    /// then NUL-separated variables.
+    pub fn parse_message(msg: &[u8]) -> Result<Self, ParseError> {
+        let text = String::from_utf8_lossy(msg);
+        let mut items = text.split('\0').peekable();
+        if items
+            .peek()
+            .is_some_and(|h| !h.contains('=') && h.contains('@'))
+        {
+            items.next();
+        }
+        Self::parse_items(items)
+    }
+
     /// The value of `key`, if present.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.vars
@@ -57,5 +71,16 @@ mod tests {
         assert!(Uevent::parse("").expect("empty").get("X").is_none());
         assert!(Uevent::parse("NOEQUALS\n").is_err());
         assert!(Uevent::parse("=value\n").is_err());
+    }
+
+    #[test]
+    fn kernel_message() {
+        let msg = b"offline@/devices/system/memory/memory40\0ACTION=offline\0DEVPATH=/devices/system/memory/memory40\0SUBSYSTEM=memory\0SEQNUM=4711\0";
+        let ev = Uevent::parse_message(msg).expect("parses");
+        assert_eq!(ev.get("ACTION"), Some("offline"));
+        assert_eq!(ev.get("DEVPATH"), Some("/devices/system/memory/memory40"));
+        assert_eq!(ev.get("SUBSYSTEM"), Some("memory"));
+        // udev's own messages (libudev's binary header) are not kernel uevents.
+        assert!(Uevent::parse_message(b"libudev\0\xfe\xed\xca\xfe").is_err());
     }
 }

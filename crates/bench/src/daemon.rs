@@ -179,14 +179,6 @@ pub fn daemon(daxplug: &Path, blocks: u64, seconds: u64) -> anyhow::Result<Strin
     Ok(out)
 }
 
-/// The process's resident memory, in KiB.
-fn resident_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * rustix::param::page_size() as u64 / 1024)
-}
-
 /// An hour of the daemon's life on the `large` preset, one pass a simulated second and a
 /// block offlined by hand every ten: resident memory every ten simulated minutes.
 fn memory_over_an_hour() -> anyhow::Result<String> {
@@ -264,7 +256,7 @@ fn memory_over_an_hour() -> anyhow::Result<String> {
                 "| {} | {} | {transitions} | {} KiB |",
                 second / 60,
                 second + 1,
-                resident_kib()
+                daxplug_kernel::usage::resident_bytes() / 1024
             );
         }
     }

@@ -13,6 +13,7 @@ use anyhow::Context;
 use daxplug_engine::daemon::{Daemon, DaemonCost, DecisionResult, Metrics};
 use daxplug_engine::policy::Policy;
 use daxplug_engine::{Host, Options};
+use daxplug_kernel::usage;
 use daxplug_model::Sim;
 use std::fmt::Write as _;
 
@@ -60,27 +61,6 @@ fn log(line: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "daxplug-daemon: {line}");
     let _ = out.flush();
-}
-
-/// The process's own CPU time (user + system, seconds) and resident memory (bytes), from
-/// `/proc/self/stat` and `/proc/self/statm`.
-fn own_cost() -> (f64, u64) {
-    let cpu = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            // Fields after the command name, which may hold spaces: state is field 3,
-            // utime and stime fields 14 and 15.
-            let rest = s.get(s.rfind(')')? + 2..)?;
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-            Some(ticks as f64 / rustix::param::clock_ticks_per_second() as f64)
-        })
-        .unwrap_or(0.0);
-    let rss = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * rustix::param::page_size() as u64);
-    (cpu, rss)
 }
 
 fn serve_metrics(addr: SocketAddr, metrics: Arc<Mutex<Metrics>>) -> anyhow::Result<()> {
@@ -168,7 +148,7 @@ pub fn run(
         crate::units::duration(sweep)
     ));
     let started = Instant::now();
-    let (cpu_at_start, _) = own_cost();
+    let cpu_at_start = usage::cpu_seconds();
     let mut cost = DaemonCost::default();
     let mut next_sweep = started + sweep;
     let stop_at = args.exit_after.map(|d| started + d);
@@ -226,7 +206,7 @@ pub fn run(
             Wake::Control => None,
             Wake::Timeout => {
                 let now = Instant::now();
-                if std::mem::take(&mut reloaded) {
+                if reloaded {
                     Some(now)
                 } else if now >= next_sweep {
                     cost.sweeps += 1;
@@ -260,16 +240,15 @@ pub fn run(
             )),
         }
         source.refresh();
-        let (cpu, rss) = own_cost();
-        cost.cpu_seconds = cpu - cpu_at_start;
-        cost.resident_bytes = rss;
+        cost.cpu_seconds = usage::cpu_seconds() - cpu_at_start;
+        cost.resident_bytes = usage::resident_bytes();
         daemon.metrics.cost = cost;
         publish(&daemon);
     }
     daemon.unregister();
     let elapsed = started.elapsed().as_secs_f64();
-    let (cpu, rss) = own_cost();
-    let used = cpu - cpu_at_start;
+    let used = usage::cpu_seconds() - cpu_at_start;
+    let rss = usage::resident_bytes();
     log(&format!(
         "stopping after {elapsed:.1} s: {used:.3} s of CPU ({:.3}% of a core), {} events, {} passes, {} sweeps, {} overflows, {} KiB resident",
         used * 100.0 / elapsed.max(1e-9),

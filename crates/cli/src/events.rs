@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use daxplug_kernel::{NetlinkWatch, Seen, UeventWatch as _};
 use daxplug_model::Sim;
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
-use rustix::net::{AddressFamily, RecvFlags, SocketType, netlink};
 
 /// What ended a wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,61 +156,40 @@ pub trait Source {
     fn refresh(&mut self) {}
 }
 
-/// The kernel's `NETLINK_KOBJECT_UEVENT` socket.
+/// The kernel's `NETLINK_KOBJECT_UEVENT` group.
 pub struct Netlink {
-    fd: OwnedFd,
-    buf: Vec<u8>,
+    watch: NetlinkWatch,
 }
 
 impl Netlink {
     pub fn open() -> anyhow::Result<Self> {
-        let fd = rustix::net::socket_with(
-            AddressFamily::NETLINK,
-            SocketType::RAW,
-            rustix::net::SocketFlags::CLOEXEC | rustix::net::SocketFlags::NONBLOCK,
-            Some(netlink::KOBJECT_UEVENT),
-        )
-        .context("cannot open the kernel uevent socket")?;
-        rustix::net::bind(&fd, &netlink::SocketAddrNetlink::new(0, 1))
-            .context("cannot listen to kernel uevents (needs root)")?;
         // A storm fills the default buffer at once; the kernel then drops events
         // (ENOBUFS), which makes the daemon rescan everything.
-        let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&fd, 4 << 20);
-        Ok(Self {
-            fd,
-            buf: vec![0u8; 64 * 1024],
-        })
+        let watch = NetlinkWatch::listen(4 << 20)
+            .context("cannot listen to kernel uevents (needs root)")?;
+        Ok(Self { watch })
     }
 
     /// Reads every queued message: how many concern memory or dax, or the overflow.
     fn drain(&mut self) -> Result<u64, Wake> {
-        let mut relevant_events = 0;
-        loop {
-            match rustix::net::recv(&self.fd, &mut self.buf[..], RecvFlags::DONTWAIT) {
-                Ok((_, n)) => {
-                    if relevant(&self.buf[..n.min(self.buf.len())]) {
-                        relevant_events += 1;
-                    }
-                }
-                Err(rustix::io::Errno::NOBUFS) => return Err(Wake::Overflow),
-                Err(_) => return Ok(relevant_events),
-            }
+        match self.watch.seen() {
+            Seen::Lost => Err(Wake::Overflow),
+            Seen::Messages(m) => Ok(m.iter().filter(|msg| relevant(msg)).count() as u64),
         }
     }
 }
 
 /// Whether a uevent concerns daxplug: a memory block or a dax device.
 fn relevant(msg: &[u8]) -> bool {
-    msg.split(|b| *b == 0)
-        .filter_map(|p| p.strip_prefix(b"SUBSYSTEM="))
-        .any(|s| s == b"memory" || s == b"dax")
+    daxplug_abi::Uevent::parse_message(msg)
+        .is_ok_and(|e| matches!(e.get("SUBSYSTEM"), Some("memory" | "dax")))
 }
 
 impl Source for Netlink {
     fn wait(&mut self, control: &Control, timeout: Duration) -> Wake {
         let deadline = Instant::now() + timeout;
         loop {
-            let mut fds = vec![self.fd.as_fd()];
+            let mut fds = vec![self.watch.as_fd()];
             fds.extend(control.fds());
             let ready = poll(&fds, deadline.saturating_duration_since(Instant::now()));
             if ready.iter().skip(1).any(|r| *r) {

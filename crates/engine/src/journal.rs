@@ -213,13 +213,3 @@ pub enum JournalError {
     )]
     Version { path: PathBuf, found: String },
 }
-
-impl JournalError {
-    /// The raw errno, when reading failed.
-    pub fn errno(&self) -> Option<i32> {
-        match self {
-            JournalError::Io { source, .. } => source.raw_os_error(),
-            _ => None,
-        }
-    }
-}

@@ -16,12 +16,13 @@ pub mod namespace;
 pub mod paths;
 mod rootfs;
 pub mod uevents;
+pub mod usage;
 
 pub use errno::Errno;
 pub use error::{KernelError, Op, RootError};
 pub use interrupt::{Interrupter, ThreadToken};
 pub use rootfs::{Access, RootFs, on_fuse, read_proc_file};
-pub use uevents::{Seen, Uevent, UeventWatch};
+pub use uevents::{NetlinkWatch, Seen, UeventWatch};
 
 /// Result of a kernel-interface call.
 pub type Result<T, E = KernelError> = std::result::Result<T, E>;

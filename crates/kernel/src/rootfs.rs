@@ -151,7 +151,9 @@ impl Kernel for RootFs {
         if !self.is_running_kernel() {
             return None;
         }
-        crate::uevents::NetlinkWatch::open().map(|w| Box::new(w) as Box<dyn crate::UeventWatch>)
+        crate::uevents::NetlinkWatch::listen(0)
+            .ok()
+            .map(|w| Box::new(w) as Box<dyn crate::UeventWatch>)
     }
 
     fn read(&self, path: &str) -> Result<String> {

@@ -11,6 +11,7 @@ use daxplug_kernel::{Kernel, KernelError, Op, Result};
 use crate::hotplug::Caller;
 use crate::machine::Machine;
 use crate::sched::SignalFlag;
+use crate::udev::UeventRecord;
 
 /// The emulated machine behind the [`Kernel`] trait. Every call is a scheduling point:
 /// competing actors may run before it, and during its long operations.
@@ -270,13 +271,10 @@ impl daxplug_kernel::UeventWatch for SimWatch<'_> {
                 return daxplug_kernel::Seen::Lost;
             }
             let start = m.uevents.partition_point(|e| e.seq <= from);
-            daxplug_kernel::Seen::Events(
+            daxplug_kernel::Seen::Messages(
                 m.uevents[start..]
                     .iter()
-                    .map(|e| daxplug_kernel::Uevent {
-                        action: e.action.clone(),
-                        devpath: e.devpath.clone(),
-                    })
+                    .map(UeventRecord::message)
                     .collect(),
             )
         })

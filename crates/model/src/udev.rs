@@ -49,6 +49,24 @@ pub struct UeventRecord {
     pub vars: Vec<(String, String)>,
 }
 
+impl UeventRecord {
+    /// The message netlink delivers for it: `action@devpath`, then `KEY=value` items, each
+    /// ended by a NUL.
+    pub fn message(&self) -> Vec<u8> {
+        let mut m = format!(
+            "{action}@{devpath}\0ACTION={action}\0DEVPATH={devpath}\0SUBSYSTEM={}\0SEQNUM={}\0",
+            self.subsystem.as_str(),
+            self.seq,
+            action = self.action,
+            devpath = self.devpath,
+        );
+        for (k, v) in &self.vars {
+            m.push_str(&format!("{k}={v}\0"));
+        }
+        m.into_bytes()
+    }
+}
+
 /// A udev rule that writes an attribute of the event's device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rule {

@@ -74,13 +74,18 @@ fn uevent_seqnum(k: &dyn Kernel) -> Option<u64> {
 /// How many times a read is retried while events keep coming.
 const FENCE_TRIES: usize = 8;
 
-/// Whether a uevent can change what `device`'s files say: a block going online or
+/// Whether a uevent message can change what `device`'s files say: a block going online or
 /// offline, added or removed (any block: a device's blocks are known only after the
-/// read), or the device itself bound, unbound, added or removed.
-fn concerns(e: &daxplug_kernel::Uevent, device: DaxName) -> bool {
-    e.changes_state()
-        && (e.devpath.starts_with("/devices/system/memory/memory")
-            || e.devpath.rsplit('/').next() == Some(device.to_string().as_str()))
+/// read), or the device itself bound, unbound, added or removed. `change` events (the
+/// kernel's, `udevadm trigger`'s) change neither a block's state nor a driver.
+fn concerns(msg: &[u8], device: DaxName) -> bool {
+    let Ok(e) = daxplug_abi::Uevent::parse_message(msg) else {
+        return false;
+    };
+    let devpath = e.get("DEVPATH").unwrap_or_default();
+    e.get("ACTION").is_some_and(|a| a != "change")
+        && (devpath.starts_with("/devices/system/memory/memory")
+            || devpath.rsplit('/').next() == Some(device.to_string().as_str()))
 }
 
 /// Runs `read` fenced against changes made while it reads the files one by one, so that
@@ -103,7 +108,7 @@ fn fenced<T>(
         for _ in 0..FENCE_TRIES {
             let got = read()?;
             match watch.seen() {
-                daxplug_kernel::Seen::Events(ev) if !ev.iter().any(|e| concerns(e, device)) => {
+                daxplug_kernel::Seen::Messages(m) if !m.iter().any(|e| concerns(e, device)) => {
                     return Ok((got, true));
                 }
                 _ => last = Some(got),
