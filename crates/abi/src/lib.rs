@@ -19,6 +19,7 @@ mod meminfo;
 mod nodelist;
 mod number;
 mod range;
+mod tiering;
 mod uevent;
 
 pub use block::{
@@ -37,4 +38,8 @@ pub use meminfo::Meminfo;
 pub use nodelist::NodeList;
 pub use number::{format_block_size, format_phys_index};
 pub use range::{BlockSize, PhysRange};
+pub use tiering::{
+    ADISTANCE_DAX_DEFAULT, ADISTANCE_DRAM, InterleaveWeight, MEMTIER_CHUNK_BITS, MemoryTier,
+    parse_interleave_node_file, parse_true_false, tier_of_adistance,
+};
 pub use uevent::Uevent;

@@ -23,6 +23,7 @@ pub mod script;
 mod sim;
 mod sizing;
 mod sysfs;
+mod tiering;
 mod udev;
 
 use daxplug_kernel::Errno;
@@ -40,6 +41,7 @@ pub use presets::{PRESETS, PresetInfo, UnknownPreset, build as build_preset, sca
 pub use rng::Rng;
 pub use sim::{MachineFile, Sim, StoreError};
 pub use sysfs::{DAX_MAJOR, Kind};
+pub use tiering::{MAX_NODES, Placement};
 pub use udev::{Rule, Subsystem, UEVENT_LOG, Udev, UeventRecord};
 
 /// Internal errno of a system call the kernel restarts (`-ERESTARTNOINTR`): an actor whose

@@ -43,6 +43,14 @@ pub struct NodeSpec {
     pub has_cpu: bool,
     /// `MemTotal` of the node's boot memory, in bytes, while all its boot blocks are online.
     pub boot_mem_total: u64,
+    /// The abstract distance firmware (HMAT, CDAT) reports for the node's memory; `None`:
+    /// DRAM's for a node with CPUs or boot memory, kmem's default for dax memory.
+    #[serde(default)]
+    pub adistance: Option<u32>,
+    /// The weighted-interleave weight auto mode derives from the node's bandwidth; `None`:
+    /// firmware reports none, and the weight is 1.
+    #[serde(default)]
+    pub bandwidth_weight: Option<u8>,
 }
 
 /// A `/proc/iomem` entry that exists from boot (firmware ranges, boot RAM, the soft-reserved
@@ -78,6 +86,20 @@ pub struct MemBlock {
     pub busy: u32,
     /// The dax device whose range added the block; `None` for boot memory.
     pub owner: Option<String>,
+}
+
+impl NodeSpec {
+    /// A CPU-less node without boot memory, where firmware says nothing about performance:
+    /// the node device memory usually lands on.
+    pub fn dax(id: u32) -> Self {
+        NodeSpec {
+            id,
+            has_cpu: false,
+            boot_mem_total: 0,
+            adistance: None,
+            bandwidth_weight: None,
+        }
+    }
 }
 
 impl MemBlock {
@@ -291,6 +313,9 @@ pub struct Machine {
     pub auto_movable_ratio: u32,
     /// `memory_hotplug.auto_movable_numa_aware`.
     pub auto_movable_numa_aware: bool,
+    /// Demotion and weighted interleave (the tiers themselves follow from the nodes).
+    #[serde(default)]
+    pub placement: crate::tiering::Placement,
     /// The `movable_node` boot option.
     pub movable_node: bool,
     /// `CONFIG_MEMORY_HOTREMOVE`.

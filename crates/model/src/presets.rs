@@ -111,6 +111,7 @@ fn base(preset: &str, flavour: Flavour, seed: u64, block_size: u64) -> Machine {
         memmap_on_memory: MemmapOnMemory::Disabled,
         auto_movable_ratio: 301,
         auto_movable_numa_aware: true,
+        placement: crate::tiering::Placement::default(),
         movable_node: false,
         hotremove: true,
         lock: None,
@@ -210,12 +211,9 @@ fn qemu(preset: &str, flavour: Flavour, seed: u64) -> Machine {
             id: 0,
             has_cpu: true,
             boot_mem_total: 4_013_984 * 1024,
+            ..NodeSpec::dax(0)
         },
-        NodeSpec {
-            id: 1,
-            has_cpu: false,
-            boot_mem_total: 0,
-        },
+        NodeSpec::dax(1),
     ];
     boot_blocks(&mut m, (0..24).chain(32..40), &[39]);
     m
@@ -266,11 +264,7 @@ pub fn build(name: &str, flavour: Flavour, seed: u64) -> Result<Machine, Unknown
         }
         "cxl" => {
             let mut m = qemu(name, flavour, seed);
-            m.nodes.push(NodeSpec {
-                id: 2,
-                has_cpu: false,
-                boot_mem_total: 0,
-            });
+            m.nodes.push(NodeSpec::dax(2));
             m.boot_iomem = iomem(&format!(
                 "{QEMU_LOW}180000000-1ffffffff : PCI Bus 0000:00\n310000000-40fffffff : CXL Window 0\nfd00000000-ffffffffff : Reserved\n"
             ));
@@ -323,12 +317,9 @@ pub fn build(name: &str, flavour: Flavour, seed: u64) -> Result<Machine, Unknown
                 id: 0,
                 has_cpu: true,
                 boot_mem_total: 63 * GIB,
+                ..NodeSpec::dax(0)
             }];
-            m.nodes.extend((1..=4).map(|id| NodeSpec {
-                id,
-                has_cpu: false,
-                boot_mem_total: 0,
-            }));
+            m.nodes.extend((1..=4).map(NodeSpec::dax));
             boot_blocks(&mut m, 0..32, &[31]);
             let mut text = "00001000-0009fbff : System RAM\n00100000-bfffffff : System RAM\n100000000-fffffffff : System RAM\n".to_owned();
             for i in 0..8u32 {
@@ -378,12 +369,9 @@ pub fn scaled(blocks: u64, devices: u64, flavour: Flavour, seed: u64) -> Machine
             id: 0,
             has_cpu: true,
             boot_mem_total: boot * 128 * MIB,
+            ..NodeSpec::dax(0)
         },
-        NodeSpec {
-            id: 1,
-            has_cpu: false,
-            boot_mem_total: 0,
-        },
+        NodeSpec::dax(1),
     ];
     boot_blocks(&mut m, 0..boot, &[]);
     let mut text = format!("00000000-{:x} : System RAM\n", boot * 128 * MIB - 1);

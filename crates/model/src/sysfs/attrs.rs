@@ -136,6 +136,9 @@ pub(crate) fn table(obj: Object) -> &'static [Attribute] {
         Object::Fixed("/sys/module/memory_hotplug/parameters") => HOTPLUG_PARAMETERS,
         Object::Block(_) => BLOCK,
         Object::Node(_) => NODE,
+        Object::Tier(_) => TIER,
+        Object::Fixed("/sys/kernel/mm/numa") => NUMA,
+        Object::Fixed("/sys/kernel/mm/mempolicy/weighted_interleave") => WEIGHTED_INTERLEAVE,
         Object::Driver(_) => DRIVER,
         Object::Region(_) => REGION,
         Object::Device(_) => DEVICE,
@@ -275,6 +278,51 @@ static DAX_BUS: &[Attribute] = &[
 
 /// `/sys/kernel`: what the model has of it.
 static KERNEL: &[Attribute] = &[Attribute::ro("uevent_seqnum", |m, _| line(m.uevent_seqnum))];
+
+static TIER: &[Attribute] = &[Attribute::ro("nodelist", |m, o| {
+    let Object::Tier(t) = o else { return None };
+    let tiers = m.memory_tiers();
+    let members = tiers.get(&daxplug_abi::MemoryTier(t))?;
+    nodes(m, |n| members.contains(&n))
+})];
+
+static NUMA: &[Attribute] = &[Attribute::rw(
+    "demotion_enabled",
+    |m, _| line(m.placement.demotion_enabled),
+    |m, _, token, _| {
+        m.placement.demotion_enabled = parse_kstrtobool(token).ok_or(Errno::EINVAL)?;
+        Ok(())
+    },
+)];
+
+/// `weighted_interleave/`: `auto` where the kernel has it, and `nodeN` for the nodes that
+/// have a file (see [`Machine::interleave_file`]), up to [`crate::MAX_NODES`].
+macro_rules! weighted_interleave {
+    ($($n:literal),*) => {
+        &[
+            Attribute::rw(
+                "auto",
+                |m, _| line(m.has_interleave_auto() && m.placement.interleave_auto),
+                |m, _, token, _| {
+                    m.set_interleave_auto(parse_kstrtobool(token).ok_or(Errno::EINVAL)?);
+                    Ok(())
+                },
+            )
+            .when(|m, _| m.has_interleave_auto().then_some(RW)),
+            $(
+                Attribute::rw(
+                    concat!("node", $n),
+                    |m, _| line(m.interleave_weight($n)),
+                    |m, _, token, _| m.set_interleave_weight($n, token),
+                )
+                .when(|m, _| m.interleave_file($n).then_some(RW)),
+            )*
+        ]
+    };
+}
+
+static WEIGHTED_INTERLEAVE: &[Attribute] =
+    weighted_interleave!(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 
 static MEMORY_ROOT: &[Attribute] = &[
     Attribute::rw(

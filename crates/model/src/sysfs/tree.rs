@@ -23,7 +23,13 @@ const FIXED: &[&str] = &[
     "/sys/devices/system/memory/power",
     "/sys/devices/system/node",
     "/sys/devices/system/node/power",
+    "/sys/devices/virtual",
+    "/sys/devices/virtual/memory_tiering",
     "/sys/kernel",
+    "/sys/kernel/mm",
+    "/sys/kernel/mm/mempolicy",
+    "/sys/kernel/mm/mempolicy/weighted_interleave",
+    "/sys/kernel/mm/numa",
     "/sys/module",
     "/sys/module/memory_hotplug",
     "/sys/module/memory_hotplug/parameters",
@@ -32,6 +38,7 @@ const FIXED: &[&str] = &[
 const MEMORY_ROOT: &str = "/sys/devices/system/memory";
 const NODE_ROOT: &str = "/sys/devices/system/node";
 const DRIVERS: &str = "/sys/bus/dax/drivers";
+const TIERING: &str = "/sys/devices/virtual/memory_tiering";
 
 /// The kernel object behind a directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +49,8 @@ pub(crate) enum Object {
     Block(u64),
     /// `nodeN` (online nodes only).
     Node(u32),
+    /// `memory_tierN`, while a node with memory is in it.
+    Tier(u32),
     /// A loaded dax driver's directory under `/sys/bus/dax/drivers`.
     Driver(DriverKind),
     /// A loaded driver's module directory under `/sys/module`.
@@ -103,6 +112,13 @@ impl Machine {
             NODE_ROOT => {
                 let n = u32::try_from(numbered(name, "node")?).ok()?;
                 return self.node_online(n).then_some(Object::Node(n));
+            }
+            TIERING => {
+                let t = daxplug_abi::MemoryTier::from_dir_name(name)?;
+                return self
+                    .memory_tiers()
+                    .contains_key(&t)
+                    .then_some(Object::Tier(t.0));
             }
             DRIVERS => {
                 let d = DriverKind::from_name(name)?;
@@ -192,7 +208,7 @@ impl Machine {
                     })
                     .collect(),
                 "/sys/devices" => {
-                    let mut v = vec![e("system", d())];
+                    let mut v = vec![e("system", d()), e("virtual", d())];
                     v.extend(self.provider_steps(path));
                     v
                 }
@@ -223,6 +239,15 @@ impl Machine {
                     v
                 }
                 "/sys/module/memory_hotplug" => vec![e("parameters", d())],
+                "/sys/devices/virtual" => vec![e("memory_tiering", d())],
+                TIERING => self
+                    .memory_tiers()
+                    .keys()
+                    .map(|t| e(&t.dir_name(), d()))
+                    .collect(),
+                "/sys/kernel" => vec![e("mm", d())],
+                "/sys/kernel/mm" => vec![e("mempolicy", d()), e("numa", d())],
+                "/sys/kernel/mm/mempolicy" => vec![e("weighted_interleave", d())],
                 _ => Vec::new(),
             },
             Object::Block(id) => {
@@ -257,7 +282,9 @@ impl Machine {
                 );
                 v
             }
-            Object::Module(_) | Object::Region(_) | Object::Mapping(..) => Vec::new(),
+            Object::Module(_) | Object::Region(_) | Object::Mapping(..) | Object::Tier(_) => {
+                Vec::new()
+            }
             Object::Provider(ri) => {
                 let id = self.regions[ri].id;
                 let mut v = vec![e("dax_region", d())];
