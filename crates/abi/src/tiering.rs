@@ -10,6 +10,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use serde::Serialize;
+
 use crate::error::{ParseError, token};
 
 /// The abstract distance bits that fall inside one tier (`MEMTIER_CHUNK_BITS`): a tier
@@ -29,8 +31,10 @@ pub fn tier_of_adistance(adistance: u32) -> MemoryTier {
     MemoryTier(adistance >> MEMTIER_CHUNK_BITS)
 }
 
-/// A memory tier, by the number in its directory's name (`memory_tierN`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// A memory tier, by the number in its directory's name (`memory_tierN`); serialized as
+/// that number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
 pub struct MemoryTier(pub u32);
 
 impl MemoryTier {
@@ -67,8 +71,9 @@ pub fn parse_true_false(text: &str) -> Result<bool, ParseError> {
 }
 
 /// A node's weighted-interleave weight (`weighted_interleave/nodeN`): how many pages in a
-/// round go to the node, 1 to 255.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// round go to the node, 1 to 255. Serialized as the number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
 pub struct InterleaveWeight(u8);
 
 impl InterleaveWeight {

@@ -115,6 +115,44 @@ fn kernel_line(topo: &Topology) -> String {
     line
 }
 
+/// Where memory on `node` lands: its tier, demotion and interleave weight, in words.
+fn placement_line(topo: &Topology, node: u32) -> String {
+    use daxplug_engine::placement::Demotion;
+    let placement = &topo.placement;
+    let p = placement.node(node, topo.nodes.has_cpu.as_ref());
+    let mut parts = vec![match (&placement.tiers, p.tier, p.dram_tier) {
+        (None, ..) => "no memory tiers on this kernel".to_owned(),
+        (Some(_), None, _) => "in no memory tier (no memory online)".to_owned(),
+        (Some(_), Some(t), Some(d)) if t == d => format!("memory tier {t}, the same as DRAM"),
+        (Some(_), Some(t), Some(d)) => format!("memory tier {t} (DRAM: {d})"),
+        (Some(_), Some(t), None) => format!("memory tier {t}"),
+    }];
+    let said = p.demotion == Demotion::NoTier
+        || (p.demotion == Demotion::Unknown && placement.tiers.is_none());
+    if !said {
+        parts.push(p.demotion.describe().to_owned());
+    }
+    parts.push(match (&placement.interleave, p.interleave_weight) {
+        (None, _) => "no weighted interleave on this kernel".to_owned(),
+        (Some(i), Some(w)) => {
+            let mode = if i.manual() { "manual" } else { "auto" };
+            format!("interleave weight {w} ({mode})")
+        }
+        (Some(_), None) => "no interleave weight (no memory online)".to_owned(),
+    });
+    format!("node {node}: {}", parts.join("; "))
+}
+
+/// A placement line for each node the devices' memory lands on.
+fn placement_lines(topo: &Topology) -> String {
+    let nodes: std::collections::BTreeSet<u32> =
+        topo.devices.iter().filter_map(|d| d.target_node).collect();
+    nodes
+        .into_iter()
+        .map(|n| format!("{}\n", placement_line(topo, n)))
+        .collect()
+}
+
 /// A hint for a device whose memory is out of the system on purpose.
 fn note(d: &Device) -> Option<String> {
     match d.state {
@@ -243,6 +281,7 @@ pub fn list(topo: &Topology, with_blocks: bool, wide: bool) -> String {
     out.push('\n');
     out.push_str(&kernel_line(topo));
     out.push('\n');
+    out.push_str(&placement_lines(topo));
     let mut notes = String::new();
     for o in &topo.orphans {
         let _ = writeln!(notes, "STUCK: {}", o.sentence());
@@ -376,6 +415,9 @@ pub fn status(topo: &Topology, d: &Device) -> String {
             "node MemTotal".to_owned(),
             format!("{} on node {}", units::size(*total), or_dash(d.target_node)),
         ]);
+    }
+    if let Some(node) = d.target_node {
+        t.add_row(vec!["placement".to_owned(), placement_line(topo, node)]);
     }
     for line in render(t).lines() {
         let _ = writeln!(out, "  {line}");

@@ -8,8 +8,10 @@
 use std::collections::BTreeSet;
 
 use daxplug_abi::{
-    BlockState, DaxState, MemmapOnMemory, NodeList, OnlinePolicy, OnlineType, ValidZones, Zone,
+    BlockState, DaxState, InterleaveWeight, MemmapOnMemory, MemoryTier, NodeList, OnlinePolicy,
+    OnlineType, ValidZones, Zone,
 };
+use daxplug_engine::placement::Demotion;
 use daxplug_engine::{
     BlockCounts, Device, KernelAbi, Mode, ObservedState, Problem, RegionKind, Topology, problems,
 };
@@ -23,6 +25,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct Report {
     schema_version: u32,
     kernel: KernelJson,
+    placement: PlacementJson,
     nodes: Vec<NodeJson>,
     regions: Vec<RegionJson>,
     devices: Vec<DeviceJson>,
@@ -62,6 +65,57 @@ struct NodeJson {
     has_normal_memory: Option<bool>,
     has_cpu: Option<bool>,
     mem_total: Option<u64>,
+    memory_tier: Option<MemoryTier>,
+    in_dram_tier: bool,
+    demotion: Demotion,
+    interleave_weight: Option<InterleaveWeight>,
+}
+
+/// The kernel's placement files, machine-wide; `null` where the kernel has none.
+#[derive(Debug, Serialize)]
+struct PlacementJson {
+    memory_tiers: Option<Vec<TierJson>>,
+    dram_tier: Option<MemoryTier>,
+    demotion_enabled: Option<bool>,
+    weighted_interleave: Option<InterleaveJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct TierJson {
+    tier: MemoryTier,
+    nodes: Vec<u32>,
+}
+
+#[derive(Debug, Serialize)]
+struct InterleaveJson {
+    /// `auto` or `manual`.
+    mode: &'static str,
+    /// Whether the kernel has the `auto` switch (6.16 on).
+    auto_switch: bool,
+}
+
+impl PlacementJson {
+    fn new(topo: &Topology) -> Self {
+        let p = &topo.placement;
+        let has_cpu = topo.nodes.has_cpu.as_ref();
+        PlacementJson {
+            memory_tiers: p.tiers.as_ref().map(|tiers| {
+                tiers
+                    .iter()
+                    .map(|(t, nodes)| TierJson {
+                        tier: *t,
+                        nodes: nodes.iter().collect(),
+                    })
+                    .collect()
+            }),
+            dram_tier: p.dram_tier(has_cpu),
+            demotion_enabled: p.demotion_enabled,
+            weighted_interleave: p.interleave.as_ref().map(|i| InterleaveJson {
+                mode: if i.manual() { "manual" } else { "auto" },
+                auto_switch: i.auto.is_some(),
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -140,7 +194,9 @@ impl Report {
             .flatten()
             .flat_map(NodeList::iter)
             .chain(n.mem_total.keys().copied())
+            .chain(topo.placement.nodes())
             .collect();
+        let has_cpu = n.has_cpu.as_ref();
         Report {
             schema_version: SCHEMA_VERSION,
             kernel: KernelJson {
@@ -153,15 +209,23 @@ impl Report {
                 auto_movable_ratio: topo.policy.auto_movable_ratio,
                 auto_movable_numa_aware: topo.policy.auto_movable_numa_aware,
             },
+            placement: PlacementJson::new(topo),
             nodes: node_ids
                 .into_iter()
-                .map(|node| NodeJson {
-                    node,
-                    online: member(n.online.as_ref(), node),
-                    has_memory: member(n.has_memory.as_ref(), node),
-                    has_normal_memory: member(n.has_normal_memory.as_ref(), node),
-                    has_cpu: member(n.has_cpu.as_ref(), node),
-                    mem_total: n.mem_total.get(&node).copied(),
+                .map(|node| {
+                    let p = topo.placement.node(node, has_cpu);
+                    NodeJson {
+                        node,
+                        online: member(n.online.as_ref(), node),
+                        has_memory: member(n.has_memory.as_ref(), node),
+                        has_normal_memory: member(n.has_normal_memory.as_ref(), node),
+                        has_cpu: member(has_cpu, node),
+                        mem_total: n.mem_total.get(&node).copied(),
+                        memory_tier: p.tier,
+                        in_dram_tier: p.in_dram_tier(),
+                        demotion: p.demotion,
+                        interleave_weight: p.interleave_weight,
+                    }
                 })
                 .collect(),
             regions: topo
@@ -268,6 +332,9 @@ pub struct SetJson<'a> {
     pub schema_version: u32,
     /// One per device, in order.
     pub results: Vec<TransitionJson<'a>>,
+    /// What the transitions changed in the memory tier, demotion or interleave weight of
+    /// the devices' target nodes.
+    pub placement_changes: &'a [daxplug_engine::placement::PlacementChange],
     /// The command's exit code (the worst of the results).
     pub exit_code: u8,
 }

@@ -11,6 +11,9 @@ use daxplug_engine::{
     Host, ObservedState, Options, Outcome, Report, Scope, Target, discover, recover, set,
 };
 
+use daxplug_engine::discover::{Detail, discover_with};
+use daxplug_engine::placement::{self, Placement, PlacementChange, read_placement};
+
 use crate::exit;
 use crate::json::{RecoverJson, SetJson, TransitionJson};
 
@@ -150,6 +153,13 @@ pub fn run(host: &dyn Host, args: &SetArgs) -> anyhow::Result<(String, Exit)> {
         args.json,
         args.daemon_override,
     )?;
+    // What onlining or unplugging did to placement (tiers, demotion, interleave weights)
+    // is read around the transitions; a dry run changes nothing.
+    let before = if args.dry_run {
+        None
+    } else {
+        read_placement(host.kernel()).ok()
+    };
     let mut reports = Vec::new();
     for d in &devices {
         reports.push(set(host, d, target, &opts)?);
@@ -157,10 +167,38 @@ pub fn run(host: &dyn Host, args: &SetArgs) -> anyhow::Result<(String, Exit)> {
     if devices.is_empty() && !args.json {
         return Ok(("No dax devices.\n".to_owned(), Exit::Ok));
     }
+    let placement = before
+        .map(|b| placement_changes(host, &devices, &b))
+        .unwrap_or_default();
     if reports.len() > 1 && !args.json && !args.verbose {
-        return Ok(summary(&reports));
+        let (mut text, code) = summary(&reports);
+        text.push_str(&placement_lines(&placement));
+        return Ok((text, code));
     }
-    output(&reports, args.json)
+    output_with(&reports, &placement, args.json)
+}
+
+/// What changed in the placement of the devices' target nodes since `before`.
+fn placement_changes(
+    host: &dyn Host,
+    devices: &[String],
+    before: &Placement,
+) -> Vec<PlacementChange> {
+    let k = host.kernel();
+    let Ok(topo) = discover_with(k, &Scope::Devices(devices.to_vec()), Detail::Counts) else {
+        return Vec::new();
+    };
+    let mut nodes: Vec<u32> = topo.devices.iter().filter_map(|d| d.target_node).collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    placement::changes(before, &topo.placement, &nodes, topo.nodes.has_cpu.as_ref())
+}
+
+fn placement_lines(changes: &[PlacementChange]) -> String {
+    changes
+        .iter()
+        .map(|c| format!("placement: {}\n", c.sentence()))
+        .collect()
 }
 
 /// Several transitions (`set all`): each device's headline, then how many ended each way;
@@ -225,17 +263,29 @@ pub fn options(
 /// The reports of transitions, for people or as `set --json`'s object, with the exit code
 /// of the worst.
 pub fn output(reports: &[Report], json: bool) -> anyhow::Result<(String, Exit)> {
+    output_with(reports, &[], json)
+}
+
+/// [`output`], with what the transitions changed in placement.
+fn output_with(
+    reports: &[Report],
+    placement: &[PlacementChange],
+    json: bool,
+) -> anyhow::Result<(String, Exit)> {
     let code = worst(reports.iter().map(|r| outcome_code(r.outcome)));
     if json {
         let mut text = serde_json::to_string_pretty(&SetJson {
             schema_version: crate::json::SCHEMA_VERSION,
             results: reports.iter().map(TransitionJson::new).collect(),
+            placement_changes: placement,
             exit_code: code.code(),
         })?;
         text.push('\n');
         return Ok((text, code));
     }
-    Ok((reports.iter().map(|r| human(r, true)).collect(), code))
+    let mut text: String = reports.iter().map(|r| human(r, true)).collect();
+    text.push_str(&placement_lines(placement));
+    Ok((text, code))
 }
 
 fn state(s: Option<ObservedState>) -> &'static str {

@@ -54,6 +54,7 @@ pub fn discover_with(
     let mem_total = parse_optional(k, paths::MEMINFO, Meminfo::parse)?.and_then(|m| m.mem_total());
     let policy = read_policy(k)?;
     let nodes = read_nodes(k)?;
+    let placement = crate::placement::read_placement(k)?;
 
     let mut regions: BTreeMap<u32, Region> = BTreeMap::new();
     let mut devices = Vec::with_capacity(names.len());
@@ -80,6 +81,7 @@ pub fn discover_with(
         policy,
         mem_total,
         nodes,
+        placement,
         regions: regions.into_values().collect(),
         devices,
         kmem_loaded: driver_loaded(k, DaxDriver::Kmem),
@@ -133,6 +135,7 @@ pub fn discover_device(k: &dyn Kernel, name: &str) -> Result<Topology, Discovery
         policy: Policy::default(),
         mem_total: None,
         nodes: Nodes::default(),
+        placement: crate::placement::Placement::default(),
         regions,
         devices,
         kmem_loaded: driver_loaded(k, DaxDriver::Kmem),

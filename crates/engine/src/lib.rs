@@ -17,6 +17,7 @@ pub mod journal;
 pub mod layout;
 pub mod observe;
 pub mod orphans;
+pub mod placement;
 pub mod plan;
 pub mod policy;
 pub mod problems;

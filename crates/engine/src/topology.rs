@@ -288,6 +288,8 @@ pub struct Topology {
     pub mem_total: Option<u64>,
     /// NUMA nodes.
     pub nodes: Nodes,
+    /// Memory tiers, demotion and weighted interleave (left empty by a one-device read).
+    pub placement: crate::placement::Placement,
     /// Regions of the devices read, by id.
     pub regions: Vec<Region>,
     /// The devices read, in name order (`dax0.0`, `dax0.1`, `dax1.0`, …).

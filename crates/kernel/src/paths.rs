@@ -24,6 +24,12 @@ pub const AUTO_MOVABLE_NUMA_AWARE: &str =
 /// The number of the last uevent the kernel sent (every block online/offline, bind and
 /// unbind sends one).
 pub const UEVENT_SEQNUM: &str = "/sys/kernel/uevent_seqnum";
+/// Memory tiers (`memory_tierN/nodelist`).
+pub const MEMORY_TIERING: &str = "/sys/devices/virtual/memory_tiering";
+/// Whether reclaim demotes pages to slower tiers.
+pub const DEMOTION_ENABLED: &str = "/sys/kernel/mm/numa/demotion_enabled";
+/// Weighted-interleave weights (`nodeN`) and mode (`auto`).
+pub const WEIGHTED_INTERLEAVE: &str = "/sys/kernel/mm/mempolicy/weighted_interleave";
 /// The physical resource tree.
 pub const IOMEM: &str = "/proc/iomem";
 /// System-wide memory statistics.
