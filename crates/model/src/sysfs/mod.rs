@@ -33,11 +33,12 @@ pub enum Kind {
 /// Major number of the dax character devices.
 pub const DAX_MAJOR: u32 = 252;
 
-/// The kernel's `kstrtobool()`.
+/// The kernel's `kstrtobool()`: the first letter decides (`1`, `y`, `t`, `e` for enable
+/// are true; `0`, `n`, `f`, `d` false), and `on`/`off` by the second.
 pub fn parse_kstrtobool(text: &str) -> Option<bool> {
     match text.as_bytes().first()? {
-        b'1' | b'y' | b'Y' => Some(true),
-        b'0' | b'n' | b'N' => Some(false),
+        b'1' | b'y' | b'Y' | b't' | b'T' | b'e' | b'E' => Some(true),
+        b'0' | b'n' | b'N' | b'f' | b'F' | b'd' | b'D' => Some(false),
         b'o' | b'O' => match text.as_bytes().get(1)? {
             b'n' | b'N' => Some(true),
             b'f' | b'F' => Some(false),
@@ -300,6 +301,9 @@ mod tests {
     fn kstrtobool() {
         assert_eq!(parse_kstrtobool("1"), Some(true));
         assert_eq!(parse_kstrtobool("off"), Some(false));
+        assert_eq!(parse_kstrtobool("true"), Some(true));
+        assert_eq!(parse_kstrtobool("disable"), Some(false));
         assert_eq!(parse_kstrtobool("x"), None);
+        assert_eq!(parse_kstrtobool("o"), None);
     }
 }

@@ -3,7 +3,10 @@
 //! It reads sysfs and procfs through the kernel interface (devices, policy, the kernel
 //! command line) and, where there is a file system root to look at, the configuration of
 //! the controllers daxplug would compete with: udev rules that online memory, daxctl's
-//! reconfigure rule, service and configuration.
+//! reconfigure rule, service and configuration; and where device memory lands
+//! ([`placement`]: tiers, demotion, interleave weights).
+
+mod placement;
 
 use std::path::{Path, PathBuf};
 
@@ -219,6 +222,7 @@ pub fn check_with_policy(
             }
         }
     }
+    out.extend(placement::findings(&topo));
     if let Some(root) = root {
         udev_rules(root, &mut out);
         daxctl(root, &mut out);
