@@ -377,3 +377,85 @@ fn a_replaced_policy_file_is_reloaded_without_a_signal() {
     // Woken by the file, not by a sweep: none came in 5 s.
     assert!(log.contains("0 sweeps"), "{log}");
 }
+
+/// The Node Feature Discovery file follows the device memory the daemon brings online, and
+/// a policy without the section writes none.
+#[test]
+fn the_feature_file_follows_the_device_memory_online() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = dir.path().join("m.json").display().to_string();
+    assert!(
+        daxplug(&[
+            "sim", "init", &sim, "--preset", "hmem", "--kernel", "atomic"
+        ])
+        .status
+        .success()
+    );
+    let features = dir.path().join("features.d");
+    std::fs::create_dir(&features).expect("mkdir");
+    let file = features.join("daxplug");
+    let rule = |state: &str| {
+        format!(
+            "[[rule]]\nmatch = {{ target_node = 1 }}\nstate = \"{state}\"\n\n[node_feature_discovery]\nfile = \"{}\"\n",
+            file.display()
+        )
+    };
+    let labels = || -> Vec<String> {
+        std::fs::read_to_string(&file)
+            .expect("feature file")
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect()
+    };
+    let policy = write(dir.path(), "p.toml", &rule("online_movable"));
+    let o = daxplug(&["--sim", &sim, "daemon", "--config", &policy, "--once"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let gib = (1u64 << 30).to_string();
+    assert_eq!(
+        labels(),
+        [
+            "daxplug-atomic-abi=true".to_owned(),
+            format!("daxplug-movable-bytes={gib}"),
+            "daxplug-kernel-bytes=0".to_owned(),
+            format!("daxplug-node1-movable-bytes={gib}"),
+            "daxplug-node1-kernel-bytes=0".to_owned(),
+            "daxplug-node1-memory-tier=22".to_owned(),
+        ]
+    );
+    let policy = write(dir.path(), "p.toml", &rule("unplugged"));
+    let o = daxplug(&["--sim", &sim, "daemon", "--config", &policy, "--once"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        labels().contains(&"daxplug-node1-movable-bytes=0".to_owned()),
+        "{:?}",
+        labels()
+    );
+    assert!(
+        !labels()
+            .iter()
+            .any(|l| l.starts_with("daxplug-node1-memory-tier")),
+        "{:?}",
+        labels()
+    );
+    // Nothing but the file itself is left in the directory nfd-worker reads.
+    let names: Vec<_> = std::fs::read_dir(&features)
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    // A relative path is refused by name.
+    let bad = write(
+        dir.path(),
+        "bad.toml",
+        "[[rule]]\nmatch = { target_node = 1 }\nstate = \"unplugged\"\n[node_feature_discovery]\nfile = \"features.d/daxplug\"\n",
+    );
+    let o = daxplug(&["--sim", &sim, "daemon", "--config", &bad, "--check-config"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("node_feature_discovery.file"),
+        "{}",
+        text(&o)
+    );
+}

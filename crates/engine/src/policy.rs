@@ -62,8 +62,11 @@ pub struct Rule {
 pub struct Policy {
     /// Rules, first match wins.
     pub rules: Vec<Rule>,
-    /// Where to serve Prometheus metrics (loopback only), if anywhere.
+    /// Where to serve Prometheus metrics (loopback only unless the policy allows more), if
+    /// anywhere.
     pub metrics: Option<SocketAddr>,
+    /// Where to keep a Node Feature Discovery feature file, if anywhere.
+    pub nfd_file: Option<PathBuf>,
 }
 
 /// A policy file that cannot be used. Names the file, the line and the key.
@@ -98,12 +101,23 @@ struct FileSpec {
     #[serde(default)]
     rule: Vec<RuleSpec>,
     metrics: Option<MetricsSpec>,
+    node_feature_discovery: Option<NfdSpec>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MetricsSpec {
     listen: Spanned<String>,
+    /// Serving on an address other than loopback is a choice made in writing (a pod whose
+    /// metrics Prometheus scrapes over the node's network).
+    #[serde(default)]
+    allow_remote: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NfdSpec {
+    file: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -292,12 +306,12 @@ impl Policy {
                         ),
                     )
                 })?;
-                if !addr.ip().is_loopback() {
+                if !addr.ip().is_loopback() && !m.allow_remote {
                     return Err(err(
                         Some(m.listen.span()),
                         Some("metrics.listen"),
                         format!(
-                            "{addr} is not a loopback address: metrics are served on 127.0.0.0/8 or ::1 only"
+                            "{addr} is not a loopback address: metrics are served on 127.0.0.0/8 or ::1 unless metrics.allow_remote = true"
                         ),
                     ));
                 }
@@ -312,7 +326,31 @@ impl Policy {
                 "the policy has no [[rule]]: the daemon would manage nothing".into(),
             ));
         }
-        Ok(Policy { rules, metrics })
+        let nfd_file = match spec.node_feature_discovery {
+            Some(n) => {
+                let path = PathBuf::from(n.file.get_ref());
+                let fine = path.is_absolute()
+                    && path.file_name().is_some()
+                    && !n.file.get_ref().ends_with('/');
+                if !fine {
+                    return Err(err(
+                        Some(n.file.span()),
+                        Some("node_feature_discovery.file"),
+                        format!(
+                            "{:?} is not an absolute file path: expected one such as /etc/kubernetes/node-feature-discovery/features.d/daxplug",
+                            n.file.get_ref()
+                        ),
+                    ));
+                }
+                Some(path)
+            }
+            None => None,
+        };
+        Ok(Policy {
+            rules,
+            metrics,
+            nfd_file,
+        })
     }
 
     /// The first rule matching `dev`, if any.
@@ -416,6 +454,31 @@ mod tests {
         assert_eq!((e.line, e.key.as_deref()), (Some(3), Some("state")), "{e}");
         let e = parse("[[rule]\n").expect_err("syntax");
         assert_eq!(e.line, Some(1));
+    }
+
+    #[test]
+    fn remote_metrics_and_the_feature_file_are_chosen_in_writing() {
+        let rule = "[[rule]]\nmatch = { target_node = 1 }\nstate = \"online_movable\"\n";
+        let p = parse(&format!(
+            "{rule}[metrics]\nlisten = \"0.0.0.0:9477\"\nallow_remote = true\n[node_feature_discovery]\nfile = \"/etc/kubernetes/node-feature-discovery/features.d/daxplug\"\n"
+        ))
+        .expect("parses");
+        assert_eq!(p.metrics.map(|a| a.port()), Some(9477));
+        assert_eq!(
+            p.nfd_file.as_deref(),
+            Some(Path::new(
+                "/etc/kubernetes/node-feature-discovery/features.d/daxplug"
+            ))
+        );
+        for bad in ["features.d/daxplug", "/etc/features.d/", ""] {
+            let e =
+                parse(&format!("{rule}[node_feature_discovery]\nfile = {bad:?}\n")).expect_err(bad);
+            assert_eq!(
+                e.key.as_deref(),
+                Some("node_feature_discovery.file"),
+                "{bad}"
+            );
+        }
     }
 
     /// Rules that can never act are refused when the policy is read, not at run time.

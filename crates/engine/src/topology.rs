@@ -306,6 +306,23 @@ pub struct Topology {
     pub orphans: Vec<crate::orphans::Orphan>,
 }
 
+impl Topology {
+    /// Device memory online on each device's target node: (bytes in `ZONE_MOVABLE`, bytes
+    /// in a kernel zone). Every node a device targets is there, with zeros if nothing is
+    /// online.
+    pub fn device_memory_by_node(&self) -> std::collections::BTreeMap<u32, (u64, u64)> {
+        let mut out = std::collections::BTreeMap::new();
+        let block = self.block_size.bytes();
+        for d in &self.devices {
+            let Some(node) = d.target_node else { continue };
+            let e: &mut (u64, u64) = out.entry(node).or_default();
+            e.0 += d.counts.movable * block;
+            e.1 += d.counts.normal * block;
+        }
+        out
+    }
+}
+
 /// Which devices to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {

@@ -6,6 +6,8 @@ use std::fmt::Write as _;
 use daxplug_abi::DaxName;
 
 use crate::observe::ObservedState;
+use crate::placement::{Demotion, NodePlacement};
+use crate::topology::Topology;
 use crate::transition::Outcome;
 
 /// Numbers for the metrics endpoint.
@@ -23,6 +25,119 @@ pub struct Metrics {
     pub last_transition: Option<u64>,
     /// What the daemon itself costs, filled by its event loop.
     pub cost: DaemonCost,
+    /// Per node a device targets: its placement and the device memory online on it.
+    pub nodes: BTreeMap<u32, NodeMetrics>,
+    /// `demotion_enabled`, where the kernel has it.
+    pub demotion_enabled: Option<bool>,
+    /// Weighted interleave in auto mode, where the kernel has the switch.
+    pub interleave_auto: Option<bool>,
+}
+
+/// One node's numbers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NodeMetrics {
+    /// Tier, demotion, interleave weight.
+    pub placement: NodePlacement,
+    /// Device memory online in `ZONE_MOVABLE`, in bytes.
+    pub movable_bytes: u64,
+    /// Device memory online in a kernel zone, in bytes.
+    pub kernel_bytes: u64,
+}
+
+impl Metrics {
+    /// Takes the placement and per-node device memory of `topo`.
+    pub fn observe_nodes(&mut self, topo: &Topology) {
+        let has_cpu = topo.nodes.has_cpu.as_ref();
+        self.nodes = topo
+            .device_memory_by_node()
+            .into_iter()
+            .map(|(node, (movable_bytes, kernel_bytes))| {
+                let placement = topo.placement.node(node, has_cpu);
+                (
+                    node,
+                    NodeMetrics {
+                        placement,
+                        movable_bytes,
+                        kernel_bytes,
+                    },
+                )
+            })
+            .collect();
+        self.demotion_enabled = topo.placement.demotion_enabled;
+        self.interleave_auto = topo.placement.interleave.as_ref().and_then(|i| i.auto);
+    }
+
+    fn render_nodes(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "# HELP daxplug_node_device_memory_bytes Device memory online on each node, by zone.\n# TYPE daxplug_node_device_memory_bytes gauge"
+        );
+        for (node, n) in &self.nodes {
+            let _ = writeln!(
+                s,
+                "daxplug_node_device_memory_bytes{{node=\"{node}\",zone=\"movable\"}} {}\ndaxplug_node_device_memory_bytes{{node=\"{node}\",zone=\"kernel\"}} {}",
+                n.movable_bytes, n.kernel_bytes
+            );
+        }
+        type Value = fn(&NodeMetrics) -> Option<u64>;
+        let per_node: [(&str, &str, Value); 4] = [
+            (
+                "daxplug_node_memory_tier",
+                "Memory tier of each node device memory lands on (memory_tierN); absent while the node is in none.",
+                |n| n.placement.tier.map(|t| u64::from(t.0)),
+            ),
+            (
+                "daxplug_node_in_dram_tier",
+                "1 if the node shares DRAM's memory tier.",
+                |n| {
+                    n.placement
+                        .tier
+                        .map(|_| u64::from(n.placement.in_dram_tier()))
+                },
+            ),
+            (
+                "daxplug_node_demotion_target",
+                "1 if demotion is on and a faster tier demotes to the node.",
+                |n| {
+                    (n.placement.demotion != Demotion::Unknown)
+                        .then(|| u64::from(n.placement.demotion == Demotion::Reaches))
+                },
+            ),
+            (
+                "daxplug_node_interleave_weight",
+                "Weighted-interleave weight of the node.",
+                |n| n.placement.interleave_weight.map(|w| u64::from(w.get())),
+            ),
+        ];
+        for (name, help, value) in per_node {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for (node, n) in &self.nodes {
+                if let Some(v) = value(n) {
+                    let _ = writeln!(s, "{name}{{node=\"{node}\"}} {v}");
+                }
+            }
+        }
+        for (name, help, value) in [
+            (
+                "daxplug_demotion_enabled",
+                "1 if reclaim demotes pages to slower tiers.",
+                self.demotion_enabled,
+            ),
+            (
+                "daxplug_weighted_interleave_auto",
+                "1 if the kernel sets interleave weights from bandwidth.",
+                self.interleave_auto,
+            ),
+        ] {
+            if let Some(v) = value {
+                let _ = writeln!(
+                    s,
+                    "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
+                    u8::from(v)
+                );
+            }
+        }
+    }
 }
 
 /// The daemon's own cost and work, as its event loop counts them.
@@ -144,6 +259,7 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
         }
+        self.render_nodes(&mut s);
         if let Some(t) = self.last_transition {
             let _ = writeln!(
                 s,
@@ -151,5 +267,36 @@ impl Metrics {
             );
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discover::discover;
+    use crate::topology::Scope;
+    use daxplug_model::{Flavour, Sim, build_preset};
+
+    #[test]
+    fn nodes_carry_tier_demotion_interleave_and_device_memory() {
+        let sim = Sim::new(build_preset("cxl", Flavour::Atomic, 1).expect("preset"));
+        let mut m = Metrics::default();
+        m.observe_nodes(&discover(&sim, &Scope::All).expect("discover"));
+        let text = m.render();
+        for line in [
+            "daxplug_node_device_memory_bytes{node=\"1\",zone=\"kernel\"} 1073741824",
+            "daxplug_node_device_memory_bytes{node=\"1\",zone=\"movable\"} 0",
+            "daxplug_node_memory_tier{node=\"2\"} 22",
+            "daxplug_node_in_dram_tier{node=\"1\"} 0",
+            "daxplug_node_demotion_target{node=\"1\"} 0",
+            "daxplug_node_interleave_weight{node=\"1\"} 1",
+            "daxplug_demotion_enabled 0",
+            "daxplug_weighted_interleave_auto 1",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from:\n{text}"
+            );
+        }
     }
 }

@@ -10,11 +10,12 @@ use crate::discover::discover;
 use crate::host::Host;
 use crate::observe::ObservedState;
 use crate::policy::{OnDrift, Policy};
-use crate::topology::Scope;
+use crate::topology::{Scope, Topology};
 use crate::transition::{Options, Outcome, TransitionError, recover, set};
 
 mod decision;
 mod metrics;
+pub mod nfd;
 
 pub use decision::{Decision, DecisionResult};
 pub use metrics::{DaemonCost, Metrics};
@@ -54,6 +55,8 @@ pub struct Daemon<'a> {
     registered: Option<crate::holds::DaemonRecord>,
     /// Added to the clock (backoff): a simulated run advances time without waiting.
     pub skew: Duration,
+    /// The Node Feature Discovery file the policy asks for.
+    features: Option<nfd::FeatureFile>,
 }
 
 impl std::fmt::Debug for Daemon<'_> {
@@ -77,7 +80,35 @@ impl<'a> Daemon<'a> {
             config: None,
             registered: None,
             skew: Duration::ZERO,
+            features: None,
         }
+        .with_features()
+    }
+
+    /// Takes the feature file's path from the policy (a new path starts a new file).
+    fn with_features(mut self) -> Self {
+        self.sync_features();
+        self
+    }
+
+    fn sync_features(&mut self) {
+        let wanted = self.policy.nfd_file.clone();
+        if self.features.as_ref().map(|f| f.path().to_path_buf()) != wanted {
+            self.features = wanted.map(nfd::FeatureFile::new);
+        }
+    }
+
+    /// Metrics for the nodes, and the feature file, from a fresh reading. A feature file that
+    /// cannot be written fails the pass (logged; the next event or sweep tries again).
+    fn publish(&mut self, topo: &Topology) -> Result<(), TransitionError> {
+        self.metrics.observe_nodes(topo);
+        if let Some(f) = &mut self.features {
+            f.update(topo).map_err(|source| TransitionError::Io {
+                path: f.path().display().to_string(),
+                source,
+            })?;
+        }
+        Ok(())
     }
 
     fn now(&self) -> Instant {
@@ -99,6 +130,7 @@ impl<'a> Daemon<'a> {
     pub fn set_policy(&mut self, policy: Policy) {
         self.policy = policy;
         self.managed.clear();
+        self.sync_features();
     }
 
     /// The policy in force.
@@ -120,6 +152,7 @@ impl<'a> Daemon<'a> {
         if topo.limited {
             return Err(crate::error::DiscoveryError::IomemHidden.into());
         }
+        self.publish(&topo)?;
         let now = self.now();
         // Devices that left the bus take their state with them: a machine whose devices
         // come and go must not grow the daemon.
@@ -327,6 +360,6 @@ impl<'a> Daemon<'a> {
                 )
             })
             .collect();
-        Ok(())
+        self.publish(&topo)
     }
 }
