@@ -42,11 +42,11 @@ fn now() -> u64 {
 }
 
 fn holds_dir(run_dir: &Path) -> PathBuf {
-    run_dir.join("daxplug-holds")
+    crate::journal::journal_dir(run_dir).join("holds")
 }
 
 fn daemon_file(run_dir: &Path) -> PathBuf {
-    run_dir.join("daxplug-daemon.json")
+    crate::journal::journal_dir(run_dir).join("daemon.json")
 }
 
 /// Writes `value` as JSON to `path` atomically.

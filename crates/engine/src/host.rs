@@ -73,7 +73,8 @@ pub trait Host: Sync {
     /// The kernel interface.
     fn kernel(&self) -> &dyn Kernel;
 
-    /// The directory holding `lock/daxplug.lock` and `daxplug/` (the journal): `/run` on
+    /// The directory holding `daxplug/` (the lock, journals, holds and the daemon's
+    /// registration): `/run` on
     /// a real machine, under the root or next to the emulated machine otherwise.
     fn run_dir(&self) -> PathBuf;
 

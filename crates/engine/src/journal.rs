@@ -157,7 +157,12 @@ impl JournalFile {
         let mut out = Vec::new();
         for entry in entries {
             let path = entry.map_err(io(&dir))?.path();
-            if path.extension().is_some_and(|e| e == "json") {
+            // The directory also holds the lock, holds and the daemon's registration.
+            let journal = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("journal-") && n.ends_with(".json"));
+            if journal {
                 let bytes = fs::read(&path).map_err(io(&path))?;
                 out.push((
                     JournalFile { path: path.clone() },

@@ -21,7 +21,9 @@ pub(super) fn take_lock(
     deadline: Option<Instant>,
     on_wait: Option<&(dyn Fn(String) + Send + Sync)>,
 ) -> Result<Option<Lock>, TransitionError> {
-    let dir = host.run_dir().join("lock");
+    // Everything daxplug keeps lives in one directory (RUN/daxplug), which is all a
+    // sandboxed service must be able to write besides /sys.
+    let dir = crate::journal::journal_dir(&host.run_dir());
     let path = dir.join("daxplug.lock");
     let io = |source| TransitionError::Io {
         path: path.display().to_string(),
