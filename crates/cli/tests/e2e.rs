@@ -51,11 +51,39 @@ enum Run {
     Skipped(String),
 }
 
+/// The program the guests run: the one in the Debian package (common::package), so that
+/// the package is what gets tested. Outside CI, a machine that cannot build the package
+/// runs cargo's build instead, and says so.
+fn daxplug_bin() -> PathBuf {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    match common::package::package() {
+        Ok(p) => {
+            SAID.call_once(|| {
+                say(&format!(
+                    "e2e program: {} (from {})",
+                    p.root.join("usr/bin/daxplug").display(),
+                    p.deb.display()
+                ))
+            });
+            p.root.join("usr/bin/daxplug")
+        }
+        Err(why) if std::env::var_os("CI").is_some() => panic!("no package in CI: {why}"),
+        Err(why) => {
+            SAID.call_once(|| {
+                say(&format!(
+                    "e2e program: cargo's build, not the package ({why})"
+                ))
+            });
+            PathBuf::from(env!("CARGO_BIN_EXE_daxplug"))
+        }
+    }
+}
+
 fn run_sh(args: &[&str], kver: Option<&str>) -> (Option<i32>, String) {
     let mut cmd = Command::new("bash");
     cmd.arg(top().join("tests/e2e/run.sh"))
         .args(args)
-        .env("DAXPLUG_BIN", env!("CARGO_BIN_EXE_daxplug"));
+        .env("DAXPLUG_BIN", daxplug_bin());
     if let Some(k) = kver {
         cmd.env("KVER", k);
     }

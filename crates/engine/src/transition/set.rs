@@ -118,7 +118,9 @@ fn transition(
     let Some(_lock) = take_lock(host, deadline, opts.on_wait.as_deref())? else {
         rep.reason = Some(format!(
             "another daxplug (or the daxplug daemon) holds {}: it is changing device memory now; try again when it is done",
-            crate::journal::journal_dir(&host.run_dir()).join("daxplug.lock").display()
+            crate::journal::journal_dir(&host.run_dir())
+                .join("daxplug.lock")
+                .display()
         ));
         return Ok(rep);
     };
