@@ -5,8 +5,9 @@
 //!
 //! * the machine is served by FUSE on a staging tmpfs under the temporary directory;
 //! * `/sys` becomes a tmpfs on which the emulated `bus/dax`, `devices/system/memory`,
-//!   `devices/system/node`, `module`, `kernel/uevent_seqnum` and each dax region's
-//!   provider directory are bound,
+//!   `devices/system/node`, `module`, `kernel/uevent_seqnum`, the placement files
+//!   (`devices/virtual/memory_tiering`, `kernel/mm/numa`, `kernel/mm/mempolicy`) and each
+//!   dax region's provider directory are bound,
 //!   and every other entry of the host's `/sys` is bound back **read-only**, so a program
 //!   run there can read the host's CPUs or PCI devices but cannot change anything;
 //! * `/dev` holds the host's nodes plus a file per emulated dax device (`/dev/daxX.Y`,
@@ -77,6 +78,13 @@ const EMULATED: [&str; 4] = [
 ];
 /// The emulated machine's `/sys/kernel/uevent_seqnum`, relative to `/sys`.
 const UEVENT_SEQNUM: &str = "kernel/uevent_seqnum";
+/// The emulated placement files (memory tiers, demotion, weighted interleave), relative to
+/// `/sys`, bound over the host's where the machine has them.
+const PLACEMENT: [&str; 3] = [
+    "devices/virtual/memory_tiering",
+    "kernel/mm/numa",
+    "kernel/mm/mempolicy",
+];
 /// Where the emulated `/sys/dev/char` links (one per dax device) join the host's.
 const CHAR_LINKS: &str = "dev/char";
 
@@ -252,6 +260,12 @@ impl Sandbox {
         if fuse.join("sys").join(UEVENT_SEQNUM).is_file() {
             overrides.push(PathBuf::from(UEVENT_SEQNUM));
         }
+        overrides.extend(
+            PLACEMENT
+                .iter()
+                .filter(|p| fuse.join("sys").join(p).is_dir())
+                .map(PathBuf::from),
+        );
         let char_links = fuse.join("sys").join(CHAR_LINKS);
         overrides.extend(
             fs::read_dir(&char_links)

@@ -42,6 +42,51 @@ boot_layout() {
 	for n in /sys/devices/system/node/node*; do echo "${n##*/} $(sed -n 's/.*MemTotal: *\([0-9]*\) kB/\1/p' $n/meminfo)"; done
 	echo "@@BOOT-END"
 }
+# nodefield N FIELD: FIELD of node N in daxplug's list --json (null where absent).
+nodefield() { daxplug list --json | awk -v n="$1" -v f="$2" '$0 ~ "\"node\": "n"," { in_node = 1 } in_node && $0 ~ "\""f"\":" { sub(/.*": /, ""); sub(/,$/, ""); gsub(/"/, ""); print; exit }'; }
+# in_nodelist N LIST: whether node N is in a kernel node list ("0-1,3").
+in_nodelist() { echo "$2" | awk -v n="$1" -F, '{ for (i = 1; i <= NF; i++) { split($i, r, "-"); if (r[2] == "") r[2] = r[1]; if (n >= r[1] && n <= r[2]) found = 1 } } END { exit !found }'; }
+# placement_check NAME: daxplug's memory tier, demotion and interleave weight of the
+# device's target node against this kernel's own files, and doctor's demotion warning.
+placement_check() {
+	N=$(cat /sys/bus/dax/devices/$D/target_node)
+	TIERS=/sys/devices/virtual/memory_tiering
+	want=null
+	if [ -d $TIERS ]; then
+		for t in $TIERS/memory_tier*; do
+			in_nodelist $N "$(cat $t/nodelist)" && want=${t##*memory_tier}
+		done
+	fi
+	got=$(nodefield $N memory_tier)
+	[ "$got" = "$want" ] && pass "$1: node $N's memory tier is the kernel's ($got)" || fail "$1: daxplug says memory tier $got for node $N, the kernel's files say $want"
+	echo "E2E INFO $METHOD@$KVER: memory tiers: $(for t in $TIERS/memory_tier*; do printf '%s=%s ' ${t##*/} $(cat $t/nodelist); done)"
+	DEM=/sys/kernel/mm/numa/demotion_enabled
+	want=null; [ -e $DEM ] && want=$(cat $DEM)
+	got=$(daxplug list --json | sed -n 's/.*"demotion_enabled": \([a-z]*\).*/\1/p' | head -1)
+	[ "$got" = "$want" ] && pass "$1: demotion_enabled is the kernel's ($got)" || fail "$1: daxplug says demotion_enabled $got, the kernel $want"
+	WI=/sys/kernel/mm/mempolicy/weighted_interleave
+	want=null; [ -e $WI/node$N ] && want=$(cat $WI/node$N)
+	got=$(nodefield $N interleave_weight)
+	[ "$got" = "$want" ] && pass "$1: node $N's interleave weight is the kernel's ($got)" || fail "$1: daxplug says interleave weight $got, the kernel $want"
+	want=manual; [ -e $WI/auto ] && [ "$(cat $WI/auto)" = true ] && want=auto
+	[ -d $WI ] || want=null
+	got=$(daxplug list --json | awk '/"weighted_interleave": \{/ { w = 1 } w && /"mode":/ { gsub(/.*": "|",?$/, ""); print; exit }')
+	[ "${got:-null}" = "$want" ] && pass "$1: weighted interleave mode $want, as the kernel's files say" || fail "$1: weighted interleave mode: daxplug $got, kernel $want"
+	# doctor warns of demotion off while device memory sits in a slower tier, and stops when
+	# demotion is switched on (then daxplug says demotion reaches the node).
+	tier=$(nodefield $N memory_tier); dram=$(daxplug list --json | sed -n 's/.*"dram_tier": \([0-9a-z]*\).*/\1/p' | head -1)
+	if [ -e $DEM ] && [ "$tier" != null ] && [ "$dram" != null ] && [ "$tier" -gt "$dram" ]; then
+		before=$(cat $DEM)
+		echo false > $DEM
+		daxplug doctor --json | grep -q '"demotion_off"' && pass "$1: doctor warns that demotion is off (tier $tier below DRAM's $dram)" || fail "$1: doctor is silent about demotion off"
+		echo true > $DEM
+		daxplug doctor --json | grep -q '"demotion_off"' && fail "$1: doctor warns of demotion off while it is on" || pass "$1: demotion on: no warning"
+		[ "$(nodefield $N demotion)" = reaches ] && pass "$1: demotion reaches node $N" || fail "$1: demotion $(nodefield $N demotion) for node $N with demotion on"
+		echo $before > $DEM
+	elif [ -e $DEM ]; then
+		pass "$1: node $N is in tier $tier, DRAM in $dram: no demotion check"
+	fi
+}
 # The observed state daxplug reports for the device.
 state() { daxplug status $D --json | grep -o '"state": "[a-z_]*"' | head -1 | cut -d'"' -f4; }
 memtotal() { sed -n 's/^MemTotal: *\([0-9]*\) kB/\1/p' /proc/meminfo; }
@@ -293,6 +338,13 @@ hmem | cxl)
 	daxplug list --json | grep -q '"kind": "dynamic"' && pass "the region is dynamic" || fail "the region should be dynamic: $(daxplug list --json | grep kind)"
 	dset online_movable
 	expect "offline -> online_movable" online_movable 0
+	# The node had no memory before: set names the tier it joined, as the kernel says.
+	if [ -d /sys/devices/virtual/memory_tiering ]; then
+		N=$(cat /sys/bus/dax/devices/$D/target_node)
+		grep -q "placement: node $N: memory tier none -> $(nodefield $N memory_tier)" /tmp/set.out &&
+			pass "set reports node $N joining memory tier $(nodefield $N memory_tier)" || fail "set does not report the tier node $N joined"
+	fi
+	placement_check "online_movable"
 	snapshot 03-online-movable
 	daxplug doctor --json > /tmp/doctor.json 2>&1
 	if [ "$ABI" = legacy ]; then grep -q '"legacy_abi"' /tmp/doctor.json; else ! grep -q '"legacy_abi"' /tmp/doctor.json; fi &&
