@@ -119,24 +119,37 @@ impl Machine {
             .filter(|w| *w > 0)
             .ok_or(Errno::EINVAL)?;
         if self.has_interleave_auto() && self.placement.interleave_auto {
-            let computed: BTreeMap<u32, u8> = self
-                .nodes
-                .iter()
-                .map(|n| (n.id, self.auto_weight(n.id)))
-                .collect();
-            self.placement.interleave_weights = computed;
-            self.placement.interleave_auto = false;
+            self.keep_auto_weights();
         }
         self.placement.interleave_weights.insert(node, weight);
         Ok(())
     }
 
-    /// A write to `weighted_interleave/auto`: true recomputes every weight from bandwidth.
-    pub fn set_interleave_auto(&mut self, on: bool) {
+    /// A write to `weighted_interleave/auto`. True recomputes every weight from the nodes'
+    /// bandwidth, which the kernel refuses with `ENODEV` when firmware reported none (even
+    /// though the file reads `true` until a weight is first written); false keeps the
+    /// weights in force, as manual ones.
+    pub fn set_interleave_auto(&mut self, on: bool) -> Result<(), Errno> {
         if on {
+            if !self.nodes.iter().any(|n| n.bandwidth_weight.is_some()) {
+                return Err(Errno::ENODEV);
+            }
             self.placement.interleave_weights.clear();
+        } else if self.placement.interleave_auto {
+            self.keep_auto_weights();
         }
         self.placement.interleave_auto = on;
+        Ok(())
+    }
+
+    /// Leaving auto mode: the weights it computed become manual ones.
+    fn keep_auto_weights(&mut self) {
+        self.placement.interleave_weights = self
+            .nodes
+            .iter()
+            .map(|n| (n.id, self.auto_weight(n.id)))
+            .collect();
+        self.placement.interleave_auto = false;
     }
 }
 
@@ -240,9 +253,23 @@ mod tests {
             .expect("weight");
         assert_eq!(read(&m, &format!("{wi}/node0")), "3\n");
         assert_eq!(read(&m, &format!("{wi}/auto")), "false\n");
+        // No bandwidth figures from firmware: the kernel cannot compute weights.
+        assert_eq!(
+            m.sysfs_write(&format!("{wi}/auto"), "1", Caller::Client),
+            Err(Errno::ENODEV)
+        );
+        m.nodes[0].bandwidth_weight = Some(5);
         m.sysfs_write(&format!("{wi}/auto"), "1", Caller::Client)
             .expect("auto");
-        assert_eq!(read(&m, &format!("{wi}/node0")), "1\n");
+        assert_eq!(read(&m, &format!("{wi}/node0")), "5\n");
+        assert_eq!(read(&m, &format!("{wi}/node1")), "1\n");
+        m.sysfs_write(&format!("{wi}/auto"), "0", Caller::Client)
+            .expect("manual");
+        assert_eq!(
+            read(&m, &format!("{wi}/node0")),
+            "5\n",
+            "manual keeps the weights"
+        );
         let legacy = build("cxl", Flavour::Legacy, 1).expect("preset");
         assert!(!legacy.sysfs_exists(&format!("{wi}/auto")));
         // 6.12 shows a weight for every possible node, memory or not.

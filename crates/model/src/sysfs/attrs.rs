@@ -304,8 +304,7 @@ macro_rules! weighted_interleave {
                 "auto",
                 |m, _| line(m.has_interleave_auto() && m.placement.interleave_auto),
                 |m, _, token, _| {
-                    m.set_interleave_auto(parse_kstrtobool(token).ok_or(Errno::EINVAL)?);
-                    Ok(())
+                    m.set_interleave_auto(parse_kstrtobool(token).ok_or(Errno::EINVAL)?)
                 },
             )
             .when(|m, _| m.has_interleave_auto().then_some(RW)),
