@@ -155,9 +155,11 @@ fn agreement(layout: &str, kver: &str) -> Result<String, String> {
     } else {
         "agreement.txt"
     };
-    // The region carving runs first in both boots (tests/e2e/guest/scenarios.sh).
+    // The region carving runs first in both boots, the placement files last
+    // (tests/e2e/guest/scenarios.sh).
     let sequences = read(&top().join("tests/e2e/agreement-sizing.txt"))?
-        + &read(&top().join("tests/e2e").join(file))?;
+        + &read(&top().join("tests/e2e").join(file))?
+        + &read(&top().join("tests/e2e/agreement-placement.txt"))?;
     let flavour = if atomic_abi(kver) {
         Flavour::Atomic
     } else {
@@ -174,7 +176,7 @@ fn agreement(layout: &str, kver: &str) -> Result<String, String> {
     let differences = common::line_diff(&kernel, &model, "kernel", " model");
     if differences.is_empty() {
         Ok(format!(
-            "E2E PASS {tag}: {} sysfs operations of agreement-sizing.txt and {file} answered identically by the model ({flavour:?} flavour) and the kernel",
+            "E2E PASS {tag}: {} sysfs operations of agreement-sizing.txt, {file} and agreement-placement.txt answered identically by the model ({flavour:?} flavour) and the kernel",
             kernel.lines().count()
         ))
     } else {

@@ -315,7 +315,7 @@ agreement | atomic)
 	expect "before kmem: list sees the device unbound" unbound 0
 	daxplug list --json | grep -q '"abi": "unknown"' && pass "kernel ABI unknown while nothing is kmem-bound" || fail "kernel ABI should be unknown"
 	SEQ=/agreement.txt; [ $METHOD = atomic ] && SEQ=/agreement-atomic.txt
-	cat /agreement-sizing.txt $SEQ > /tmp/sequences.txt
+	cat /agreement-sizing.txt $SEQ /agreement-placement.txt > /tmp/sequences.txt
 	sh /agreement.sh /tmp/sequences.txt > /tmp/agreement.out 2>&1
 	echo "@@AGREEMENT-BEGIN"; cat /tmp/agreement.out; echo "@@AGREEMENT-END"
 	;;
