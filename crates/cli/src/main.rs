@@ -354,7 +354,9 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
         } => {
             let p = daxplug_engine::policy::Policy::load(config)
                 .map_err(|e| exit::Usage(format!("the policy is not valid: {e}")))?;
-            let mut out = format!("{}: {} rules, valid\n", config.display(), p.rules.len());
+            let n = p.rules.len();
+            let rules = if n == 1 { "rule" } else { "rules" };
+            let mut out = format!("{}: {n} {rules}, valid\n", config.display());
             // What each rule takes on this machine (the first rule that matches a device wins).
             let matched = on_machine(&cli, false, |b| {
                 let k = b.kernel();
