@@ -35,8 +35,17 @@ pub fn run(m: &mut Machine, script: &str) -> String {
                 Err(e) => errno(e),
             },
             "write" => {
-                // `echo VALUE > PATH`: the value with a newline, in one write.
+                // `echo VALUE > PATH`: the value with a newline, in one write. The shell opens
+                // with O_CREAT, and sysfs cannot create a file: a name missing from an
+                // existing directory is EACCES, not ENOENT.
                 let r = m.sysfs_write(path, &format!("{value}\n"), Caller::Client);
+                let parent = path.rsplit_once('/').map_or("/", |(dir, _)| dir);
+                let r = match r {
+                    Err(e) if e == Errno::ENOENT && m.sysfs_list(parent).is_ok() => {
+                        Err(Errno::EACCES)
+                    }
+                    r => r,
+                };
                 r.map_or_else(errno, |()| "ok".to_owned())
             }
             "ls" => {

@@ -113,8 +113,14 @@ impl Machine {
     }
 
     /// A write to `weighted_interleave/nodeN`: 1 to 255 (any base `kstrtou8` reads), and
-    /// the kernel leaves auto mode, keeping the weights auto mode had computed.
+    /// the kernel leaves auto mode, keeping the weights auto mode had computed. 6.12 also
+    /// takes 0 or nothing, which puts the node back to the default weight; 7.3 refuses them.
     pub fn set_interleave_weight(&mut self, node: u32, token: &str) -> Result<(), Errno> {
+        if self.flavour == Flavour::Legacy && (token.is_empty() || parse_kstrtou8(token) == Some(0))
+        {
+            self.placement.interleave_weights.remove(&node);
+            return Ok(());
+        }
         let weight = parse_kstrtou8(token)
             .filter(|w| *w > 0)
             .ok_or(Errno::EINVAL)?;
@@ -272,7 +278,17 @@ mod tests {
         );
         let legacy = build("cxl", Flavour::Legacy, 1).expect("preset");
         assert!(!legacy.sysfs_exists(&format!("{wi}/auto")));
-        // 6.12 shows a weight for every possible node, memory or not.
+        // 6.12 shows a weight for every possible node, memory or not, and takes 0 as "back
+        // to the default".
+        assert_eq!(read(&legacy, &format!("{wi}/node2")), "1\n");
+        let mut legacy = legacy;
+        legacy
+            .sysfs_write(&format!("{wi}/node2"), "5", Caller::Client)
+            .expect("weight");
+        assert_eq!(read(&legacy, &format!("{wi}/node2")), "5\n");
+        legacy
+            .sysfs_write(&format!("{wi}/node2"), "0", Caller::Client)
+            .expect("reset");
         assert_eq!(read(&legacy, &format!("{wi}/node2")), "1\n");
     }
 
