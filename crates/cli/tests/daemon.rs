@@ -11,11 +11,7 @@ use std::process::Output;
 use serde_json::Value;
 
 fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    common::output_text(o)
 }
 
 fn write(dir: &Path, name: &str, body: &str) -> String {

@@ -14,10 +14,10 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::say;
 use daxplug_model::{Flavour, build_preset, script};
 
 fn top() -> PathBuf {
@@ -33,11 +33,6 @@ fn logs() -> PathBuf {
 /// A file's text, or an error naming it.
 fn read(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// Written past libtest's capture, so that a SKIP is seen in every run.
-fn say(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 enum Run {
@@ -88,12 +83,7 @@ fn run_sh(args: &[&str], kver: Option<&str>) -> (Option<i32>, String) {
         cmd.env("KVER", k);
     }
     let out = cmd.output().expect("bash runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), text)
+    (out.status.code(), common::output_text(&out))
 }
 
 fn guest(layout: &str, kver: &str) -> Run {

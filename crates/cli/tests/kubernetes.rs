@@ -6,16 +6,13 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::say;
+
 fn manifests() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../contrib/kubernetes")
-}
-
-fn say(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// Runs validate.sh on `dir`: `Some(passed)`, or `None` after a SKIP line where the
@@ -26,11 +23,7 @@ fn validate(dir: &Path) -> Option<(bool, String)> {
         .arg(dir)
         .output()
         .expect("bash runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = common::output_text(&out);
     match out.status.code() {
         Some(77) => {
             assert!(
@@ -114,12 +107,7 @@ fn the_configmap_policy_is_valid_and_writes_where_the_daemonset_mounts() {
     );
     let f = file.display().to_string();
     let o = common::daxplug(&["--sim", &sim, "daemon", "--check-config", "--config", &f]);
-    assert!(
-        o.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "{}", common::output_text(&o));
     // The labels file is in the directory the pod mounts from the host.
     let nfd = policy
         .lines()

@@ -6,16 +6,11 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::Write as _;
 use std::path::Path;
 use std::process::Command;
 
 use common::package::{control, package};
-
-/// Written past libtest's capture.
-fn say(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
+use common::say;
 
 /// The package's root, or a SKIP line when this machine cannot build one (no cargo-deb and
 /// no network to install it, no dpkg-deb).
@@ -183,11 +178,7 @@ fn systemd_accepts_the_unit() {
             .env("MANPATH", root.join("usr/share/man"))
             .output()
             .expect("systemd-analyze runs");
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let said = common::output_text(&out);
         (out.status.success() && said.trim().is_empty(), said)
     };
     let shipped =

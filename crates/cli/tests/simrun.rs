@@ -7,9 +7,8 @@
 
 mod common;
 
-use common::daxplug;
+use common::{daxplug, say};
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -18,11 +17,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_daxplug");
 
 fn top() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Written past libtest's capture, so that a SKIP is seen in every run.
-fn say(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// Why FUSE cannot be used here, if it cannot.
@@ -53,10 +47,9 @@ fn ok(args: &[&str]) -> String {
     let out = daxplug(args);
     assert!(
         out.status.success(),
-        "daxplug {args:?} failed ({:?}):\n{}{}",
+        "daxplug {args:?} failed ({:?}):\n{}",
         out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        common::output_text(&out)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

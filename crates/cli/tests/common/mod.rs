@@ -15,6 +15,21 @@ pub fn command() -> Command {
     c
 }
 
+/// Written past libtest's capture, so that a SKIP is seen in every run.
+pub fn say(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// What a finished command printed: its stdout, then its stderr.
+pub fn output_text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 /// Runs daxplug with `args` to the end.
 pub fn daxplug(args: &[&str]) -> Output {
     command().args(args).output().expect("daxplug runs")
