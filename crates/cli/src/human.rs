@@ -134,10 +134,7 @@ fn placement_line(topo: &Topology, node: u32) -> String {
     }
     parts.push(match (&placement.interleave, p.interleave_weight) {
         (None, _) => "no weighted interleave on this kernel".to_owned(),
-        (Some(i), Some(w)) => {
-            let mode = if i.manual() { "manual" } else { "auto" };
-            format!("interleave weight {w} ({mode})")
-        }
+        (Some(i), Some(w)) => format!("interleave weight {w} ({})", i.mode()),
         (Some(_), None) => "no interleave weight (no memory online)".to_owned(),
     });
     format!("node {node}: {}", parts.join("; "))
@@ -145,9 +142,7 @@ fn placement_line(topo: &Topology, node: u32) -> String {
 
 /// A placement line for each node the devices' memory lands on.
 fn placement_lines(topo: &Topology) -> String {
-    let nodes: std::collections::BTreeSet<u32> =
-        topo.devices.iter().filter_map(|d| d.target_node).collect();
-    nodes
+    topo.target_nodes()
         .into_iter()
         .map(|n| format!("{}\n", placement_line(topo, n)))
         .collect()

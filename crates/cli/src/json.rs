@@ -111,7 +111,7 @@ impl PlacementJson {
             dram_tier: p.dram_tier(has_cpu),
             demotion_enabled: p.demotion_enabled,
             weighted_interleave: p.interleave.as_ref().map(|i| InterleaveJson {
-                mode: if i.manual() { "manual" } else { "auto" },
+                mode: i.mode(),
                 auto_switch: i.auto.is_some(),
             }),
         }

@@ -188,10 +188,12 @@ fn placement_changes(
     let Ok(topo) = discover_with(k, &Scope::Devices(devices.to_vec()), Detail::Counts) else {
         return Vec::new();
     };
-    let mut nodes: Vec<u32> = topo.devices.iter().filter_map(|d| d.target_node).collect();
-    nodes.sort_unstable();
-    nodes.dedup();
-    placement::changes(before, &topo.placement, &nodes, topo.nodes.has_cpu.as_ref())
+    placement::changes(
+        before,
+        &topo.placement,
+        topo.target_nodes(),
+        topo.nodes.has_cpu.as_ref(),
+    )
 }
 
 fn placement_lines(changes: &[PlacementChange]) -> String {

@@ -13,7 +13,7 @@ use daxplug_kernel::{Kernel, paths};
 use serde::Serialize;
 
 use crate::error::DiscoveryError;
-use crate::read::{parse, parse_optional};
+use crate::read::parse_optional;
 
 /// The placement files of the kernel, as read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,6 +40,11 @@ impl Interleave {
     /// Whether weights are only what someone wrote (no auto mode, or auto mode off).
     pub fn manual(&self) -> bool {
         self.auto != Some(true)
+    }
+
+    /// `manual` or `auto`, as reports name the mode.
+    pub fn mode(&self) -> &'static str {
+        if self.manual() { "manual" } else { "auto" }
     }
 
     /// Whether someone set a weight other than the default: interleave is being tuned.
@@ -76,6 +81,23 @@ impl Demotion {
             Demotion::NotReached => "not_reached",
             Demotion::Reaches => "reaches",
         }
+    }
+
+    /// Every value.
+    const ALL: [Demotion; 5] = [
+        Demotion::Unknown,
+        Demotion::Off,
+        Demotion::NoTier,
+        Demotion::NotReached,
+        Demotion::Reaches,
+    ];
+
+    /// The words for a token of [`Demotion::as_str`]; another text stays as it is.
+    pub fn describe_token(token: &str) -> &str {
+        Demotion::ALL
+            .into_iter()
+            .find(|d| d.as_str() == token)
+            .map_or(token, |d| d.describe())
     }
 
     /// Words for the report.
@@ -198,12 +220,8 @@ pub fn read_placement(k: &dyn Kernel) -> Result<Placement, DiscoveryError> {
                     weights.insert(node, w);
                 }
             }
-            let auto = if names.iter().any(|n| n == "auto") {
-                let path = format!("{}/auto", paths::WEIGHTED_INTERLEAVE);
-                Some(parse(k, &path, parse_true_false)?)
-            } else {
-                None
-            };
+            let path = format!("{}/auto", paths::WEIGHTED_INTERLEAVE);
+            let auto = parse_optional(k, &path, parse_true_false)?;
             Some(Interleave { auto, weights })
         }
         Err(e) if e.is_not_found() => None,
@@ -216,31 +234,49 @@ pub fn read_placement(k: &dyn Kernel) -> Result<Placement, DiscoveryError> {
     })
 }
 
+/// What about a node's placement changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlacementField {
+    /// The node's memory tier.
+    MemoryTier,
+    /// Whether demotion reaches the node.
+    Demotion,
+    /// The node's weighted-interleave weight.
+    InterleaveWeight,
+}
+
 /// One thing about a node's placement that a transition changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlacementChange {
     /// The node.
     pub node: u32,
-    /// `memory_tier`, `demotion` or `interleave_weight`.
-    pub what: &'static str,
+    /// What changed.
+    pub what: PlacementField,
     /// Before, as in `list --json` (`none` where absent).
     pub before: String,
     /// After.
     pub after: String,
-    /// Before and after in words, for people.
-    #[serde(skip)]
-    words: (String, String),
 }
 
 impl PlacementChange {
     /// One sentence.
     pub fn sentence(&self) -> String {
-        let what = match self.what {
-            "memory_tier" => "memory tier",
-            "interleave_weight" => "interleave weight",
-            other => other,
+        let (what, before, after) = match self.what {
+            PlacementField::MemoryTier => {
+                ("memory tier", self.before.as_str(), self.after.as_str())
+            }
+            PlacementField::InterleaveWeight => (
+                "interleave weight",
+                self.before.as_str(),
+                self.after.as_str(),
+            ),
+            PlacementField::Demotion => (
+                "demotion",
+                Demotion::describe_token(&self.before),
+                Demotion::describe_token(&self.after),
+            ),
         };
-        let (before, after) = &self.words;
         format!("node {}: {what} {before} -> {after}", self.node)
     }
 }
@@ -249,44 +285,36 @@ impl PlacementChange {
 pub fn changes(
     before: &Placement,
     after: &Placement,
-    nodes: &[u32],
+    nodes: impl IntoIterator<Item = u32>,
     has_cpu: Option<&NodeList>,
 ) -> Vec<PlacementChange> {
     fn word<T: ToString>(v: Option<T>) -> String {
         v.map_or_else(|| "none".to_owned(), |v| v.to_string())
     }
     let mut out = Vec::new();
-    for &node in nodes {
+    for node in nodes {
         let (b, a) = (before.node(node, has_cpu), after.node(node, has_cpu));
-        let mut push = |what, before: String, after: String, words: (String, String)| {
+        let mut push = |what, before: String, after: String| {
             if before != after {
                 out.push(PlacementChange {
                     node,
                     what,
                     before,
                     after,
-                    words,
                 });
             }
         };
-        let (tier_b, tier_a) = (word(b.tier), word(a.tier));
+        push(PlacementField::MemoryTier, word(b.tier), word(a.tier));
         push(
-            "memory_tier",
-            tier_b.clone(),
-            tier_a.clone(),
-            (tier_b, tier_a),
-        );
-        push(
-            "demotion",
+            PlacementField::Demotion,
             b.demotion.as_str().to_owned(),
             a.demotion.as_str().to_owned(),
-            (
-                b.demotion.describe().to_owned(),
-                a.demotion.describe().to_owned(),
-            ),
         );
-        let (w_b, w_a) = (word(b.interleave_weight), word(a.interleave_weight));
-        push("interleave_weight", w_b.clone(), w_a.clone(), (w_b, w_a));
+        push(
+            PlacementField::InterleaveWeight,
+            word(b.interleave_weight),
+            word(a.interleave_weight),
+        );
     }
     out
 }
@@ -337,7 +365,7 @@ mod tests {
     fn changes_name_what_moved() {
         let before = placement(&[(4, "0")], Some(true));
         let after = placement(&[(4, "0"), (22, "1")], Some(true));
-        let c = changes(&before, &after, &[1], Some(&list("0")));
+        let c = changes(&before, &after, [1], Some(&list("0")));
         let sentences: Vec<String> = c.iter().map(PlacementChange::sentence).collect();
         assert_eq!(
             sentences,
@@ -346,6 +374,6 @@ mod tests {
                 "node 1: demotion in no tier (no memory online) -> demotion on, reaches it"
             ]
         );
-        assert!(changes(&after, &after, &[0, 1], None).is_empty());
+        assert!(changes(&after, &after, [0, 1], None).is_empty());
     }
 }

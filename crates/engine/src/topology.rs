@@ -307,6 +307,11 @@ pub struct Topology {
 }
 
 impl Topology {
+    /// The nodes the devices' memory joins (their target nodes), in order.
+    pub fn target_nodes(&self) -> std::collections::BTreeSet<u32> {
+        self.devices.iter().filter_map(|d| d.target_node).collect()
+    }
+
     /// Device memory online on each device's target node: (bytes in `ZONE_MOVABLE`, bytes
     /// in a kernel zone). Every node a device targets is there, with zeros if nothing is
     /// online.

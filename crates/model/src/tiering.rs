@@ -82,6 +82,11 @@ impl Machine {
         self.flavour == Flavour::Atomic
     }
 
+    /// Whether the kernel sets the weights itself: it has the `auto` switch and it is on.
+    pub fn interleave_in_auto_mode(&self) -> bool {
+        self.has_interleave_auto() && self.placement.interleave_auto
+    }
+
     /// Whether `weighted_interleave/nodeN` is there.
     pub fn interleave_file(&self, node: u32) -> bool {
         let possible = node < MAX_NODES && self.nodes.iter().any(|n| n.id == node);
@@ -94,7 +99,7 @@ impl Machine {
     /// A node's interleave weight as the kernel shows it: in auto mode the one derived from
     /// the node's bandwidth (1 where firmware gives none), else the one set, else 1.
     pub fn interleave_weight(&self, node: u32) -> u8 {
-        if self.has_interleave_auto() && self.placement.interleave_auto {
+        if self.interleave_in_auto_mode() {
             return self.auto_weight(node);
         }
         self.placement
@@ -124,7 +129,7 @@ impl Machine {
         let weight = parse_kstrtou8(token)
             .filter(|w| *w > 0)
             .ok_or(Errno::EINVAL)?;
-        if self.has_interleave_auto() && self.placement.interleave_auto {
+        if self.interleave_in_auto_mode() {
             self.keep_auto_weights();
         }
         self.placement.interleave_weights.insert(node, weight);

@@ -44,9 +44,28 @@ pub struct NodeMetrics {
     pub kernel_bytes: u64,
 }
 
+/// One metric with a single value: its help, its type and the value.
+fn scalar(s: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(
+        s,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
+}
+
 impl Metrics {
-    /// Takes the placement and per-node device memory of `topo`.
-    pub fn observe_nodes(&mut self, topo: &Topology) {
+    /// Takes every device's state and block counts, and the placement and device memory of
+    /// each node, from a fresh reading.
+    pub fn observe(&mut self, topo: &Topology) {
+        self.devices = topo
+            .devices
+            .iter()
+            .map(|d| {
+                (
+                    d.name,
+                    (d.state, d.counts.online, d.counts.movable, d.counts.normal),
+                )
+            })
+            .collect();
         let has_cpu = topo.nodes.has_cpu.as_ref();
         self.nodes = topo
             .device_memory_by_node()
@@ -130,11 +149,7 @@ impl Metrics {
             ),
         ] {
             if let Some(v) = value {
-                let _ = writeln!(
-                    s,
-                    "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}",
-                    u8::from(v)
-                );
+                scalar(s, name, "gauge", help, u8::from(v));
             }
         }
     }
@@ -206,15 +221,19 @@ impl Metrics {
                 r.as_str()
             );
         }
-        let _ = writeln!(
-            s,
-            "# HELP daxplug_drift_events_total Times a managed device left its desired state.\n# TYPE daxplug_drift_events_total counter\ndaxplug_drift_events_total {}",
-            self.drift_events
+        scalar(
+            &mut s,
+            "daxplug_drift_events_total",
+            "counter",
+            "Times a managed device left its desired state.",
+            self.drift_events,
         );
-        let _ = writeln!(
-            s,
-            "# HELP daxplug_held_devices Managed devices held for maintenance (daxplug hold).\n# TYPE daxplug_held_devices gauge\ndaxplug_held_devices {}",
-            self.held
+        scalar(
+            &mut s,
+            "daxplug_held_devices",
+            "gauge",
+            "Managed devices held for maintenance (daxplug hold).",
+            self.held,
         );
         for (name, kind, help, value) in [
             (
@@ -254,16 +273,16 @@ impl Metrics {
                 self.cost.sweeps.to_string(),
             ),
         ] {
-            let _ = writeln!(
-                s,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
+            scalar(&mut s, name, kind, help, value);
         }
         self.render_nodes(&mut s);
         if let Some(t) = self.last_transition {
-            let _ = writeln!(
-                s,
-                "# HELP daxplug_last_transition_timestamp_seconds Unix time of the last transition.\n# TYPE daxplug_last_transition_timestamp_seconds gauge\ndaxplug_last_transition_timestamp_seconds {t}"
+            scalar(
+                &mut s,
+                "daxplug_last_transition_timestamp_seconds",
+                "gauge",
+                "Unix time of the last transition.",
+                t,
             );
         }
         s
@@ -281,7 +300,7 @@ mod tests {
     fn nodes_carry_tier_demotion_interleave_and_device_memory() {
         let sim = Sim::new(build_preset("cxl", Flavour::Atomic, 1).expect("preset"));
         let mut m = Metrics::default();
-        m.observe_nodes(&discover(&sim, &Scope::All).expect("discover"));
+        m.observe(&discover(&sim, &Scope::All).expect("discover"));
         let text = m.render();
         for line in [
             "daxplug_node_device_memory_bytes{node=\"1\",zone=\"kernel\"} 1073741824",

@@ -73,35 +73,29 @@ impl<'a> Daemon<'a> {
     pub fn new(host: &'a dyn Host, policy: Policy, opts: Options) -> Self {
         Self {
             host,
-            policy,
             opts,
             managed: BTreeMap::new(),
             metrics: Metrics::default(),
             config: None,
             registered: None,
             skew: Duration::ZERO,
-            features: None,
+            features: policy_features(&policy),
+            policy,
         }
-        .with_features()
     }
 
     /// Takes the feature file's path from the policy (a new path starts a new file).
-    fn with_features(mut self) -> Self {
-        self.sync_features();
-        self
-    }
-
     fn sync_features(&mut self) {
-        let wanted = self.policy.nfd_file.clone();
-        if self.features.as_ref().map(|f| f.path().to_path_buf()) != wanted {
-            self.features = wanted.map(nfd::FeatureFile::new);
+        let wanted = self.policy.nfd_file.as_deref();
+        if self.features.as_ref().map(nfd::FeatureFile::path) != wanted {
+            self.features = policy_features(&self.policy);
         }
     }
 
-    /// Metrics for the nodes, and the feature file, from a fresh reading. A feature file that
-    /// cannot be written fails the pass (logged; the next event or sweep tries again).
+    /// The metrics and the feature file, from a fresh reading. A feature file that cannot be
+    /// written fails the pass (logged; the next event or sweep tries again).
     fn publish(&mut self, topo: &Topology) -> Result<(), TransitionError> {
-        self.metrics.observe_nodes(topo);
+        self.metrics.observe(topo);
         if let Some(f) = &mut self.features {
             f.update(topo).map_err(|source| TransitionError::Io {
                 path: f.path().display().to_string(),
@@ -158,24 +152,12 @@ impl<'a> Daemon<'a> {
         // come and go must not grow the daemon.
         self.managed
             .retain(|name, _| topo.devices.iter().any(|d| d.name == *name));
-        self.metrics
-            .devices
-            .retain(|name, _| topo.devices.iter().any(|d| d.name == *name));
         let mut out = Vec::new();
         // Read once a pass: which devices the rules take, and the holds in force.
         let mut managed = Vec::new();
         let holds = crate::holds::holds(&self.host.run_dir());
         self.metrics.held = 0;
         for dev in &topo.devices {
-            self.metrics.devices.insert(
-                dev.name,
-                (
-                    dev.state,
-                    dev.counts.online,
-                    dev.counts.movable,
-                    dev.counts.normal,
-                ),
-            );
             let Some(rule) = self
                 .policy
                 .rule_for(self.host.kernel(), &topo, dev)
@@ -347,19 +329,14 @@ impl<'a> Daemon<'a> {
         self.registered = None;
     }
 
-    /// Reads every device again for the metrics.
+    /// Reads every device again for the metrics and the feature file.
     fn refresh_metrics(&mut self) -> Result<(), TransitionError> {
         let topo = discover(self.host.kernel(), &Scope::All)?;
-        self.metrics.devices = topo
-            .devices
-            .iter()
-            .map(|d| {
-                (
-                    d.name,
-                    (d.state, d.counts.online, d.counts.movable, d.counts.normal),
-                )
-            })
-            .collect();
         self.publish(&topo)
     }
+}
+
+/// The feature file a policy asks for.
+fn policy_features(policy: &Policy) -> Option<nfd::FeatureFile> {
+    policy.nfd_file.clone().map(nfd::FeatureFile::new)
 }

@@ -302,7 +302,7 @@ macro_rules! weighted_interleave {
         &[
             Attribute::rw(
                 "auto",
-                |m, _| line(m.has_interleave_auto() && m.placement.interleave_auto),
+                |m, _| line(m.interleave_in_auto_mode()),
                 |m, _, token, _| {
                     m.set_interleave_auto(parse_kstrtobool(token).ok_or(Errno::EINVAL)?)
                 },
