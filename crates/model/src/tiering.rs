@@ -52,11 +52,13 @@ impl Default for Placement {
 impl Machine {
     /// The abstract distance of a node's memory.
     pub fn node_adistance(&self, node: u32) -> u32 {
-        let spec = self.nodes.iter().find(|n| n.id == node);
-        match spec {
-            Some(n) if n.adistance.is_some() => n.adistance.unwrap_or(ADISTANCE_DRAM),
-            Some(n) if n.has_cpu || n.boot_mem_total > 0 => ADISTANCE_DRAM,
-            _ => ADISTANCE_DAX_DEFAULT,
+        match self.nodes.iter().find(|n| n.id == node) {
+            Some(n) => n.adistance.unwrap_or(if n.has_cpu || n.boot_mem_total > 0 {
+                ADISTANCE_DRAM
+            } else {
+                ADISTANCE_DAX_DEFAULT
+            }),
+            None => ADISTANCE_DAX_DEFAULT,
         }
     }
 

@@ -45,8 +45,9 @@ fn build_and_extract() -> Result<Package, String> {
             PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
         }
     };
-    // One directory per test process: two test binaries may extract at once.
-    let dir = target.join(format!("extracted-{}", std::process::id()));
+    // Extracted afresh by each test binary (cargo runs them one after another), into one
+    // directory, so that runs leave no copies behind.
+    let dir = target.join("extracted");
     let _ = std::fs::remove_dir_all(&dir);
     let out = Command::new("dpkg-deb")
         .arg("-x")
