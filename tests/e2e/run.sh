@@ -17,7 +17,10 @@
 #   daxctl     daxctl's own commands, transcript in $WORK/logs/daxctl@KVER-daxctl.txt
 #   carve      the hmem machine carved into devices by daxplug create/resize/destroy, kmem
 #              loaded by daxplug's first set
+#   system     a real Debian 12 system (systemd, udevd, apt) on the hmem machine: the package
+#              installed with apt and booted five times (tests/e2e/system/boot.sh)
 # env:   DAXPLUG_BIN  the daxplug binary to test (required for a LAYOUT)
+#        DAXPLUG_DEB  the Debian package (required for system)
 #        E2E_KERNELS  kernels to test, each a version or a prefix of one (newest match wins),
 #                     e.g. "6.12.115 7.3"; default: the newest Debian 6.12 (no daxX.Y/state)
 #                     and the newest Debian kernel from 7.3 on (which has it)
@@ -35,7 +38,7 @@
 # Never touches the host's /sys: everything happens inside the guest.
 set -euo pipefail
 
-METHOD=${1:?usage: run.sh kernels|hmem|e820|cxl|agreement|teeth|daxctl|carve}
+METHOD=${1:?usage: run.sh kernels|hmem|e820|cxl|agreement|teeth|daxctl|carve|system}
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
 WORK=${WORK:-$TOP/target/e2e}
@@ -111,7 +114,7 @@ if [ "$METHOD" = kernels ]; then kernels; exit 0; fi
 
 DAXPLUG_BIN=$(realpath "${DAXPLUG_BIN:?DAXPLUG_BIN must name the daxplug binary}")
 KVER=${KVER:-$(kernels | head -1)}
-case $METHOD in hmem | e820 | cxl | agreement | atomic | teeth | daxctl | carve) ;; *) echo "unknown layout $METHOD" >&2; exit 2 ;; esac
+case $METHOD in hmem | e820 | cxl | agreement | atomic | teeth | daxctl | carve | system) ;; *) echo "unknown layout $METHOD" >&2; exit 2 ;; esac
 
 # ---------------------------------------------------------------- QEMU
 # hmem/e820 run on the host's QEMU; cxl needs volatile CXL memory (QEMU >= 8): bookworm's is
@@ -178,6 +181,15 @@ if [ ! -e "$TDIR/.done" ]; then
 	touch "$TDIR/.done"
 fi
 
+# 5 GiB guest: node 0 = 0-3G + 4G-5G; node 1 = 5G-6G, CPU-less, the device memory.
+NUMA=(-machine pc -m 5G -object memory-backend-ram,id=m0,size=4G -object memory-backend-ram,id=m1,size=1G
+	-numa node,nodeid=0,cpus=0-1,memdev=m0 -numa node,nodeid=1,memdev=m1)
+# The real-system layout boots a Debian root file system of its own (tests/e2e/system/).
+if [ "$METHOD" = system ]; then
+	# shellcheck source=system/boot.sh
+	source "$HERE/system/boot.sh"
+fi
+
 # ---------------------------------------------------------------- initramfs
 # busybox, the modules a layout needs with everything they depend on (/moddeps: one line
 # "name dep..." each, from the modules' own depends= fields, read by the guest's modload),
@@ -224,9 +236,6 @@ INITRD=$WORK/initramfs-$METHOD.cpio.gz
 ABI=legacy; atomic_abi "$KVER" && ABI=atomic
 APPEND="console=ttyS0 loglevel=3 panic=-1 nokaslr testmethod=$METHOD strace=${STRACE:-0} e2eabi=$ABI fixtures=${FIXTURES:-0}"
 CPU=max
-# 5 GiB guest: node 0 = 0-3G + 4G-5G; node 1 = 5G-6G, CPU-less, the device memory.
-NUMA=(-machine pc -m 5G -object memory-backend-ram,id=m0,size=4G -object memory-backend-ram,id=m1,size=1G
-	-numa node,nodeid=0,cpus=0-1,memdev=m0 -numa node,nodeid=1,memdev=m1)
 case $METHOD in
 hmem | agreement | atomic | teeth | daxctl | carve) MACH=("${NUMA[@]}"); APPEND+=" memmap=1G%0x140000000-1+0xefffffff" ;;
 e820) MACH=("${NUMA[@]}"); APPEND+=" memmap=1G!0x140000000" ;;

@@ -84,6 +84,34 @@ fn serve_metrics(addr: SocketAddr, metrics: Arc<Mutex<Metrics>>) -> anyhow::Resu
     Ok(())
 }
 
+/// The resident daemon keeps the boot gate closed while it runs (the boot unit closed it
+/// before any dax device appeared; a daemon started later closes it now), so that a device
+/// appearing meanwhile binds only by the daemon's hand or its admission.
+fn close_gate(daemon: &Daemon<'_>) {
+    match daemon.close_gate() {
+        Ok(r) if r.by == daxplug_engine::gate::ClosedBy::Boot => log(&format!(
+            "boot gate closed at boot{}{}",
+            r.uptime
+                .map(|u| format!(", {u:.1} s after the kernel started"))
+                .unwrap_or_default(),
+            if r.bound_before.is_empty() {
+                ", before any dax device was bound".to_owned()
+            } else {
+                format!(
+                    "; already bound then: {}",
+                    daxplug_engine::gate::describe_bound(&r.bound_before)
+                )
+            }
+        )),
+        Ok(_) => log(
+            "boot gate closed: dax drivers bind devices only by the daemon's hand while it runs",
+        ),
+        // No dax bus (a kernel without CONFIG_DAX, a copied tree without the file): nothing
+        // to gate, and nothing the daemon could be raced on.
+        Err(e) => log(&format!("boot gate not closed: {e}")),
+    }
+}
+
 /// Runs the daemon.
 pub fn run(
     host: &dyn Host,
@@ -118,7 +146,13 @@ pub fn run(
             *m = d.metrics.clone();
         }
     };
+    if !args.dry_run && !args.once {
+        close_gate(&daemon);
+    }
     let decisions = daemon.apply(args.once)?;
+    for note in std::mem::take(&mut daemon.gate_notes) {
+        log(&note);
+    }
     for d in &decisions {
         log(&d.log_line());
         for line in &d.plan {
@@ -131,7 +165,10 @@ pub fn run(
         let bad = decisions.iter().any(|d| !d.result.is_settled());
         return Ok((String::new(), if bad { Exit::Failure } else { Exit::Ok }));
     }
-    let control = Control::new(&args.config)?;
+    let control = Control::new(
+        &args.config,
+        &daxplug_engine::holds::holds_dir(&host.run_dir()),
+    )?;
     let mut source: Box<dyn Source + '_> = match events {
         Events::Netlink => Box::new(Netlink::open()?),
         Events::Sim(sim) => Box::new(Model::new(sim)),
@@ -157,8 +194,12 @@ pub fn run(
         if cancel.load(Ordering::SeqCst) || stop_at.is_some_and(|t| Instant::now() >= t) {
             break;
         }
-        let config_changed = control.drain();
-        if reload.swap(false, Ordering::SeqCst) || config_changed {
+        let changes = control.drain();
+        // A release (or a hold lapsing, below) applies the rule at once.
+        if changes.holds {
+            reloaded = true;
+        }
+        if reload.swap(false, Ordering::SeqCst) || changes.config {
             match Policy::load(&args.config) {
                 Ok(p) => {
                     log(&format!(
@@ -175,6 +216,9 @@ pub fn run(
         }
         let mut until = if reloaded { Instant::now() } else { next_sweep };
         if let Some(t) = daemon.next_retry() {
+            until = until.min(t);
+        }
+        if let Some(t) = daemon.next_hold_lapse() {
             until = until.min(t);
         }
         if let Some(t) = stop_at {
@@ -211,7 +255,9 @@ pub fn run(
                 } else if now >= next_sweep {
                     cost.sweeps += 1;
                     Some(now)
-                } else if daemon.next_retry().is_some_and(|t| now >= t) {
+                } else if daemon.next_retry().is_some_and(|t| now >= t)
+                    || daemon.next_hold_lapse().is_some_and(|t| now >= t)
+                {
                     Some(now)
                 } else {
                     None
@@ -223,7 +269,11 @@ pub fn run(
         cost.passes += 1;
         // Any pass looks at every device: the sweep's clock starts again.
         next_sweep = Instant::now() + sweep;
-        match daemon.apply(false) {
+        let applied = daemon.apply(false);
+        for note in std::mem::take(&mut daemon.gate_notes) {
+            log(&note);
+        }
+        match applied {
             Ok(decisions) => {
                 for d in decisions {
                     let mut line = d.log_line();
@@ -246,6 +296,11 @@ pub fn run(
         publish(&daemon);
     }
     daemon.unregister();
+    match daemon.open_gate() {
+        Ok(Some(_)) => log("opened the boot gate: dax drivers bind devices on their own again"),
+        Ok(None) => {}
+        Err(e) => log(&format!("could not open the boot gate: {e}")),
+    }
     let elapsed = started.elapsed().as_secs_f64();
     let used = usage::cpu_seconds() - cpu_at_start;
     let rss = usage::resident_bytes();

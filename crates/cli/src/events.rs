@@ -30,11 +30,28 @@ pub enum Wake {
     Timeout,
 }
 
-/// The fds every source also waits on: a signal pipe and the policy file's watch.
+/// The fds every source also waits on: a signal pipe, the policy file's watch and the
+/// maintenance holds' directory (a release or a new hold acts at once, not at the next
+/// sweep).
 pub struct Control {
     signals: UnixStream,
     config: Option<(OwnedFd, PathBuf)>,
+    holds: Option<OwnedFd>,
 }
+
+/// What changed while the daemon waited, besides the kernel's devices.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// The policy file was written or replaced.
+    pub config: bool,
+    /// A hold was taken or released.
+    pub holds: bool,
+}
+
+/// A hold is written by a rename into the directory and released by removing its file.
+const HOLDS_WATCH: WatchFlags = WatchFlags::MOVED_TO
+    .union(WatchFlags::CLOSE_WRITE)
+    .union(WatchFlags::DELETE);
 
 /// What of the policy file is watched: its own inode, not its directory (a busy `/tmp`
 /// would wake the daemon for every file there). Replacing the file by a rename ends the
@@ -48,7 +65,7 @@ impl Control {
     /// Makes SIGINT, SIGTERM and SIGHUP wake a waiting source (their flags are set by
     /// their own handlers), and watches the policy file's directory so that replacing the
     /// file (an editor's rename, a configuration manager's write) wakes it too.
-    pub fn new(config: &Path) -> anyhow::Result<Self> {
+    pub fn new(config: &Path, holds_dir: &Path) -> anyhow::Result<Self> {
         let (read, write) = UnixStream::pair().context("cannot make the signal pipe")?;
         read.set_nonblocking(true)
             .context("cannot make the signal pipe non-blocking")?;
@@ -66,9 +83,17 @@ impl Control {
             inotify::add_watch(&fd, config, CONFIG_WATCH).ok()?;
             Some((fd, config.to_path_buf()))
         })();
+        // The directory is made here so that the first hold is seen too.
+        let holds = (|| {
+            std::fs::create_dir_all(holds_dir).ok()?;
+            let fd = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK).ok()?;
+            inotify::add_watch(&fd, holds_dir, HOLDS_WATCH).ok()?;
+            Some(fd)
+        })();
         Ok(Self {
             signals: read,
             config,
+            holds,
         })
     }
 
@@ -77,16 +102,27 @@ impl Control {
         if let Some((fd, _)) = &self.config {
             v.push(fd.as_fd());
         }
+        if let Some(fd) = &self.holds {
+            v.push(fd.as_fd());
+        }
         v
     }
 
-    /// Empties the signal pipe; returns whether the policy file was written or replaced.
-    pub fn drain(&self) -> bool {
+    /// Empties the signal pipe; returns whether the policy file was written or replaced,
+    /// and whether a hold was taken or released.
+    pub fn drain(&self) -> Changes {
         use std::io::Read as _;
         let mut buf = [0u8; 64];
         while (&self.signals).read(&mut buf).is_ok_and(|n| n > 0) {}
+        let holds = self
+            .holds
+            .as_ref()
+            .is_some_and(|fd| read_inotify(fd, |_, _, _| {}) > 0);
         let Some((fd, path)) = &self.config else {
-            return false;
+            return Changes {
+                config: false,
+                holds,
+            };
         };
         let changed = read_inotify(fd, |_, _, _| {}) > 0;
         if changed {
@@ -94,7 +130,10 @@ impl Control {
             // reload, and watched again at the next change of the old inode's name).
             let _ = inotify::add_watch(fd, path, CONFIG_WATCH);
         }
-        changed
+        Changes {
+            config: changed,
+            holds,
+        }
     }
 }
 

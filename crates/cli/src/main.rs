@@ -5,6 +5,7 @@ mod daemoncmd;
 mod demo;
 mod events;
 mod exit;
+mod gatecmd;
 mod host;
 mod human;
 mod json;
@@ -244,6 +245,12 @@ enum Command {
         #[arg(value_name = "DEV")]
         device: String,
     },
+    /// The boot gate: keep dax drivers from binding devices on their own (so that no
+    /// device memory is onlined before the daemon applies its policy). Closed early at boot
+    /// by daxplug-gate.service, kept closed by the daemon while it runs, opened when it
+    /// stops.
+    #[command(subcommand)]
+    Gate(gatecmd::GateCommand),
     /// Write shell completions or man pages generated from this command-line definition.
     Generate {
         /// `completions` (to stdout) or `man` (into --dir).
@@ -503,6 +510,9 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
             } else {
                 format!("{name} was not held.\n")
             }))
+        }),
+        Command::Gate(ref cmd) => on_machine(&cli, cmd.writes(), |b| {
+            gatecmd::run(b.kernel(), &b.host().run_dir(), cmd)
         }),
         Command::Recover { json } => on_machine(&cli, true, |b| {
             setcmd::run_recover(b.host().as_ref(), json, None)

@@ -31,6 +31,8 @@ fn the_package_installs_program_unit_policy_manuals_and_completions() {
     for file in [
         "usr/bin/daxplug",
         "usr/lib/systemd/system/daxplug.service",
+        "usr/lib/systemd/system/daxplug-gate.service",
+        "usr/share/man/man1/daxplug-gate.1.gz",
         "etc/daxplug/daxplug.toml.example",
         "usr/share/man/man1/daxplug.1.gz",
         "usr/share/man/man1/daxplug-daemon.1.gz",
@@ -58,6 +60,28 @@ fn the_package_installs_program_unit_policy_manuals_and_completions() {
         ctl.lines()
             .any(|l| l.starts_with("Depends:") && l.contains("kmod")),
         "{ctl}"
+    );
+    // Package life: the daemon is restarted on upgrade, the gate enabled but not started
+    // on install; on removal the gate is opened, on purge the policy and the run directory
+    // go.
+    let postinst = control("postinst").expect("postinst");
+    assert!(postinst.contains("daxplug-gate.service"), "{postinst}");
+    let prerm = control("prerm").expect("prerm");
+    assert!(prerm.contains("daxplug gate open"), "{prerm}");
+    let postrm = control("postrm").expect("postrm");
+    for needed in [
+        "purge",
+        "rm -f /etc/daxplug/daxplug.toml",
+        "rm -rf /run/daxplug",
+    ] {
+        assert!(
+            postrm.contains(needed),
+            "postrm lacks {needed:?}:\n{postrm}"
+        );
+    }
+    assert!(
+        !postrm.contains("#DEBHELPER#"),
+        "cargo-deb left its token:\n{postrm}"
     );
     // The packaged program runs, and the example policy is valid on an emulated machine.
     let bin = root.join("usr/bin/daxplug");
@@ -167,9 +191,9 @@ fn systemd_accepts_the_unit() {
         say("SKIP systemd-analyze verify: systemd-analyze is not installed (package systemd)");
         return;
     }
-    let verify = |unit_text: &str| {
+    let verify_as = |name: &str, unit_text: &str| {
         let dir = tempfile::tempdir().expect("tempdir");
-        let unit = dir.path().join("daxplug.service");
+        let unit = dir.path().join(name);
         std::fs::write(&unit, unit_text).expect("write unit");
         let out = Command::new("systemd-analyze")
             .arg("verify")
@@ -181,12 +205,18 @@ fn systemd_accepts_the_unit() {
         let said = common::output_text(&out);
         (out.status.success() && said.trim().is_empty(), said)
     };
+    let verify = |unit_text: &str| verify_as("daxplug.service", unit_text);
     let shipped =
         std::fs::read_to_string(root.join("usr/lib/systemd/system/daxplug.service")).expect("unit");
     let bin = root.join("usr/bin/daxplug");
     let unit = shipped.replace("/usr/bin/daxplug", &bin.display().to_string());
     let (ok, said) = verify(&unit);
     assert!(ok, "systemd-analyze verify:\n{said}");
+    let gate = std::fs::read_to_string(root.join("usr/lib/systemd/system/daxplug-gate.service"))
+        .expect("gate unit")
+        .replace("/usr/bin/daxplug", &bin.display().to_string());
+    let (ok, said) = verify_as("daxplug-gate.service", &gate);
+    assert!(ok, "systemd-analyze verify daxplug-gate.service:\n{said}");
     // The check has teeth: a misspelt directive and a missing program are reported.
     let (ok, said) = verify(&unit.replace("NoNewPrivileges=", "NoNewPrivilege="));
     assert!(!ok, "a misspelt directive passed: {said}");

@@ -33,6 +33,10 @@ pub struct DaemonRecord {
     pub config: PathBuf,
     /// The devices its rules took at its last pass, with the state each rule wants.
     pub managed: Vec<(DaxName, String)>,
+    /// Managed devices whose rule cannot be reached before a reboot (memory pinned in a
+    /// kernel zone), with the state the rule wants.
+    #[serde(default)]
+    pub blocked: Vec<(DaxName, String)>,
 }
 
 fn now() -> u64 {
@@ -41,7 +45,8 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-fn holds_dir(run_dir: &Path) -> PathBuf {
+/// `RUN/daxplug/holds`: one file per held device.
+pub fn holds_dir(run_dir: &Path) -> PathBuf {
     crate::journal::journal_dir(run_dir).join("holds")
 }
 

@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod discover;
 pub mod doctor;
 mod error;
+pub mod gate;
 pub mod holds;
 pub mod host;
 pub mod identity;

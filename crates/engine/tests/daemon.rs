@@ -318,3 +318,141 @@ fn kmem_loaded_by_udev_races_the_first_transition() {
         }
     }
 }
+
+/// Memory pinned in a kernel zone (installed on a running system whose kernel onlined it
+/// into ZONE_NORMAL): the daemon says once that the rule waits for a reboot, publishes it,
+/// and does not retry until the device changes.
+#[test]
+fn memory_pinned_in_a_kernel_zone_is_blocked_until_reboot_not_retried() {
+    for flavour in [Flavour::Legacy, Flavour::Atomic] {
+        let mut m = build_preset("hmem", flavour, 5).expect("preset");
+        m.kernel_alloc_per_mille = 0;
+        let host = TestHost::new(Sim::new(m));
+        let set_kernel = daxplug_engine::Options {
+            force: true,
+            ..opts()
+        };
+        let r = daxplug_engine::set(
+            &host,
+            "dax0.0",
+            daxplug_engine::Target::Online(daxplug_abi::OnlineType::OnlineKernel),
+            &set_kernel,
+        )
+        .expect("set");
+        assert_eq!(r.end, Some(ObservedState::OnlineKernel), "{r:?}");
+        host.sim.with(|m| {
+            for b in m.blocks.values_mut().filter(|b| b.owner.is_some()) {
+                b.unmovable = true;
+            }
+        });
+        let mut d = Daemon::new(
+            &host,
+            policy("[[rule]]\nmatch = { target_node = 1 }\nstate = \"online_movable\"\n"),
+            opts(),
+        );
+        let decisions = d.apply(false).expect("apply");
+        assert_eq!(decisions.len(), 1, "{decisions:?}");
+        assert_eq!(decisions[0].result, "blocked_until_reboot", "{decisions:?}");
+        let why = decisions[0].reason.clone().unwrap_or_default();
+        assert!(
+            why.contains("reboot") && why.contains("memhp_default_state=offline"),
+            "{why}"
+        );
+        assert!(
+            d.metrics
+                .render()
+                .contains("daxplug_device_blocked_until_reboot{device=\"dax0.0\"} 1")
+        );
+        let record = daxplug_engine::holds::running_daemon(host.run.path()).expect("registration");
+        assert_eq!(record.blocked.len(), 1, "{record:?}");
+        // No retry while nothing changes: passes are silent, and no transition runs.
+        for _ in 0..3 {
+            assert!(d.apply(false).expect("apply").is_empty());
+        }
+        assert_eq!(states(&host)[0].1, ObservedState::OnlineKernel);
+        // The pages are freed and an admin offlines a block: the device changed, the
+        // daemon tries again and gets there.
+        host.sim.with(|m| {
+            for b in m.blocks.values_mut() {
+                b.unmovable = false;
+            }
+        });
+        host.sim
+            .with(|m| {
+                m.sysfs_write(
+                    "/sys/devices/system/memory/memory47/state",
+                    "offline",
+                    daxplug_model::Caller::Client,
+                )
+            })
+            .expect("offline");
+        let decisions = d.apply(false).expect("apply");
+        assert_eq!(decisions[0].result, "done", "{flavour:?}: {decisions:?}");
+        assert_eq!(states(&host)[0].1, ObservedState::OnlineMovable);
+        assert!(
+            d.metrics
+                .render()
+                .contains("daxplug_device_blocked_until_reboot{device=\"dax0.0\"} 0")
+        );
+    }
+}
+
+/// Behind a closed boot gate nothing binds on its own: the daemon binds what its rules
+/// cover, admits every other device to the driver the kernel would have given it, once,
+/// and leaves alone a device an operator unbinds later.
+#[test]
+fn behind_a_closed_gate_covered_devices_are_bound_by_the_rule_and_the_rest_admitted() {
+    let mut m = build_preset("large", Flavour::Legacy, 3).expect("preset");
+    m.kernel_alloc_per_mille = 0;
+    let host = TestHost::new(Sim::new(m));
+    let record = daxplug_engine::gate::close(
+        &host.sim,
+        host.run.path(),
+        daxplug_engine::gate::ClosedBy::Boot,
+    )
+    .expect("close");
+    assert!(record.bound_before.is_empty(), "{record:?}");
+    let mut d = Daemon::new(
+        &host,
+        policy("[[rule]]\nmatch = { target_node = 1 }\nstate = \"online_movable\"\n"),
+        opts(),
+    );
+    d.apply(false).expect("apply");
+    let notes = std::mem::take(&mut d.gate_notes);
+    let s = states(&host);
+    assert_eq!(s[0].1, ObservedState::OnlineMovable, "{s:?}");
+    assert_eq!(s[1].1, ObservedState::OnlineMovable, "{s:?}");
+    // kmem takes the rest (kmem-type regions), as with autoprobe on, and
+    // auto_online_blocks=offline leaves them offline.
+    assert!(
+        s[2..].iter().all(|(_, st)| *st == ObservedState::Offline),
+        "{s:?}"
+    );
+    assert_eq!(notes.len(), 6, "{notes:?}");
+    assert!(
+        notes.iter().all(|n| n.contains("result=admitted")),
+        "{notes:?}"
+    );
+    assert!(d.metrics.render().contains("daxplug_boot_gate_closed 1"));
+    // An operator unbinds an admitted device: it stays unbound.
+    host.sim
+        .with(|m| {
+            m.sysfs_write(
+                "/sys/bus/dax/drivers/kmem/unbind",
+                "dax7.0",
+                daxplug_model::Caller::Client,
+            )
+        })
+        .expect("unbind");
+    d.apply(false).expect("apply");
+    assert!(d.gate_notes.is_empty(), "{:?}", d.gate_notes);
+    assert_eq!(states(&host)[7].1, ObservedState::Unbound);
+    // Opened (the daemon stops): drivers_autoprobe is back as it was.
+    d.open_gate().expect("open");
+    assert_eq!(
+        host.sim
+            .with(|m| m.sysfs_read("/sys/bus/dax/drivers_autoprobe"))
+            .expect("read"),
+        "1\n"
+    );
+}

@@ -14,6 +14,9 @@ pub const DAX_DEVICES: &str = "/sys/bus/dax/devices";
 pub const DAX_DRIVERS: &str = "/sys/bus/dax/drivers";
 /// The dax bus's `drivers_autoprobe`.
 pub const DAX_DRIVERS_AUTOPROBE: &str = "/sys/bus/dax/drivers_autoprobe";
+/// The dax bus's `drivers_probe`: a device name written there binds the first matching
+/// loaded driver, as its appearance would have with autoprobe on.
+pub const DAX_DRIVERS_PROBE: &str = "/sys/bus/dax/drivers_probe";
 /// `memory_hotplug` module parameters.
 pub const HOTPLUG_PARAMS: &str = "/sys/module/memory_hotplug/parameters";
 /// The zone policy of plain `online` (`contig-zones` or `auto-movable`).
@@ -34,6 +37,8 @@ pub const WEIGHTED_INTERLEAVE: &str = "/sys/kernel/mm/mempolicy/weighted_interle
 pub const IOMEM: &str = "/proc/iomem";
 /// System-wide memory statistics.
 pub const MEMINFO: &str = "/proc/meminfo";
+/// Seconds since boot (and idle seconds).
+pub const UPTIME: &str = "/proc/uptime";
 /// The kernel's command line.
 pub const CMDLINE: &str = "/proc/cmdline";
 /// Devices of the nvdimm bus (regions, namespaces).

@@ -23,6 +23,10 @@ pub enum DecisionResult {
     Stuck,
     /// An operator holds the device for maintenance (`daxplug hold`): left alone.
     Held,
+    /// The memory is in a kernel zone and the kernel will not take it offline: the rule
+    /// cannot be reached before a reboot, and the daemon stops trying until the device
+    /// changes.
+    BlockedUntilReboot,
     /// The daemon ran a transition, which ended so.
     Transition(Outcome),
 }
@@ -36,6 +40,7 @@ impl DecisionResult {
             DecisionResult::Backoff => "backoff",
             DecisionResult::Stuck => "stuck",
             DecisionResult::Held => "held",
+            DecisionResult::BlockedUntilReboot => "blocked_until_reboot",
             DecisionResult::Transition(o) => o.as_str(),
         }
     }

@@ -21,6 +21,11 @@ pub struct Metrics {
     pub drift_events: u64,
     /// Managed devices held for maintenance at the last pass.
     pub held: u64,
+    /// Managed devices whose memory is pinned in a kernel zone: the rule cannot be reached
+    /// before a reboot.
+    pub blocked: std::collections::BTreeSet<DaxName>,
+    /// Whether the boot gate is closed (`None`: no dax bus to gate).
+    pub gate_closed: Option<bool>,
     /// Unix time of the last transition.
     pub last_transition: Option<u64>,
     /// What the daemon itself costs, filled by its event loop.
@@ -235,6 +240,26 @@ impl Metrics {
             "Managed devices held for maintenance (daxplug hold).",
             self.held,
         );
+        let _ = writeln!(
+            s,
+            "# HELP daxplug_device_blocked_until_reboot A managed device whose memory is pinned in a kernel zone: its rule cannot be reached before a reboot.\n# TYPE daxplug_device_blocked_until_reboot gauge"
+        );
+        for d in self.devices.keys() {
+            let _ = writeln!(
+                s,
+                "daxplug_device_blocked_until_reboot{{device=\"{d}\"}} {}",
+                u8::from(self.blocked.contains(d))
+            );
+        }
+        if let Some(closed) = self.gate_closed {
+            scalar(
+                &mut s,
+                "daxplug_boot_gate_closed",
+                "gauge",
+                "1 while the boot gate keeps dax drivers from binding devices on their own.",
+                u8::from(closed),
+            );
+        }
         for (name, kind, help, value) in [
             (
                 "daxplug_daemon_cpu_seconds_total",

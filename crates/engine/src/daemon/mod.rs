@@ -39,6 +39,16 @@ struct Managed {
     held_logged: bool,
     /// When the daemon last restored it.
     last_restore: Option<Instant>,
+    /// The kernel refused to take its memory out of a kernel zone: the device as it was
+    /// then. Not tried again until it changes (or the policy is reloaded).
+    blocked: Option<(ObservedState, crate::topology::BlockCounts)>,
+}
+
+/// Why a device cannot reach its rule before a reboot, and the way out.
+fn blocked_reason(rule_state: crate::target::Target) -> String {
+    format!(
+        "its memory is in a kernel zone (ZONE_NORMAL) and the kernel will not take it offline (EBUSY: unmovable pages), so {rule_state} cannot be reached before a reboot; after one, the boot gate (daxplug-gate.service) keeps it unbound until the daemon onlines it (or boot with memhp_default_state=offline); the daemon tries again only if the device changes"
+    )
 }
 
 /// The daemon's state.
@@ -57,6 +67,12 @@ pub struct Daemon<'a> {
     pub skew: Duration,
     /// The Node Feature Discovery file the policy asks for.
     features: Option<nfd::FeatureFile>,
+    /// Every device seen so far: one the daemon first sees unbound behind a closed boot
+    /// gate, with no rule for it, is admitted to its driver; one seen bound before and
+    /// unbound later was unbound on purpose, and is left alone.
+    seen: std::collections::BTreeSet<DaxName>,
+    /// What the pass did at the boot gate, for the log (taken by the caller).
+    pub gate_notes: Vec<String>,
 }
 
 impl std::fmt::Debug for Daemon<'_> {
@@ -80,6 +96,8 @@ impl<'a> Daemon<'a> {
             registered: None,
             skew: Duration::ZERO,
             features: policy_features(&policy),
+            seen: std::collections::BTreeSet::new(),
+            gate_notes: Vec::new(),
             policy,
         }
     }
@@ -157,12 +175,21 @@ impl<'a> Daemon<'a> {
         let mut managed = Vec::new();
         let holds = crate::holds::holds(&self.host.run_dir());
         self.metrics.held = 0;
+        let gate = crate::gate::state(self.host.kernel(), &self.host.run_dir()).ok();
+        self.metrics.gate_closed = gate.as_ref().map(|g| g.record().is_some());
         for dev in &topo.devices {
+            let first_sight = self.seen.insert(dev.name);
             let Some(rule) = self
                 .policy
                 .rule_for(self.host.kernel(), &topo, dev)
                 .cloned()
             else {
+                if first_sight
+                    && !self.opts.dry_run
+                    && let Some(crate::gate::GateState::Closed(record)) = &gate
+                {
+                    self.admit(record, dev);
+                }
                 continue;
             };
             managed.push((dev.name, rule.state.to_string()));
@@ -201,6 +228,13 @@ impl<'a> Daemon<'a> {
                     ));
                 }
                 continue;
+            }
+            if let Some((state, counts)) = m.blocked {
+                if state == dev.state && counts == dev.counts {
+                    continue;
+                }
+                // The device changed: the kernel may take it now.
+                m.blocked = None;
             }
             if rule.state.satisfied_by(dev.state) {
                 if !m.reached {
@@ -271,6 +305,24 @@ impl<'a> Daemon<'a> {
             };
             let r = set(self.host, &dev.name.to_string(), rule.state, &opts)?;
             let m = self.managed.entry(dev.name).or_default();
+            // Memory in a kernel zone the kernel will not offline stays there until a
+            // reboot: retrying only repeats the rollback, so say so once and stop.
+            if r.outcome == Outcome::RolledBack && r.offline_refused && dev.counts.normal > 0 {
+                m.blocked = Some((dev.state, dev.counts));
+                m.reached = false;
+                *self.metrics.transitions.entry(r.outcome).or_default() += 1;
+                out.push(Decision {
+                    device: dev.name,
+                    rule: Some(rule.index),
+                    from: dev.state,
+                    to: rule.state,
+                    result: DecisionResult::BlockedUntilReboot,
+                    reason: Some(blocked_reason(rule.state)),
+                    end: r.end,
+                    plan: Vec::new(),
+                });
+                continue;
+            }
             let result = DecisionResult::Transition(r.outcome);
             if r.outcome == Outcome::Done || r.outcome == Outcome::NoChange {
                 m.reached = true;
@@ -304,12 +356,27 @@ impl<'a> Daemon<'a> {
                 },
             });
         }
+        self.metrics.blocked = self
+            .managed
+            .iter()
+            .filter(|(_, m)| m.blocked.is_some())
+            .map(|(d, _)| *d)
+            .collect();
         if out.iter().any(|d| d.end != Some(d.from)) {
             self.refresh_metrics()?;
         }
         let record = crate::holds::DaemonRecord {
             pid: std::process::id(),
             config: self.config.clone().unwrap_or_default(),
+            blocked: self
+                .metrics
+                .blocked
+                .iter()
+                .filter_map(|d| {
+                    let (_, state) = managed.iter().find(|(n, _)| n == d)?;
+                    Some((*d, state.clone()))
+                })
+                .collect(),
             managed,
         };
         // Written when it changes, not at every pass. Best effort: a run directory that
@@ -321,6 +388,52 @@ impl<'a> Daemon<'a> {
             self.registered = Some(record);
         }
         Ok(out)
+    }
+
+    /// Lets a device no rule covers, which the closed boot gate kept unbound, bind as the
+    /// kernel would have (a zero-sized device, a region's seed, is left: nothing binds it).
+    fn admit(&mut self, record: &crate::gate::GateRecord, dev: &crate::topology::Device) {
+        if dev.driver != crate::topology::Driver::None
+            || dev.size == 0
+            || record.admitted.contains(&dev.name)
+        {
+            return;
+        }
+        let note = match crate::gate::admit(self.host.kernel(), &self.host.run_dir(), dev.name) {
+            Ok(()) => format!(
+                "device={} rule=- result=admitted reason=\"no rule covers it: the boot gate lets it bind as the kernel would\"",
+                dev.name
+            ),
+            Err(e) => format!(
+                "device={} rule=- result=failed reason=\"the boot gate could not admit it: {e}\"",
+                dev.name
+            ),
+        };
+        self.gate_notes.push(note);
+    }
+
+    /// Closes the boot gate, or keeps the record of the one already closed.
+    pub fn close_gate(&self) -> Result<crate::gate::GateRecord, crate::gate::GateError> {
+        crate::gate::close(
+            self.host.kernel(),
+            &self.host.run_dir(),
+            crate::gate::ClosedBy::Daemon,
+        )
+    }
+
+    /// When the first maintenance hold with an end lapses: its device's rule applies then.
+    pub fn next_hold_lapse(&self) -> Option<Instant> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
+        let until = crate::holds::holds(&self.host.run_dir())
+            .iter()
+            .filter_map(|h| h.until)
+            .min()?;
+        Some(Instant::now() + Duration::from_secs(until.saturating_sub(now)))
+    }
+
+    /// Opens the boot gate (the daemon is stopping: devices bind on their own again).
+    pub fn open_gate(&self) -> Result<Option<crate::gate::GateRecord>, crate::gate::GateError> {
+        crate::gate::open(self.host.kernel(), &self.host.run_dir())
     }
 
     /// Withdraws the daemon's registration (it is exiting).

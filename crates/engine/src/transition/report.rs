@@ -191,6 +191,10 @@ pub struct Report {
     pub recovered: Vec<String>,
     /// Blocks of a stuck device.
     pub stuck_blocks: Vec<u64>,
+    /// The kernel refused to take the memory offline (`EBUSY`: a page it cannot migrate),
+    /// which for memory in a kernel zone lasts until a reboot.
+    #[serde(skip)]
+    pub offline_refused: bool,
 }
 
 /// A transition could not start.
@@ -240,6 +244,7 @@ pub(super) fn report(device: &str, goal: Goal) -> Report {
         total_millis: 0.0,
         recovered: Vec::new(),
         stuck_blocks: Vec::new(),
+        offline_refused: false,
     }
 }
 

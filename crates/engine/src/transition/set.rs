@@ -312,6 +312,11 @@ pub(super) fn execute(
         }
         Err(f) => {
             let reason = f.to_string();
+            rep.offline_refused = match &f {
+                Fail::Busy(_) => true,
+                Fail::Kernel(e) => e.errno == daxplug_kernel::Errno::EBUSY,
+                _ => false,
+            };
             run.rollback();
             Err(reason)
         }
