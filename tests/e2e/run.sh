@@ -22,8 +22,9 @@
 # env:   DAXPLUG_BIN  the daxplug binary to test (required for a LAYOUT)
 #        DAXPLUG_DEB  the Debian package (required for system)
 #        E2E_KERNELS  kernels to test, each a version or a prefix of one (newest match wins),
-#                     e.g. "6.12.115 7.3"; default: the newest Debian 6.12 (no daxX.Y/state)
-#                     and the newest Debian kernel from 7.3 on (which has it)
+#                     e.g. "6.12.115 7.3" or "6.1" (bookworm's own 6.1.0-N-amd64); default:
+#                     the newest Debian 6.12 (no daxX.Y/state) and the newest Debian kernel
+#                     from 7.3 on (which has it)
 #        KVER         the exact kernel version of one LAYOUT run
 #        WORK         downloads, kernels, initramfs, logs (default target/e2e)
 #        TIMEOUT      seconds for one guest run (default 600)
@@ -47,6 +48,10 @@ mkdir -p "$WORK"/{debs,logs}
 skip() { echo "SKIP: $*"; exit 77; }
 
 command -v apt-get >/dev/null || skip "apt-get is not available to fetch Debian's kernels"
+# The kernel matrix and the real-system layout run at once (two tests): one of them fetches
+# and extracts packages at a time (released before the guest boots).
+exec 9>"$WORK/.fetch.lock"
+flock 9
 command -v dpkg >/dev/null || skip "dpkg is not available to extract Debian's packages"
 
 # ---------------------------------------------------------------- private apt
@@ -86,6 +91,8 @@ download() { # package names (name or name/suite); every one must arrive in the 
 all_kernels() {
 	{
 		apt_search '^linux-image-[0-9.]+\+deb1[23]-amd64-unsigned$' | sed 's/^linux-image-//; s/-unsigned$//'
+		# bookworm's own 6.1 LTS: linux-image-6.1.0-N-amd64-unsigned (version 6.1.0-N-amd64)
+		apt_search '^linux-image-6\.1\.0-[0-9]+-amd64-unsigned$' | sed 's/^linux-image-//; s/-unsigned$//'
 		apt_search '^linux-binary-[0-9.]+\+deb1[23]-amd64$' | sed 's/^linux-binary-//'
 	} | sort -uV
 }
@@ -184,6 +191,7 @@ fi
 # 5 GiB guest: node 0 = 0-3G + 4G-5G; node 1 = 5G-6G, CPU-less, the device memory.
 NUMA=(-machine pc -m 5G -object memory-backend-ram,id=m0,size=4G -object memory-backend-ram,id=m1,size=1G
 	-numa node,nodeid=0,cpus=0-1,memdev=m0 -numa node,nodeid=1,memdev=m1)
+flock -u 9
 # The real-system layout boots a Debian root file system of its own (tests/e2e/system/).
 if [ "$METHOD" = system ]; then
 	# shellcheck source=system/boot.sh

@@ -69,15 +69,27 @@ fn serve_metrics(addr: SocketAddr, metrics: Arc<Mutex<Metrics>>) -> anyhow::Resu
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             let mut stream = stream;
-            let mut buf = [0u8; 1024];
             let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-            let _ = stream.read(&mut buf);
+            // The whole request head: closing with part of it unread would reset the
+            // connection and lose the response.
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
             let body = metrics.lock().map(|m| m.render()).unwrap_or_default();
             let _ = write!(
                 stream,
                 "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
+            // Closed in order: our side first, then whatever the client still sends.
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+            while stream.read(&mut buf).is_ok_and(|n| n > 0) {}
         }
     });
     log(&format!("metrics on http://{addr}/metrics"));

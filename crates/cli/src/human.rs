@@ -221,6 +221,18 @@ pub fn holds(holds: &[daxplug_engine::holds::Hold]) -> String {
     out
 }
 
+/// Devices the running daemon cannot bring to its rule before a reboot.
+pub fn blocked(daemon: Option<&daxplug_engine::holds::DaemonRecord>) -> String {
+    let mut out = String::new();
+    for (device, state) in daemon.map_or(&[][..], |d| &d.blocked[..]) {
+        let _ = writeln!(
+            out,
+            "{device}: blocked until reboot: the daemon's rule wants {state}, but the memory is pinned in a kernel zone; after a reboot the boot gate keeps it unbound until the daemon onlines it (or boot with memhp_default_state=offline)."
+        );
+    }
+    out
+}
+
 /// `daxplug list`.
 pub fn list(topo: &Topology, with_blocks: bool, wide: bool) -> String {
     let mut out = String::new();

@@ -534,8 +534,17 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
                 None => None,
             };
             let policy = config.as_deref().zip(policy.as_ref());
-            let holds = daxplug_engine::holds::holds(&b.host().run_dir());
-            doctor(b.kernel(), root, policy, &holds, json)
+            let run_dir = b.host().run_dir();
+            let holds = daxplug_engine::holds::holds(&run_dir);
+            let mut extra = daxplug_engine::doctor::boot::findings(
+                b.kernel(),
+                &run_dir,
+                root,
+                policy.is_some(),
+                daxplug_engine::holds::running_daemon(&run_dir).as_ref(),
+            );
+            extra.extend(holds.iter().map(held_finding));
+            doctor(b.kernel(), root, policy, extra, json)
         }),
         Command::List {
             ref devices,
@@ -583,7 +592,10 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
                 to_json(&json::Report::new(&topo, blocks))
             } else {
                 let holds = daxplug_engine::holds::holds(&b.host().run_dir());
-                Ok(human::list(&topo, blocks, wide) + &human::holds(&holds))
+                let daemon = daxplug_engine::holds::running_daemon(&b.host().run_dir());
+                Ok(human::list(&topo, blocks, wide)
+                    + &human::holds(&holds)
+                    + &human::blocked(daemon.as_ref()))
             })
         }),
         Command::Status { ref device, json } => on_machine(&cli, false, |b| {
@@ -743,17 +755,10 @@ fn generate(what: &str, shell: &str, dir: &std::path::Path) -> anyhow::Result<(S
     ))
 }
 
-fn doctor(
-    kernel: &dyn Kernel,
-    root: Option<&std::path::Path>,
-    policy: Option<(&std::path::Path, &daxplug_engine::policy::Policy)>,
-    holds: &[daxplug_engine::holds::Hold],
-    json: bool,
-) -> anyhow::Result<(String, Exit)> {
-    use daxplug_engine::doctor::{Finding, Severity, check_with_policy};
-    let mut findings = check_with_policy(kernel, root, policy)?;
-    findings.extend(holds.iter().map(|h| Finding {
-        severity: Severity::Info,
+/// A maintenance hold, as doctor reports it.
+fn held_finding(h: &daxplug_engine::holds::Hold) -> daxplug_engine::doctor::Finding {
+    daxplug_engine::doctor::Finding {
+        severity: daxplug_engine::doctor::Severity::Info,
         code: "held",
         subject: h.device.to_string(),
         evidence: format!(
@@ -766,7 +771,20 @@ fn doctor(
             "the daemon leaves it alone until `daxplug release {}`",
             h.device
         ),
-    }));
+    }
+}
+
+fn doctor(
+    kernel: &dyn Kernel,
+    root: Option<&std::path::Path>,
+    policy: Option<(&std::path::Path, &daxplug_engine::policy::Policy)>,
+    extra: Vec<daxplug_engine::doctor::Finding>,
+    json: bool,
+) -> anyhow::Result<(String, Exit)> {
+    use daxplug_engine::doctor::{Severity, check_with_policy};
+    let mut findings = check_with_policy(kernel, root, policy)?;
+    findings.extend(extra);
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let wrong = findings.iter().any(|f| f.severity > Severity::Info);
     let code = if wrong { Exit::Risks } else { Exit::Ok };
     if json {

@@ -76,8 +76,10 @@ fn competing_controllers_are_found_with_file_and_line() {
     for want in [
         "mixed",
         "udev_onlines_memory",
-        "daxctl_udev_rule",
-        "daxctl_conf",
+        // daxctl's rule starts a service this system lacks, and the section's uuid names
+        // no device here: neither can act, and doctor says why.
+        "daxctl_udev_rule_inert",
+        "daxctl_conf_no_match",
         "memhp_default_state",
         "movable_node",
         "auto_online_blocks",
@@ -120,8 +122,10 @@ fn the_emulated_machine_too() {
 /// backing to match on instead, and says nothing of a rule that matches on it.
 #[test]
 fn rules_matching_by_name_only_are_flagged() {
-    let root = common::fixture("hmem", "04-online-movable");
     let dir = tempfile::tempdir().expect("tempdir");
+    // A copy: the gate is closed in it below.
+    let root = dir.path().join("root");
+    common::copy_tree(&common::fixture("hmem", "04-online-movable"), &root);
     let by_name = dir.path().join("name.toml");
     std::fs::write(
         &by_name,
@@ -159,8 +163,34 @@ fn rules_matching_by_name_only_are_flagged() {
         "[[rule]]\nmatch = { backing = \"hmem:0x140000000-0x17fffffff\" }\nstate = \"online_movable\"\n",
     )
     .expect("write");
+    // Without the boot gate, a policy's devices are not protected at boot.
     let (code, v) = run(&by_backing);
-    assert_eq!((code, codes(&v)), (0, vec!["legacy_abi".to_owned()]), "{v}");
+    assert_eq!(
+        (code, codes(&v)),
+        (
+            9,
+            vec!["boot_path_unprotected".to_owned(), "legacy_abi".to_owned()]
+        ),
+        "{v}"
+    );
+    // The gate closed and its unit enabled (as the package does): nothing wrong.
+    let out = common::command()
+        .args(["--root", root.to_str().expect("utf-8"), "gate", "close"])
+        .output()
+        .expect("gate close");
+    assert!(out.status.success(), "{}", common::output_text(&out));
+    let wants = root.join("etc/systemd/system/sysinit.target.wants");
+    std::fs::create_dir_all(&wants).expect("mkdir");
+    std::fs::write(wants.join("daxplug-gate.service"), "").expect("enable");
+    let (code, v) = run(&by_backing);
+    assert_eq!(
+        (code, codes(&v)),
+        (
+            0,
+            vec!["legacy_abi".to_owned(), "boot_gate_closed".to_owned()]
+        ),
+        "{v}"
+    );
 }
 
 /// A device removed from the bus with its memory online leaves its range in /proc/iomem:
@@ -237,7 +267,24 @@ fn udev_rules_are_read_as_udev_reads_them() {
     assert_eq!(code, 9, "{v}");
     let found = codes(&v);
     assert!(found.contains(&"udev_onlines_memory".to_owned()), "{v}");
-    assert!(found.contains(&"daxctl_udev_rule".to_owned()), "{v}");
+    // daxctl is not installed in this tree: the rule cannot act, and doctor says so.
+    assert!(found.contains(&"daxctl_udev_rule_inert".to_owned()), "{v}");
+    // Installed, Debian 12's form (`daxctl -C`) still cannot: daxctl has no such option.
+    std::fs::create_dir_all(dir.path().join("usr/bin")).expect("mkdir");
+    std::fs::write(dir.path().join("usr/bin/daxctl"), "").expect("daxctl");
+    let (_, v2) = doctor(&["--root", &root]);
+    let inert = v2["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["code"] == "daxctl_udev_rule_inert")
+        .unwrap_or_else(|| panic!("{v2}"));
+    assert!(
+        inert["evidence"]
+            .as_str()
+            .is_some_and(|e| e.contains("exit code 129")),
+        "{inert}"
+    );
     // Masked by an empty file of the same name in /etc: no longer read.
     let local = dir.path().join("etc/udev/rules.d");
     std::fs::create_dir_all(&local).expect("mkdir");

@@ -13,6 +13,8 @@
 //! `E2E_LAYOUTS=agreement,hmem` runs only those layouts.
 
 mod common;
+#[path = "e2e/system.rs"]
+mod system;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -197,6 +199,74 @@ fn daxctl_transcript(kver: &str) -> Result<String, String> {
     }
 }
 
+/// The real-system layout: a Debian 12 system with systemd and udevd, the package installed
+/// with apt, booted five times on each kernel from 6.12 on (tests/e2e/system/). Its own test,
+/// so that it runs beside the kernel matrix (each guest uses one host thread).
+#[test]
+fn real_debian_system_in_qemu() {
+    if std::env::var_os("DAXPLUG_E2E").is_some_and(|v| v == "0") {
+        say("SKIP e2e system: DAXPLUG_E2E=0");
+        return;
+    }
+    if std::env::var("E2E_LAYOUTS").is_ok_and(|l| !l.split(',').any(|l| l == "system")) {
+        return;
+    }
+    let kernels = match run_sh(&["kernels"], None) {
+        (Some(0), out) => out.lines().map(str::to_owned).collect::<Vec<_>>(),
+        (Some(77), why) => {
+            say(&format!(
+                "SKIP e2e system (real kernels in QEMU): {}",
+                why.trim()
+            ));
+            return;
+        }
+        (_, out) => panic!("tests/e2e/run.sh kernels failed:\n{out}"),
+    };
+    let deb = match common::package::package() {
+        Ok(p) => p.deb,
+        Err(why) => panic!("the real-system layout installs the package, and there is none: {why}"),
+    };
+    let mut failures = Vec::new();
+    // 6.1 (bookworm's own kernel) runs the busybox layouts; the system runs on 6.12 and 7.3.
+    for kver in kernels.iter().filter(|k| !k.starts_with("6.1.")) {
+        let mut cmd = Command::new("bash");
+        cmd.arg(top().join("tests/e2e/run.sh"))
+            .arg("system")
+            .env("DAXPLUG_BIN", daxplug_bin())
+            .env("DAXPLUG_DEB", &deb)
+            .env("KVER", kver);
+        // E2E_RECHECK=1 holds the logs of the last run to the checks again, without booting.
+        let recheck = std::env::var_os("E2E_RECHECK").is_some_and(|v| v == "1");
+        let out = if recheck {
+            Command::new("true").output().expect("true runs")
+        } else {
+            cmd.output().expect("bash runs")
+        };
+        let text = common::output_text(&out);
+        match out.status.code() {
+            Some(0) => {}
+            Some(77) => {
+                failures.push(format!("system@{kver} could not run: {}", text.trim()));
+                continue;
+            }
+            _ => {
+                failures.push(format!("system@{kver}:\n{text}"));
+                continue;
+            }
+        }
+        for r in system::checks(&logs(), kver, atomic_abi(kver)) {
+            match r {
+                Ok(line) => say(&line),
+                Err(line) => {
+                    say(&line);
+                    failures.push(line);
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
 #[test]
 fn real_kernels_in_qemu() {
     if std::env::var_os("DAXPLUG_E2E").is_some_and(|v| v == "0") {
@@ -219,6 +289,7 @@ fn real_kernels_in_qemu() {
             layouts.push("atomic");
         }
         layouts.extend(["hmem", "e820", "cxl", "teeth", "daxctl", "carve"]);
+        // The real-system layout is its own test (real_debian_system_in_qemu).
         // E2E_LAYOUTS (comma-separated) narrows a run to some layouts, for work on one of them.
         if let Ok(only) = std::env::var("E2E_LAYOUTS") {
             layouts.retain(|l| only.split(',').any(|o| o == *l));

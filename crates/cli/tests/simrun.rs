@@ -386,7 +386,14 @@ fn mounting_over_the_hosts_own_files_is_refused() {
 
 /// daxctl, installed from Debian when absent (as root with apt-get; `apt-get update` first
 /// when the install fails, as on a machine whose package lists were never fetched), or why not.
+/// Once per test process: two tests installing at the same time made one lose dpkg's lock
+/// (and print a SKIP); apt also waits for a lock another process holds.
 fn daxctl() -> Result<(), String> {
+    static ONCE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    ONCE.get_or_init(install_daxctl).clone()
+}
+
+fn install_daxctl() -> Result<(), String> {
     let have = || {
         Command::new("daxctl")
             .arg("version")
@@ -404,6 +411,7 @@ fn daxctl() -> Result<(), String> {
     }
     let apt = |args: &[&str]| {
         Command::new("apt-get")
+            .args(["-o", "DPkg::Lock::Timeout=300"])
             .args(args)
             .env("DEBIAN_FRONTEND", "noninteractive")
             .output()

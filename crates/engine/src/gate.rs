@@ -74,6 +74,10 @@ pub struct GateRecord {
     /// Devices already bound when it closed, with their drivers: bound before daxplug could
     /// act (the initramfs, a built-in driver), so the gate did not protect them.
     pub bound_before: Vec<(DaxName, String)>,
+    /// Every device on the bus when it closed: those were not kept unbound by the gate, so
+    /// they are never admitted (an unbound one was left so on purpose).
+    #[serde(default)]
+    pub present: Vec<DaxName>,
     /// Devices no rule covers that the daemon let bind as the kernel would have.
     #[serde(default)]
     pub admitted: Vec<DaxName>,
@@ -144,20 +148,23 @@ fn read_record(run_dir: &Path) -> Option<GateRecord> {
     serde_json::from_str(&fs::read_to_string(record_path(run_dir)).ok()?).ok()
 }
 
-/// Every device on the dax bus with the driver bound to it.
-fn bound_devices(k: &dyn Kernel) -> Result<Vec<(DaxName, String)>, GateError> {
-    let mut out = Vec::new();
+/// Every device on the dax bus, and those bound with their drivers.
+#[allow(clippy::type_complexity)]
+fn devices(k: &dyn Kernel) -> Result<(Vec<DaxName>, Vec<(DaxName, String)>), GateError> {
+    let (mut present, mut bound) = (Vec::new(), Vec::new());
     for entry in k.list_dir(paths::DAX_DEVICES)? {
         let Ok(name) = entry.parse::<DaxName>() else {
             continue;
         };
+        present.push(name);
         if let Ok(target) = k.read_link(&format!("{}/driver", paths::dax_device(&entry))) {
             let driver = target.rsplit('/').next().unwrap_or_default().to_owned();
-            out.push((name, driver));
+            bound.push((name, driver));
         }
     }
-    out.sort();
-    Ok(out)
+    present.sort();
+    bound.sort();
+    Ok((present, bound))
 }
 
 fn uptime(k: &dyn Kernel) -> Option<f64> {
@@ -177,6 +184,7 @@ pub fn close(k: &dyn Kernel, run_dir: &Path, by: ClosedBy) -> Result<GateRecord,
     }
     let before = read_autoprobe(k)?;
     k.write(paths::DAX_DRIVERS_AUTOPROBE, BusAutoprobe::Off.as_str())?;
+    let (present, bound_before) = devices(k)?;
     let record = GateRecord {
         by,
         closed_at: SystemTime::now()
@@ -184,7 +192,8 @@ pub fn close(k: &dyn Kernel, run_dir: &Path, by: ClosedBy) -> Result<GateRecord,
             .map_or(0, |d| d.as_secs()),
         uptime: uptime(k),
         autoprobe_before: before,
-        bound_before: bound_devices(k)?,
+        bound_before,
+        present,
         admitted: Vec::new(),
     };
     if let Err(e) = write_record(run_dir, &record) {

@@ -412,6 +412,22 @@ fn behind_a_closed_gate_covered_devices_are_bound_by_the_rule_and_the_rest_admit
     )
     .expect("close");
     assert!(record.bound_before.is_empty(), "{record:?}");
+    // A device present when the gate closed was not kept unbound by it: never admitted.
+    let mut d = Daemon::new(
+        &host,
+        policy("[[rule]]\nmatch = { target_node = 1 }\nstate = \"online_movable\"\n"),
+        opts(),
+    );
+    d.apply(false).expect("apply");
+    assert!(d.gate_notes.is_empty(), "{:?}", d.gate_notes);
+    assert_eq!(states(&host)[2].1, ObservedState::Unbound);
+    // At boot the gate closes before coldplug makes the devices appear: as if none was
+    // present then.
+    let file = daxplug_engine::gate::record_path(host.run.path());
+    let mut r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("record")).expect("json");
+    r["present"] = serde_json::json!([]);
+    std::fs::write(&file, r.to_string()).expect("write");
     let mut d = Daemon::new(
         &host,
         policy("[[rule]]\nmatch = { target_node = 1 }\nstate = \"online_movable\"\n"),

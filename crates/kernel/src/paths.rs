@@ -37,6 +37,8 @@ pub const WEIGHTED_INTERLEAVE: &str = "/sys/kernel/mm/mempolicy/weighted_interle
 pub const IOMEM: &str = "/proc/iomem";
 /// System-wide memory statistics.
 pub const MEMINFO: &str = "/proc/meminfo";
+/// The running kernel's release (`uname -r`).
+pub const OSRELEASE: &str = "/proc/sys/kernel/osrelease";
 /// Seconds since boot (and idle seconds).
 pub const UPTIME: &str = "/proc/uptime";
 /// The kernel's command line.

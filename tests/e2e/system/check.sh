@@ -24,7 +24,10 @@ blocks() {
 	done
 	echo "${out:-none}"
 }
-driver() { basename "$(readlink /sys/bus/dax/devices/$D/driver 2>/dev/null)" 2>/dev/null || echo none; }
+driver() {
+	local l
+	l=$(readlink /sys/bus/dax/devices/$D/driver 2>/dev/null) && echo "${l##*/}" || echo none
+}
 metrics() { # the daemon's /metrics, through bash's /dev/tcp (minbase has no curl)
 	exec 3<>/dev/tcp/127.0.0.1/9477 || return 1
 	printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3
@@ -48,6 +51,7 @@ systemctl is-system-running --wait >/dev/null 2>&1
 fact phase "$PHASE"
 fact kernel "$(uname -r)"
 fact running "$(systemctl is-system-running)"
+fact failed_units "$(systemctl list-units --failed --plain --no-legend | awk '{print $1}' | tr '\n' ' ')"
 fact pid1 "$(cat /proc/1/comm)"
 fact uptime_at_check "$(uptime_s)"
 fact driver_at_check "$(driver)"
@@ -60,7 +64,7 @@ case $PHASE in
 install)
 	# Debian 12 as it boots with no daxplug: what the kernel and udev did on their own.
 	fact udevd "$(systemctl is-active systemd-udevd)"
-	block stock_journal journal_of -t e2e-trace
+	block stock_journal sh -c "journalctl -b -o short-monotonic --no-pager | grep -E 'e2e-trace|udev-trigger|dax0'"
 	block apt_install apt-get install -y /root/daxplug.deb
 	fact dpkg_status "$(dpkg-query -W -f '${Status} ${Version}' daxplug)"
 	fact enabled_daemon "$(systemctl is-enabled daxplug.service)"
@@ -87,12 +91,13 @@ boot)
 	# hot-add rule all in place: the order of the boot, then the operator's day.
 	fact active "$(systemctl is-active daxplug.service)"
 	fact gate_active "$(systemctl is-active daxplug-gate.service)"
-	for p in ProtectSystem ReadWritePaths CapabilityBoundingSet NoNewPrivileges SystemCallFilter; do
+	for p in ProtectSystem ReadWritePaths CapabilityBoundingSet NoNewPrivileges; do
 		fact "unit_$p" "$(systemctl show -p $p --value daxplug.service | tr '\n' ' ')"
 	done
 	fact exposure "$(systemd-analyze security daxplug.service 2>/dev/null | sed -n 's/.*Overall exposure level for daxplug.service: //p')"
 	wait_for 60 sh -c "journalctl -b -u daxplug -o cat --no-pager | grep -q 'device=$D '"
-	block boot_journal journal_of -u daxplug-gate -u daxplug -u systemd-udev-trigger -t e2e-trace -t systemd-udevd
+	# journalctl ANDs a unit with a tag: the whole boot's journal, cut to what orders it.
+	block boot_journal sh -c "journalctl -b -o short-monotonic --no-pager | grep -E 'daxplug|e2e-trace|udev-trigger|dax0'"
 	block list_boot_json daxplug list --json
 	block gate daxplug gate status --json
 	block doctor daxplug doctor --json

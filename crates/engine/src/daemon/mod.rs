@@ -396,6 +396,7 @@ impl<'a> Daemon<'a> {
         if dev.driver != crate::topology::Driver::None
             || dev.size == 0
             || record.admitted.contains(&dev.name)
+            || record.present.contains(&dev.name)
         {
             return;
         }

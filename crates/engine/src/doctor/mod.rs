@@ -6,9 +6,11 @@
 //! reconfigure rule, service and configuration; and where device memory lands
 //! ([`placement`]: tiers, demotion, interleave weights).
 
+pub mod boot;
+pub mod daxctl;
 mod placement;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use daxplug_abi::OnlineType;
 use daxplug_kernel::{Kernel, paths};
@@ -224,8 +226,8 @@ pub fn check_with_policy(
     }
     out.extend(placement::findings(&topo));
     if let Some(root) = root {
-        udev_rules(root, &mut out);
-        daxctl(root, &mut out);
+        udev_rules(root, &topo, &mut out);
+        daxctl_config(root, &topo, &mut out);
     }
     out.sort_by_key(|f| std::cmp::Reverse(f.severity));
     Ok(out)
@@ -267,7 +269,7 @@ fn rule_files(root: &Path) -> Vec<RuleFile> {
         .collect()
 }
 
-fn udev_rules(root: &Path, out: &mut Vec<Finding>) {
+fn udev_rules(root: &Path, topo: &Topology, out: &mut Vec<Finding>) {
     let files = rule_files(root);
     let name = |path: &str| path.rsplit('/').next().unwrap_or(path).to_owned();
     for hit in competing(&files, &MEMORY_ADD) {
@@ -289,56 +291,79 @@ fn udev_rules(root: &Path, out: &mut Vec<Finding>) {
             ),
         });
     }
+    let unit = daxctl::unit_exists(root);
     for hit in competing(&files, &DAX_ADD) {
-        out.push(Finding {
-            severity: Severity::Warning,
-            code: "daxctl_udev_rule",
-            subject: format!("{}:{}", hit.path, hit.line),
-            evidence: hit.text.clone(),
-            fix: format!(
-                "daxctl reconfigures every new dax device per daxctl.conf.d; with daxplug daemon managing devices, override it with an empty /etc/udev/rules.d/{} or mask daxdev-reconfigure@.service",
-                name(&hit.path)
-            ),
+        let mask = format!(
+            "an empty /etc/udev/rules.d/{}{}",
+            name(&hit.path),
+            if unit {
+                format!(" and systemctl mask {}", daxctl::RECONFIGURE_UNIT)
+            } else {
+                String::new()
+            }
+        );
+        out.push(match daxctl::rule_inert(root, &hit.text, topo) {
+            None => Finding {
+                severity: Severity::Warning,
+                code: "daxctl_udev_rule",
+                subject: format!("{}:{}", hit.path, hit.line),
+                evidence: format!(
+                    "{} (it can act: a daxctl.conf.d section matches a device here)",
+                    hit.text
+                ),
+                fix: format!(
+                    "daxctl reconfigures every new dax device per daxctl.conf.d, racing daxplug daemon: override it with {mask}"
+                ),
+            },
+            Some(why) => Finding {
+                severity: Severity::Info,
+                code: "daxctl_udev_rule_inert",
+                subject: format!("{}:{}", hit.path, hit.line),
+                evidence: format!("{}: it cannot act here: {why}", hit.text),
+                fix: format!("nothing now; if it is fixed or configured later it will race daxplug daemon: override it with {mask}"),
+            },
         });
     }
 }
 
-fn daxctl(root: &Path, out: &mut Vec<Finding>) {
-    for unit in [
-        "etc/systemd/system/daxdev-reconfigure@.service",
-        "usr/lib/systemd/system/daxdev-reconfigure@.service",
-        "lib/systemd/system/daxdev-reconfigure@.service",
-    ] {
-        if root.join(unit).exists() {
-            out.push(Finding {
-                severity: Severity::Info,
-                code: "daxctl_service",
-                subject: format!("/{unit}"),
-                evidence: "daxctl's per-device reconfigure service is installed".into(),
-                fix: "harmless without daxctl.conf.d sections; with them it competes with daxplug daemon: systemctl mask daxdev-reconfigure@.service".into(),
-            });
-        }
+fn daxctl_config(root: &Path, topo: &Topology, out: &mut Vec<Finding>) {
+    let unit = daxctl::unit_exists(root);
+    if unit {
+        out.push(Finding {
+            severity: Severity::Info,
+            code: "daxctl_service",
+            subject: daxctl::RECONFIGURE_UNIT.into(),
+            evidence: "daxctl's per-device reconfigure service is installed".into(),
+            fix: format!("harmless without daxctl.conf.d sections; with them it competes with daxplug daemon: systemctl mask {}", daxctl::RECONFIGURE_UNIT),
+        });
     }
-    let Ok(entries) = std::fs::read_dir(root.join("etc/daxctl.conf.d")) else {
-        return;
-    };
-    let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-    files.sort();
-    for f in files {
-        let Ok(text) = std::fs::read_to_string(&f) else {
-            continue;
-        };
-        for (n, line) in text.lines().enumerate() {
-            if line.trim_start().starts_with("[reconfigure-device") {
-                out.push(Finding {
-                    severity: Severity::Warning,
-                    code: "daxctl_conf",
-                    subject: format!("/{}:{}", f.strip_prefix(root).unwrap_or(&f).display(), n + 1),
-                    evidence: line.trim().to_owned(),
-                    fix: "daxctl reconfigures this device when it appears, racing daxplug; move the intent to a daxplug rule and delete the section".into(),
-                });
+    for section in daxctl::sections(root) {
+        let subject = format!("{}:{}", section.file.display(), section.line);
+        let hits = daxctl::matches(&section, topo);
+        out.push(if hits.is_empty() {
+            Finding {
+                severity: Severity::Info,
+                code: "daxctl_conf_no_match",
+                subject,
+                evidence: format!(
+                    "{}: matches no device present ({})",
+                    section.header,
+                    section.uuid.as_deref().map_or_else(
+                        || "it has no nvdimm.uuid, the key daxctl matches on".to_owned(),
+                        |u| format!("no NVDIMM namespace with nvdimm.uuid {u}")
+                    )
+                ),
+                fix: "nothing now; a namespace with that uuid would be reconfigured by daxctl, racing daxplug: move the intent to a daxplug rule and delete the section".into(),
             }
-        }
+        } else {
+            Finding {
+                severity: Severity::Warning,
+                code: "daxctl_conf",
+                subject,
+                evidence: format!("{}: matches {}", section.header, hits.join(", ")),
+                fix: "daxctl reconfigures this device when it appears, racing daxplug; move the intent to a daxplug rule and delete the section".into(),
+            }
+        });
     }
 }
 
