@@ -22,9 +22,9 @@
 # env:   DAXPLUG_BIN  the daxplug binary to test (required for a LAYOUT)
 #        DAXPLUG_DEB  the Debian package (required for system)
 #        E2E_KERNELS  kernels to test, each a version or a prefix of one (newest match wins),
-#                     e.g. "6.12.115 7.3" or "6.1" (bookworm's own 6.1.0-N-amd64); default:
-#                     the newest Debian 6.12 (no daxX.Y/state) and the newest Debian kernel
-#                     from 7.3 on (which has it)
+#                     e.g. "6.12.115 7.3"; default: bookworm's own 6.1 (6.1.0-N-amd64), the
+#                     newest Debian 6.12 (no daxX.Y/state) and the newest Debian kernel from
+#                     7.3 on (which has it)
 #        KVER         the exact kernel version of one LAYOUT run
 #        WORK         downloads, kernels, initramfs, logs (default target/e2e)
 #        TIMEOUT      seconds for one guest run (default 600)
@@ -109,6 +109,8 @@ kernels() {
 			out+=("$k")
 		done
 	else
+		k=$(newest 6.1.0-) && [ -n "$k" ] || skip "no linux-image-6.1.0-*-amd64-unsigned package (bookworm's kernel) is known to apt"
+		out+=("$k")
 		k=$(newest 6.12.) && [ -n "$k" ] || skip "no linux-image-6.12.*+deb12-amd64-unsigned package is known to apt"
 		out+=("$k")
 		k=$(all_kernels | while read -r v; do atomic_abi "$v" && echo "$v"; done | tail -1)

@@ -486,3 +486,34 @@ fn famfs_on_a_fresh_machine_loads_fsdev_dax_alone() {
         host.sim.with(|m| assert!(m.fsdev_loaded && !m.kmem_loaded));
     }
 }
+
+/// Binding device_dax by `new_id` attaches it to every unbound device it then matches: with
+/// other unbound devices about, `bind` is tried first (where device_dax matches every device
+/// by itself, as on Linux 6.1, that binds this one only); here it fails with ENODEV and the
+/// id list binds this device alone.
+#[test]
+fn binding_device_dax_leaves_the_other_unbound_devices_alone() {
+    for flavour in [Flavour::Legacy, Flavour::Atomic] {
+        let host = TestHost::new(Sim::new(machine("large", flavour)));
+        let r = set(&host, "dax3.0", Target::Devdax, &quick()).expect("set");
+        assert_eq!(r.end, Some(ObservedState::Devdax), "{r:?}");
+        let tried: Vec<&String> = r
+            .actions
+            .iter()
+            .filter(|a| a.contains("/sys/bus/dax/drivers/device_dax/"))
+            .collect();
+        assert_eq!(tried.len(), 2, "{:?}", r.actions);
+        assert!(
+            tried[0].contains("device_dax/bind") && tried[0].contains("ENODEV"),
+            "{tried:?}"
+        );
+        assert!(tried[1].contains("device_dax/new_id"), "{tried:?}");
+        let unbound = daxplug_engine::discover(&host.sim, &daxplug_engine::Scope::All)
+            .expect("discover")
+            .devices
+            .iter()
+            .filter(|d| d.state == ObservedState::Unbound)
+            .count();
+        assert_eq!(unbound, 7, "{flavour:?}: another device was bound");
+    }
+}

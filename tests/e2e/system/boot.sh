@@ -72,7 +72,7 @@ fi
 # to, the package to install, the policy, the competitors and the check.
 S=$HERE/system
 echo "/dev/vda / ext4 rw,errors=remount-ro 0 1" > "$R/etc/fstab"
-echo daxplug-e2e > "$R/etc/hostname"
+echo e2e-guest > "$R/etc/hostname"
 for u in serial-getty@ttyS0.service getty@tty1.service; do ln -sf /dev/null "$R/etc/systemd/system/$u"; done
 cp "$DEB" "$R/root/daxplug.deb"
 cp "$S/check.sh" "$S/policy.toml" "$R/root/"
@@ -82,21 +82,21 @@ cp "$S/40-rhel-memory-hotadd.rules" "$S/99-e2e-trace.rules" "$R/etc/udev/rules.d
 mkdir -p "$R/etc/daxctl.conf.d" && cp "$S/sysram.conf" "$R/etc/daxctl.conf.d/"
 IMG=$SYS/disk-$KVER.img
 rm -f "$IMG"
-mkfs.ext4 -q -F -L root -d "$R" "$IMG" 3G
+mkfs.ext4 -q -F -L root -d "$R" "$IMG" 3G >/dev/null
 rm -rf "$R"
 
 # ---------------------------------------------------------------- the boots
 # The hmem machine of the other layouts: node 1 = 1 GiB soft-reserved at 0x140000000.
 APPEND="console=ttyS0 root=/dev/vda rw nokaslr panic=-1 loglevel=4 memmap=1G%0x140000000-1+0xefffffff"
 boot() { # PHASE LOGNAME
-	local log=$WORK/logs/system@$KVER-$2.log
+	local log=$WORK/logs/system@$KVER-$2.log t0=$SECONDS
 	timeout "$TIMEOUT" "$QEMU" -accel tcg,thread=single -cpu max -smp 2 "${NUMA[@]}" \
 		-kernel "$VMLINUZ" -initrd "$INITRD" -append "$APPEND e2ephase=$1" \
 		-drive "file=$IMG,if=virtio,format=raw" \
 		-display none -nodefaults -serial stdio -monitor none -no-reboot </dev/null >"$log" 2>&1 || true
 	tr -d '\r' < "$log" > "$log.txt" && mv "$log.txt" "$log"
 	grep -q '^@@SYSTEM-END' "$log" || { echo "the system@$KVER $2 boot did not finish its check; log: $log"; tail -30 "$log"; exit 1; }
-	echo "system@$KVER $2: $log"
+	echo "system@$KVER $2: $((SECONDS - t0)) s from power-on to power-off; $log"
 }
 boot install install
 boot boot boot1

@@ -54,6 +54,7 @@ fact running "$(systemctl is-system-running)"
 fact failed_units "$(systemctl list-units --failed --plain --no-legend | awk '{print $1}' | tr '\n' ' ')"
 fact pid1 "$(cat /proc/1/comm)"
 fact uptime_at_check "$(uptime_s)"
+fact startup "$(systemd-analyze time 2>/dev/null | head -1)"
 fact driver_at_check "$(driver)"
 fact blocks_at_check "$(blocks)"
 fact auto_online_blocks "$(cat $M/auto_online_blocks)"
@@ -64,7 +65,7 @@ case $PHASE in
 install)
 	# Debian 12 as it boots with no daxplug: what the kernel and udev did on their own.
 	fact udevd "$(systemctl is-active systemd-udevd)"
-	block stock_journal sh -c "journalctl -b -o short-monotonic --no-pager | grep -E 'e2e-trace|udev-trigger|dax0'"
+	block stock_journal sh -c "journalctl -b -o short-monotonic --no-pager | grep -E 'e2e-trace|udev-trigger'"
 	block apt_install apt-get install -y /root/daxplug.deb
 	fact dpkg_status "$(dpkg-query -W -f '${Status} ${Version}' daxplug)"
 	fact enabled_daemon "$(systemctl is-enabled daxplug.service)"
@@ -97,7 +98,7 @@ boot)
 	fact exposure "$(systemd-analyze security daxplug.service 2>/dev/null | sed -n 's/.*Overall exposure level for daxplug.service: //p')"
 	wait_for 60 sh -c "journalctl -b -u daxplug -o cat --no-pager | grep -q 'device=$D '"
 	# journalctl ANDs a unit with a tag: the whole boot's journal, cut to what orders it.
-	block boot_journal sh -c "journalctl -b -o short-monotonic --no-pager | grep -E 'daxplug|e2e-trace|udev-trigger|dax0'"
+	block boot_journal sh -c "journalctl -b -o short-monotonic --no-pager | grep -E ' daxplug\[|e2e-trace|udev-trigger'"
 	block list_boot_json daxplug list --json
 	block gate daxplug gate status --json
 	block doctor daxplug doctor --json

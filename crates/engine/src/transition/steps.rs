@@ -138,9 +138,21 @@ impl Run<'_> {
     /// Binds a driver and checks it really bound (`new_id` does not report probe failures).
     pub(super) fn bind(&mut self, driver: DaxDriver, method: BindMethod) -> Result<(), Fail> {
         let dev = self.journal.device;
-        match self.apply(&Write::driver(driver, method.into(), dev)) {
+        // `new_id` attaches the driver to every unbound device it then matches: where
+        // device_dax takes every device by itself (Linux 6.1), that would bind the other
+        // unbound devices too. With such devices about, `bind` first: there it binds this
+        // one only; elsewhere it fails with ENODEV and the id list does it.
+        let first = if method == BindMethod::NewId
+            && driver == DaxDriver::DeviceDax
+            && crate::gate::others_unbound(self.k, dev)
+        {
+            BindMethod::Bind
+        } else {
+            method
+        };
+        match self.apply(&Write::driver(driver, first.into(), dev)) {
             // Not matched by type after all: the id list does it.
-            Err(Fail::Kernel(e)) if e.errno == Errno::ENODEV && method == BindMethod::Bind => {
+            Err(Fail::Kernel(e)) if e.errno == Errno::ENODEV && first == BindMethod::Bind => {
                 self.apply(&Write::driver(driver, DriverFile::NewId, dev))?;
             }
             other => other?,
