@@ -167,18 +167,21 @@ fn devices(k: &dyn Kernel) -> Result<(Vec<DaxName>, Vec<(DaxName, String)>), Gat
     Ok((present, bound))
 }
 
-/// Whether a device other than `device`, with memory (not a region's zero-sized seed), has
-/// no driver: a driver's `new_id` may attach to it too.
-pub(crate) fn others_unbound(k: &dyn Kernel, device: DaxName) -> bool {
+/// The devices other than `device`, with memory (not a region's zero-sized seed), that have
+/// no driver: a driver's `new_id` attaches to every one of them it then matches.
+pub(crate) fn unbound_others(k: &dyn Kernel, device: DaxName) -> Vec<DaxName> {
     let Ok((present, bound)) = devices(k) else {
-        return false;
+        return Vec::new();
     };
-    present.iter().any(|d| {
-        *d != device
-            && !bound.iter().any(|(b, _)| b == d)
-            && k.read(&format!("{}/size", paths::dax_device(&d.to_string())))
-                .is_ok_and(|s| s.trim() != "0")
-    })
+    present
+        .into_iter()
+        .filter(|d| {
+            *d != device
+                && !bound.iter().any(|(b, _)| b == d)
+                && k.read(&format!("{}/size", paths::dax_device(&d.to_string())))
+                    .is_ok_and(|s| s.trim() != "0")
+        })
+        .collect()
 }
 
 fn uptime(k: &dyn Kernel) -> Option<f64> {

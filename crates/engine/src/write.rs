@@ -28,6 +28,8 @@ pub enum DriverFile {
     Unbind,
     /// `new_id`: adds the device to the driver's id list, which binds it.
     NewId,
+    /// `remove_id`: takes a device off the driver's id list (a name not on it is a no-op).
+    RemoveId,
 }
 
 impl DriverFile {
@@ -36,6 +38,7 @@ impl DriverFile {
             DriverFile::Bind => "bind",
             DriverFile::Unbind => "unbind",
             DriverFile::NewId => "new_id",
+            DriverFile::RemoveId => "remove_id",
         }
     }
 }

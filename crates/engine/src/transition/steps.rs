@@ -138,21 +138,32 @@ impl Run<'_> {
     /// Binds a driver and checks it really bound (`new_id` does not report probe failures).
     pub(super) fn bind(&mut self, driver: DaxDriver, method: BindMethod) -> Result<(), Fail> {
         let dev = self.journal.device;
-        // `new_id` attaches the driver to every unbound device it then matches: where
-        // device_dax takes every device by itself (Linux 6.1), that would bind the other
-        // unbound devices too. With such devices about, `bind` first: there it binds this
-        // one only; elsewhere it fails with ENODEV and the id list does it.
-        let first = if method == BindMethod::NewId
-            && driver == DaxDriver::DeviceDax
-            && crate::gate::others_unbound(self.k, dev)
-        {
-            BindMethod::Bind
+        // `new_id` attaches the driver to every unbound device it then matches: a device
+        // another `new_id` left on the id list, and under device_dax on Linux 6.1 (which
+        // takes every device by itself) any device at all. With such devices about, `bind`
+        // first (it binds this one only wherever the driver matches it), and before a
+        // `new_id` the others are taken off the id list (a no-op for a name not on it).
+        let others = if method == BindMethod::NewId {
+            crate::gate::unbound_others(self.k, dev)
         } else {
+            Vec::new()
+        };
+        let first = if others.is_empty() {
             method
+        } else {
+            BindMethod::Bind
         };
         match self.apply(&Write::driver(driver, first.into(), dev)) {
             // Not matched by type after all: the id list does it.
             Err(Fail::Kernel(e)) if e.errno == Errno::ENODEV && first == BindMethod::Bind => {
+                let others = if method == BindMethod::Bind {
+                    crate::gate::unbound_others(self.k, dev)
+                } else {
+                    others
+                };
+                for other in others {
+                    self.apply(&Write::driver(driver, DriverFile::RemoveId, other))?;
+                }
                 self.apply(&Write::driver(driver, DriverFile::NewId, dev))?;
             }
             other => other?,
