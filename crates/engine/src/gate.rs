@@ -148,42 +148,6 @@ fn read_record(run_dir: &Path) -> Option<GateRecord> {
     serde_json::from_str(&fs::read_to_string(record_path(run_dir)).ok()?).ok()
 }
 
-/// Every device on the dax bus, and those bound with their drivers.
-#[allow(clippy::type_complexity)]
-fn devices(k: &dyn Kernel) -> Result<(Vec<DaxName>, Vec<(DaxName, String)>), GateError> {
-    let (mut present, mut bound) = (Vec::new(), Vec::new());
-    for entry in k.list_dir(paths::DAX_DEVICES)? {
-        let Ok(name) = entry.parse::<DaxName>() else {
-            continue;
-        };
-        present.push(name);
-        if let Ok(target) = k.read_link(&format!("{}/driver", paths::dax_device(&entry))) {
-            let driver = target.rsplit('/').next().unwrap_or_default().to_owned();
-            bound.push((name, driver));
-        }
-    }
-    present.sort();
-    bound.sort();
-    Ok((present, bound))
-}
-
-/// The devices other than `device`, with memory (not a region's zero-sized seed), that have
-/// no driver: a driver's `new_id` attaches to every one of them it then matches.
-pub(crate) fn unbound_others(k: &dyn Kernel, device: DaxName) -> Vec<DaxName> {
-    let Ok((present, bound)) = devices(k) else {
-        return Vec::new();
-    };
-    present
-        .into_iter()
-        .filter(|d| {
-            *d != device
-                && !bound.iter().any(|(b, _)| b == d)
-                && k.read(&format!("{}/size", paths::dax_device(&d.to_string())))
-                    .is_ok_and(|s| s.trim() != "0")
-        })
-        .collect()
-}
-
 fn uptime(k: &dyn Kernel) -> Option<f64> {
     k.read(paths::UPTIME)
         .ok()?
@@ -201,7 +165,7 @@ pub fn close(k: &dyn Kernel, run_dir: &Path, by: ClosedBy) -> Result<GateRecord,
     }
     let before = read_autoprobe(k)?;
     k.write(paths::DAX_DRIVERS_AUTOPROBE, BusAutoprobe::Off.as_str())?;
-    let (present, bound_before) = devices(k)?;
+    let (present, bound_before) = crate::bus::devices(k)?;
     let record = GateRecord {
         by,
         closed_at: SystemTime::now()

@@ -6,6 +6,7 @@
 //! * [`observe`] computes each device's observed state from its blocks and `/proc/iomem`,
 //!   whatever the kernel's own `state` file claims.
 
+mod bus;
 pub mod daemon;
 pub mod discover;
 pub mod doctor;

@@ -144,7 +144,7 @@ impl Run<'_> {
         // first (it binds this one only wherever the driver matches it), and before a
         // `new_id` the others are taken off the id list (a no-op for a name not on it).
         let others = if method == BindMethod::NewId {
-            crate::gate::unbound_others(self.k, dev)
+            crate::bus::unbound_others(self.k, dev)
         } else {
             Vec::new()
         };
@@ -157,7 +157,7 @@ impl Run<'_> {
             // Not matched by type after all: the id list does it.
             Err(Fail::Kernel(e)) if e.errno == Errno::ENODEV && first == BindMethod::Bind => {
                 let others = if method == BindMethod::Bind {
-                    crate::gate::unbound_others(self.k, dev)
+                    crate::bus::unbound_others(self.k, dev)
                 } else {
                     others
                 };
