@@ -101,20 +101,9 @@ fn serve_metrics(addr: SocketAddr, metrics: Arc<Mutex<Metrics>>) -> anyhow::Resu
 /// appearing meanwhile binds only by the daemon's hand or its admission.
 fn close_gate(daemon: &Daemon<'_>) {
     match daemon.close_gate() {
-        Ok(r) if r.by == daxplug_engine::gate::ClosedBy::Boot => log(&format!(
-            "boot gate closed at boot{}{}",
-            r.uptime
-                .map(|u| format!(", {u:.1} s after the kernel started"))
-                .unwrap_or_default(),
-            if r.bound_before.is_empty() {
-                ", before any dax device was bound".to_owned()
-            } else {
-                format!(
-                    "; already bound then: {}",
-                    daxplug_engine::gate::describe_bound(&r.bound_before)
-                )
-            }
-        )),
+        Ok(r) if r.by == daxplug_engine::gate::ClosedBy::Boot => {
+            log(&format!("boot gate {}", r.describe()));
+        }
         Ok(_) => log(
             "boot gate closed: dax drivers bind devices only by the daemon's hand while it runs",
         ),

@@ -113,34 +113,12 @@ fn status_text(s: &GateState) -> String {
     let Some(r) = s.record() else {
         return "boot gate: open (dax drivers bind devices as they appear)\n".to_owned();
     };
-    let mut out = format!(
-        "boot gate: {} (closed by {}{})\n",
-        s.as_str(),
-        match r.by {
-            ClosedBy::Boot => "daxplug-gate.service at boot",
-            ClosedBy::Daemon => "the daemon",
-            ClosedBy::Operator => "daxplug gate close",
-        },
-        r.uptime
-            .map(|u| format!(
-                ", {} after the kernel started",
-                crate::units::duration(std::time::Duration::from_secs_f64(u))
-            ))
-            .unwrap_or_default()
-    );
+    let mut out = format!("boot gate: {} ({})\n", s.as_str(), r.describe());
     if matches!(s, GateState::Breached(_)) {
         out.push_str(
             "  drivers_autoprobe is 1 again: something else turned it on, and devices bind on their own\n",
         );
     }
-    out.push_str(&format!(
-        "  already bound when it closed: {}\n",
-        if r.bound_before.is_empty() {
-            "none".to_owned()
-        } else {
-            gate::describe_bound(&r.bound_before)
-        }
-    ));
     if !r.admitted.is_empty() {
         out.push_str(&format!(
             "  admitted (no rule covers them): {}\n",

@@ -83,6 +83,32 @@ pub struct GateRecord {
     pub admitted: Vec<DaxName>,
 }
 
+impl GateRecord {
+    /// Who closed it, when, and what was bound by then, as a phrase: `closed at boot by
+    /// daxplug-gate.service, 16.2 s after the kernel started, before any dax device was bound`.
+    pub fn describe(&self) -> String {
+        format!(
+            "closed {}{}{}",
+            match self.by {
+                ClosedBy::Boot => "at boot by daxplug-gate.service",
+                ClosedBy::Daemon => "by the daemon",
+                ClosedBy::Operator => "by daxplug gate close",
+            },
+            self.uptime
+                .map(|u| format!(", {u:.1} s after the kernel started"))
+                .unwrap_or_default(),
+            if self.bound_before.is_empty() {
+                ", before any dax device was bound".to_owned()
+            } else {
+                format!(
+                    "; already bound then: {}",
+                    describe_bound(&self.bound_before)
+                )
+            }
+        )
+    }
+}
+
 /// The gate as it is now.
 #[derive(Debug, Clone, PartialEq)]
 pub enum GateState {

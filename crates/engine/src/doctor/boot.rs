@@ -53,25 +53,7 @@ pub fn findings(
             Severity::Info,
             "boot_gate_closed",
             "boot gate",
-            format!(
-                "closed {}{}{}",
-                match r.by {
-                    ClosedBy::Boot => "at boot by daxplug-gate.service",
-                    ClosedBy::Daemon => "by the daemon",
-                    ClosedBy::Operator => "by daxplug gate close",
-                },
-                r.uptime
-                    .map(|u| format!(", {u:.1} s after the kernel started"))
-                    .unwrap_or_default(),
-                if r.bound_before.is_empty() {
-                    ", before any dax device was bound".to_owned()
-                } else {
-                    format!(
-                        " (after boot: {} were bound by then)",
-                        gate::describe_bound(&r.bound_before)
-                    )
-                }
-            ),
+            r.describe(),
             "nothing: dax devices bind only by the daemon's hand (or its admission, for devices no rule covers)".into(),
         ),
         Ok(GateState::Closed(r)) => add(
