@@ -262,6 +262,22 @@ pub fn admit(k: &dyn Kernel, run_dir: &Path, device: DaxName) -> Result<(), Gate
     Ok(())
 }
 
+/// Takes the devices gone from the bus out of the record, so that a device that appears
+/// again under the same name is a new device (a no-op when none is gone).
+pub fn forget_gone(
+    run_dir: &Path,
+    record: &GateRecord,
+    present: &[DaxName],
+) -> Result<(), GateError> {
+    let mut kept = record.clone();
+    kept.present.retain(|d| present.contains(d));
+    kept.admitted.retain(|d| present.contains(d));
+    if kept == *record {
+        return Ok(());
+    }
+    write_record(run_dir, &kept)
+}
+
 #[cfg(all(test, feature = "model"))]
 mod tests {
     use super::*;
@@ -296,6 +312,23 @@ mod tests {
         assert_eq!(k.read(paths::DAX_DRIVERS_AUTOPROBE).expect("read"), "1\n");
         assert_eq!(state(&k, run.path()).expect("state"), GateState::Open);
         assert_eq!(open(&k, run.path()).expect("open again"), None);
+    }
+
+    #[test]
+    fn devices_gone_from_the_bus_leave_the_record() {
+        let k = sim();
+        let run = tempfile::tempdir().expect("tempdir");
+        let r = close(&k, run.path(), ClosedBy::Daemon).expect("close");
+        let dev: DaxName = "dax0.0".parse().expect("name");
+        assert_eq!(r.present, vec![dev]);
+        forget_gone(run.path(), &r, &[dev]).expect("nothing gone");
+        assert_eq!(state(&k, run.path()).expect("state").record(), Some(&r));
+        forget_gone(run.path(), &r, &[]).expect("forget");
+        let after = state(&k, run.path()).expect("state");
+        assert!(
+            after.record().is_some_and(|r| r.present.is_empty()),
+            "{after:?}"
+        );
     }
 
     #[test]

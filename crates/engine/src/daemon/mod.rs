@@ -170,12 +170,24 @@ impl<'a> Daemon<'a> {
         // come and go must not grow the daemon.
         self.managed
             .retain(|name, _| topo.devices.iter().any(|d| d.name == *name));
+        // A device that comes back under the same name (a region carved again) is new.
+        self.seen
+            .retain(|name| topo.devices.iter().any(|d| d.name == *name));
         let mut out = Vec::new();
         // Read once a pass: which devices the rules take, and the holds in force.
         let mut managed = Vec::new();
         let holds = crate::holds::holds(&self.host.run_dir());
         self.metrics.held = 0;
         let gate = crate::gate::state(self.host.kernel(), &self.host.run_dir()).ok();
+        if !self.opts.dry_run
+            && let Some(crate::gate::GateState::Closed(record)) = &gate
+        {
+            let present: Vec<DaxName> = topo.devices.iter().map(|d| d.name).collect();
+            if let Err(e) = crate::gate::forget_gone(&self.host.run_dir(), record, &present) {
+                self.gate_notes
+                    .push(format!("the boot gate's record could not be updated: {e}"));
+            }
+        }
         self.metrics.gate_closed = gate.as_ref().map(|g| g.record().is_some());
         for dev in &topo.devices {
             let first_sight = self.seen.insert(dev.name);
