@@ -257,6 +257,9 @@ pub fn checks(logs: &Path, kver: &str, atomic: bool) -> Vec<Result<String, Strin
             protected,
             "doctor says the boot path is protected (boot_gate_closed)".into(),
         );
+        if n == 1 {
+            competitors(&doctor, &phase, &mut check);
+        }
         if b.fact("day") == "run" {
             day(&b, &phase, atomic, &mut check);
         }
@@ -285,6 +288,35 @@ pub fn checks(logs: &Path, kver: &str, atomic: bool) -> Vec<Result<String, Strin
         ),
     );
     out
+}
+
+/// doctor on the competitors the image carries: the RHEL-style rule can act (a warning);
+/// Debian 12's daxctl rule and the daxctl.conf.d section cannot, and it says why; no advice
+/// names daxctl's service, which Debian 12 does not ship.
+fn competitors(
+    doctor: &serde_json::Value,
+    phase: &str,
+    check: &mut impl FnMut(&str, bool, String),
+) {
+    let findings = doctor["findings"].as_array().cloned().unwrap_or_default();
+    let find = |code: &str| findings.iter().find(|f| f["code"] == code);
+    let rhel = find("udev_onlines_memory").is_some_and(|f| f["severity"] == "warning");
+    let inert = find("daxctl_udev_rule_inert").is_some_and(|f| {
+        f["severity"] == "note" && f["evidence"].as_str().is_some_and(|e| e.contains("129"))
+    });
+    let conf = find("daxctl_conf_no_match").is_some_and(|f| f["severity"] == "note");
+    let unshipped = findings.iter().any(|f| {
+        f["fix"]
+            .as_str()
+            .is_some_and(|x| x.contains("daxdev-reconfigure"))
+    });
+    check(
+        phase,
+        rhel && inert && conf && !unshipped,
+        format!(
+            "doctor: the RHEL-style rule can act (warning: {rhel}); daxctl's rule cannot, exit 129 (note: {inert}); the daxctl.conf.d section matches no device (note: {conf}); advice naming the unshipped daxdev-reconfigure@.service: {unshipped}"
+        ),
+    );
 }
 
 /// The operator's day on the first reboot: set --override, release, drift, upgrade.
