@@ -518,6 +518,7 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
             setcmd::run_recover(b.host().as_ref(), json, None)
         }),
         Command::Doctor { json, ref config } => on_machine(&cli, false, |b| {
+            let _read = read_guard(b);
             let root = match b {
                 Backend::Root(_, root, _) => Some(root.as_path()),
                 Backend::Sim(..) => None,
@@ -555,6 +556,7 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
             ref state,
             wide,
         } => on_machine(&cli, false, |b| {
+            let _read = read_guard(b);
             // Each block's node is shown only in per-block rows.
             let detail = if blocks {
                 Detail::Blocks
@@ -599,6 +601,7 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
             })
         }),
         Command::Status { ref device, json } => on_machine(&cli, false, |b| {
+            let _read = read_guard(b);
             let topo = discover(b.kernel(), &Scope::Devices(vec![device.clone()]))?;
             let d = topo
                 .devices
@@ -753,6 +756,12 @@ fn generate(what: &str, shell: &str, dir: &std::path::Path) -> anyhow::Result<(S
         format!("man pages written to {}\n", dir.display()),
         Exit::Ok,
     ))
+}
+
+/// The read commands wait for another process's transition to end before reading (the
+/// memory tiers must not be read while one runs: `ReadGuard`).
+fn read_guard(b: &Backend<'_>) -> daxplug_engine::transition::ReadGuard {
+    daxplug_engine::transition::read_lock_wait(b.host().as_ref(), setcmd::READ_WAIT)
 }
 
 /// A maintenance hold, as doctor reports it.

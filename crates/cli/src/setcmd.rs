@@ -158,6 +158,7 @@ pub fn run(host: &dyn Host, args: &SetArgs) -> anyhow::Result<(String, Exit)> {
     let before = if args.dry_run {
         None
     } else {
+        let _read = daxplug_engine::transition::read_lock_wait(host, READ_WAIT);
         read_placement(host.kernel()).ok()
     };
     let mut reports = Vec::new();
@@ -178,6 +179,10 @@ pub fn run(host: &dyn Host, args: &SetArgs) -> anyhow::Result<(String, Exit)> {
     output_with(&reports, &placement, args.json)
 }
 
+/// How long a read outside a transition waits for another process's transition to end
+/// (`daxplug_engine::transition::ReadGuard` says why it waits at all).
+pub const READ_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What changed in the placement of the devices' target nodes since `before`.
 fn placement_changes(
     host: &dyn Host,
@@ -185,6 +190,7 @@ fn placement_changes(
     before: &Placement,
 ) -> Vec<PlacementChange> {
     let k = host.kernel();
+    let _read = daxplug_engine::transition::read_lock_wait(host, READ_WAIT);
     let Ok(topo) = discover_with(k, &Scope::Devices(devices.to_vec()), Detail::Counts) else {
         return Vec::new();
     };

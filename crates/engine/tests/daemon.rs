@@ -472,3 +472,29 @@ fn behind_a_closed_gate_covered_devices_are_bound_by_the_rule_and_the_rest_admit
         "1\n"
     );
 }
+
+/// While another process's transition holds the system-wide lock the daemon reads nothing
+/// (reading the memory tiers then can deadlock the kernel) and looks again shortly; once the
+/// lock is free it acts.
+#[test]
+fn a_pass_waits_for_another_process_transition() {
+    let mut m = build_preset("hmem", Flavour::Legacy, 2).expect("preset");
+    m.kernel_alloc_per_mille = 0;
+    let host = TestHost::new(Sim::new(m));
+    let dir = host.run.path().join("daxplug");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let other = std::fs::File::create(dir.join("daxplug.lock")).expect("lock file");
+    other.lock().expect("lock");
+    let mut d = Daemon::new(
+        &host,
+        policy("[[rule]]\nmatch = { target_node = 1 }\nstate = \"online_movable\"\n"),
+        opts(),
+    );
+    assert!(d.apply(false).expect("apply").is_empty());
+    assert!(d.next_retry().is_some(), "no retry planned while busy");
+    assert_eq!(states(&host)[0].1, ObservedState::Unbound);
+    other.unlock().expect("unlock");
+    let decisions = d.apply(false).expect("apply");
+    assert_eq!(decisions[0].result, "done", "{decisions:?}");
+    assert!(d.next_retry().is_none());
+}

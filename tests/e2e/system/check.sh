@@ -46,6 +46,30 @@ wait_for() {
 daemon_said() { journalctl -b -u daxplug -o cat --no-pager | grep -q -- "$1"; }
 journal_of() { journalctl -b -o short-monotonic --no-pager "$@"; }
 
+# A hang explains itself: a daxplug process in uninterruptible sleep for 30 s gets its kernel
+# stack printed, and every blocked task's (sysrq w, from the kernel's log).
+hang_watch() {
+	echo 1 > /proc/sys/kernel/sysrq
+	local p seen="" said=""
+	while sleep 10; do
+		for p in $(pgrep -x daxplug); do
+			[ "$(awk '{print $3}' /proc/$p/stat 2>/dev/null)" = D ] || continue
+			case " $seen " in
+			*" $p "*)
+				case " $said " in *" $p "*) continue ;; esac
+				said="$said $p"
+				echo "@@HUNG pid $p: $(tr '\0' ' ' < /proc/$p/cmdline)"
+				cat /proc/$p/stack 2>&1 | sed 's/^/@@HUNG   /'
+				echo w > /proc/sysrq-trigger
+				sleep 1
+				dmesg | grep -A40 'task:' | sed 's/^/@@HUNG   /' | tail -200
+				;;
+			*) seen="$seen $p" ;;
+			esac
+		done
+	done
+}
+hang_watch &
 echo "@@SYSTEM-BEGIN phase=$PHASE kernel=$(uname -r)"
 systemctl is-system-running --wait >/dev/null 2>&1
 fact phase "$PHASE"

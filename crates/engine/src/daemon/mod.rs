@@ -11,7 +11,7 @@ use crate::host::Host;
 use crate::observe::ObservedState;
 use crate::policy::{OnDrift, Policy};
 use crate::topology::{Scope, Topology};
-use crate::transition::{Options, Outcome, TransitionError, recover, set};
+use crate::transition::{Options, Outcome, ReadLock, TransitionError, read_lock, recover, set};
 
 mod decision;
 mod metrics;
@@ -24,6 +24,8 @@ pub use metrics::{DaemonCost, Metrics};
 const BACKOFF_START: Duration = Duration::from_secs(1);
 /// The longest wait.
 const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// How soon a pass that found another process's transition in flight looks again.
+const BUSY_RETRY: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Default)]
 struct Managed {
@@ -73,6 +75,8 @@ pub struct Daemon<'a> {
     seen: std::collections::BTreeSet<DaxName>,
     /// What the pass did at the boot gate, for the log (taken by the caller).
     pub gate_notes: Vec<String>,
+    /// A pass found another process's transition in flight: look again then.
+    busy_retry: Option<Instant>,
 }
 
 impl std::fmt::Debug for Daemon<'_> {
@@ -98,6 +102,7 @@ impl<'a> Daemon<'a> {
             features: policy_features(&policy),
             seen: std::collections::BTreeSet::new(),
             gate_notes: Vec::new(),
+            busy_retry: None,
             policy,
         }
     }
@@ -136,6 +141,9 @@ impl<'a> Daemon<'a> {
             .filter_map(|m| m.next_allowed)
             .min()
             .map(|t| t - self.skew)
+            .into_iter()
+            .chain(self.busy_retry)
+            .min()
     }
 
     /// Replaces the policy (SIGHUP).
@@ -159,12 +167,24 @@ impl<'a> Daemon<'a> {
     /// Returns one decision per managed device that needed (or got) attention; with
     /// `report_ok`, also one per managed device already in its state.
     pub fn apply(&mut self, report_ok: bool) -> Result<Vec<Decision>, TransitionError> {
+        // Never read the machine while another process's transition runs (see
+        // `ReadGuard`: the kernel can deadlock on the memory tiers); look again shortly.
+        let guard = match read_lock(self.host) {
+            ReadLock::Held(g) => g,
+            ReadLock::Busy => {
+                self.busy_retry = Some(Instant::now() + BUSY_RETRY);
+                return Ok(Vec::new());
+            }
+        };
+        self.busy_retry = None;
         let topo = discover(self.host.kernel(), &Scope::All)?;
         // A daemon that cannot see the blocks must not act on what it cannot see.
         if topo.limited {
             return Err(crate::error::DiscoveryError::IomemHidden.into());
         }
         self.publish(&topo)?;
+        // The daemon's own transitions take the lock themselves.
+        drop(guard);
         let now = self.now();
         // Devices that left the bus take their state with them: a machine whose devices
         // come and go must not grow the daemon.
@@ -457,6 +477,10 @@ impl<'a> Daemon<'a> {
 
     /// Reads every device again for the metrics and the feature file.
     fn refresh_metrics(&mut self) -> Result<(), TransitionError> {
+        // A transition in flight elsewhere: the next pass publishes.
+        let ReadLock::Held(_guard) = read_lock(self.host) else {
+            return Ok(());
+        };
         let topo = discover(self.host.kernel(), &Scope::All)?;
         self.publish(&topo)
     }

@@ -71,6 +71,55 @@ pub(super) fn take_lock(
     }
 }
 
+/// The system-wide lock held shared while the machine is read outside a transition: a
+/// transition in another process waits for the read to end, and the read waits for (or
+/// skips) a transition in flight. Reading `memory_tierN/nodelist` while a transition takes
+/// a node's last memory offline deadlocks the kernel (the read holds the attribute and waits
+/// for `memory_tier_lock`; the offline holds that lock and waits for the read to end, to
+/// remove the emptied tier's device), so no read of the tiers may overlap another process's
+/// transition.
+#[derive(Debug)]
+pub struct ReadGuard {
+    _file: Option<File>,
+}
+
+/// Whether the shared lock could be had.
+#[derive(Debug)]
+pub enum ReadLock {
+    /// Held until dropped (or nothing to hold: no lock file, so no transition holds it).
+    Held(ReadGuard),
+    /// A transition is in flight.
+    Busy,
+}
+
+/// Takes the lock shared, without waiting.
+pub fn read_lock(host: &dyn Host) -> ReadLock {
+    // Opened, never created: a reader changes nothing, and without the file no transition
+    // holds the lock.
+    let path = crate::journal::journal_dir(&host.run_dir()).join("daxplug.lock");
+    let Ok(file) = File::open(&path) else {
+        return ReadLock::Held(ReadGuard { _file: None });
+    };
+    match file.try_lock_shared() {
+        Ok(()) => ReadLock::Held(ReadGuard { _file: Some(file) }),
+        Err(std::fs::TryLockError::WouldBlock) => ReadLock::Busy,
+        Err(std::fs::TryLockError::Error(_)) => ReadLock::Held(ReadGuard { _file: None }),
+    }
+}
+
+/// Takes the lock shared, waiting up to `max` for a transition in flight to end (then
+/// reading anyway: a stuck transition must not hide the machine).
+pub fn read_lock_wait(host: &dyn Host, max: std::time::Duration) -> ReadGuard {
+    let until = Instant::now() + max;
+    loop {
+        match read_lock(host) {
+            ReadLock::Held(g) => return g,
+            ReadLock::Busy if Instant::now() < until => std::thread::sleep(POLL),
+            ReadLock::Busy => return ReadGuard { _file: None },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;

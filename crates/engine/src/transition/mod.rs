@@ -17,6 +17,7 @@ mod undo;
 mod watchdog;
 
 pub use create::create;
+pub use lock::{ReadGuard, ReadLock, read_lock, read_lock_wait};
 pub use recover::recover;
 pub use report::{Options, Outcome, PhaseTime, Progress, Report, TestHooks, TransitionError};
 pub use set::{Goal, change_layout, set};
