@@ -80,15 +80,41 @@ fn daxplug_bin() -> PathBuf {
 }
 
 fn run_sh(args: &[&str], kver: Option<&str>) -> (Option<i32>, String) {
+    run_sh_with(args, kver, &[])
+}
+
+/// tests/e2e/run.sh with more environment.
+fn run_sh_with(args: &[&str], kver: Option<&str>, env: &[(&str, &Path)]) -> (Option<i32>, String) {
     let mut cmd = Command::new("bash");
     cmd.arg(top().join("tests/e2e/run.sh"))
         .args(args)
-        .env("DAXPLUG_BIN", daxplug_bin());
+        .env("DAXPLUG_BIN", daxplug_bin())
+        .envs(env.iter().copied());
     if let Some(k) = kver {
         cmd.env("KVER", k);
     }
     let out = cmd.output().expect("bash runs");
     (out.status.code(), common::output_text(&out))
+}
+
+/// The kernels to test (`run.sh kernels`), or `None` after a SKIP line (`DAXPLUG_E2E=0`, or
+/// a machine that cannot boot a guest at all).
+fn kernels_to_test(what: &str) -> Option<Vec<String>> {
+    if std::env::var_os("DAXPLUG_E2E").is_some_and(|v| v == "0") {
+        say(&format!("SKIP {what}: DAXPLUG_E2E=0"));
+        return None;
+    }
+    match run_sh(&["kernels"], None) {
+        (Some(0), out) => Some(out.lines().map(str::to_owned).collect()),
+        (Some(77), why) => {
+            say(&format!(
+                "SKIP {what} (real kernels in QEMU): {}",
+                why.trim()
+            ));
+            None
+        }
+        (_, out) => panic!("tests/e2e/run.sh kernels failed:\n{out}"),
+    }
 }
 
 fn guest(layout: &str, kver: &str) -> Run {
@@ -241,23 +267,11 @@ fn daxctl_transcript(kver: &str) -> Result<String, String> {
 /// so that it runs beside the kernel matrix (each guest uses one host thread).
 #[test]
 fn real_debian_system_in_qemu() {
-    if std::env::var_os("DAXPLUG_E2E").is_some_and(|v| v == "0") {
-        say("SKIP e2e system: DAXPLUG_E2E=0");
-        return;
-    }
     if std::env::var("E2E_LAYOUTS").is_ok_and(|l| !l.split(',').any(|l| l == "system")) {
         return;
     }
-    let kernels = match run_sh(&["kernels"], None) {
-        (Some(0), out) => out.lines().map(str::to_owned).collect::<Vec<_>>(),
-        (Some(77), why) => {
-            say(&format!(
-                "SKIP e2e system (real kernels in QEMU): {}",
-                why.trim()
-            ));
-            return;
-        }
-        (_, out) => panic!("tests/e2e/run.sh kernels failed:\n{out}"),
+    let Some(kernels) = kernels_to_test("e2e system") else {
+        return;
     };
     let deb = match common::package::package() {
         Ok(p) => p.deb,
@@ -266,21 +280,13 @@ fn real_debian_system_in_qemu() {
     let mut failures = Vec::new();
     // 6.1 (bookworm's own kernel) runs the busybox layouts; the system runs on 6.12 and 7.3.
     for kver in kernels.iter().filter(|k| version(k) >= (6, 12)) {
-        let mut cmd = Command::new("bash");
-        cmd.arg(top().join("tests/e2e/run.sh"))
-            .arg("system")
-            .env("DAXPLUG_BIN", daxplug_bin())
-            .env("DAXPLUG_DEB", &deb)
-            .env("KVER", kver);
         // E2E_RECHECK=1 holds the logs of the last run to the checks again, without booting.
-        let recheck = std::env::var_os("E2E_RECHECK").is_some_and(|v| v == "1");
-        let out = if recheck {
-            Command::new("true").output().expect("true runs")
+        let (code, text) = if std::env::var_os("E2E_RECHECK").is_some_and(|v| v == "1") {
+            (Some(0), String::new())
         } else {
-            cmd.output().expect("bash runs")
+            run_sh_with(&["system"], Some(kver), &[("DAXPLUG_DEB", deb.as_path())])
         };
-        let text = common::output_text(&out);
-        match out.status.code() {
+        match code {
             Some(0) => {}
             Some(77) => {
                 failures.push(format!("system@{kver} could not run: {}", text.trim()));
@@ -306,17 +312,8 @@ fn real_debian_system_in_qemu() {
 
 #[test]
 fn real_kernels_in_qemu() {
-    if std::env::var_os("DAXPLUG_E2E").is_some_and(|v| v == "0") {
-        say("SKIP e2e: DAXPLUG_E2E=0");
+    let Some(kernels) = kernels_to_test("e2e") else {
         return;
-    }
-    let kernels = match run_sh(&["kernels"], None) {
-        (Some(0), out) => out.lines().map(str::to_owned).collect::<Vec<_>>(),
-        (Some(77), why) => {
-            say(&format!("SKIP e2e (real kernels in QEMU): {}", why.trim()));
-            return;
-        }
-        (_, out) => panic!("tests/e2e/run.sh kernels failed:\n{out}"),
     };
     say(&format!("e2e kernels: {}", kernels.join(" ")));
     let mut failures = Vec::new();
