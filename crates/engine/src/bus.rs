@@ -5,40 +5,38 @@
 use daxplug_abi::DaxName;
 use daxplug_kernel::{Kernel, KernelError, paths};
 
-/// Every device on the dax bus, and those bound with their drivers.
-#[allow(clippy::type_complexity)]
-pub(crate) fn devices(
-    k: &dyn Kernel,
-) -> Result<(Vec<DaxName>, Vec<(DaxName, String)>), KernelError> {
-    let (mut present, mut bound) = (Vec::new(), Vec::new());
-    for entry in k.list_dir(paths::DAX_DEVICES)? {
-        let Ok(name) = entry.parse::<DaxName>() else {
-            continue;
-        };
-        present.push(name);
-        if let Ok(target) = k.read_link(&format!("{}/driver", paths::dax_device(&entry))) {
-            let driver = target.rsplit('/').next().unwrap_or_default().to_owned();
-            bound.push((name, driver));
-        }
-    }
-    present.sort();
-    bound.sort();
-    Ok((present, bound))
+/// Every device on the dax bus, in order, with the driver bound to it.
+pub(crate) fn devices(k: &dyn Kernel) -> Result<Vec<(DaxName, Option<String>)>, KernelError> {
+    let mut out: Vec<(DaxName, Option<String>)> = k
+        .list_dir(paths::DAX_DEVICES)?
+        .into_iter()
+        .filter_map(|entry| {
+            let name = entry.parse::<DaxName>().ok()?;
+            let driver = k
+                .read_link(&format!("{}/driver", paths::dax_device(&entry)))
+                .ok()
+                .map(|t| t.rsplit('/').next().unwrap_or_default().to_owned());
+            Some((name, driver))
+        })
+        .collect();
+    out.sort();
+    Ok(out)
 }
 
 /// The devices other than `device`, with memory (not a region's zero-sized seed), that have
 /// no driver: a driver's `new_id` attaches to every one of them it then matches.
 pub(crate) fn unbound_others(k: &dyn Kernel, device: DaxName) -> Vec<DaxName> {
-    let Ok((present, bound)) = devices(k) else {
+    let Ok(devices) = devices(k) else {
         return Vec::new();
     };
-    present
+    devices
         .into_iter()
-        .filter(|d| {
+        .filter(|(d, driver)| {
             *d != device
-                && !bound.iter().any(|(b, _)| b == d)
+                && driver.is_none()
                 && k.read(&format!("{}/size", paths::dax_device(&d.to_string())))
                     .is_ok_and(|s| s.trim() != "0")
         })
+        .map(|(d, _)| d)
         .collect()
 }

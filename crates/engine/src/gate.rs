@@ -157,17 +157,7 @@ fn read_autoprobe(k: &dyn Kernel) -> Result<BusAutoprobe, GateError> {
 
 fn write_record(run_dir: &Path, record: &GateRecord) -> Result<(), GateError> {
     let path = record_path(run_dir);
-    let fail = |source| GateError::Record {
-        path: path.clone(),
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(fail)?;
-    }
-    let text = serde_json::to_string_pretty(record).map_err(|e| fail(io::Error::other(e)))?;
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, text).map_err(fail)?;
-    fs::rename(&tmp, &path).map_err(fail)
+    crate::holds::write_json(&path, record).map_err(|source| GateError::Record { path, source })
 }
 
 fn read_record(run_dir: &Path) -> Option<GateRecord> {
@@ -191,7 +181,12 @@ pub fn close(k: &dyn Kernel, run_dir: &Path, by: ClosedBy) -> Result<GateRecord,
     }
     let before = read_autoprobe(k)?;
     k.write(paths::DAX_DRIVERS_AUTOPROBE, BusAutoprobe::Off.as_str())?;
-    let (present, bound_before) = crate::bus::devices(k)?;
+    let devices = crate::bus::devices(k)?;
+    let present = devices.iter().map(|(d, _)| *d).collect();
+    let bound_before = devices
+        .into_iter()
+        .filter_map(|(d, drv)| Some((d, drv?)))
+        .collect();
     let record = GateRecord {
         by,
         closed_at: SystemTime::now()

@@ -54,8 +54,9 @@ fn daemon_file(run_dir: &Path) -> PathBuf {
     crate::journal::journal_dir(run_dir).join("daemon.json")
 }
 
-/// Writes `value` as JSON to `path` atomically.
-fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
+/// Writes `value` as JSON to `path` atomically (the holds, the registration, the boot
+/// gate's record).
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }

@@ -61,11 +61,8 @@ pub fn findings(
             "boot_gate_late",
             "boot gate",
             format!(
-                "when it closed{}, {} already bound: the initramfs or a driver built into the kernel bound them before any unit ran",
-                r.uptime
-                    .map(|u| format!(" ({u:.1} s after the kernel started)"))
-                    .unwrap_or_default(),
-                gate::describe_bound(&r.bound_before)
+                "{}: the initramfs or a driver built into the kernel bound them before any unit ran",
+                r.describe()
             ),
             "keep dax drivers out of the initramfs, or boot with memhp_default_state=offline so that what binds early stays offline for the daemon".into(),
         ),
@@ -82,33 +79,23 @@ pub fn findings(
     let next_boot = root.is_none_or(|r| r.join(GATE_WANTS).exists()) || cmdline_offline(k);
     let open = matches!(gate, Ok(GateState::Open));
     if policy && (open || !next_boot) {
-        let mut evidence = Vec::new();
+        let (mut evidence, mut fix) = (Vec::new(), Vec::new());
         if open {
             evidence.push("the boot gate is open while a policy is in force: a device that appears binds at once, and kmem onlines its memory as auto_online_blocks says before the daemon acts");
+            fix.push("systemctl start daxplug (the daemon keeps the gate closed while it runs)");
         }
         if !next_boot {
             evidence.push("daxplug-gate.service is not enabled: at the next boot kmem can bind device memory and online it before the daemon starts");
+            fix.push(
+                "systemctl enable daxplug-gate.service (or boot with memhp_default_state=offline)",
+            );
         }
         add(
             Severity::Warning,
             "boot_path_unprotected",
             "boot gate",
             evidence.join("; "),
-            format!(
-                "{}{}",
-                if open {
-                    "systemctl start daxplug (the daemon keeps the gate closed while it runs)"
-                } else {
-                    ""
-                },
-                if next_boot {
-                    ""
-                } else if open {
-                    "; systemctl enable daxplug-gate.service (or boot with memhp_default_state=offline)"
-                } else {
-                    "systemctl enable daxplug-gate.service (or boot with memhp_default_state=offline)"
-                }
-            ),
+            fix.join("; "),
         );
     }
     if let Some(root) = root
