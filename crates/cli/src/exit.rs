@@ -66,7 +66,7 @@ impl Exit {
             Exit::Environment => {
                 "the root is unusable: missing, not a sysfs tree, damaged, or no memory hotplug in the kernel"
             }
-            Exit::NoSuchDevice => "the named device does not exist",
+            Exit::NoSuchDevice => "the named device or region does not exist",
             Exit::Refused => {
                 "refused, nothing changed: a safety check (--force), a device a running daemon manages (hold it, or --override), another daxplug busy"
             }
@@ -137,7 +137,9 @@ fn discovery_code(e: &DiscoveryError) -> Exit {
     match e {
         DiscoveryError::NoMemoryHotplug { .. } | DiscoveryError::IomemHidden => Exit::Environment,
         DiscoveryError::InvalidDeviceName { .. } => Exit::Usage,
-        DiscoveryError::UnknownDevice { .. } => Exit::NoSuchDevice,
+        DiscoveryError::UnknownDevice { .. } | DiscoveryError::UnknownRegion { .. } => {
+            Exit::NoSuchDevice
+        }
         DiscoveryError::Parse { .. } | DiscoveryError::Kernel(_) => Exit::Failure,
         DiscoveryError::Implausible { .. } => Exit::Environment,
     }

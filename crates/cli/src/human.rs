@@ -285,6 +285,10 @@ pub fn list(topo: &Topology, with_blocks: bool, wide: bool) -> String {
         }
         out.push_str(&render(t));
     }
+    if !topo.regions.is_empty() {
+        out.push('\n');
+        out.push_str(&region_table(topo));
+    }
     out.push('\n');
     out.push_str(&kernel_line(topo));
     out.push('\n');
@@ -314,6 +318,29 @@ pub fn list(topo: &Topology, with_blocks: bool, wide: bool) -> String {
         }
     }
     out
+}
+
+/// One row per region: its size, the free space `create` and a growing `resize` take from,
+/// its alignment and its devices.
+fn region_table(topo: &Topology) -> String {
+    let mut t = table(&["REGION", "KIND", "SIZE", "FREE", "ALIGN", "DEVICES"]);
+    for r in &topo.regions {
+        let devices: Vec<String> = topo
+            .devices
+            .iter()
+            .filter(|d| d.region == Some(r.id))
+            .map(|d| d.name.to_string())
+            .collect();
+        t.add_row(vec![
+            format!("region{}", r.id),
+            r.kind.as_str().to_owned(),
+            r.size.map_or_else(|| "-".to_owned(), units::size),
+            r.available_size.map_or_else(|| "-".to_owned(), units::size),
+            r.align.map_or_else(|| "-".to_owned(), units::size),
+            devices.join(" "),
+        ]);
+    }
+    render(t)
 }
 
 fn block_table(d: &Device) -> String {

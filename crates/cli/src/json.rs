@@ -125,6 +125,8 @@ struct RegionJson {
     kind: RegionKind,
     size: Option<u64>,
     align: Option<u64>,
+    available_size: Option<u64>,
+    devices: Vec<String>,
     path: String,
 }
 
@@ -237,6 +239,13 @@ impl Report {
                     kind: r.kind,
                     size: r.size,
                     align: r.align,
+                    available_size: r.available_size,
+                    devices: topo
+                        .devices
+                        .iter()
+                        .filter(|d| d.region == Some(r.id))
+                        .map(|d| d.name.to_string())
+                        .collect(),
                     path: r.path.clone(),
                 })
                 .collect(),

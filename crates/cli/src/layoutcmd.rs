@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use daxplug_engine::{Host, LayoutChange, Target, change_layout, create};
+use daxplug_engine::{Host, LayoutChange, NewDevice, Target, change_layout, create};
 
 use crate::exit::{self, Exit};
 use crate::setcmd::{options, output};
@@ -44,7 +44,7 @@ fn target(text: &str) -> Result<Target, exit::Usage> {
         .map_err(|e: daxplug_engine::TargetError| exit::Usage(e.to_string()))
 }
 
-/// `daxplug create REGION --size SIZE [--align BYTES] [--state STATE]`.
+/// `daxplug create REGION [--size SIZE|max] [--align BYTES] [--state STATE]`.
 pub fn run_create(
     host: &dyn Host,
     region_arg: &str,
@@ -53,14 +53,17 @@ pub fn run_create(
     state: &str,
     c: Common,
 ) -> anyhow::Result<(String, Exit)> {
-    let change = LayoutChange::Resize {
-        size: size(size_arg, "--size")?,
+    let new = NewDevice {
+        size: match size_arg {
+            "max" => None,
+            s => Some(size(s, "--size")?),
+        },
         align: align_arg.map(|a| size(a, "--align")).transpose()?,
-        target: Some(target(state)?),
+        target: target(state)?,
     };
     let region = region(region_arg)?;
     let opts = options(c.timeout, c.force, c.dry_run, c.json, c.daemon_override)?;
-    let r = create(host, region, change, &opts)?;
+    let r = create(host, region, new, &opts)?;
     output(&[r], c.json)
 }
 

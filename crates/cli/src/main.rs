@@ -132,16 +132,19 @@ enum Command {
         #[command(flatten)]
         common: TransitionArgs,
     },
-    /// Create a device in a dynamic region (hmem, CXL): a new device of SIZE bytes carved
-    /// from the region's free space (`available_size` in `daxplug list --json`), brought to
-    /// STATE (devdax unless --state says otherwise). Prints the new device's name.
+    /// Create a device in a dynamic region (hmem, CXL): a new device carved from the
+    /// region's free space (the FREE line of `daxplug list`, `regions[].available_size` in
+    /// its JSON), brought to STATE (devdax unless --state says otherwise), with set's safety
+    /// checks (online_kernel, or online where the kernel would pick a kernel zone, needs
+    /// --force). Prints the new device's name.
     Create {
         /// The region: its id, such as 0 or region0.
         #[arg(value_name = "REGION")]
         region: String,
-        /// The size: bytes, or with K, M, G or T (binary), such as 512M; a multiple of the
-        /// alignment (2 MiB at least).
-        #[arg(long, value_name = "SIZE")]
+        /// The size: bytes, or with K, M, G or T (binary), such as 512M or 1.5G; a multiple
+        /// of the alignment (2 MiB at least). `max`, or no --size, takes all the region's
+        /// free space.
+        #[arg(short, long, value_name = "SIZE", default_value = "max")]
         size: String,
         /// The device's alignment, written before its size: 4K, 2M or 1G.
         #[arg(long, value_name = "BYTES")]

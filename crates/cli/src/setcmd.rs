@@ -26,11 +26,11 @@ pub fn parse_timeout(text: &str) -> Result<Timeout, String> {
     parse_duration(text).map(Timeout)
 }
 
-/// Parses `30s`, `500ms`, `2m`, `1h` or plain seconds; `0` means no timeout.
+/// Parses `30s`, `500ms`, `2m`, `1h`, `2d` or plain seconds; `0` means no timeout.
 pub fn parse_duration(text: &str) -> Result<Option<Duration>, String> {
     let err = || {
         format!(
-            "{text:?} is not a duration: expected a number with ms, s, m or h (30s, 500ms, 2m), or 0 for none"
+            "{text:?} is not a duration: expected a number with ms, s, m, h or d (30s, 500ms, 2m, 2d; a bare number is seconds), or 0 for none"
         )
     };
     let (num, unit) = text
@@ -42,6 +42,7 @@ pub fn parse_duration(text: &str) -> Result<Option<Duration>, String> {
         "s" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
+        "d" => n * 86_400.0,
         _ => return Err(err()),
     };
     if !secs.is_finite() || secs < 0.0 {

@@ -151,3 +151,82 @@ fn documented_fields_match_printed_fields() {
         "in docs/JSON.md but never printed: {unprinted:?}"
     );
 }
+
+/// The backticked values of the table under `heading` whose header starts `| value |`.
+fn documented_values(doc: &str, heading: &str) -> BTreeSet<String> {
+    let mut values = BTreeSet::new();
+    let mut in_table = false;
+    for line in section(doc, heading).lines() {
+        if line.starts_with("| value |") {
+            in_table = true;
+        } else if !line.starts_with('|') {
+            in_table = false;
+        } else if let Some(rest) = line.strip_prefix("| `").filter(|_| in_table) {
+            let (value, _) = rest.split_once('`').expect("closing backtick");
+            values.insert(value.to_owned());
+        }
+    }
+    values
+}
+
+/// Every value a state field takes is the one token the table, `--state` and JSON.md use:
+/// serde's spelling, `as_str` and the documented table agree for every state.
+#[test]
+fn every_state_value_is_the_documented_token() {
+    use daxplug_engine::topology::ObservedState;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let doc = std::fs::read_to_string(root.join("docs/JSON.md")).expect("docs/JSON.md");
+    let documented = documented_values(&doc, "## Observed states");
+    let mut printed = BTreeSet::new();
+    for s in ObservedState::ALL {
+        let json = serde_json::to_value(s).expect("serializes");
+        assert_eq!(json, Value::String(s.as_str().to_owned()), "{s:?}");
+        let back: ObservedState = serde_json::from_value(json).expect("reads back");
+        assert_eq!(back, s);
+        printed.insert(s.as_str().to_owned());
+    }
+    assert_eq!(printed, documented, "states vs docs/JSON.md");
+}
+
+/// A device bound to a driver daxplug does not know reads `other_driver` in `list --json`,
+/// `status --json`, the table and the `--state` filter alike.
+#[test]
+fn other_driver_is_one_token_everywhere() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let od = tmp.path().join("od");
+    let cp = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(root.join("tests/fixtures/hmem/07-devdax"))
+        .arg(&od)
+        .status()
+        .expect("cp");
+    assert!(cp.success());
+    let drivers = od.join("sys/bus/dax/drivers");
+    std::fs::create_dir(drivers.join("vfio_dax")).expect("driver dir");
+    std::fs::rename(
+        drivers.join("device_dax/dax0.0"),
+        drivers.join("vfio_dax/dax0.0"),
+    )
+    .expect("move binding");
+    let link = od.join("sys/devices/platform/hmem.0/dax0.0/driver");
+    std::fs::remove_file(&link).expect("old link");
+    std::os::unix::fs::symlink("../../../../bus/dax/drivers/vfio_dax", &link).expect("link");
+    let run = |args: &[&str]| {
+        Command::cargo_bin("daxplug")
+            .expect("binary")
+            .env("DAXPLUG_REFUSE_HOST", "1")
+            .arg("--root")
+            .arg(&od)
+            .args(args)
+            .output()
+            .expect("runs")
+    };
+    for args in [&["list", "--json"][..], &["status", "dax0.0", "--json"]] {
+        let v: Value = serde_json::from_slice(&run(args).stdout).expect("JSON");
+        assert_eq!(v["devices"][0]["state"], "other_driver", "{args:?}");
+    }
+    let table = run(&["list", "--state", "other_driver"]);
+    assert!(table.status.success());
+    assert!(String::from_utf8_lossy(&table.stdout).contains("dax0.0"));
+}

@@ -289,6 +289,7 @@ fn read_region(k: &dyn Kernel, canonical: &str) -> Result<Option<Region>, Discov
         kind,
         size: parse_optional(k, &format!("{path}/size"), parse_dax_size)?,
         align: optional_root_only(k, &format!("{path}/align"), parse_align)?,
+        available_size: parse_optional(k, &format!("{path}/available_size"), parse_dax_size)?,
         path,
     }))
 }

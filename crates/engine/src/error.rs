@@ -20,6 +20,14 @@ pub enum DiscoveryError {
         /// The name as given.
         name: String,
     },
+    /// No dax region of that id exists.
+    #[error("there is no dax region {region} (regions: {present})")]
+    UnknownRegion {
+        /// The id asked for.
+        region: u32,
+        /// The regions that do exist, comma-separated, or `none`.
+        present: String,
+    },
     /// No device of that name exists.
     #[error("there is no dax device named {name} (present: {present})")]
     UnknownDevice {

@@ -5,7 +5,8 @@
 
 use crate::observe::ObservedState;
 use crate::plan::{
-    BindMethods, Plan, Protocol, Refusal, Step, bind_for, load_driver_first, region_kind,
+    BindMethods, Plan, Protocol, Refusal, Step, bind_for, check_safety, load_driver_first,
+    region_kind,
 };
 use crate::target::Target;
 use crate::topology::{Device, Driver, RegionKind, Topology};
@@ -34,15 +35,7 @@ pub enum LayoutChange {
     Destroy,
 }
 
-/// Bytes, as a person reads them.
-fn bytes(n: u64) -> String {
-    const MIB: u64 = 1 << 20;
-    if n != 0 && n.is_multiple_of(MIB) {
-        format!("{} MiB", n / MIB)
-    } else {
-        format!("{n} bytes")
-    }
-}
+use crate::units::size as bytes;
 
 /// The state a device is in for the purpose of a layout change: the mode it keeps after a
 /// resize (`devdax` stays devdax; unbound, or kmem with no memory, ends unbound).
@@ -60,6 +53,7 @@ pub fn plan_layout(
     dev: &Device,
     change: LayoutChange,
     available: Option<u64>,
+    force: bool,
 ) -> Result<Plan, Refusal> {
     let name = dev.name;
     let refuse = |why: String| Err(Refusal::Layout(why));
@@ -99,17 +93,24 @@ pub fn plan_layout(
             target,
         } => {
             let target = target.unwrap_or_else(|| kept_target(dev));
+            if size == 0 {
+                return refuse(format!(
+                    "a size of 0 leaves {name} with no memory: to remove a device, use daxplug destroy {name}"
+                ));
+            }
             if let Some(a) = align
                 && !VALID_ALIGNS.contains(&a)
             {
                 return refuse(format!(
-                    "an alignment of {a} bytes is not one the kernel takes: 4096, 2097152 (2 MiB) or 1073741824 (1 GiB)"
+                    "an alignment of {} is not one the kernel takes: 4 KiB, 2 MiB or 1 GiB",
+                    bytes(a)
                 ));
             }
             let granule = align.or(dev.align).unwrap_or(SUBSECTION).max(SUBSECTION);
             if !size.is_multiple_of(granule) {
                 return refuse(format!(
-                    "{size} bytes is not a multiple of {name}'s alignment ({})",
+                    "{} is not a multiple of {name}'s alignment ({})",
+                    bytes(size),
                     bytes(granule)
                 ));
             }
@@ -132,6 +133,11 @@ pub fn plan_layout(
             }
             if steps.is_empty() && target.satisfied_by(dev.state) {
                 return Ok(plan_of(dev, target, methods, Vec::new()));
+            }
+            // The same checks as `set`: a device sized here and brought online gets no
+            // kernel zone, and leaves famfs, without --force.
+            if matches!(target, Target::Online(_)) {
+                check_safety(topo, dev, target, force)?;
             }
             steps.extend(bind_for(target, methods));
             (target, steps)

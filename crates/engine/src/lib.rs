@@ -30,6 +30,7 @@ pub mod target;
 pub mod topology;
 pub mod transition;
 pub mod udev_rules;
+pub mod units;
 pub mod write;
 
 pub use discover::{Detail, discover, discover_with};
@@ -47,5 +48,5 @@ pub use topology::{
 };
 pub use transition::{
     Goal, Options, Outcome, PhaseTime, Progress, Report, TestHooks, TransitionError, change_layout,
-    create, recover, set,
+    NewDevice, create, recover, set,
 };

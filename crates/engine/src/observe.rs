@@ -45,7 +45,7 @@ pub fn observe(driver: &Driver, counts: &BlockCounts, kmem_in_iomem: bool) -> Ob
             Driver::None => ObservedState::Unbound,
             Driver::DeviceDax => ObservedState::Devdax,
             Driver::FsdevDax => ObservedState::Famfs,
-            Driver::Kmem | Driver::Other(_) => ObservedState::Foreign,
+            Driver::Kmem | Driver::Other(_) => ObservedState::OtherDriver,
         };
     }
     if counts.total == 0 {

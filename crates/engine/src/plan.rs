@@ -205,7 +205,9 @@ pub enum Refusal {
         detail: String,
     },
     /// A driver daxplug does not manage.
-    #[error("{device} is bound to {driver}, which daxplug does not manage")]
+    #[error(
+        "{device} is bound to {driver}, which daxplug does not manage: to hand it back, unbind it from that driver first (echo {device} > /sys/bus/dax/drivers/{driver}/unbind)"
+    )]
     OtherDriver {
         /// The device.
         device: String,
@@ -215,6 +217,11 @@ pub enum Refusal {
     /// A safety check that `--force` overrides.
     #[error("{0}")]
     NeedsForce(String),
+    /// A device of size 0: no driver binds to it.
+    #[error(
+        "{0} has no memory (size 0), so no driver can bind to it: give it a size first (daxplug resize {0} SIZE), or destroy it"
+    )]
+    Empty(String),
     /// A device or region whose extent cannot change as asked (see [`crate::layout`]).
     #[error("{0}")]
     Layout(String),
@@ -383,29 +390,15 @@ pub(crate) fn region_kind(topo: &Topology, dev: &Device) -> Option<RegionKind> {
         .map(|r| r.kind)
 }
 
-/// Plans moving `dev` to `target`. `force` passes the safety checks.
-pub fn plan(topo: &Topology, dev: &Device, target: Target, force: bool) -> Result<Plan, Refusal> {
-    let start = dev.state;
-    let mut plan = Plan {
-        device: dev.name,
-        start,
-        target,
-        protocol: Protocol::None,
-        steps: Vec::new(),
-        bind_methods: BindMethods::of(topo, dev),
-    };
-    if start == ObservedState::Stuck {
-        return Err(Refusal::stuck(dev));
-    }
-    if let Driver::Other(driver) = &dev.driver {
-        return Err(Refusal::OtherDriver {
-            device: dev.name.to_string(),
-            driver: driver.clone(),
-        });
-    }
-    if target.satisfied_by(start) {
-        return Ok(plan);
-    }
+/// The checks `--force` passes, the same for every command that can move a device's memory
+/// (`set`, and `create` or `resize` with `--state`): leaving famfs, a kernel zone asked
+/// for, or a kernel zone the kernel would pick for plain `online`; and no memory to online.
+pub(crate) fn check_safety(
+    topo: &Topology,
+    dev: &Device,
+    target: Target,
+    force: bool,
+) -> Result<(), Refusal> {
     if dev.driver == Driver::FsdevDax && !force {
         return Err(Refusal::NeedsForce(format!(
             "{} is bound to fsdev_dax (famfs): a famfs file system on it loses its memory when the driver lets go: pass --force to move it",
@@ -431,6 +424,36 @@ pub fn plan(topo: &Topology, dev: &Device, target: Target, force: bool) -> Resul
                 .map_or_else(String::new, |p| format!(" (online_policy={p})"))
         )));
     }
+    Ok(())
+}
+
+/// Plans moving `dev` to `target`. `force` passes the safety checks.
+pub fn plan(topo: &Topology, dev: &Device, target: Target, force: bool) -> Result<Plan, Refusal> {
+    let start = dev.state;
+    let mut plan = Plan {
+        device: dev.name,
+        start,
+        target,
+        protocol: Protocol::None,
+        steps: Vec::new(),
+        bind_methods: BindMethods::of(topo, dev),
+    };
+    if start == ObservedState::Stuck {
+        return Err(Refusal::stuck(dev));
+    }
+    if let Driver::Other(driver) = &dev.driver {
+        return Err(Refusal::OtherDriver {
+            device: dev.name.to_string(),
+            driver: driver.clone(),
+        });
+    }
+    if target.satisfied_by(start) {
+        return Ok(plan);
+    }
+    if dev.size == 0 && target != Target::Unplugged {
+        return Err(Refusal::Empty(dev.name.to_string()));
+    }
+    check_safety(topo, dev, target, force)?;
     if let (Driver::Kmem, Target::Online(t)) = (&dev.driver, target)
         && let Some(write) = repair_only(dev, t)
     {

@@ -136,10 +136,31 @@ struct MatchSpec {
     name: Option<Spanned<String>>,
     region: Option<u32>,
     target_node: Option<u32>,
+    #[serde(default, deserialize_with = "size_spec")]
     min_size: Option<u64>,
+    #[serde(default, deserialize_with = "size_spec")]
     max_size: Option<u64>,
     within: Option<Spanned<String>>,
     backing: Option<Spanned<String>>,
+}
+
+/// A size in a policy: bytes, or a string with a binary unit as the command line takes it
+/// (`"1G"`, `"512M"`).
+fn size_spec<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+    match Size::deserialize(d)
+        .map_err(|_| serde::de::Error::custom("expected bytes or a size such as \"1G\""))?
+    {
+        Size::Bytes(n) => Ok(Some(n)),
+        Size::Text(t) => crate::units::parse_size(&t)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
 }
 
 fn line_of(text: &str, offset: usize) -> usize {

@@ -115,6 +115,16 @@ pub enum RegionKind {
     Static,
 }
 
+impl RegionKind {
+    /// The token used in output (`dynamic`, `static`), as serde writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegionKind::Dynamic => "dynamic",
+            RegionKind::Static => "static",
+        }
+    }
+}
+
 /// A dax region: the parent of one or more dax devices.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Region {
@@ -131,6 +141,9 @@ pub struct Region {
     pub size: Option<u64>,
     /// `dax_region/align` in bytes (root-only on some kernels).
     pub align: Option<u64>,
+    /// `dax_region/available_size`: the bytes no device holds, which `create` and a growing
+    /// `resize` take from (0 for a static region, whose one device holds it all).
+    pub available_size: Option<u64>,
 }
 
 /// One `mappingN` of a device.
@@ -348,7 +361,8 @@ pub enum ObservedState {
     /// Bound to `fsdev_dax`: the memory of a famfs file system, not system RAM.
     Famfs,
     /// Bound to a driver daxplug does not know; not system RAM.
-    Foreign,
+    #[serde(alias = "foreign")]
+    OtherDriver,
     /// Bound to `kmem`, but read without root: the kernel hides `/proc/iomem`'s addresses
     /// and the device's ranges, so its blocks cannot be told.
     NeedsRoot,
@@ -374,7 +388,7 @@ impl ObservedState {
         ObservedState::Unbound,
         ObservedState::Devdax,
         ObservedState::Famfs,
-        ObservedState::Foreign,
+        ObservedState::OtherDriver,
         ObservedState::NeedsRoot,
         ObservedState::Unplugged,
         ObservedState::Offline,
@@ -390,7 +404,7 @@ impl ObservedState {
             ObservedState::Unbound => "unbound",
             ObservedState::Devdax => "devdax",
             ObservedState::Famfs => "famfs",
-            ObservedState::Foreign => "other_driver",
+            ObservedState::OtherDriver => "other_driver",
             ObservedState::NeedsRoot => "needs_root",
             ObservedState::Unplugged => "unplugged",
             ObservedState::Offline => "offline",

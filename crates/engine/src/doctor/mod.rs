@@ -156,7 +156,7 @@ pub fn check_with_policy(
                 crate::problems::problems(d).into_iter().next().map_or_else(String::new, |p| p.message),
                 format!("daxplug set {} online_movable (or unplugged) makes it whole", d.name),
             ),
-            ObservedState::Famfs | ObservedState::Foreign => add(
+            ObservedState::Famfs | ObservedState::OtherDriver => add(
                 Severity::Info,
                 "other_driver",
                 d.name.to_string(),

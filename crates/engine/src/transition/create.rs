@@ -8,7 +8,10 @@ use daxplug_abi::DaxName;
 
 use crate::discover::discover;
 use crate::host::Host;
-use crate::layout::{LayoutChange, plan_layout};
+use crate::error::DiscoveryError;
+use crate::layout::{LayoutChange, SUBSECTION, plan_layout};
+use crate::target::Target;
+use crate::units;
 use crate::observe::ObservedState;
 use crate::topology::{Driver, RegionKind, Scope};
 use crate::write::Write;
@@ -16,37 +19,87 @@ use crate::write::Write;
 use super::lock::take_lock;
 use super::recover::{recover_locked, set_unlocked};
 use super::report::{Options, Outcome, Report, TransitionError, report};
-use super::set::{Goal, plan_lines, region_available};
+use super::set::{Goal, plan_lines};
 
-/// Creates a device of `size` bytes in region `region` (its `align` written first if
-/// given) and brings it to `change`'s target.
+/// What `create` is asked to make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewDevice {
+    /// Bytes; `None` takes all the region's free space (as much as the alignment allows).
+    pub size: Option<u64>,
+    /// The alignment to write before the size, if any.
+    pub align: Option<u64>,
+    /// The state it ends in.
+    pub target: Target,
+}
+
+/// Creates a device in region `region` as `new` says and brings it to its target.
 pub fn create(
     host: &dyn Host,
     region: u32,
-    change: LayoutChange,
+    new: NewDevice,
     opts: &Options,
 ) -> Result<Report, TransitionError> {
     let started = Instant::now();
     let k = host.kernel();
-    let goal = Goal::Layout(change);
-    let mut rep = report(&format!("region{region}"), goal);
-    let LayoutChange::Resize { .. } = change else {
-        rep.reason = Some("create takes a size".to_owned());
-        return Ok(rep);
-    };
     let topo = discover(k, &Scope::All)?;
     let Some(r) = topo.regions.iter().find(|r| r.id == region) else {
         let known: Vec<String> = topo.regions.iter().map(|r| r.id.to_string()).collect();
-        rep.reason = Some(format!(
-            "there is no dax region {region} (regions: {})",
-            if known.is_empty() {
+        return Err(DiscoveryError::UnknownRegion {
+            region,
+            present: if known.is_empty() {
                 "none".to_owned()
             } else {
                 known.join(", ")
-            }
+            },
+        }
+        .into());
+    };
+    let free = r.available_size;
+    let granule = new
+        .align
+        .or(r.align)
+        .unwrap_or(SUBSECTION)
+        .max(SUBSECTION);
+    let size = new.size.unwrap_or_else(|| {
+        let f = free.unwrap_or(0);
+        f - f % granule
+    });
+    let change = LayoutChange::Resize {
+        size,
+        align: new.align,
+        target: Some(new.target),
+    };
+    let goal = Goal::Layout(change);
+    let mut rep = report(&format!("region{region}"), goal);
+    // Said of the region, not of a device that does not exist yet.
+    if new.size == Some(0) {
+        rep.reason = Some(
+            "a device of size 0 holds no memory: give --size a size, or max for all of the region's free space".to_owned(),
+        );
+        return Ok(rep);
+    }
+    if let Some(f) = free
+        && size > f
+    {
+        rep.reason = Some(format!(
+            "region {region} has {} free, less than the {} asked for (daxplug list shows each region's free space; --size max takes all of it)",
+            units::size(f),
+            units::size(size)
         ));
         return Ok(rep);
-    };
+    }
+    if size == 0 && new.size.is_none() {
+        rep.reason = Some(format!(
+            "region {region} has no free space{}: shrink or destroy one of its devices first",
+            free.filter(|f| *f > 0)
+                .map_or_else(String::new, |f| format!(
+                    " in whole {} (its {} free is less)",
+                    units::size(granule),
+                    units::size(f)
+                ))
+        ));
+        return Ok(rep);
+    }
     if r.kind == RegionKind::Static {
         rep.reason = Some(format!(
             "region {region} is static (a pmem namespace): it holds the one device the namespace made; change the namespace with ndctl instead"
@@ -83,7 +136,7 @@ pub fn create(
     fresh.blocks.clear();
     fresh.counts = Default::default();
     fresh.state = ObservedState::Unbound;
-    let p = match plan_layout(&topo, &fresh, change, region_available(k, r)) {
+    let p = match plan_layout(&topo, &fresh, change, free, opts.force) {
         Ok(p) => p,
         Err(refusal) => {
             rep.reason = Some(refusal.to_string());

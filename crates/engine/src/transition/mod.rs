@@ -16,7 +16,7 @@ mod steps;
 mod undo;
 mod watchdog;
 
-pub use create::create;
+pub use create::{NewDevice, create};
 pub use lock::{ReadGuard, ReadLock, read_lock, read_lock_wait};
 pub use recover::recover;
 pub use report::{Options, Outcome, PhaseTime, Progress, Report, TestHooks, TransitionError};

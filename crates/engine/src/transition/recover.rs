@@ -146,7 +146,7 @@ pub(super) fn set_unlocked(
     let k = host.kernel();
     let mut rep = report(&device.to_string(), goal);
     let (topo, dev) = observe_device(k, device)?;
-    let Some(p) = planned(k, &mut rep, &topo, &dev, goal, force) else {
+    let Some(p) = planned(&mut rep, &topo, &dev, goal, force) else {
         return Ok(rep);
     };
     rep.protocol = p.protocol;

@@ -12,7 +12,7 @@ use crate::layout::{LayoutChange, plan_layout};
 use crate::observe::ObservedState;
 use crate::plan::{Plan, Refusal, plan};
 use crate::target::Target;
-use crate::topology::{Block, Device, Driver, Region, Topology};
+use crate::topology::{Block, Device, Driver, Topology};
 use daxplug_abi::DaxName;
 
 use super::lock::take_lock;
@@ -102,7 +102,16 @@ fn transition(
         let (topo, dev) = observe_device(k, device)?;
         rep.end = Some(dev.state);
         rep.end_size = Some(dev.size);
-        if let Some(p) = planned(k, &mut rep, &topo, &dev, goal, opts.force) {
+        if let Some(p) = planned(&mut rep, &topo, &dev, goal, opts.force) {
+            // A dry run predicts the refusal a real run would give for a device in use.
+            if !p.steps.is_empty()
+                && dev.driver == Driver::DeviceDax
+                && !opts.force
+                && let Some(why) = users_refusal(device, &host.dax_users(device))
+            {
+                rep.reason = Some(why);
+                return Ok(rep);
+            }
             rep.protocol = p.protocol;
             rep.plan = plan_lines(&p, &dev, &topo);
             rep.outcome = if p.steps.is_empty() {
@@ -145,7 +154,7 @@ fn transition(
         (observed, users)
     });
     let (topo, dev) = observed?;
-    let p = planned(k, &mut rep, &topo, &dev, goal, opts.force);
+    let p = planned(&mut rep, &topo, &dev, goal, opts.force);
     rep.lap("observe and plan", &mut lap);
     let Some(p) = p else {
         return Ok(rep);
@@ -161,16 +170,8 @@ fn transition(
     if dev.driver == Driver::DeviceDax && !opts.force {
         let users = early_users.unwrap_or_else(|| host.dax_users(device));
         rep.lap("users check", &mut lap);
-        if !users.is_empty() {
-            rep.reason = Some(format!(
-                "/dev/{device} is open or mapped by process{} {}: switching it would pull the memory from under them; pass --force to do it anyway",
-                if users.len() == 1 { "" } else { "es" },
-                users
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+        if let Some(why) = users_refusal(device, &users) {
+            rep.reason = Some(why);
             rep.end = Some(dev.state);
             return Ok(rep);
         }
@@ -178,6 +179,21 @@ fn transition(
 
     execute(host, opts, &p, &mut rep, started, &dev)?;
     Ok(rep)
+}
+
+/// The refusal for a devdax device some process has open or mapped.
+fn users_refusal(device: DaxName, users: &[u32]) -> Option<String> {
+    (!users.is_empty()).then(|| {
+        format!(
+            "/dev/{device} is open or mapped by process{} {}: switching it would pull the memory from under them; pass --force to do it anyway",
+            if users.len() == 1 { "" } else { "es" },
+            users
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
 }
 
 /// A running daxplug daemon manages `device` and would put it back: the refusal, unless it
@@ -218,7 +234,6 @@ fn daemon_conflict(
 /// The plan for `goal`, or `None` with the refusal written into `rep` (the device then
 /// ends where it started).
 pub(super) fn planned(
-    k: &dyn Kernel,
     rep: &mut Report,
     topo: &Topology,
     dev: &Device,
@@ -229,7 +244,9 @@ pub(super) fn planned(
     rep.start_size = Some(dev.size);
     let planned = match goal {
         Goal::State(target) => plan(topo, dev, target, force),
-        Goal::Layout(change) => plan_layout(topo, dev, change, available_size(k, topo, dev)),
+        Goal::Layout(change) => {
+            plan_layout(topo, dev, change, available_size(topo, dev), force)
+        }
     };
     match planned {
         Ok(p) => {
@@ -246,15 +263,11 @@ pub(super) fn planned(
 }
 
 /// The free space of `dev`'s region, if the region says (dynamic regions do).
-fn available_size(k: &dyn Kernel, topo: &Topology, dev: &Device) -> Option<u64> {
-    region_available(k, topo.regions.iter().find(|r| Some(r.id) == dev.region)?)
-}
-
-/// A region's `available_size`, if it has one.
-pub(super) fn region_available(k: &dyn Kernel, region: &Region) -> Option<u64> {
-    k.read(&format!("{}/available_size", region.path))
-        .ok()
-        .and_then(|t| daxplug_abi::parse_dax_size(&t).ok())
+fn available_size(topo: &Topology, dev: &Device) -> Option<u64> {
+    topo.regions
+        .iter()
+        .find(|r| Some(r.id) == dev.region)?
+        .available_size
 }
 
 /// Whether two observations of a device have the same blocks, each in the same state and

@@ -1,0 +1,129 @@
+//! Sizes and durations as people write and read them: binary units (`1 GiB`, `512M`), the
+//! same in refusals, tables, the command line and the policy file.
+
+/// Formats bytes with binary units: `1 GiB`, `1022 MiB`, `1.5 GiB`.
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut unit = 0;
+    while unit + 1 < UNITS.len() && bytes >= 1u64 << (10 * (unit + 1)) {
+        unit += 1;
+    }
+    let scale = 1u64 << (10 * unit);
+    if bytes.is_multiple_of(scale) {
+        format!("{} {}", bytes / scale, UNITS[unit])
+    } else {
+        #[allow(clippy::cast_precision_loss)] // display only
+        let value = bytes as f64 / scale as f64;
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Parses a size a person writes: bytes (`268435456`, `0x10000000`) or a number with a
+/// binary unit (`256M`, `256MiB`, `1G`, `1.5G`, `4K`, `1T`). A fraction must come to whole
+/// bytes. Decimal units (`MB`, `GB`) are refused rather than silently read as binary.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let bad = || {
+        format!(
+            "{text:?} is not a size: expected bytes or a number with K, M, G or T (binary units: KiB, MiB, GiB, TiB), such as 512M, 1G or 1.5G"
+        )
+    };
+    let t = text.trim();
+    if let Some(hex) = t.strip_prefix("0x") {
+        return u64::from_str_radix(hex, 16).map_err(|_| bad());
+    }
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let shift: u32 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KIB" => 10,
+        "M" | "MIB" => 20,
+        "G" | "GIB" => 30,
+        "T" | "TIB" => 40,
+        u @ ("KB" | "MB" | "GB" | "TB") => {
+            return Err(format!(
+                "{text:?}: {u} could mean powers of 1000 or of 1024; write {}{} (binary, as the kernel counts) or the number of bytes",
+                number,
+                &u[..1]
+            ));
+        }
+        _ => return Err(bad()),
+    };
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() || fraction.contains('.') {
+        return Err(bad());
+    }
+    let n: u64 = whole.parse().map_err(|_| bad())?;
+    let mut bytes = n.checked_mul(1 << shift).ok_or_else(bad)?;
+    if !fraction.is_empty() {
+        let digits = u32::try_from(fraction.len()).map_err(|_| bad())?;
+        let denominator = 10u128.checked_pow(digits).ok_or_else(bad)?;
+        let numerator: u128 = fraction.parse::<u128>().map_err(|_| bad())? << shift;
+        if numerator % denominator != 0 {
+            return Err(format!("{text:?} is not a whole number of bytes"));
+        }
+        let extra = u64::try_from(numerator / denominator).map_err(|_| bad())?;
+        bytes = bytes.checked_add(extra).ok_or_else(bad)?;
+    }
+    Ok(bytes)
+}
+
+/// A duration in seconds as given back to a person: `30m`, `2h`, `1d 2h`, `45s`.
+pub fn seconds(total: u64) -> String {
+    let (d, h, m, s) = (
+        total / 86_400,
+        total / 3600 % 24,
+        total / 60 % 60,
+        total % 60,
+    );
+    let parts: Vec<String> = [(d, "d"), (h, "h"), (m, "m"), (s, "s")]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, u)| format!("{n}{u}"))
+        .collect();
+    if parts.is_empty() {
+        "0s".to_owned()
+    } else {
+        parts.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_people_write() {
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("2m"), Ok(2 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("1.5G"), Ok(3 << 29));
+        assert_eq!(parse_size("268435456"), Ok(1 << 28));
+        assert_eq!(parse_size("0x10000000"), Ok(1 << 28));
+        assert!(parse_size("2MB").unwrap_err().contains("2M"));
+        assert!(parse_size("1.3K").is_err(), "not whole bytes");
+        assert!(parse_size("-2M").is_err());
+        assert!(parse_size("128M,").is_err());
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("99999999999T").is_err());
+        assert!(parse_size("18446744073709551616").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(size(1 << 30), "1 GiB");
+        assert_eq!(size(4 << 40), "4 TiB");
+        assert_eq!(size(1_071_644_672), "1022 MiB");
+        assert_eq!(size(3 << 29), "1.5 GiB");
+        assert_eq!(size(512), "512 bytes");
+        assert_eq!(size(0), "0 bytes");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(seconds(1800), "30m");
+        assert_eq!(seconds(93_600), "1d 2h");
+        assert_eq!(seconds(0), "0s");
+    }
+}
