@@ -151,7 +151,7 @@ pub fn run(
         close_gate(&daemon);
     }
     let decisions = daemon.apply(args.once)?;
-    for note in std::mem::take(&mut daemon.gate_notes) {
+    for note in std::mem::take(&mut daemon.notes) {
         log(&note);
     }
     for d in &decisions {
@@ -271,7 +271,7 @@ pub fn run(
         // Any pass looks at every device: the sweep's clock starts again.
         next_sweep = Instant::now() + sweep;
         let applied = daemon.apply(false);
-        for note in std::mem::take(&mut daemon.gate_notes) {
+        for note in std::mem::take(&mut daemon.notes) {
             log(&note);
         }
         match applied {

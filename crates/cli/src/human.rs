@@ -200,25 +200,53 @@ pub fn wrap(text: &str, width: usize) -> String {
     out
 }
 
+/// When a hold ends, as a person reads it: `until 2026-12-06 14:03 UTC (in 59m)` or
+/// `until released`.
+pub fn hold_until(h: &daxplug_engine::holds::Hold) -> String {
+    h.until.map_or_else(
+        || "until released".to_owned(),
+        |u| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            format!(
+                "until {} (in {})",
+                daxplug_engine::units::utc(u),
+                daxplug_engine::units::seconds(u.saturating_sub(now))
+            )
+        },
+    )
+}
+
+/// One hold: `held by alice until ... : firmware update`.
+pub fn hold_phrase(h: &daxplug_engine::holds::Hold) -> String {
+    format!(
+        "held by {} {}{}",
+        h.holder,
+        hold_until(h),
+        h.reason
+            .as_deref()
+            .map_or_else(String::new, |r| format!(": {r}"))
+    )
+}
+
 /// The maintenance holds in force, a line each (nothing when there is none).
 pub fn holds(holds: &[daxplug_engine::holds::Hold]) -> String {
     let mut out = String::new();
     for h in holds {
-        let until = h.until.map_or_else(
-            || "until released".to_owned(),
-            |u| format!("until unix time {u}"),
-        );
-        let why = h
-            .reason
-            .as_deref()
-            .map_or_else(String::new, |r| format!(": {r}"));
         let _ = writeln!(
             out,
-            "{}: held for maintenance {until}{why}; the daemon leaves it alone (daxplug release {} ends it).",
-            h.device, h.device
+            "{}: {}; the daemon leaves it alone until every hold on it ends (daxplug release {} --holder {}).",
+            h.device,
+            hold_phrase(h),
+            h.device,
+            h.holder
         );
     }
-    out
+    if !out.is_empty() {
+        out.insert(0, '\n');
+    }
+    wrap(&out, 80)
 }
 
 /// Devices the running daemon cannot bring to its rule before a reboot.

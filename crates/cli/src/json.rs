@@ -5,6 +5,7 @@
 //! a refactor cannot change the output by accident. Every field is documented in
 //! `docs/JSON.md`; a field's type never depends on a flag (absent values are `null`).
 
+use daxplug_engine::holds::Hold;
 use std::collections::BTreeSet;
 
 use daxplug_abi::{
@@ -151,6 +152,16 @@ struct DeviceJson {
     blocks: BlockCounts,
     block_list: Option<Vec<BlockJson>>,
     problems: Vec<Problem>,
+    holds: Vec<HoldJson>,
+}
+
+/// A maintenance hold on a device (`daxplug hold`).
+#[derive(Debug, Serialize)]
+struct HoldJson {
+    holder: String,
+    since: u64,
+    until: Option<u64>,
+    reason: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -189,7 +200,7 @@ fn member(list: Option<&NodeList>, node: u32) -> Option<bool> {
 
 impl Report {
     /// Builds the document; `with_blocks` fills each device's `block_list`.
-    pub fn new(topo: &Topology, with_blocks: bool) -> Self {
+    pub fn new(topo: &Topology, with_blocks: bool, holds: &[Hold]) -> Self {
         let n = &topo.nodes;
         let node_ids: BTreeSet<u32> = [&n.possible, &n.online, &n.has_memory]
             .into_iter()
@@ -252,7 +263,7 @@ impl Report {
             devices: topo
                 .devices
                 .iter()
-                .map(|d| device(d, with_blocks))
+                .map(|d| device(d, with_blocks, holds))
                 .collect(),
             limited: topo.limited,
             orphans: topo
@@ -276,7 +287,7 @@ impl Report {
     }
 }
 
-fn device(d: &Device, with_blocks: bool) -> DeviceJson {
+fn device(d: &Device, with_blocks: bool, holds: &[Hold]) -> DeviceJson {
     DeviceJson {
         name: d.name.to_string(),
         region: d.region,
@@ -312,6 +323,16 @@ fn device(d: &Device, with_blocks: bool) -> DeviceJson {
                 end: r.range.end,
                 kmem_start: r.kmem.map(|k| k.start),
                 kmem_end: r.kmem.map(|k| k.end),
+            })
+            .collect(),
+        holds: holds
+            .iter()
+            .filter(|h| h.device == d.name)
+            .map(|h| HoldJson {
+                holder: h.holder.clone(),
+                since: h.since,
+                until: h.until,
+                reason: h.reason.clone(),
             })
             .collect(),
         blocks: d.counts,

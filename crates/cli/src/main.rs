@@ -6,6 +6,7 @@ mod demo;
 mod events;
 mod exit;
 mod gatecmd;
+mod holdcmd;
 mod host;
 mod human;
 mod json;
@@ -238,15 +239,26 @@ enum Command {
         /// How long (30m, 2h; default: until released).
         #[arg(long = "for", value_name = "DURATION", value_parser = setcmd::parse_timeout)]
         duration: Option<setcmd::Timeout>,
-        /// Why, shown by `list`, `doctor` and the daemon's log.
+        /// Why, shown by `list`, `status`, `doctor` and the daemon's log.
         #[arg(long, value_name = "TEXT")]
         reason: Option<String>,
+        /// Who holds it (default: the login name, the one behind sudo if any). Each holder
+        /// has their own hold; the device stays held until the last one ends.
+        #[arg(long, value_name = "NAME")]
+        holder: Option<String>,
     },
-    /// Release a device held for maintenance: the daemon applies its rule to it again.
+    /// End your hold on a device (or, with --all, every hold on it). When no hold is left,
+    /// the daemon applies its rule to the device again.
     Release {
         /// The device, such as dax0.0.
         #[arg(value_name = "DEV")]
         device: String,
+        /// Whose hold to end (default: yours, as `hold` names you).
+        #[arg(long, value_name = "NAME", conflicts_with = "all")]
+        holder: Option<String>,
+        /// End every hold on the device, whoever took it.
+        #[arg(long)]
+        all: bool,
     },
     /// The boot gate: keep dax drivers from binding devices on their own (so that no
     /// device memory is onlined before the daemon applies its policy). Closed early at boot
@@ -488,31 +500,23 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
             ref device,
             duration,
             ref reason,
+            ref holder,
         } => on_machine(&cli, true, |b| {
-            let host = b.host();
-            let name = daxplug_engine::discover::device_name(device)?;
-            daxplug_engine::discover::require_device(host.kernel(), device)?;
             let secs = duration.and_then(|d| d.0).map(|d| d.as_secs());
-            daxplug_engine::holds::hold(&host.run_dir(), name, secs, reason.clone())
-                .with_context(|| format!("cannot hold {name}"))?;
-            let until = secs.map_or_else(
-                || format!("until `daxplug release {name}`"),
-                |s| format!("for {s} s (or until `daxplug release {name}`)"),
-            );
-            text(Ok(format!(
-                "{name} is held for maintenance {until}: the daemon leaves it alone.\n"
-            )))
+            holdcmd::run_hold(
+                b.host().as_ref(),
+                device,
+                secs,
+                reason.clone(),
+                holder.as_deref(),
+            )
         }),
-        Command::Release { ref device } => on_machine(&cli, true, |b| {
-            let host = b.host();
-            let name = daxplug_engine::discover::device_name(device)?;
-            let was = daxplug_engine::holds::release(&host.run_dir(), name)
-                .with_context(|| format!("cannot release {name}"))?;
-            text(Ok(if was {
-                format!("{name} is released: the daemon applies its rule to it again.\n")
-            } else {
-                format!("{name} was not held.\n")
-            }))
+        Command::Release {
+            ref device,
+            ref holder,
+            all,
+        } => on_machine(&cli, true, |b| {
+            holdcmd::run_release(b.host().as_ref(), device, holder.as_deref(), all)
         }),
         Command::Gate(ref cmd) => on_machine(&cli, cmd.writes(), |b| {
             gatecmd::run(b.kernel(), &b.host().run_dir(), cmd)
@@ -594,7 +598,11 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
                     && state.is_none_or(|s| d.state == s)
             });
             text(if json {
-                to_json(&json::Report::new(&topo, blocks))
+                to_json(&json::Report::new(
+                    &topo,
+                    blocks,
+                    &daxplug_engine::holds::holds(&b.host().run_dir()),
+                ))
             } else {
                 let holds = daxplug_engine::holds::holds(&b.host().run_dir());
                 let daemon = daxplug_engine::holds::running_daemon(&b.host().run_dir());
@@ -612,9 +620,14 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
                 .find(|d| d.name.to_string() == *device)
                 .with_context(|| format!("discovery did not return {device}"))?;
             text(if json {
-                to_json(&json::Report::new(&topo, true))
+                to_json(&json::Report::new(
+                    &topo,
+                    true,
+                    &daxplug_engine::holds::holds(&b.host().run_dir()),
+                ))
             } else {
-                Ok(human::status(&topo, d))
+                let holds: Vec<_> = daxplug_engine::holds::holds_of(&b.host().run_dir(), d.name);
+                Ok(human::status(&topo, d) + &human::holds(&holds))
             })
         }),
     }
@@ -773,15 +786,10 @@ fn held_finding(h: &daxplug_engine::holds::Hold) -> daxplug_engine::doctor::Find
         severity: daxplug_engine::doctor::Severity::Info,
         code: "held",
         subject: h.device.to_string(),
-        evidence: format!(
-            "held for maintenance{}",
-            h.reason
-                .as_deref()
-                .map_or_else(String::new, |r| format!(": {r}"))
-        ),
+        evidence: human::hold_phrase(h),
         fix: format!(
-            "the daemon leaves it alone until `daxplug release {}`",
-            h.device
+            "the daemon leaves it alone until every hold on it ends (`daxplug release {} --holder {}`)",
+            h.device, h.holder
         ),
     }
 }

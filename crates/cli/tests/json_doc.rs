@@ -137,6 +137,14 @@ fn documented_fields_match_printed_fields() {
             .status
             .success()
     );
+    // A held device shows its holds.
+    assert!(
+        daxplug(&[
+            "--sim", f, "hold", "dax0.0", "--for", "1h", "--reason", "firmware"
+        ])
+        .status
+        .success()
+    );
     let out = daxplug(&["--sim", f, "list", "--json", "--blocks"]);
     let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     paths("", &v, &mut printed);

@@ -11,17 +11,47 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use daxplug_abi::DaxName;
 use serde::{Deserialize, Serialize};
 
-/// A device held for maintenance.
+/// A device held for maintenance by one holder. A device may have several holds, one per
+/// holder; it stays held until the last of them ends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hold {
     /// The device.
     pub device: DaxName,
+    /// Who holds it (`--holder`, else the login name of whoever ran `daxplug hold`).
+    #[serde(default = "unknown_holder")]
+    pub holder: String,
     /// Unix time the hold was taken.
     pub since: u64,
     /// Unix time it lapses; `None` until released.
     pub until: Option<u64>,
     /// Why, as the operator said.
     pub reason: Option<String>,
+}
+
+fn unknown_holder() -> String {
+    "unknown".to_owned()
+}
+
+impl Hold {
+    /// Whether it lasts at least as long as `other` (one without an end lasts longest).
+    fn outlasts(&self, other: &Hold) -> bool {
+        match (self.until, other.until) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(a), Some(b)) => a >= b,
+        }
+    }
+}
+
+/// What taking a hold did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Taken {
+    /// The hold now in force for this holder.
+    pub hold: Hold,
+    /// This holder's earlier hold on the device, which it replaces.
+    pub replaced: Option<Hold>,
+    /// Other holders' holds on the device, which stay.
+    pub others: Vec<Hold>,
 }
 
 /// What a running daemon publishes about itself.
@@ -66,56 +96,127 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()>
     fs::rename(&tmp, path)
 }
 
-/// Holds `device` for `seconds` (until released when `None`).
-pub fn hold(
-    run_dir: &Path,
-    device: DaxName,
-    seconds: Option<u64>,
-    reason: Option<String>,
-) -> io::Result<Hold> {
-    let since = now();
-    let h = Hold {
-        device,
-        since,
-        until: seconds.map(|s| since.saturating_add(s)),
-        reason,
-    };
-    write_json(&holds_dir(run_dir).join(format!("{device}.json")), &h)?;
-    Ok(h)
+/// Who is taking a hold when no `--holder` is given: the user behind `sudo`, else the
+/// login name, else the uid.
+pub fn default_holder() -> String {
+    ["SUDO_USER", "LOGNAME", "USER"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| format!("uid{}", rustix::process::getuid().as_raw()))
 }
 
-/// Releases `device`; whether it was held.
-pub fn release(run_dir: &Path, device: DaxName) -> io::Result<bool> {
-    match fs::remove_file(holds_dir(run_dir).join(format!("{device}.json"))) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
+/// A holder's name as it may appear in a file name: letters, digits, `.`, `_`, `-`.
+fn file_safe(holder: &str) -> String {
+    let safe: String = holder
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if safe.is_empty() || safe.starts_with('.') {
+        format!("_{safe}")
+    } else {
+        safe
     }
 }
 
-/// The holds in force (lapsed ones are left out, and removed).
-pub fn holds(run_dir: &Path) -> Vec<Hold> {
+fn hold_file(run_dir: &Path, device: DaxName, holder: &str) -> PathBuf {
+    holds_dir(run_dir).join(format!("{device}@{}.json", file_safe(holder)))
+}
+
+/// Every hold file with what it holds (lapsed ones are removed and left out).
+fn hold_files(run_dir: &Path) -> Vec<(PathBuf, Hold)> {
     let t = now();
-    let mut out: Vec<Hold> = fs::read_dir(holds_dir(run_dir))
+    let mut out: Vec<(PathBuf, Hold)> = fs::read_dir(holds_dir(run_dir))
         .into_iter()
         .flatten()
         .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
         .filter_map(|e| {
             let h: Hold = serde_json::from_str(&fs::read_to_string(e.path()).ok()?).ok()?;
             if h.until.is_some_and(|u| u <= t) {
                 let _ = fs::remove_file(e.path());
                 return None;
             }
-            Some(h)
+            Some((e.path(), h))
         })
         .collect();
-    out.sort_by_key(|h| h.device);
+    out.sort_by(|a, b| (a.1.device, &a.1.holder).cmp(&(b.1.device, &b.1.holder)));
     out
 }
 
-/// The hold on `device`, if one is in force.
+/// Holds `device` for `holder`, for `seconds` (until released when `None`). A holder's
+/// second hold replaces their first; other holders' holds stay.
+pub fn hold(
+    run_dir: &Path,
+    device: DaxName,
+    holder: &str,
+    seconds: Option<u64>,
+    reason: Option<String>,
+) -> io::Result<Taken> {
+    let since = now();
+    let h = Hold {
+        device,
+        holder: holder.to_owned(),
+        since,
+        until: seconds.map(|s| since.saturating_add(s)),
+        reason,
+    };
+    let (mine, others): (Vec<Hold>, Vec<Hold>) = holds_of(run_dir, device)
+        .into_iter()
+        .partition(|o| o.holder == holder);
+    write_json(&hold_file(run_dir, device, holder), &h)?;
+    Ok(Taken {
+        hold: h,
+        replaced: mine.into_iter().next(),
+        others,
+    })
+}
+
+/// Ends `holder`'s hold on `device`, or every hold on it when `holder` is `None`: the
+/// holds ended.
+pub fn release(run_dir: &Path, device: DaxName, holder: Option<&str>) -> io::Result<Vec<Hold>> {
+    let mut ended = Vec::new();
+    for (path, h) in hold_files(run_dir) {
+        if h.device != device || holder.is_some_and(|who| who != h.holder) {
+            continue;
+        }
+        match fs::remove_file(&path) {
+            Ok(()) => ended.push(h),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(ended)
+}
+
+/// Every hold in force, by device and holder (lapsed ones are left out, and removed).
+pub fn holds(run_dir: &Path) -> Vec<Hold> {
+    hold_files(run_dir).into_iter().map(|(_, h)| h).collect()
+}
+
+/// The holds in force on `device`.
+pub fn holds_of(run_dir: &Path, device: DaxName) -> Vec<Hold> {
+    holds(run_dir)
+        .into_iter()
+        .filter(|h| h.device == device)
+        .collect()
+}
+
+/// The hold that keeps `device` held longest, if any is in force.
 pub fn held(run_dir: &Path, device: DaxName) -> Option<Hold> {
-    holds(run_dir).into_iter().find(|h| h.device == device)
+    longest(holds_of(run_dir, device))
+}
+
+/// Of several holds, the one that lasts longest.
+pub fn longest(holds: impl IntoIterator<Item = Hold>) -> Option<Hold> {
+    holds
+        .into_iter()
+        .reduce(|a, b| if a.outlasts(&b) { a } else { b })
 }
 
 /// Publishes the running daemon (called at every pass).
@@ -145,14 +246,59 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let d: DaxName = "dax0.0".parse().expect("name");
         assert!(held(dir.path(), d).is_none());
-        hold(dir.path(), d, None, Some("firmware update".into())).expect("hold");
+        hold(dir.path(), d, "alice", None, Some("firmware update".into())).expect("hold");
         assert_eq!(
             held(dir.path(), d).and_then(|h| h.reason),
             Some("firmware update".into())
         );
-        assert!(release(dir.path(), d).expect("release"));
-        assert!(!release(dir.path(), d).expect("release again"));
-        hold(dir.path(), d, Some(0), None).expect("hold");
+        assert_eq!(
+            release(dir.path(), d, Some("alice"))
+                .expect("release")
+                .len(),
+            1
+        );
+        assert!(
+            release(dir.path(), d, Some("alice"))
+                .expect("again")
+                .is_empty()
+        );
+        hold(dir.path(), d, "alice", Some(0), None).expect("hold");
         assert!(held(dir.path(), d).is_none(), "a hold of 0 s has lapsed");
+    }
+
+    /// A second holder's short hold neither replaces nor ends the first holder's long one.
+    #[test]
+    fn holds_are_per_holder_and_the_longest_counts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d: DaxName = "dax0.0".parse().expect("name");
+        hold(dir.path(), d, "alice", Some(3600), Some("long job".into())).expect("hold");
+        let t = hold(dir.path(), d, "bob", Some(1), Some("quick look".into())).expect("hold");
+        assert_eq!(t.others.len(), 1, "alice's hold is reported");
+        assert_eq!(t.others[0].holder, "alice");
+        assert!(t.replaced.is_none());
+        assert_eq!(holds_of(dir.path(), d).len(), 2);
+        assert_eq!(
+            held(dir.path(), d).map(|h| h.holder),
+            Some("alice".into()),
+            "the longest hold is the one in force"
+        );
+        // bob's hold ending leaves alice's.
+        release(dir.path(), d, Some("bob")).expect("release");
+        assert_eq!(held(dir.path(), d).map(|h| h.holder), Some("alice".into()));
+        // alice holding again replaces only her own hold.
+        let again = hold(dir.path(), d, "alice", None, None).expect("hold");
+        assert_eq!(
+            again.replaced.map(|h| h.reason),
+            Some(Some("long job".into()))
+        );
+        assert_eq!(release(dir.path(), d, None).expect("release all").len(), 1);
+        assert!(held(dir.path(), d).is_none());
+    }
+
+    #[test]
+    fn holder_names_stay_in_the_holds_directory() {
+        assert_eq!(file_safe("../../etc/passwd"), "_.._.._etc_passwd");
+        assert_eq!(file_safe(""), "_");
+        assert_eq!(file_safe("alice"), "alice");
     }
 }

@@ -47,6 +47,6 @@ pub use topology::{
     Scope, Topology,
 };
 pub use transition::{
-    Goal, Options, Outcome, PhaseTime, Progress, Report, TestHooks, TransitionError, change_layout,
-    NewDevice, create, recover, set,
+    Goal, NewDevice, Options, Outcome, PhaseTime, Progress, Report, TestHooks, TransitionError,
+    change_layout, create, recover, set,
 };

@@ -67,6 +67,20 @@ pub struct Policy {
     pub metrics: Option<SocketAddr>,
     /// Where to keep a Node Feature Discovery feature file, if anywhere.
     pub nfd_file: Option<PathBuf>,
+    /// Who a device an operator creates or resizes belongs to when a rule matches it.
+    pub new_devices: NewDevices,
+}
+
+/// Who a device made or resized by an operator (`daxplug create`, `resize`) belongs to
+/// when one of the running daemon's rules matches it: the policy's `new_devices`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NewDevices {
+    /// The operator's: the command holds it for them until `daxplug release`.
+    #[default]
+    Operator,
+    /// The policy's: the daemon applies the rule at once, and the command says so.
+    Policy,
 }
 
 /// A policy file that cannot be used. Names the file, the line and the key.
@@ -102,6 +116,8 @@ struct FileSpec {
     rule: Vec<RuleSpec>,
     metrics: Option<MetricsSpec>,
     node_feature_discovery: Option<NfdSpec>,
+    #[serde(default)]
+    new_devices: NewDevices,
 }
 
 #[derive(Deserialize)]
@@ -371,6 +387,7 @@ impl Policy {
             rules,
             metrics,
             nfd_file,
+            new_devices: spec.new_devices,
         })
     }
 

@@ -73,8 +73,9 @@ pub struct Daemon<'a> {
     /// gate, with no rule for it, is admitted to its driver; one seen bound before and
     /// unbound later was unbound on purpose, and is left alone.
     seen: std::collections::BTreeSet<DaxName>,
-    /// What the pass did at the boot gate, for the log (taken by the caller).
-    pub gate_notes: Vec<String>,
+    /// What the pass did besides decisions (the boot gate, holds that ended), for the log
+    /// (taken by the caller).
+    pub notes: Vec<String>,
     /// A pass found another process's transition in flight: look again then.
     busy_retry: Option<Instant>,
 }
@@ -101,7 +102,7 @@ impl<'a> Daemon<'a> {
             skew: Duration::ZERO,
             features: policy_features(&policy),
             seen: std::collections::BTreeSet::new(),
-            gate_notes: Vec::new(),
+            notes: Vec::new(),
             busy_retry: None,
             policy,
         }
@@ -204,7 +205,7 @@ impl<'a> Daemon<'a> {
         {
             let present: Vec<DaxName> = topo.devices.iter().map(|d| d.name).collect();
             if let Err(e) = crate::gate::forget_gone(&self.host.run_dir(), record, &present) {
-                self.gate_notes
+                self.notes
                     .push(format!("the boot gate's record could not be updated: {e}"));
             }
         }
@@ -226,9 +227,14 @@ impl<'a> Daemon<'a> {
             };
             managed.push((dev.name, rule.state.to_string()));
             let m = self.managed.entry(dev.name).or_default();
-            let held = holds.iter().find(|h| h.device == dev.name).cloned();
-            if held.is_none() {
+            let held =
+                crate::holds::longest(holds.iter().filter(|h| h.device == dev.name).cloned());
+            if held.is_none() && m.held_logged {
                 m.held_logged = false;
+                self.notes.push(format!(
+                    "device={} hold ended (lapsed or released): rule {} applies again",
+                    dev.name, rule.index
+                ));
             }
             let decision = |result: DecisionResult,
                             reason: Option<String>,
@@ -252,9 +258,16 @@ impl<'a> Daemon<'a> {
                     m.held_logged = true;
                     out.push(decision(
                         DecisionResult::Held,
-                        Some(h.reason.map_or_else(
-                            || "held for maintenance (daxplug hold)".to_owned(),
-                            |r| format!("held for maintenance: {r}"),
+                        Some(format!(
+                            "held for maintenance by {}{}{}",
+                            h.holder,
+                            h.until.map_or_else(
+                                || " until released".to_owned(),
+                                |u| format!(" until {}", crate::units::utc(u))
+                            ),
+                            h.reason
+                                .as_deref()
+                                .map_or_else(String::new, |r| format!(": {r}"))
                         )),
                         Some(dev.state),
                     ));
@@ -333,6 +346,7 @@ impl<'a> Daemon<'a> {
             }
             let opts = Options {
                 force: self.opts.force || rule.force,
+                respect_holds: true,
                 ..self.opts.clone()
             };
             let r = set(self.host, &dev.name.to_string(), rule.state, &opts)?;
@@ -379,7 +393,11 @@ impl<'a> Daemon<'a> {
                 from: dev.state,
                 to: rule.state,
                 result,
-                reason: r.reason.clone(),
+                // The knob of a rule is `force = true`, not the command line's flag.
+                reason: r
+                    .reason
+                    .as_deref()
+                    .map(|why| why.replace("pass --force", "set force = true in the rule")),
                 end: r.end,
                 plan: if r.outcome == Outcome::DryRun {
                     r.plan.clone()
@@ -442,7 +460,7 @@ impl<'a> Daemon<'a> {
                 dev.name
             ),
         };
-        self.gate_notes.push(note);
+        self.notes.push(note);
     }
 
     /// Closes the boot gate, or keeps the record of the one already closed.
@@ -457,10 +475,16 @@ impl<'a> Daemon<'a> {
     /// When the first maintenance hold with an end lapses: its device's rule applies then.
     pub fn next_hold_lapse(&self) -> Option<Instant> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
-        let until = crate::holds::holds(&self.host.run_dir())
-            .iter()
-            .filter_map(|h| h.until)
-            .min()?;
+        // A device stays held until the last of its holds ends.
+        let mut lapse: BTreeMap<DaxName, Option<u64>> = BTreeMap::new();
+        for h in crate::holds::holds(&self.host.run_dir()) {
+            let e = lapse.entry(h.device).or_insert(h.until);
+            *e = match (*e, h.until) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                _ => None,
+            };
+        }
+        let until = lapse.into_values().flatten().min()?;
         Some(Instant::now() + Duration::from_secs(until.saturating_sub(now)))
     }
 

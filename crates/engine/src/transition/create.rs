@@ -7,19 +7,19 @@ use std::time::Instant;
 use daxplug_abi::DaxName;
 
 use crate::discover::discover;
-use crate::host::Host;
 use crate::error::DiscoveryError;
+use crate::host::Host;
 use crate::layout::{LayoutChange, SUBSECTION, plan_layout};
-use crate::target::Target;
-use crate::units;
 use crate::observe::ObservedState;
+use crate::target::Target;
 use crate::topology::{Driver, RegionKind, Scope};
+use crate::units;
 use crate::write::Write;
 
 use super::lock::take_lock;
 use super::recover::{recover_locked, set_unlocked};
 use super::report::{Options, Outcome, Report, TransitionError, report};
-use super::set::{Goal, plan_lines};
+use super::set::{Goal, drop_holds, plan_lines};
 
 /// What `create` is asked to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,11 +55,7 @@ pub fn create(
         .into());
     };
     let free = r.available_size;
-    let granule = new
-        .align
-        .or(r.align)
-        .unwrap_or(SUBSECTION)
-        .max(SUBSECTION);
+    let granule = new.align.or(r.align).unwrap_or(SUBSECTION).max(SUBSECTION);
     let size = new.size.unwrap_or_else(|| {
         let f = free.unwrap_or(0);
         f - f % granule
@@ -184,11 +180,24 @@ pub fn create(
         ));
         return Ok(rep);
     };
+    // A hold left on this name belonged to a device that is gone (destroyed by another
+    // tool): it must not land on the new one.
+    let mut stale = report(&made.to_string(), goal);
+    drop_holds(
+        host,
+        made,
+        "it was left by an earlier device of that name",
+        &mut stale,
+    );
     let mut sized = set_unlocked(host, made, goal, opts, opts.force)?;
+    sized.actions.splice(0..0, stale.actions);
     sized.recovered = recovered;
     sized.start = Some(ObservedState::Unbound);
     sized.actions.insert(0, create.to_string());
     sized.plan = rep.plan;
+    if sized.outcome == Outcome::Done {
+        super::claim::claim_for_operator(host, made, "create", &mut sized);
+    }
     if matches!(sized.outcome, Outcome::Refused | Outcome::RolledBack) {
         // Nothing of it is wanted: the empty device goes again.
         let delete = Write::region_delete(&fresh.path, made);

@@ -2,6 +2,7 @@
 //! and recovery of a crashed transition. This module holds what every part shares (the
 //! runner `Run`, why a step failed, what undoes a step); each concern is a file of its own.
 
+mod claim;
 mod create;
 mod extent;
 mod fallback;

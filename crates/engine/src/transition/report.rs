@@ -40,6 +40,9 @@ pub struct Options {
     /// A device a running daemon manages is held for maintenance (until released) and
     /// changed, instead of refused.
     pub daemon_override: bool,
+    /// The daemon's own transitions: a device held for maintenance is refused once the
+    /// lock is taken (a hold taken while the daemon waited for the lock counts).
+    pub respect_holds: bool,
     /// Hooks for the tests only; the default is off.
     pub test_hooks: TestHooks,
 }
@@ -70,6 +73,7 @@ impl Default for Options {
             on_wait: None,
             settle: SETTLE,
             daemon_override: false,
+            respect_holds: false,
             test_hooks: TestHooks::default(),
         }
     }

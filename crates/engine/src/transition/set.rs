@@ -134,6 +134,15 @@ fn transition(
         return Ok(rep);
     };
     rep.lap("lock", &mut lap);
+    if opts.respect_holds
+        && let Some(h) = crate::holds::held(&host.run_dir(), device)
+    {
+        rep.reason = Some(format!(
+            "{device} was held for maintenance by {} while this waited for the lock",
+            h.holder
+        ));
+        return Ok(rep);
+    }
     rep.recovered = recover_locked(host, opts)?;
     rep.lap("recovery check", &mut lap);
 
@@ -178,7 +187,37 @@ fn transition(
     }
 
     execute(host, opts, &p, &mut rep, started, &dev)?;
+    match goal {
+        Goal::Layout(LayoutChange::Destroy) if rep.outcome == Outcome::Done => {
+            // A hold is on this device, not on the next one to get its name.
+            drop_holds(host, device, "the device was destroyed", &mut rep);
+        }
+        Goal::Layout(LayoutChange::Resize { .. }) if rep.outcome == Outcome::Done => {
+            super::claim::claim_for_operator(host, device, "resize", &mut rep);
+        }
+        _ => {}
+    }
     Ok(rep)
+}
+
+/// Ends every hold on `device`, saying so among the actions.
+pub(super) fn drop_holds(host: &dyn Host, device: DaxName, why: &str, rep: &mut Report) {
+    match crate::holds::release(&host.run_dir(), device, None) {
+        Ok(ended) => {
+            for h in ended {
+                rep.actions.push(format!(
+                    "ended {}'s hold on {device}{}: {why}",
+                    h.holder,
+                    h.reason
+                        .as_deref()
+                        .map_or_else(String::new, |r| format!(" ({r})"))
+                ));
+            }
+        }
+        Err(e) => rep
+            .actions
+            .push(format!("could not end the holds on {device}: {e}")),
+    }
 }
 
 /// The refusal for a devdax device some process has open or mapped.
@@ -214,7 +253,13 @@ fn daemon_conflict(
         return None;
     }
     if opts.daemon_override && !opts.dry_run {
-        return match crate::holds::hold(&run, device, None, Some("daxplug set --override".into())) {
+        return match crate::holds::hold(
+            &run,
+            device,
+            &crate::holds::default_holder(),
+            None,
+            Some("daxplug set --override".into()),
+        ) {
             Ok(_) => {
                 rep.actions.push(format!(
                     "held {device} for maintenance: the daemon leaves it alone until `daxplug release {device}`"
@@ -244,9 +289,7 @@ pub(super) fn planned(
     rep.start_size = Some(dev.size);
     let planned = match goal {
         Goal::State(target) => plan(topo, dev, target, force),
-        Goal::Layout(change) => {
-            plan_layout(topo, dev, change, available_size(topo, dev), force)
-        }
+        Goal::Layout(change) => plan_layout(topo, dev, change, available_size(topo, dev), force),
     };
     match planned {
         Ok(p) => {
