@@ -316,3 +316,42 @@ pub fn run(
     ));
     Ok((String::new(), Exit::Ok))
 }
+
+/// The first line of `daemon --check-config`: the policy is valid, with how many rules.
+pub fn check_config_header(config: &std::path::Path, p: &daxplug_engine::policy::Policy) -> String {
+    let n = p.rules.len();
+    let rules = if n == 1 { "rule" } else { "rules" };
+    format!("{}: {n} {rules}, valid\n", config.display())
+}
+
+/// The rest of `daemon --check-config`: what each rule takes on this machine (the first
+/// rule that matches a device wins), and the warnings doctor gives about the policy (rules
+/// that match by name only, a Node Feature Discovery directory that does not exist).
+pub fn check_config_on(
+    k: &dyn daxplug_kernel::Kernel,
+    config: &std::path::Path,
+    p: &daxplug_engine::policy::Policy,
+) -> anyhow::Result<(String, crate::exit::Exit)> {
+    use std::fmt::Write as _;
+    let topo = daxplug_engine::discover::discover(k, &daxplug_engine::topology::Scope::All)?;
+    let mut lines = String::new();
+    for r in &p.rules {
+        let devices: Vec<String> = topo
+            .devices
+            .iter()
+            .filter(|d| p.rule_for(k, &topo, d).is_some_and(|f| f.index == r.index))
+            .map(|d| d.name.to_string())
+            .collect();
+        let which = if devices.is_empty() {
+            "no device on this machine".to_owned()
+        } else {
+            devices.join(", ")
+        };
+        let _ = writeln!(lines, "  rule {} ({}): {which}", r.index, r.state);
+    }
+    for f in daxplug_engine::doctor::policy_findings(k, config, p, &topo) {
+        let _ = writeln!(lines, "  warning: {}: {}", f.subject, f.evidence);
+        let _ = writeln!(lines, "    fix: {}", f.fix);
+    }
+    Ok((lines, crate::exit::Exit::Ok))
+}

@@ -376,31 +376,11 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
         } => {
             let p = daxplug_engine::policy::Policy::load(config)
                 .map_err(|e| exit::Usage(format!("the policy is not valid: {e}")))?;
-            let n = p.rules.len();
-            let rules = if n == 1 { "rule" } else { "rules" };
-            let mut out = format!("{}: {n} {rules}, valid\n", config.display());
-            // What each rule takes on this machine (the first rule that matches a device wins).
-            let matched = on_machine(&cli, false, |b| {
-                let k = b.kernel();
-                let topo = discover(k, &Scope::All)?;
-                let mut lines = String::new();
-                for r in &p.rules {
-                    let devices: Vec<String> = topo
-                        .devices
-                        .iter()
-                        .filter(|d| p.rule_for(k, &topo, d).is_some_and(|f| f.index == r.index))
-                        .map(|d| d.name.to_string())
-                        .collect();
-                    let which = if devices.is_empty() {
-                        "no device on this machine".to_owned()
-                    } else {
-                        devices.join(", ")
-                    };
-                    lines.push_str(&format!("  rule {} ({}): {which}\n", r.index, r.state));
-                }
-                Ok((lines, Exit::Ok))
-            });
-            match matched {
+            let mut out = daemoncmd::check_config_header(config, &p);
+            // What each rule takes on this machine, and what doctor would say of the policy.
+            match on_machine(&cli, false, |b| {
+                daemoncmd::check_config_on(b.kernel(), config, &p)
+            }) {
                 Ok((lines, _)) => out.push_str(&lines),
                 Err(e) => out.push_str(&format!("  (this machine could not be read: {e:#})\n")),
             }
@@ -534,23 +514,38 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
                 root.map(|r| r.join("etc/daxplug/daxplug.toml"))
                     .filter(|f| f.exists())
             });
-            let policy = match &config {
-                Some(file) => Some(
-                    daxplug_engine::policy::Policy::load(file)
-                        .map_err(|e| exit::Usage(format!("the policy is not valid: {e}")))?,
-                ),
-                None => None,
-            };
+            // An invalid policy is one finding among the machine's, not the end of the look.
+            let mut invalid = None;
+            let policy = config
+                .as_deref()
+                .and_then(|file| match daxplug_engine::policy::Policy::load(file) {
+                    Ok(p) => Some(p),
+                    Err(e) => {
+                        invalid = Some(daxplug_engine::doctor::Finding {
+                            severity: daxplug_engine::doctor::Severity::Error,
+                            code: "policy_invalid",
+                            subject: file.display().to_string(),
+                            evidence: e
+                                .to_string()
+                                .trim_start_matches(&format!("{}:", file.display()))
+                                .trim_start()
+                                .to_owned(),
+                            fix: "correct the policy (daxplug daemon --config FILE --check-config checks it); the daemon will not start with it".to_owned(),
+                        });
+                        None
+                    }
+                });
             let policy = config.as_deref().zip(policy.as_ref());
             let run_dir = b.host().run_dir();
             let holds = daxplug_engine::holds::holds(&run_dir);
-            let mut extra = daxplug_engine::doctor::boot::findings(
+            let mut extra: Vec<_> = invalid.into_iter().collect();
+            extra.extend(daxplug_engine::doctor::boot::findings(
                 b.kernel(),
                 &run_dir,
                 root,
                 policy.is_some(),
                 daxplug_engine::holds::running_daemon(&run_dir).as_ref(),
-            );
+            ));
             extra.extend(holds.iter().map(held_finding));
             doctor(b.kernel(), root, policy, extra, json)
         }),

@@ -98,7 +98,7 @@ pub fn discover_with(
     let backings: Vec<Option<String>> = topo
         .devices
         .iter()
-        .map(|d| crate::identity::backing(k, &topo, d))
+        .map(|d| crate::identity::backing_in(k, Some(&iomem), &topo, d))
         .collect();
     for (d, b) in topo.devices.iter_mut().zip(backings) {
         d.backing = b;

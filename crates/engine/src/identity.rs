@@ -4,7 +4,9 @@
 
 use daxplug_kernel::{Kernel, paths};
 
-use crate::topology::{Device, Topology};
+use daxplug_abi::{Iomem, PhysRange};
+
+use crate::topology::{Device, Region, Topology};
 
 /// The uuid of the NVDIMM namespace behind a libnvdimm dax device: the provider is the nd
 /// dax device, whose `namespace` names the namespace, whose `uuid` is stable across boots.
@@ -17,29 +19,71 @@ fn nd_namespace_uuid(k: &dyn Kernel, provider: &str) -> Option<String> {
     (!uuid.is_empty()).then(|| uuid.to_owned())
 }
 
-/// The stable identity of what backs a device, independent of its `daxX.Y` name:
-/// `hmem:0xSTART-0xEND` for soft-reserved memory, `cxl:regionN` for a CXL region, and for
-/// NVDIMM or legacy pmem `nd:UUID` (the namespace's uuid) where sysfs has it, else
-/// `nd:regionN`.
+/// The stable identity of what backs a device's region, independent of its `daxX.Y` name
+/// and of how the region is carved: `hmem:0xSTART-0xEND` (the soft-reserved range the
+/// region covers) for soft-reserved memory, `cxl:regionN` for a CXL region, and for NVDIMM
+/// or legacy pmem `nd:UUID` (the namespace's uuid) where sysfs has it, else `nd:regionN`.
+/// Every device carved from one region shares it; a device within its region is told apart
+/// by its extent (`match.within`). Reads `/proc/iomem` for hmem; [`backing_in`] takes it.
 pub fn backing(k: &dyn Kernel, topo: &Topology, dev: &Device) -> Option<String> {
-    // The region's parent device, as an absolute sysfs path.
-    let provider = dev
+    let iomem = k
+        .read(paths::IOMEM)
+        .ok()
+        .and_then(|t| Iomem::parse(&t).ok());
+    backing_in(k, iomem.as_ref(), topo, dev)
+}
+
+/// [`backing`], with `/proc/iomem` already read (`None`, or hidden addresses, when it could
+/// not be).
+pub fn backing_in(
+    k: &dyn Kernel,
+    iomem: Option<&Iomem>,
+    topo: &Topology,
+    dev: &Device,
+) -> Option<String> {
+    let region = dev
         .region
-        .and_then(|id| topo.regions.iter().find(|r| r.id == id))
-        .map(|r| r.path.trim_end_matches("/dax_region").to_owned())?;
-    let region = provider
+        .and_then(|id| topo.regions.iter().find(|r| r.id == id))?;
+    // The region's parent device, as an absolute sysfs path.
+    let provider = region.path.trim_end_matches("/dax_region").to_owned();
+    let region_dir = provider
         .split('/')
         .find(|c| c.starts_with("region") && c[6..].bytes().all(|b| b.is_ascii_digit()));
     if provider.contains("ACPI0017") || provider.contains("/decoder") {
-        return region.map(|r| format!("cxl:{r}"));
+        return region_dir.map(|r| format!("cxl:{r}"));
     }
     if provider.contains("ndbus") {
         return Some(nd_namespace_uuid(k, &provider).map_or_else(
-            || format!("nd:{}", region.unwrap_or("region")),
+            || format!("nd:{}", region_dir.unwrap_or("region")),
             |u| format!("nd:{u}"),
         ));
     }
-    dev.mappings
-        .first()
-        .map(|m| format!("hmem:{:#x}-{:#x}", m.range.start, m.range.end))
+    let range = hmem_region_range(iomem, topo, region)?;
+    Some(format!("hmem:{:#x}-{:#x}", range.start, range.end))
+}
+
+/// The physical range an hmem region covers: the top-level `/proc/iomem` entry (`Soft
+/// Reserved`) holding its devices' memory; without a readable `/proc/iomem`, from the
+/// lowest address of its devices and the region's size.
+fn hmem_region_range(iomem: Option<&Iomem>, topo: &Topology, region: &Region) -> Option<PhysRange> {
+    let starts: Vec<u64> = topo
+        .devices
+        .iter()
+        .filter(|d| d.region == Some(region.id))
+        .flat_map(|d| d.mappings.iter().map(|m| m.range.start))
+        .collect();
+    let lowest = starts.iter().min().copied()?;
+    if let Some(io) = iomem.filter(|io| !io.addresses_hidden())
+        && let Some(top) = io
+            .entries()
+            .iter()
+            .find(|e| e.depth == 0 && e.range.start <= lowest && lowest <= e.range.end)
+    {
+        return Some(top.range);
+    }
+    let size = region.size.filter(|s| *s > 0)?;
+    Some(PhysRange {
+        start: lowest,
+        end: lowest + size - 1,
+    })
 }

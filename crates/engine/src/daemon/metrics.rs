@@ -26,6 +26,9 @@ pub struct Metrics {
     pub blocked: std::collections::BTreeSet<DaxName>,
     /// Whether the boot gate is closed (`None`: no dax bus to gate).
     pub gate_closed: Option<bool>,
+    /// Whether the last write of the Node Feature Discovery file worked (`None`: the
+    /// policy asks for none).
+    pub nfd_written: Option<bool>,
     /// Unix time of the last transition.
     pub last_transition: Option<u64>,
     /// What the daemon itself costs, filled by its event loop.
@@ -258,6 +261,15 @@ impl Metrics {
                 "gauge",
                 "1 while the boot gate keeps dax drivers from binding devices on their own.",
                 u8::from(closed),
+            );
+        }
+        if let Some(written) = self.nfd_written {
+            scalar(
+                &mut s,
+                "daxplug_nfd_file_written",
+                "gauge",
+                "1 if the last write of the Node Feature Discovery file worked; the rules apply either way.",
+                u8::from(written),
             );
         }
         for (name, kind, help, value) in [

@@ -76,6 +76,8 @@ pub struct Daemon<'a> {
     /// What the pass did besides decisions (the boot gate, holds that ended), for the log
     /// (taken by the caller).
     pub notes: Vec<String>,
+    /// The last error writing the Node Feature Discovery file, if the last write failed.
+    nfd_error: Option<String>,
     /// A pass found another process's transition in flight: look again then.
     busy_retry: Option<Instant>,
 }
@@ -103,6 +105,7 @@ impl<'a> Daemon<'a> {
             features: policy_features(&policy),
             seen: std::collections::BTreeSet::new(),
             notes: Vec::new(),
+            nfd_error: None,
             busy_retry: None,
             policy,
         }
@@ -118,15 +121,29 @@ impl<'a> Daemon<'a> {
 
     /// The metrics and the feature file, from a fresh reading. A feature file that cannot be
     /// written fails the pass (logged; the next event or sweep tries again).
-    fn publish(&mut self, topo: &Topology) -> Result<(), TransitionError> {
+    /// Metrics and Node Feature Discovery labels. The labels are an extra: a file that
+    /// cannot be written is logged (when the error changes) and counted, and the rules
+    /// apply all the same.
+    fn publish(&mut self, topo: &Topology) {
         self.metrics.observe(topo);
         if let Some(f) = &mut self.features {
-            f.update(topo).map_err(|source| TransitionError::Io {
-                path: f.path().display().to_string(),
-                source,
-            })?;
+            let result = f.update(topo);
+            self.metrics.nfd_written = Some(result.is_ok());
+            let error = result.err().map(|e| e.to_string());
+            if error != self.nfd_error {
+                self.notes.push(match &error {
+                    Some(e) => format!(
+                        "node_feature_discovery: cannot write {}: {e}; labels are not updated, the rules apply all the same",
+                        f.path().display()
+                    ),
+                    None => format!(
+                        "node_feature_discovery: {} is written again",
+                        f.path().display()
+                    ),
+                });
+                self.nfd_error = error;
+            }
         }
-        Ok(())
     }
 
     fn now(&self) -> Instant {
@@ -183,7 +200,7 @@ impl<'a> Daemon<'a> {
         if topo.limited {
             return Err(crate::error::DiscoveryError::IomemHidden.into());
         }
-        self.publish(&topo)?;
+        self.publish(&topo);
         // The daemon's own transitions take the lock themselves.
         drop(guard);
         let now = self.now();
@@ -506,7 +523,8 @@ impl<'a> Daemon<'a> {
             return Ok(());
         };
         let topo = discover(self.host.kernel(), &Scope::All)?;
-        self.publish(&topo)
+        self.publish(&topo);
+        Ok(())
     }
 }
 

@@ -26,8 +26,13 @@ use crate::udev_rules::{Competes, DAX_ADD, MEMORY_ADD, RuleFile, competing};
 /// Rules that match on a device's name alone: names move between boots (since Linux 7.1
 /// the same range can be `dax0.0` under a CXL region or `dax6.0` under hmem, by probe
 /// order), so such a rule can pick another device after a reboot.
-pub fn policy_findings(file: &Path, policy: &Policy, topo: &Topology) -> Vec<Finding> {
-    policy
+pub fn policy_findings(
+    k: &dyn Kernel,
+    file: &Path,
+    policy: &Policy,
+    topo: &Topology,
+) -> Vec<Finding> {
+    let mut out: Vec<Finding> = policy
         .rules
         .iter()
         .filter_map(|r| {
@@ -46,11 +51,10 @@ pub fn policy_findings(file: &Path, policy: &Policy, topo: &Topology) -> Vec<Fin
                 .devices
                 .iter()
                 .find(|d| d.name == name.as_str())
-                .and_then(|d| d.backing.as_ref())
-                .map_or_else(
-                    || "match on backing (daxplug list --json shows each device's)".to_owned(),
-                    |b| format!("match = {{ backing = \"{b}\" }} (what {name} is now)"),
-                );
+                .and_then(|d| stable_match(k, topo, d))
+                .unwrap_or_else(|| {
+                    "match on backing, with within for a device carved from a region (daxplug list --json shows each device's backing and ranges)".to_owned()
+                });
             Some(Finding {
                 severity: Severity::Warning,
                 code: "name_only_rule",
@@ -61,7 +65,61 @@ pub fn policy_findings(file: &Path, policy: &Policy, topo: &Topology) -> Vec<Fin
                 fix: instead,
             })
         })
-        .collect()
+        .collect();
+    if let Some(nfd) = &policy.nfd_file
+        && let Some(dir) = nfd.parent().filter(|d| !d.is_dir())
+    {
+        out.push(Finding {
+            severity: Severity::Warning,
+            code: "nfd_dir_missing",
+            subject: format!("{} [node_feature_discovery]", file.display()),
+            evidence: format!(
+                "{} does not exist: the daemon applies its rules, but writes no labels for Node Feature Discovery",
+                dir.display()
+            ),
+            fix: format!(
+                "create it (nfd-worker reads /etc/kubernetes/node-feature-discovery/features.d), or drop the section; under systemd, also add it to ReadWritePaths= in a drop-in"
+            ),
+        });
+    }
+    out
+}
+
+/// A match that takes `dev` and no other present device, for the fix of a name-only rule:
+/// its region's backing alone where the region has one device, else with the device's
+/// extent (`within`). `None` when nothing but the name tells it apart.
+fn stable_match(k: &dyn Kernel, topo: &Topology, dev: &crate::topology::Device) -> Option<String> {
+    let backing = dev.backing.clone()?;
+    let by_backing = crate::policy::Match {
+        backing: Some(backing.clone()),
+        ..Default::default()
+    };
+    let only_this = |m: &crate::policy::Match| {
+        topo.devices
+            .iter()
+            .filter(|d| m.matches(k, topo, d))
+            .map(|d| d.name)
+            .eq([dev.name])
+    };
+    if only_this(&by_backing) {
+        return Some(format!(
+            "match = {{ backing = \"{backing}\" }} (what {} is now, and no other device)",
+            dev.name
+        ));
+    }
+    let start = dev.mappings.iter().map(|m| m.range.start).min()?;
+    let end = dev.mappings.iter().map(|m| m.range.end).max()?;
+    let within = daxplug_abi::PhysRange { start, end };
+    let by_extent = crate::policy::Match {
+        within: Some(within),
+        ..by_backing
+    };
+    only_this(&by_extent).then(|| {
+        format!(
+            "match = {{ backing = \"{backing}\", within = \"{start:#x}-{end:#x}\" }} ({} within its region, and no other device; a resize that moves it out of that range needs the rule changed)",
+            dev.name
+        )
+    })
 }
 
 /// How bad a finding is.
@@ -114,7 +172,7 @@ pub fn check_with_policy(
     let topo = discover(k, &Scope::All)?;
     let mut out = Vec::new();
     if let Some((file, p)) = policy {
-        out.extend(policy_findings(file, p, &topo));
+        out.extend(policy_findings(k, file, p, &topo));
     }
     let mut add = |severity, code, subject: String, evidence: String, fix: String| {
         out.push(Finding {
