@@ -25,8 +25,9 @@ use crate::exit;
 pub enum Events<'a> {
     /// The kernel's `NETLINK_KOBJECT_UEVENT` socket.
     Netlink,
-    /// The emulated machine: its actors run, its uevent number is watched.
-    Sim(&'a Sim),
+    /// The emulated machine, and its file (shared with other commands between passes):
+    /// its actors run, its uevent number is watched.
+    Sim(&'a Sim, &'a daxplug_model::MachineFile),
     /// A copied tree under `--root`: inotify on its files.
     Tree(std::path::PathBuf),
     /// No event source reaches the files (the emulated /sys of `sim run`): poll.
@@ -172,7 +173,7 @@ pub fn run(
     )?;
     let mut source: Box<dyn Source + '_> = match events {
         Events::Netlink => Box::new(Netlink::open()?),
-        Events::Sim(sim) => Box::new(Model::new(sim)),
+        Events::Sim(sim, store) => Box::new(Model::new(sim, store)),
         Events::Tree(root) => Box::new(Inotify::open(root)?),
         Events::Poll => Box::new(Poll),
     };
@@ -180,11 +181,18 @@ pub fn run(
         .sweep
         .unwrap_or(if source.sees_changes() { SWEEP } else { POLL });
     log(&format!(
-        "watching {} rules; events: {}; full sweep every {}",
+        "watching {} {}; events: {}; full sweep every {}",
         daemon.policy().rules.len(),
+        if daemon.policy().rules.len() == 1 {
+            "rule"
+        } else {
+            "rules"
+        },
         source.name(),
         crate::units::duration(sweep)
     ));
+    // Between passes, other commands may use the machine (an emulated one's file too).
+    source.pass_ends();
     let started = Instant::now();
     let cpu_at_start = usage::cpu_seconds();
     let mut cost = DaemonCost::default();
@@ -204,9 +212,10 @@ pub fn run(
             match Policy::load(&args.config) {
                 Ok(p) => {
                     log(&format!(
-                        "reloaded {}: {} rules",
+                        "reloaded {}: {} rule{}",
                         args.config.display(),
-                        p.rules.len()
+                        p.rules.len(),
+                        if p.rules.len() == 1 { "" } else { "s" }
                     ));
                     daemon.set_policy(p);
                     // The new rules apply now, not at the next event.
@@ -270,6 +279,7 @@ pub fn run(
         cost.passes += 1;
         // Any pass looks at every device: the sweep's clock starts again.
         next_sweep = Instant::now() + sweep;
+        source.pass_begins();
         let applied = daemon.apply(false);
         for note in std::mem::take(&mut daemon.notes) {
             log(&note);
@@ -295,7 +305,9 @@ pub fn run(
         cost.resident_bytes = usage::resident_bytes();
         daemon.metrics.cost = cost;
         publish(&daemon);
+        source.pass_ends();
     }
+    source.pass_begins();
     daemon.unregister();
     match daemon.open_gate() {
         Ok(Some(_)) => log("opened the boot gate: dax drivers bind devices on their own again"),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use daxplug_kernel::{NetlinkWatch, Seen, UeventWatch as _};
-use daxplug_model::Sim;
+use daxplug_model::{MachineFile, Sim};
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
 
@@ -193,6 +193,10 @@ pub trait Source {
     fn name(&self) -> &'static str;
     /// Called after each pass: a source watching files learns the ones that appeared.
     fn refresh(&mut self) {}
+    /// Called before a pass: a source sharing the machine with other commands takes it.
+    fn pass_begins(&mut self) {}
+    /// Called after a pass: such a source gives the machine back to other commands.
+    fn pass_ends(&mut self) {}
 }
 
 /// The kernel's `NETLINK_KOBJECT_UEVENT` group.
@@ -357,24 +361,57 @@ impl Source for Inotify {
 /// scheduler steps a tick of 20 ms, and a moved uevent number means something happened.
 pub struct Model<'a> {
     pub sim: &'a Sim,
+    /// The machine file, shared with other commands: locked only while the daemon uses the
+    /// machine (a pass, a tick of its actors), and read again when another command saved it.
+    store: &'a MachineFile,
+    /// The file as this process last saved or read it.
+    stamp: Option<(std::time::SystemTime, u64)>,
     seen: u64,
     /// When the machine may run its next steps: it keeps its pace whoever asks.
     next_tick: Instant,
 }
 
 impl<'a> Model<'a> {
-    pub fn new(sim: &'a Sim) -> Self {
+    /// Watches `sim`, which was loaded from `store` (whose lock is held now).
+    pub fn new(sim: &'a Sim, store: &'a MachineFile) -> Self {
         let seen = sim.with(|m| m.uevent_seqnum);
         Self {
             sim,
+            store,
+            stamp: store.stamp(),
             seen,
             next_tick: Instant::now(),
+        }
+    }
+
+    /// Takes the machine file's lock, and reads the machine again if another command
+    /// saved it since.
+    fn take(&mut self) {
+        if let Err(e) = self.store.relock() {
+            eprintln!("daxplug-daemon: {e}");
+        }
+        if self.store.stamp() != self.stamp {
+            match self.store.load() {
+                Ok(m) => self.sim.replace(m),
+                Err(e) => eprintln!("daxplug-daemon: {e}"),
+            }
+        }
+    }
+
+    /// Saves the machine and lets other commands have the file.
+    fn give_back(&mut self) {
+        if let Err(e) = self.sim.save_to(self.store) {
+            eprintln!("daxplug-daemon: {e}");
+        }
+        self.stamp = self.store.stamp();
+        if let Err(e) = self.store.unlock() {
+            eprintln!("daxplug-daemon: {e}");
         }
     }
 }
 
 /// How often the emulated machine runs its actors while the daemon waits.
-const MODEL_TICK: Duration = Duration::from_millis(20);
+const MODEL_TICK: Duration = Duration::from_millis(50);
 
 impl Source for Model<'_> {
     fn wait(&mut self, control: &Control, timeout: Duration) -> Wake {
@@ -382,11 +419,13 @@ impl Source for Model<'_> {
         loop {
             if Instant::now() >= self.next_tick {
                 self.next_tick = Instant::now() + MODEL_TICK;
+                self.take();
                 self.sim.with(|m| {
                     for _ in 0..20 {
                         m.step();
                     }
                 });
+                self.give_back();
             }
             // The daemon's own transitions count too, as their uevents do on a kernel.
             let now = self.sim.with(|m| m.uevent_seqnum);
@@ -407,6 +446,12 @@ impl Source for Model<'_> {
     }
     fn name(&self) -> &'static str {
         "the emulated machine's uevents"
+    }
+    fn pass_begins(&mut self) {
+        self.take();
+    }
+    fn pass_ends(&mut self) {
+        self.give_back();
     }
 }
 

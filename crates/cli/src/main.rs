@@ -387,7 +387,7 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
             Ok((out, Exit::Ok))
         }
         Command::Sim(cmd) => match &cli.sim {
-            Some(file) => on_sim(file, cli.run_dir.as_ref(), |sim, _| {
+            Some(file) => on_sim(file, cli.run_dir.as_ref(), |sim, _, _| {
                 text(simcmd::run(sim, cmd))
             }),
             None => Err(exit::Usage(
@@ -425,7 +425,7 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
         } => on_machine(&cli, !dry_run, |b| {
             let host = b.host();
             let events = match b {
-                Backend::Sim(sim, _) => daemoncmd::Events::Sim(sim),
+                Backend::Sim(sim, _, store) => daemoncmd::Events::Sim(sim, store),
                 // The emulated /sys of `sim run` is served through FUSE: no uevent or
                 // inotify event reports what the model does.
                 Backend::Root(_, root, _)
@@ -652,13 +652,13 @@ fn demo(seed: u64) -> anyhow::Result<(String, Exit)> {
 fn on_sim(
     file: &std::path::Path,
     run_dir: Option<&PathBuf>,
-    f: impl FnOnce(&Sim, PathBuf) -> anyhow::Result<(String, Exit)>,
+    f: impl FnOnce(&Sim, PathBuf, &daxplug_model::MachineFile) -> anyhow::Result<(String, Exit)>,
 ) -> anyhow::Result<(String, Exit)> {
     let (sim, store) = Sim::open(file)?;
     let mut default = file.as_os_str().to_owned();
     default.push(".run");
     let run_dir = run_dir.cloned().unwrap_or_else(|| default.into());
-    let result = f(&sim, run_dir);
+    let result = f(&sim, run_dir, &store);
     // The machine changed even if the command failed (a write that failed may have moved
     // the clock and let actors run): save it either way.
     sim.save(&store)?;
@@ -681,8 +681,8 @@ fn on_machine(
     f: impl FnOnce(&Backend<'_>) -> anyhow::Result<(String, Exit)>,
 ) -> anyhow::Result<(String, Exit)> {
     if let Some(file) = &cli.sim {
-        return on_sim(file, cli.run_dir.as_ref(), |sim, run_dir| {
-            f(&Backend::Sim(sim, run_dir))
+        return on_sim(file, cli.run_dir.as_ref(), |sim, run_dir, store| {
+            f(&Backend::Sim(sim, run_dir, store))
         });
     }
     if changes
@@ -711,15 +711,15 @@ enum Backend<'a> {
     /// Files under a root directory (the running kernel, or a copied tree), and the
     /// directory for the lock and journals.
     Root(&'a RootFs, std::path::PathBuf, std::path::PathBuf),
-    /// The emulated machine, and the directory for its lock and journal.
-    Sim(&'a Sim, std::path::PathBuf),
+    /// The emulated machine, the directory for its lock and journal, and its file.
+    Sim(&'a Sim, std::path::PathBuf, &'a daxplug_model::MachineFile),
 }
 
 impl Backend<'_> {
     fn kernel(&self) -> &dyn Kernel {
         match self {
             Backend::Root(k, ..) => *k,
-            Backend::Sim(k, _) => *k,
+            Backend::Sim(k, ..) => *k,
         }
     }
 
@@ -730,7 +730,7 @@ impl Backend<'_> {
                 root: root.clone(),
                 run_dir: run_dir.clone(),
             }),
-            Backend::Sim(sim, run_dir) => Box::new(daxplug_engine::simhost::SimHost {
+            Backend::Sim(sim, run_dir, _) => Box::new(daxplug_engine::simhost::SimHost {
                 sim,
                 run_dir: run_dir.clone(),
             }),

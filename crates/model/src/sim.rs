@@ -44,6 +44,18 @@ impl Sim {
         f(&mut self.lock())
     }
 
+    /// Serves `machine` from now on, in place of the one served so far (a machine file
+    /// another process changed, read again).
+    pub fn replace(&self, mut machine: Machine) {
+        machine.signal = SignalFlag(Some(Arc::clone(&self.signal)));
+        *self.lock() = machine;
+    }
+
+    /// Saves the machine served now to `file`, and goes on serving it.
+    pub fn save_to(&self, file: &MachineFile) -> std::result::Result<(), StoreError> {
+        self.with(|m| file.save(m))
+    }
+
     /// A handle that delivers a signal to the client's current (or next) system call: a
     /// pending offline fails with `EINTR`, as when a real thread is signalled.
     pub fn signal_handle(&self) -> Arc<AtomicBool> {
@@ -195,6 +207,25 @@ impl MachineFile {
             path: path.to_owned(),
             _lock: lock,
         })
+    }
+
+    /// Lets other commands use the machine file while this process waits: it must
+    /// [`MachineFile::relock`] (and load the machine again) before using the machine.
+    pub fn unlock(&self) -> Result<(), StoreError> {
+        self._lock.unlock().map_err(Self::io(&self.path))
+    }
+
+    /// Takes the lock given up by [`MachineFile::unlock`] again (waiting for another
+    /// command to finish).
+    pub fn relock(&self) -> Result<(), StoreError> {
+        self._lock.lock().map_err(Self::io(&self.path))
+    }
+
+    /// The machine file's modification time and length: what changes when another
+    /// command saves it.
+    pub fn stamp(&self) -> Option<(std::time::SystemTime, u64)> {
+        let m = fs::metadata(&self.path).ok()?;
+        Some((m.modified().ok()?, m.len()))
     }
 
     /// Loads the machine.
