@@ -61,6 +61,9 @@ fn zones(d: &Device) -> String {
 /// `8/8 online`, `1/8 online`, `none of 8`, `6/7 online, 1 missing`.
 fn blocks(d: &Device) -> String {
     let c = &d.counts;
+    if d.ranges_hidden && d.size > 0 {
+        return "needs root".to_owned();
+    }
     if c.total == 0 {
         return format!("none of {}", c.span);
     }
@@ -109,7 +112,7 @@ fn kernel_line(topo: &Topology) -> String {
     }
     if topo.limited {
         line.push_str(
-            "\nread without root: the kernel hides /proc/iomem's addresses and the devices' ranges, so kmem-bound devices show needs_root, and blocks, zones and leaked ranges need root (sudo daxplug list)",
+            "\nread without root: the kernel hides /proc/iomem's addresses and the devices' ranges, so kmem-bound devices, and unbound ones with memory, show needs_root: their blocks, zones and leaked ranges need root (sudo daxplug list)",
         );
     }
     line
@@ -151,6 +154,25 @@ fn placement_lines(topo: &Topology) -> String {
 /// A hint for a device whose memory is out of the system on purpose.
 fn note(d: &Device) -> Option<String> {
     match d.state {
+        ObservedState::Unbound if d.size == 0 => Some(format!(
+            "{}: empty (size 0){}; daxplug resize {} SIZE gives it memory.",
+            d.name,
+            if d.name.id == 0 {
+                ": the kernel keeps a region's device 0 while the region exists"
+            } else {
+                ""
+            },
+            d.name
+        )),
+        ObservedState::NeedsRoot => Some(format!(
+            "{}: read without root, its memory blocks and ranges cannot be told (it may be torn, or its range leaked): sudo daxplug status {}.",
+            d.name, d.name
+        )),
+        ObservedState::OtherDriver => Some(format!(
+            "{}: bound to {}, which daxplug does not manage; unbinding it from that driver hands it back.",
+            d.name,
+            d.driver.name().unwrap_or("another driver")
+        )),
         ObservedState::Unbound => Some(format!(
             "{}: no driver is bound, so its memory is not system RAM; binding the kmem driver adds it.",
             d.name
@@ -448,7 +470,12 @@ pub fn status(topo: &Topology, d: &Device) -> String {
             format!("{} -> {blocks}", units::range(&m.range)),
         ]);
     }
-    if d.iomem.is_empty() {
+    if d.ranges_hidden {
+        t.add_row(vec![
+            "ranges".to_owned(),
+            "hidden: read without root (the kernel shows them, and /proc/iomem's addresses, to root only)".to_owned(),
+        ]);
+    } else if d.iomem.is_empty() {
         t.add_row(vec!["/proc/iomem".to_owned(), "no entry".to_owned()]);
     }
     for r in &d.iomem {
@@ -463,13 +490,17 @@ pub fn status(topo: &Topology, d: &Device) -> String {
     let c = &d.counts;
     t.add_row(vec![
         "blocks".to_owned(),
-        format!(
+        if d.ranges_hidden && d.size > 0 {
+            "unknown without root: torn, leaked or kernel-zone memory cannot be told (sudo daxplug status)".to_owned()
+        } else {
+            format!(
             "{} of {} present: {} online ({} Movable, {} kernel zone), {} offline",
             c.total, c.span, c.online, c.movable, c.normal, c.offline
-        ) + &if c.going_offline > 0 {
-            format!(", {} going offline", c.going_offline)
-        } else {
-            String::new()
+            ) + &if c.going_offline > 0 {
+                format!(", {} going offline", c.going_offline)
+            } else {
+                String::new()
+            }
         },
     ]);
     if let Some(total) = d.target_node.and_then(|n| topo.nodes.mem_total.get(&n)) {

@@ -149,7 +149,7 @@ struct DeviceJson {
     memmap_on_memory: Option<bool>,
     ranges: Vec<RangeJson>,
     iomem: Vec<IomemJson>,
-    blocks: BlockCounts,
+    blocks: Option<BlockCounts>,
     block_list: Option<Vec<BlockJson>>,
     problems: Vec<Problem>,
     holds: Vec<HoldJson>,
@@ -335,7 +335,7 @@ fn device(d: &Device, with_blocks: bool, holds: &[Hold]) -> DeviceJson {
                 reason: h.reason.clone(),
             })
             .collect(),
-        blocks: d.counts,
+        blocks: (!d.ranges_hidden || d.size == 0).then_some(d.counts),
         block_list: with_blocks.then(|| {
             d.blocks
                 .iter()

@@ -3,6 +3,7 @@
 
 mod daemoncmd;
 mod demo;
+mod doctorcmd;
 mod events;
 mod exit;
 mod gatecmd;
@@ -547,7 +548,7 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
                 daxplug_engine::holds::running_daemon(&run_dir).as_ref(),
             ));
             extra.extend(holds.iter().map(held_finding));
-            doctor(b.kernel(), root, policy, extra, json)
+            doctorcmd::doctor(b.kernel(), root, policy, extra, json)
         }),
         Command::List {
             ref devices,
@@ -787,55 +788,6 @@ fn held_finding(h: &daxplug_engine::holds::Hold) -> daxplug_engine::doctor::Find
             h.device, h.holder
         ),
     }
-}
-
-fn doctor(
-    kernel: &dyn Kernel,
-    root: Option<&std::path::Path>,
-    policy: Option<(&std::path::Path, &daxplug_engine::policy::Policy)>,
-    extra: Vec<daxplug_engine::doctor::Finding>,
-    json: bool,
-) -> anyhow::Result<(String, Exit)> {
-    use daxplug_engine::doctor::{Severity, check_with_policy};
-    let mut findings = check_with_policy(kernel, root, policy)?;
-    findings.extend(extra);
-    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
-    let wrong = findings.iter().any(|f| f.severity > Severity::Info);
-    let code = if wrong { Exit::Risks } else { Exit::Ok };
-    if json {
-        let mut text = serde_json::to_string_pretty(&json::DoctorJson {
-            schema_version: json::SCHEMA_VERSION,
-            ok: !wrong,
-            findings: findings.iter().map(json::FindingJson::new).collect(),
-        })?;
-        text.push('\n');
-        return Ok((text, code));
-    }
-    let mut out = String::new();
-    for f in &findings {
-        let level = match f.severity {
-            Severity::Error => "ERROR",
-            Severity::Warning => "WARNING",
-            Severity::Info => "note",
-        };
-        out.push_str(&format!(
-            "{level:<8} {}: {}\n         fix: {}\n",
-            f.subject, f.evidence, f.fix
-        ));
-    }
-    let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
-    out.push_str(&format!(
-        "\n{} errors, {} warnings, {} notes{}\n",
-        count(Severity::Error),
-        count(Severity::Warning),
-        count(Severity::Info),
-        if wrong {
-            ""
-        } else {
-            ": nothing competes with daxplug here"
-        }
-    ));
-    Ok((out, code))
 }
 
 fn to_json(report: &json::Report) -> anyhow::Result<String> {

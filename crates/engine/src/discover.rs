@@ -60,7 +60,11 @@ pub fn discover_with(
     let mut devices = Vec::with_capacity(names.len());
     for name in &names {
         let (mut device, region) = read_device(k, name, block_size, &iomem, detail, limited)?;
-        if limited && device.driver == Driver::Kmem {
+        // Without the ranges, blocks and leaked ranges cannot be found: a kmem device's
+        // blocks are unknown, and an unbound device with memory may be stuck.
+        if limited
+            && (device.driver == Driver::Kmem || (device.driver == Driver::None && device.size > 0))
+        {
             device.state = crate::observe::ObservedState::NeedsRoot;
         }
         if let Some(region) = region {
@@ -448,6 +452,7 @@ fn read_device(
         blocks,
         counts,
         state,
+        ranges_hidden: limited,
     };
     Ok((device, region))
 }

@@ -66,7 +66,8 @@ fn plural(n: u64, word: &str) -> String {
 pub fn problems(device: &Device) -> Vec<Problem> {
     let mut out = Vec::new();
     let c = &device.counts;
-    if device.mappings.is_empty() {
+    // A device of size 0 has no ranges; one read without root has them hidden.
+    if device.mappings.is_empty() && device.size > 0 && !device.ranges_hidden {
         out.push(Problem {
             code: ProblemCode::NoMappings,
             message: "The device has no mappingN directories (a kernel older than 5.10?), so only its /proc/iomem entries tell where its memory is.".to_owned(),

@@ -230,6 +230,9 @@ pub struct Device {
     pub counts: BlockCounts,
     /// The observed state.
     pub state: ObservedState,
+    /// Read without root: the kernel hides the device's ranges (0400) and `/proc/iomem`'s
+    /// addresses, so its blocks, and whether a range leaked, are unknown.
+    pub ranges_hidden: bool,
 }
 
 impl Device {

@@ -178,7 +178,8 @@ fn held_devices_are_left_alone_until_released() {
         opts(),
     );
     let dev: daxplug_abi::DaxName = "dax0.0".parse().expect("name");
-    daxplug_engine::holds::hold(host.run.path(), dev, None, Some("firmware".into())).expect("hold");
+    daxplug_engine::holds::hold(host.run.path(), dev, "ops", None, Some("firmware".into()))
+        .expect("hold");
     let decisions = d.apply(false).expect("apply");
     assert_eq!(decisions.len(), 1, "{decisions:?}");
     assert_eq!(decisions[0].result, "held");
@@ -190,7 +191,7 @@ fn held_devices_are_left_alone_until_released() {
     assert!(d.metrics.render().contains("daxplug_held_devices 1"));
     // Logged once per hold.
     assert!(d.apply(false).expect("apply").is_empty());
-    daxplug_engine::holds::release(host.run.path(), dev).expect("release");
+    daxplug_engine::holds::release(host.run.path(), dev, Some("ops")).expect("release");
     let decisions = d.apply(false).expect("apply");
     assert_eq!(decisions[0].result, "done", "{decisions:?}");
     assert_eq!(states(&host)[0].1, ObservedState::OnlineMovable);
@@ -419,7 +420,7 @@ fn behind_a_closed_gate_covered_devices_are_bound_by_the_rule_and_the_rest_admit
         opts(),
     );
     d.apply(false).expect("apply");
-    assert!(d.gate_notes.is_empty(), "{:?}", d.gate_notes);
+    assert!(d.notes.is_empty(), "{:?}", d.notes);
     assert_eq!(states(&host)[2].1, ObservedState::Unbound);
     // At boot the gate closes before coldplug makes the devices appear: as if none was
     // present then.
@@ -434,7 +435,7 @@ fn behind_a_closed_gate_covered_devices_are_bound_by_the_rule_and_the_rest_admit
         opts(),
     );
     d.apply(false).expect("apply");
-    let notes = std::mem::take(&mut d.gate_notes);
+    let notes = std::mem::take(&mut d.notes);
     let s = states(&host);
     assert_eq!(s[0].1, ObservedState::OnlineMovable, "{s:?}");
     assert_eq!(s[1].1, ObservedState::OnlineMovable, "{s:?}");
@@ -461,7 +462,7 @@ fn behind_a_closed_gate_covered_devices_are_bound_by_the_rule_and_the_rest_admit
         })
         .expect("unbind");
     d.apply(false).expect("apply");
-    assert!(d.gate_notes.is_empty(), "{:?}", d.gate_notes);
+    assert!(d.notes.is_empty(), "{:?}", d.notes);
     assert_eq!(states(&host)[7].1, ObservedState::Unbound);
     // Opened (the daemon stops): drivers_autoprobe is back as it was.
     d.open_gate().expect("open");

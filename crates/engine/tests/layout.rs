@@ -7,8 +7,8 @@ mod common;
 use common::TestHost;
 use daxplug_abi::OnlineType;
 use daxplug_engine::{
-    LayoutChange, ObservedState, Options, Outcome, Report, Scope, Target, change_layout, create,
-    discover, set,
+    LayoutChange, NewDevice, ObservedState, Options, Outcome, Report, Scope, Target, change_layout,
+    create, discover, set,
 };
 use daxplug_model::{Flavour, Sim, build_preset, check_invariants};
 
@@ -21,6 +21,14 @@ fn resize(size: u64, target: Target) -> LayoutChange {
         size,
         align: None,
         target: Some(target),
+    }
+}
+
+fn new(size: u64, target: Target) -> NewDevice {
+    NewDevice {
+        size: Some(size),
+        align: None,
+        target,
     }
 }
 
@@ -57,7 +65,7 @@ fn carve_a_region_and_move_a_two_range_device_whole() {
             change_layout(&host, "dax0.0", resize(512 * MIB, Target::Unplugged), &o).expect("runs");
         done(&r, &at("shrink dax0.0"));
         assert_eq!(r.end_size, Some(512 * MIB));
-        let r = create(&host, 0, resize(256 * MIB, Target::Devdax), &o).expect("runs");
+        let r = create(&host, 0, new(256 * MIB, Target::Devdax), &o).expect("runs");
         done(&r, &at("create"));
         assert_eq!(r.device, "dax0.1");
         assert_eq!(
@@ -102,7 +110,7 @@ fn carve_a_region_and_move_a_two_range_device_whole() {
         // Refusals: misaligned, more than the region has, a static region.
         let r = change_layout(&host, "dax0.1", resize(MIB, Target::Devdax), &o).expect("runs");
         assert_eq!(r.outcome, Outcome::Refused, "{r:?}");
-        let r = create(&host, 0, resize(512 * MIB, Target::Devdax), &o).expect("runs");
+        let r = create(&host, 0, new(512 * MIB, Target::Devdax), &o).expect("runs");
         assert_eq!(r.outcome, Outcome::Refused, "{r:?}");
         assert!(
             r.reason.as_deref().is_some_and(|w| w.contains("free")),
@@ -115,7 +123,7 @@ fn carve_a_region_and_move_a_two_range_device_whole() {
             &at("destroy"),
         );
         assert_eq!(state_and_size(&host, "dax0.1"), None);
-        let r = create(&host, 0, resize(256 * MIB, movable), &o).expect("runs");
+        let r = create(&host, 0, new(256 * MIB, movable), &o).expect("runs");
         done(&r, &at("create online"));
         assert_eq!(
             state_and_size(&host, "dax0.1"),
@@ -142,7 +150,7 @@ fn a_static_region_cannot_be_carved() {
     let host = TestHost::new(Sim::new(
         build_preset("pmem", Flavour::Legacy, 1).expect("preset"),
     ));
-    let r = create(&host, 0, resize(256 * MIB, Target::Devdax), &opts()).expect("runs");
+    let r = create(&host, 0, new(256 * MIB, Target::Devdax), &opts()).expect("runs");
     assert_eq!(r.outcome, Outcome::Refused);
     assert!(
         r.reason.as_deref().is_some_and(|w| w.contains("static")),

@@ -184,6 +184,15 @@ pub fn check_with_policy(
         });
     };
 
+    if topo.limited {
+        add(
+            Severity::Warning,
+            "read_without_root",
+            "doctor".into(),
+            "read without root: the kernel hides /proc/iomem's addresses and the devices' ranges, so torn, leaked (stuck) and kernel-zone devices cannot be found; nothing here says the machine is healthy".into(),
+            "run it as root (sudo daxplug doctor); a monitoring job needs CAP_SYS_ADMIN to read /proc/iomem".into(),
+        );
+    }
     match topo.kernel_abi {
         KernelAbi::Atomic => add(Severity::Info, "atomic_abi", "kernel".into(), "kmem-bound devices have daxX.Y/state".into(), "nothing: daxplug switches devices with one write".into()),
         KernelAbi::Legacy => add(Severity::Info, "legacy_abi", "kernel".into(), "a kmem-bound device has no daxX.Y/state".into(), "nothing: daxplug runs its own protocol (lock, policy at bind, rollback, fenced unbind); a kernel with the atomic series makes it one write".into()),
