@@ -133,7 +133,8 @@ pub fn run(
     };
     let metrics_addr = policy.metrics;
     let mut daemon = Daemon::new(host, policy, opts);
-    daemon.config = Some(args.config.clone());
+    // Named as an absolute path: `set` quotes it from any directory.
+    daemon.config = Some(std::path::absolute(&args.config).unwrap_or_else(|_| args.config.clone()));
     if !args.dry_run {
         for line in daemon.recover()? {
             log(&line);

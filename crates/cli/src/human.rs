@@ -292,13 +292,14 @@ pub fn list(topo: &Topology, with_blocks: bool, wide: bool) -> String {
     if topo.devices.is_empty() {
         out.push_str("No dax devices.\n");
     } else {
+        // MODE (devdax, system-ram) follows from STATE: only --wide shows it.
         let mut headers = vec!["DEVICE"];
         if wide {
-            headers.push("REGION");
+            headers.extend(["REGION", "MODE"]);
         }
-        headers.extend(["MODE", "STATE"]);
+        headers.push("STATE");
         if kernel_col {
-            headers.push("KERNEL STATE");
+            headers.push("KERNEL");
         }
         headers.extend(["NODE", "SIZE", "BLOCKS", "ZONES"]);
         if wide {
@@ -306,16 +307,17 @@ pub fn list(topo: &Topology, with_blocks: bool, wide: bool) -> String {
         }
         let mut t = table(&headers);
         for d in &topo.devices {
+            // A stale kernel state is marked `*`; a line below the table says what it means.
             let kernel = match d.kernel_state {
-                Some(k) if d.state_disagrees() => format!("{k} (stale)"),
+                Some(k) if d.state_disagrees() => format!("{k}*"),
                 Some(k) => k.to_string(),
                 None => "-".to_owned(),
             };
             let mut row = vec![d.name.to_string()];
             if wide {
-                row.push(or_dash(d.region));
+                row.extend([or_dash(d.region), d.mode().as_str().to_owned()]);
             }
-            row.extend([d.mode().as_str().to_owned(), d.state.to_string()]);
+            row.push(d.state.to_string());
             if kernel_col {
                 row.push(kernel);
             }

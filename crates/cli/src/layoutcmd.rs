@@ -21,27 +21,12 @@ pub struct Common {
     pub force: bool,
     /// `--override`.
     pub daemon_override: bool,
+    /// `--yes`.
+    pub yes: bool,
 }
 
 fn size(text: &str, what: &str) -> Result<u64, exit::Usage> {
     crate::units::parse_size(text).map_err(|e| exit::Usage(format!("{what}: {e}")))
-}
-
-/// `REGION` as `0` or `region0`.
-fn region(text: &str) -> Result<u32, exit::Usage> {
-    text.strip_prefix("region")
-        .unwrap_or(text)
-        .parse()
-        .map_err(|_| {
-            exit::Usage(format!(
-                "{text:?} is not a region: expected its id, such as 0 or region0 (see `daxplug list`)"
-            ))
-        })
-}
-
-fn target(text: &str) -> Result<Target, exit::Usage> {
-    text.parse()
-        .map_err(|e: daxplug_engine::TargetError| exit::Usage(e.to_string()))
 }
 
 /// `daxplug create REGION [--size SIZE|max] [--align BYTES] [--state STATE]`.
@@ -50,7 +35,7 @@ pub fn run_create(
     region_arg: &str,
     size_arg: &str,
     align_arg: Option<&str>,
-    state: &str,
+    state: Target,
     c: Common,
 ) -> anyhow::Result<(String, Exit)> {
     let new = NewDevice {
@@ -59,9 +44,9 @@ pub fn run_create(
             s => Some(size(s, "--size")?),
         },
         align: align_arg.map(|a| size(a, "--align")).transpose()?,
-        target: target(state)?,
+        target: state,
     };
-    let region = region(region_arg)?;
+    let region = crate::args::region(region_arg).map_err(exit::Usage)?;
     let opts = options(c.timeout, c.force, c.dry_run, c.json, c.daemon_override)?;
     let r = create(host, region, new, &opts)?;
     output(&[r], c.json)
@@ -91,6 +76,9 @@ pub fn run_resize(
 /// `daxplug destroy DEV`.
 pub fn run_destroy(host: &dyn Host, device: &str, c: Common) -> anyhow::Result<(String, Exit)> {
     daxplug_engine::discover::require_device(host.kernel(), device)?;
+    if !c.dry_run && !crate::setcmd::confirmed(&format!("Destroy {device}?"), c.yes) {
+        return Ok(crate::setcmd::declined());
+    }
     let opts = options(c.timeout, c.force, c.dry_run, c.json, c.daemon_override)?;
     let r = change_layout(host, device, LayoutChange::Destroy, &opts)?;
     output(&[r], c.json)

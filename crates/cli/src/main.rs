@@ -1,6 +1,7 @@
 //! `daxplug`: whole-device control of device memory. This file owns argument parsing,
 //! error reporting and exit codes; the work is in the engine.
 
+mod args;
 mod daemoncmd;
 mod demo;
 mod doctorcmd;
@@ -98,15 +99,15 @@ enum Command {
         /// Also show every memory block of every device (in JSON: fill `block_list`).
         #[arg(short, long)]
         blocks: bool,
-        /// Only the devices of this region.
-        #[arg(long, value_name = "ID")]
+        /// Only the devices of this region (0 or region0).
+        #[arg(short, long, value_name = "REGION", value_parser = args::region)]
         region: Option<u32>,
         /// Only the devices whose memory joins this node (their target node).
         #[arg(long, value_name = "NODE")]
         node: Option<u32>,
         /// Only the devices in this observed state (online_movable, devdax, stuck, ...).
-        #[arg(long, value_name = "STATE")]
-        state: Option<String>,
+        #[arg(short, long, value_name = "STATE", value_parser = args::ObservedParser)]
+        state: Option<daxplug_engine::ObservedState>,
         /// Every column (region, kernel state, ranges, backing), however wide.
         #[arg(short, long)]
         wide: bool,
@@ -129,8 +130,12 @@ enum Command {
         #[arg(value_name = "DEV|all")]
         device: String,
         /// unplugged, online, online_kernel, online_movable, devdax or famfs.
-        #[arg(value_name = "STATE")]
-        state: String,
+        #[arg(value_name = "STATE", value_parser = args::TargetParser)]
+        state: daxplug_engine::Target,
+        /// With several devices (`set all`): every device's actions and times, not one line
+        /// each and a summary.
+        #[arg(short, long)]
+        verbose: bool,
         #[command(flatten)]
         common: TransitionArgs,
     },
@@ -152,8 +157,8 @@ enum Command {
         #[arg(long, value_name = "BYTES")]
         align: Option<String>,
         /// The state the new device ends in: devdax, unplugged, online_movable, ...
-        #[arg(long, value_name = "STATE", default_value = "devdax")]
-        state: String,
+        #[arg(long, value_name = "STATE", default_value = "devdax", value_parser = args::TargetParser)]
+        state: daxplug_engine::Target,
         #[command(flatten)]
         common: TransitionArgs,
     },
@@ -308,10 +313,9 @@ struct TransitionArgs {
     /// the message of the check says what it risks.
     #[arg(short, long)]
     force: bool,
-    /// With several devices (`set all`): every device's actions and times, not one line
-    /// each and a summary.
+    /// Do not ask first: `set all` and `destroy` ask for a yes on a terminal.
     #[arg(short, long)]
-    verbose: bool,
+    yes: bool,
     /// Change a device a running daemon manages: it is held for maintenance (the daemon
     /// leaves it alone) until `daxplug release DEV`.
     #[arg(long = "override")]
@@ -326,6 +330,7 @@ impl From<TransitionArgs> for layoutcmd::Common {
             json: a.json,
             force: a.force,
             daemon_override: a.daemon_override,
+            yes: a.yes,
         }
     }
 }
@@ -399,6 +404,7 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
         Command::Set {
             ref device,
             state,
+            verbose,
             common,
         } => on_machine(&cli, !common.dry_run, |b| {
             let host = b.host();
@@ -406,13 +412,14 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
                 host.as_ref(),
                 &setcmd::SetArgs {
                     device: device.clone(),
-                    state,
+                    target: state,
                     timeout: common.timeout.0,
                     dry_run: common.dry_run,
                     json: common.json,
                     force: common.force,
                     daemon_override: common.daemon_override,
-                    verbose: common.verbose,
+                    verbose,
+                    yes: common.yes,
                 },
             )
         }),
@@ -463,7 +470,7 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
                 region,
                 size,
                 align.as_deref(),
-                state,
+                *state,
                 common.into(),
             )
         }),
@@ -556,7 +563,7 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
             blocks,
             region,
             node,
-            ref state,
+            state,
             wide,
         } => on_machine(&cli, false, |b| {
             let _read = read_guard(b);
@@ -566,33 +573,26 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
             } else {
                 Detail::Counts
             };
-            let state: Option<daxplug_engine::ObservedState> = state
-                .as_deref()
-                .map(|s| {
-                    daxplug_engine::ObservedState::ALL
-                        .into_iter()
-                        .find(|o| o.as_str() == s)
-                        .ok_or_else(|| {
-                            exit::Usage(format!(
-                                "{s:?} is not an observed state: expected one of {}",
-                                daxplug_engine::ObservedState::ALL
-                                    .map(|o| o.as_str())
-                                    .join(", ")
-                            ))
-                        })
-                })
-                .transpose()?;
             let scope = if devices.is_empty() {
                 Scope::All
             } else {
                 Scope::Devices(devices.clone())
             };
             let mut topo = discover_with(b.kernel(), &scope, detail)?;
+            let present = topo.devices.len();
             topo.devices.retain(|d| {
                 region.is_none_or(|r| d.region == Some(r))
                     && node.is_none_or(|n| d.target_node == Some(n))
                     && state.is_none_or(|s| d.state == s)
             });
+            if topo.devices.is_empty() && present > 0 && !json {
+                return text(Ok(format!(
+                    "No dax device matches{}{}{} (this machine has {present}: daxplug list shows them).\n",
+                    region.map_or_else(String::new, |r| format!(" --region {r}")),
+                    node.map_or_else(String::new, |n| format!(" --node {n}")),
+                    state.map_or_else(String::new, |s| format!(" --state {s}")),
+                )));
+            }
             text(if json {
                 to_json(&json::Report::new(
                     &topo,
@@ -796,8 +796,40 @@ fn to_json(report: &json::Report) -> anyhow::Result<String> {
     Ok(text)
 }
 
+/// The command line, or the exit for a bad one: one sentence on stderr prefixed `daxplug:`
+/// like every other error, the usage line after it, exit 2.
+fn parse_args() -> Result<Cli, ExitCode> {
+    use clap::error::ErrorKind;
+    match Cli::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            let text = e.render().to_string();
+            let body = text.trim_start_matches("error: ");
+            let (sentence, rest) = body.split_once("\n\n").unwrap_or((body, ""));
+            eprintln!("daxplug: {}", sentence.trim_end());
+            for line in rest.lines().filter(|l| l.starts_with("Usage:")) {
+                eprintln!("  {}", line.replacen("Usage:", "usage:", 1));
+            }
+            Err(ExitCode::from(Exit::Usage))
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_args() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     match run(cli) {
         Ok((text, code)) => {
             let mut stdout = std::io::stdout().lock();

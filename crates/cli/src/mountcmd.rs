@@ -44,7 +44,7 @@ pub fn mount(file: &Path, dir: &Path) -> anyhow::Result<(String, Exit)> {
     let stop = stop_signals()?;
     let mount = Mount::new(Arc::clone(&sim), &dir)?;
     eprintln!(
-        "daxplug: serving {} on {} ({0}/sys, {0}/proc); Ctrl-C or `umount {0}` stops",
+        "daxplug: serving {} on {1} ({1}/sys, {1}/proc); Ctrl-C or `umount {1}` stops",
         file.display(),
         dir.display()
     );

@@ -14,7 +14,6 @@ use daxplug_engine::{
 use daxplug_engine::discover::{Detail, discover_with};
 use daxplug_engine::placement::{self, Placement, PlacementChange, read_placement};
 
-use crate::exit;
 use crate::json::{RecoverJson, SetJson, TransitionJson};
 
 /// A `--timeout`: `None` waits as long as the kernel does.
@@ -82,7 +81,7 @@ pub struct SetArgs {
     /// `daxX.Y` or `all`.
     pub device: String,
     /// The state asked for.
-    pub state: String,
+    pub target: Target,
     /// `--timeout`.
     pub timeout: Option<Duration>,
     /// `--dry-run`.
@@ -95,6 +94,32 @@ pub struct SetArgs {
     pub daemon_override: bool,
     /// `--verbose`.
     pub verbose: bool,
+    /// `--yes`.
+    pub yes: bool,
+}
+
+/// Asks `question` on a terminal; `true` without one (a script), or with `--yes`.
+pub fn confirmed(question: &str, yes: bool) -> bool {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    if yes || !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return true;
+    }
+    let mut err = std::io::stderr();
+    let _ = write!(err, "{question} [y/N] ");
+    let _ = err.flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+/// What a declined confirmation prints: nothing changed.
+pub fn declined() -> (String, Exit) {
+    (
+        "daxplug: not confirmed, nothing changed\n".to_owned(),
+        Exit::Refused,
+    )
 }
 
 /// Installs Ctrl-C / SIGTERM handling (cancel and roll back) and the writer wake-up signal.
@@ -131,10 +156,7 @@ fn progress_bar(json: bool) -> Option<Arc<dyn Fn(daxplug_engine::Progress) + Sen
 
 /// `daxplug set`.
 pub fn run(host: &dyn Host, args: &SetArgs) -> anyhow::Result<(String, Exit)> {
-    let target: Target = args
-        .state
-        .parse()
-        .map_err(|e: daxplug_engine::TargetError| exit::Usage(e.to_string()))?;
+    let target = args.target;
     let devices: Vec<String> = if args.device == "all" {
         discover(host.kernel(), &Scope::All)?
             .devices
@@ -154,6 +176,18 @@ pub fn run(host: &dyn Host, args: &SetArgs) -> anyhow::Result<(String, Exit)> {
         args.json,
         args.daemon_override,
     )?;
+    if args.device == "all"
+        && !args.dry_run
+        && !confirmed(
+            &format!(
+                "Move every dax device ({}) to {target}?",
+                devices.join(", ")
+            ),
+            args.yes,
+        )
+    {
+        return Ok(declined());
+    }
     // What onlining or unplugging did to placement (tiers, demotion, interleave weights)
     // is read around the transitions; a dry run changes nothing.
     let before = if args.dry_run {
@@ -172,7 +206,8 @@ pub fn run(host: &dyn Host, args: &SetArgs) -> anyhow::Result<(String, Exit)> {
     let placement = before
         .map(|b| placement_changes(host, &devices, &b))
         .unwrap_or_default();
-    if reports.len() > 1 && !args.json && !args.verbose {
+    // A dry run prints every device's plan: that is what it is for.
+    if reports.len() > 1 && !args.json && !args.verbose && !args.dry_run {
         let (mut text, code) = summary(&reports);
         text.push_str(&placement_lines(&placement));
         return Ok((text, code));
@@ -459,7 +494,11 @@ mod tests {
         assert_eq!(parse_duration("10"), Ok(Some(Duration::from_secs(10))));
         assert_eq!(parse_duration("0"), Ok(None));
         assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5d").is_err());
+        assert_eq!(
+            parse_duration("2d"),
+            Ok(Some(Duration::from_secs(2 * 86_400)))
+        );
+        assert!(parse_duration("400d").is_err(), "longer than a year");
         assert!(parse_duration("").is_err());
         // Huge values are refused, not a panic (Duration::from_secs_f64 would overflow).
         assert!(parse_duration("99999999999999999999h").is_err());

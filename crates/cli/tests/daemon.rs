@@ -162,7 +162,7 @@ fn the_loop_restores_drift_from_a_competitor() {
         "{log}"
     );
     assert!(
-        log.contains("watching 1 rules") && log.contains("stopping"),
+        log.contains("watching 1 rule;") && log.contains("stopping"),
         "{log}"
     );
 
@@ -256,7 +256,10 @@ fn sighup_reloads_and_a_bad_reload_keeps_the_policy() {
     );
     let out = child.wait_with_output().expect("wait");
     let log = String::from_utf8_lossy(&out.stdout);
-    assert!(log.contains("reloaded") && log.contains("1 rules"), "{log}");
+    assert!(
+        log.contains("reloaded") && log.contains(": 1 rule"),
+        "{log}"
+    );
     assert!(
         log.contains("device=dax1.0 rule=1 from=unbound to=devdax result=done"),
         "{log}"

@@ -60,7 +60,7 @@ fn carve_regrow_and_destroy() {
     step(&["list"], 0);
     step(&["destroy", "dax0.1"], 0);
     step(&["create", "0", "--size", "3M"], 5);
-    step(&["create", "9", "--size", "2M"], 5);
+    step(&["create", "9", "--size", "2M"], 4);
     step(&["resize", "dax0.0", "lots"], 2);
     step(&["create", "zero", "--size", "2M"], 2);
     insta::assert_snapshot!("carve", transcript);

@@ -267,3 +267,44 @@ fn every_preset_lists() {
         );
     }
 }
+
+/// `list` keeps within 80 columns on every preset and kernel flavour, in every state the
+/// machine passes through (kernel zones, movable, devdax, held), notes and holds included.
+#[test]
+fn list_fits_in_80_columns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for preset in ["hmem", "pmem", "cxl", "large"] {
+        for kernel in ["legacy", "atomic"] {
+            let sub = dir.path().join(format!("{preset}-{kernel}"));
+            std::fs::create_dir(&sub).expect("mkdir");
+            let f = init(&sub, preset, kernel);
+            let mut check = |when: &str| {
+                let out = ok(&["--sim", &f, "list"]);
+                for line in out.lines() {
+                    assert!(
+                        line.chars().count() <= 80,
+                        "{preset}/{kernel} {when}: {} columns:\n{line}\n{out}",
+                        line.chars().count()
+                    );
+                }
+            };
+            check("at boot");
+            let _ = daxplug(&["--sim", &f, "set", "all", "online_movable"]);
+            check("online_movable");
+            let _ = daxplug(&["--sim", &f, "set", "dax0.0", "devdax"]);
+            let _ = daxplug(&[
+                "--sim",
+                &f,
+                "hold",
+                "dax0.0",
+                "--holder",
+                "a-rather-long-holder-name",
+                "--for",
+                "2h",
+                "--reason",
+                "a firmware update that takes a while to finish",
+            ]);
+            check("devdax, held");
+        }
+    }
+}

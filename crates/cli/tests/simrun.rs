@@ -625,7 +625,7 @@ fn set_beside_a_running_daemon_needs_a_hold() {
          {bin} hold dax0.0 --reason firmware
          {bin} set dax0.0 unplugged > /dev/null; echo rc=$?
          sleep 1.5
-         {bin} list | grep -c 'held for maintenance'
+         {bin} list | grep -c 'held by'
          {bin} status dax0.0 --json | grep -o '\"state\": \"[a-z_]*\"' | head -1
          {bin} release dax0.0
          sleep 1.5

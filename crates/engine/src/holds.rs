@@ -59,6 +59,10 @@ pub struct Taken {
 pub struct DaemonRecord {
     /// Its process.
     pub pid: u32,
+    /// When its process started (`/proc/PID/stat`'s starttime, clock ticks since boot): a
+    /// pid the kernel reused for another process does not match it.
+    #[serde(default)]
+    pub started: Option<u64>,
     /// Its policy file.
     pub config: PathBuf,
     /// The devices its rules took at its last pass, with the state each rule wants.
@@ -233,8 +237,27 @@ pub fn unregister_daemon(run_dir: &Path) {
 pub fn running_daemon(run_dir: &Path) -> Option<DaemonRecord> {
     let r: DaemonRecord =
         serde_json::from_str(&fs::read_to_string(daemon_file(run_dir)).ok()?).ok()?;
-    // A daemon that died without unregistering manages nothing.
-    (r.pid == std::process::id() || Path::new(&format!("/proc/{}", r.pid)).exists()).then_some(r)
+    // A daemon that died without unregistering manages nothing, and a pid reused since by
+    // another process is not the daemon.
+    let alive = r.pid == std::process::id()
+        || (process_name(r.pid).is_some_and(|n| n.starts_with("daxplug"))
+            && r.started.is_none_or(|t| process_start(r.pid) == Some(t)));
+    alive.then_some(r)
+}
+
+/// A process's command name (`/proc/PID/comm`).
+fn process_name(pid: u32) -> Option<String> {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|s| s.trim_end().to_owned())
+}
+
+/// When a process started: field 22 of `/proc/PID/stat`, in clock ticks since boot.
+pub fn process_start(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -293,6 +316,36 @@ mod tests {
         );
         assert_eq!(release(dir.path(), d, None).expect("release all").len(), 1);
         assert!(held(dir.path(), d).is_none());
+    }
+
+    /// A registration whose pid now belongs to another process (a reused pid) is stale.
+    #[test]
+    fn a_reused_pid_is_not_the_daemon() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("sleep");
+        let record = DaemonRecord {
+            pid: sleeper.id(),
+            started: None,
+            config: "/etc/daxplug/daxplug.toml".into(),
+            managed: Vec::new(),
+            blocked: Vec::new(),
+        };
+        register_daemon(dir.path(), &record).expect("register");
+        let found = running_daemon(dir.path());
+        let _ = sleeper.kill();
+        let _ = sleeper.wait();
+        assert!(found.is_none(), "sleep is not a daxplug daemon");
+        let mine = DaemonRecord {
+            pid: std::process::id(),
+            started: process_start(std::process::id()),
+            ..record
+        };
+        register_daemon(dir.path(), &mine).expect("register");
+        assert!(running_daemon(dir.path()).is_some());
+        assert!(process_start(std::process::id()).is_some());
     }
 
     #[test]

@@ -70,7 +70,7 @@ pub fn problems(device: &Device) -> Vec<Problem> {
     if device.mappings.is_empty() && device.size > 0 && !device.ranges_hidden {
         out.push(Problem {
             code: ProblemCode::NoMappings,
-            message: "The device has no mappingN directories (a kernel older than 5.10?), so only its /proc/iomem entries tell where its memory is.".to_owned(),
+            message: "no mappingN directories (a kernel older than 5.10?), so only its /proc/iomem entries tell where its memory is.".to_owned(),
         });
     }
     match device.state {
@@ -128,7 +128,7 @@ pub fn problems(device: &Device) -> Vec<Problem> {
             out.push(Problem {
                 code: ProblemCode::Mixed,
                 message: format!(
-                    "The device is torn: of its {}, {}.",
+                    "torn: of its {}, {}.",
                     plural(c.span.max(c.total), "block"),
                     parts.join(", ")
                 ),
@@ -140,7 +140,7 @@ pub fn problems(device: &Device) -> Vec<Problem> {
         out.push(Problem {
             code: ProblemCode::KernelStateStale,
             message: format!(
-                "The kernel's state file says {k}, but the blocks say {}: blocks were changed through memoryN/state behind the driver's back.",
+                "the kernel's state file says {k} (KERNEL *), but the blocks say {}: blocks were changed through memoryN/state behind the driver's back.",
                 device.state
             ),
         });

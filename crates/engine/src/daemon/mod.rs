@@ -434,6 +434,7 @@ impl<'a> Daemon<'a> {
         }
         let record = crate::holds::DaemonRecord {
             pid: std::process::id(),
+            started: crate::holds::process_start(std::process::id()),
             config: self.config.clone().unwrap_or_default(),
             blocked: self
                 .metrics
