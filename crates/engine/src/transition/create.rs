@@ -84,6 +84,18 @@ pub fn create(
         ));
         return Ok(rep);
     }
+    if new
+        .align
+        .is_none_or(|a| crate::layout::VALID_ALIGNS.contains(&a))
+        && !size.is_multiple_of(granule)
+    {
+        rep.reason = Some(format!(
+            "{} is not a multiple of region {region}'s alignment ({})",
+            units::size(size),
+            units::size(granule)
+        ));
+        return Ok(rep);
+    }
     if size == 0 && new.size.is_none() {
         rep.reason = Some(format!(
             "region {region} has no free space{}: shrink or destroy one of its devices first",
