@@ -14,7 +14,7 @@ pub const TARGETS: [Target; 6] = [
     Target::Famfs,
 ];
 
-fn invalid(cmd: &clap::Command, message: String) -> clap::Error {
+fn invalid(cmd: &clap::Command, message: &str) -> clap::Error {
     clap::Error::raw(clap::error::ErrorKind::InvalidValue, format!("{message}\n")).with_cmd(cmd)
 }
 
@@ -34,7 +34,7 @@ impl TypedValueParser for TargetParser {
     ) -> Result<Target, clap::Error> {
         let text = value.to_string_lossy();
         text.parse()
-            .map_err(|e: daxplug_engine::TargetError| invalid(cmd, e.to_string()))
+            .map_err(|e: daxplug_engine::TargetError| invalid(cmd, &e.to_string()))
     }
 
     fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
@@ -65,7 +65,7 @@ impl TypedValueParser for ObservedParser {
                 let names: Vec<&str> = ObservedState::ALL.iter().map(|s| s.as_str()).collect();
                 invalid(
                     cmd,
-                    format!(
+                    &format!(
                         "{text:?} is not an observed state: expected one of {}",
                         names.join(", ")
                     ),

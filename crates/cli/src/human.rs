@@ -127,7 +127,7 @@ fn placement_line(topo: &Topology, node: u32) -> String {
         (None, ..) => "no memory tiers on this kernel".to_owned(),
         (Some(_), None, _) => "in no memory tier (no memory online)".to_owned(),
         (Some(_), Some(t), Some(d)) if t == d => format!("memory tier {t}, the same as DRAM"),
-        (Some(_), Some(t), Some(d)) => format!("memory tier {t} (DRAM: {d})"),
+        (Some(_), Some(t), Some(d)) => format!("memory tier {t} (DRAM's is {d})"),
         (Some(_), Some(t), None) => format!("memory tier {t}"),
     }];
     let said = p.demotion == Demotion::NoTier

@@ -34,31 +34,33 @@ use daxplug_model::Sim;
 
 const ABOUT: &str = "Atomic, whole-device control of device memory (CXL, HBM, pmem, soft-reserved) that the kernel exposes as dax devices.";
 
-const LONG_ABOUT: &str = "\
-Atomic, whole-device control of device memory (CXL, HBM, pmem, soft-reserved) that the \
+/// `--help`'s long text: the states and exit codes, from the enums that define them.
+fn long_about() -> String {
+    use std::fmt::Write as _;
+    let mut s = String::from(
+        "Atomic, whole-device control of device memory (CXL, HBM, pmem, soft-reserved) that the \
 kernel exposes as dax devices and turns into system RAM through the kmem driver.
 
 Every state daxplug reports is computed from the memory blocks and /proc/iomem, whatever the \
 kernel's own daxX.Y/state file claims:
 
-  unbound         no driver; the memory is not in use
-  devdax          bound to device_dax: a character device
-  unplugged       bound to kmem with no memory blocks (kernels with the atomic ABI)
-  offline         bound to kmem, every block offline
-  online_movable  every block online in ZONE_MOVABLE (removable)
-  online_kernel   every block online in a kernel zone (rarely removable)
-  mixed           torn: blocks disagree (online/offline, zones, missing blocks)
-  stuck           kmem unbound while the kernel still holds blocks or the range:
-                  leaked until reboot
-
-Exit codes: 0 success; 1 unexpected failure; 2 bad usage or malformed argument; \
-3 unusable root or machine file (missing, not a sysfs tree, no memory hotplug); 4 no such \
-device; 5 set refused, nothing changed; 6 set failed or cancelled and rolled back; 7 the \
-device is stuck (leaked until reboot); 8 set could not put the device back together; 9 \
-doctor found something wrong.";
+",
+    );
+    for st in daxplug_engine::ObservedState::ALL {
+        let _ = writeln!(s, "  {:<15} {}", st.as_str(), st.meaning());
+    }
+    s.push_str("\nExit codes:\n\n");
+    for e in exit::Exit::ALL {
+        let _ = writeln!(s, "  {:<3} {}", e.code(), e.meaning());
+    }
+    s.push_str(
+        "\nDocumentation: /usr/share/doc/daxplug (CLI.md, JSON.md, DAEMON.md) and the man pages.",
+    );
+    s
+}
 
 #[derive(Debug, Parser)]
-#[command(name = "daxplug", version, about = ABOUT, long_about = LONG_ABOUT)]
+#[command(name = "daxplug", version, about = ABOUT, long_about = long_about())]
 struct Cli {
     /// Read the machine under DIR: DIR/sys/... and DIR/proc/... (a copied sysfs tree, or
     /// a mount of the emulated machine).
@@ -67,19 +69,30 @@ struct Cli {
         global = true,
         value_name = "DIR",
         default_value = "/",
-        conflicts_with = "sim"
+        conflicts_with = "sim",
+        help_heading = "Which machine"
     )]
     root: PathBuf,
 
     /// Where daxplug keeps its lock and transition journals: default ROOT/run (so /run on
     /// the live machine), or FILE.run with --sim. Needed with --root on a read-only tree
     /// such as a `daxplug sim mount`.
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        help_heading = "Which machine"
+    )]
     run_dir: Option<PathBuf>,
 
     /// Run against the emulated machine kept in FILE (create one with `daxplug sim init`);
     /// its state is saved back after the command, so commands see each other's effects.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        help_heading = "Which machine"
+    )]
     sim: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -93,7 +106,8 @@ enum Command {
         /// Only these devices (all when none is named).
         #[arg(value_name = "DEV")]
         devices: Vec<String>,
-        /// Print one JSON object (schema in docs/JSON.md) instead of a table.
+        /// Print one JSON object (schema in JSON.md, /usr/share/doc/daxplug) instead of a
+        /// table.
         #[arg(short, long)]
         json: bool,
         /// Also show every memory block of every device (in JSON: fill `block_list`).
@@ -163,7 +177,8 @@ enum Command {
         common: TransitionArgs,
     },
     /// Grow or shrink a device of a dynamic region. Only while its memory is out of the
-    /// system (devdax, unplugged or unbound): it keeps that mode. Growing takes the
+    /// system: devdax and famfs devices stay so; unplugged and unbound ones end unbound (the
+    /// kernel changes only a device no driver holds). Growing takes the
     /// region's free space first-fit and may give the device several ranges; shrinking
     /// gives back its end.
     Resize {
@@ -212,7 +227,7 @@ enum Command {
     /// policy, SIGTERM rolls back the transition in flight and exits. One log line per
     /// decision.
     Daemon {
-        /// The policy file (TOML; see docs/DAEMON.md).
+        /// The policy file (TOML; daxplug.toml(5), DAEMON.md in /usr/share/doc/daxplug).
         #[arg(long, value_name = "FILE", default_value = "/etc/daxplug/daxplug.toml")]
         config: std::path::PathBuf,
         /// Apply the policy to every present device, report, and exit (for boot units and

@@ -353,6 +353,9 @@ fn ends(r: &Report) -> (String, String) {
             Some(b) => {
                 let to = match (r.outcome, r.end) {
                     (Outcome::Done, Some(end)) => end.as_str(),
+                    // A resize or create takes the device out of its driver: asked to be
+                    // out of the system, it ends with none, as the real run says.
+                    _ if r.target == Target::Unplugged => ObservedState::Unbound.as_str(),
                     _ => r.target.as_str(),
                 };
                 format!("{to}, {}", crate::units::size(b))
@@ -377,12 +380,26 @@ pub fn human(r: &Report, times: bool) -> String {
             format!("{from} -> {to}: done in {:.1} ms{protocol}", r.total_millis)
         }
         Outcome::Done => format!("{from} -> {to}: done{protocol}"),
-        Outcome::NoChange => format!("already {}, nothing to do", state(r.end)),
+        Outcome::NoChange if r.destroy => {
+            "already empty, nothing to do (a region's device 0 stays while the region exists)"
+                .to_owned()
+        }
+        Outcome::NoChange => match (r.requested_size, r.end_size) {
+            (Some(_), Some(size)) => format!(
+                "already {}, {}, nothing to do",
+                state(r.end),
+                crate::units::size(size)
+            ),
+            _ => format!("already {}, nothing to do", state(r.end)),
+        },
         Outcome::DryRun => format!("{from} -> {to}{protocol}, would run:"),
         Outcome::Refused => match r.end {
             Some(end) => format!("refused, nothing changed ({end})"),
             None => "refused, nothing changed".to_owned(),
         },
+        Outcome::RolledBack if r.end.is_none() && r.start_size == Some(0) => {
+            format!("{from} -> {to} failed and was rolled back: the new device was deleted again")
+        }
         Outcome::RolledBack => format!(
             "{from} -> {to} failed and was rolled back: the device is {} again",
             state(r.end)

@@ -278,7 +278,7 @@ fn list_fits_in_80_columns() {
             let sub = dir.path().join(format!("{preset}-{kernel}"));
             std::fs::create_dir(&sub).expect("mkdir");
             let f = init(&sub, preset, kernel);
-            let mut check = |when: &str| {
+            let check = |when: &str| {
                 let out = ok(&["--sim", &f, "list"]);
                 for line in out.lines() {
                     assert!(

@@ -418,6 +418,23 @@ impl ObservedState {
         }
     }
 
+    /// What the state means, in a line (for `--help` and man pages).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            ObservedState::Unbound => "no driver; the memory is not in use",
+            ObservedState::Devdax => "bound to device_dax: a character device",
+            ObservedState::Famfs => "bound to fsdev_dax: the memory of a famfs file system",
+            ObservedState::OtherDriver => "bound to a driver daxplug does not manage",
+            ObservedState::NeedsRoot => "read without root: its blocks cannot be told",
+            ObservedState::Unplugged => "bound to kmem with no memory blocks (atomic ABI kernels)",
+            ObservedState::Offline => "bound to kmem, every block offline",
+            ObservedState::OnlineMovable => "every block online in ZONE_MOVABLE (removable)",
+            ObservedState::OnlineKernel => "every block online in a kernel zone (rarely removable)",
+            ObservedState::Mixed => "torn: blocks disagree (online/offline, zones, missing)",
+            ObservedState::Stuck => "kmem unbound, blocks or range left: leaked until reboot",
+        }
+    }
+
     /// Whether the kernel's `state` value is consistent with this observation. `online`
     /// (kernel picks the zone) agrees with either uniform online state.
     pub fn agrees_with(self, kernel: DaxState) -> bool {

@@ -77,9 +77,7 @@ pub fn policy_findings(
                 "{} does not exist: the daemon applies its rules, but writes no labels for Node Feature Discovery",
                 dir.display()
             ),
-            fix: format!(
-                "create it (nfd-worker reads /etc/kubernetes/node-feature-discovery/features.d), or drop the section; under systemd, also add it to ReadWritePaths= in a drop-in"
-            ),
+            fix: "create it (nfd-worker reads /etc/kubernetes/node-feature-discovery/features.d), or drop the section; under systemd, also add it to ReadWritePaths= in a drop-in".to_owned(),
         });
     }
     out

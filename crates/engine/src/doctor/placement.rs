@@ -32,6 +32,8 @@ pub(super) fn findings(topo: &Topology) -> Vec<Finding> {
     let mut out = Vec::new();
     let placement = &topo.placement;
     let has_cpu = topo.nodes.has_cpu.as_ref();
+    // Demotion is one switch for the machine: one finding names every node it concerns.
+    let mut demotion_off = Vec::new();
     for (node, devices) in device_memory_nodes(topo) {
         let p = placement.node(node, has_cpu);
         let devices = devices.join(", ");
@@ -48,31 +50,19 @@ pub(super) fn findings(topo: &Topology) -> Vec<Finding> {
             });
         }
         if p.demotion == Demotion::Off && p.tier.is_some() && !p.in_dram_tier() {
-            out.push(Finding {
-                severity: Severity::Warning,
-                code: "demotion_off",
-                subject: subject.clone(),
-                evidence: format!(
-                    "the memory of {devices} is online in a slower tier, and demotion_enabled is false: reclaim swaps or drops cold pages instead of moving them there"
-                ),
-                fix: format!(
-                    "echo true > {} (to keep it across boots, a tmpfiles.d line: w {} - - - - true)",
-                    paths::DEMOTION_ENABLED,
-                    paths::DEMOTION_ENABLED
-                ),
-            });
+            demotion_off.push(format!("node {node} ({devices})"));
         }
         if let Some(interleave) = &placement.interleave {
             let default = p.interleave_weight == Some(InterleaveWeight::DEFAULT);
             if interleave.manual() && interleave.tuned() && default {
                 let fix = if interleave.auto.is_some() {
                     format!(
-                        "echo N > {wi}/node{node} with the node's share of bandwidth, or echo true > {wi}/auto to let the kernel set weights from bandwidth",
+                        "echo WEIGHT > {wi}/node{node}, WEIGHT (1-255) being the node's share of bandwidth against the other nodes' weights, or echo true > {wi}/auto to let the kernel set weights from bandwidth",
                         wi = paths::WEIGHTED_INTERLEAVE
                     )
                 } else {
                     format!(
-                        "echo N > {}/node{node} with the node's share of bandwidth",
+                        "echo WEIGHT > {}/node{node}, WEIGHT (1-255) being the node's share of bandwidth against the other nodes' weights",
                         paths::WEIGHTED_INTERLEAVE
                     )
                 };
@@ -87,6 +77,22 @@ pub(super) fn findings(topo: &Topology) -> Vec<Finding> {
                 });
             }
         }
+    }
+    if !demotion_off.is_empty() {
+        out.push(Finding {
+            severity: Severity::Warning,
+            code: "demotion_off",
+            subject: "demotion".into(),
+            evidence: format!(
+                "device memory is online in a slower tier on {}, and demotion_enabled is false: reclaim swaps or drops cold pages instead of moving them there",
+                demotion_off.join(", ")
+            ),
+            fix: format!(
+                "echo true > {} (to keep it across boots, a tmpfiles.d line: w {} - - - - true)",
+                paths::DEMOTION_ENABLED,
+                paths::DEMOTION_ENABLED
+            ),
+        });
     }
     out
 }

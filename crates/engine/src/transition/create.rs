@@ -215,7 +215,12 @@ pub fn create(
         let delete = Write::region_delete(&fresh.path, made);
         let deleted = k.write(&delete.path, &delete.value);
         sized.actions.push(match deleted {
-            Ok(()) => delete.to_string(),
+            Ok(()) => {
+                // Nothing is left of it: no end state, no size.
+                sized.end = None;
+                sized.end_size = None;
+                delete.to_string()
+            }
             Err(e) => format!("{delete}: {}", e.errno),
         });
     }

@@ -189,6 +189,11 @@ fn transition(
     execute(host, opts, &p, &mut rep, started, &dev)?;
     match goal {
         Goal::Layout(LayoutChange::Destroy) if rep.outcome == Outcome::Done => {
+            if device.id == 0 {
+                rep.actions.push(format!(
+                    "{device} stays, empty: the kernel keeps a region's device 0 while the region exists"
+                ));
+            }
             // A hold is on this device, not on the next one to get its name.
             drop_holds(host, device, "the device was destroyed", &mut rep);
         }
