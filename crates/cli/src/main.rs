@@ -408,7 +408,7 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
             Ok((out, Exit::Ok))
         }
         Command::Sim(cmd) => match &cli.sim {
-            Some(file) => on_sim(file, cli.run_dir.as_ref(), |sim, _, _| {
+            Some(file) => on_sim(file, cli.run_dir.as_ref(), true, |sim, _, _| {
                 text(simcmd::run(sim, cmd))
             }),
             None => Err(exit::Usage(
@@ -668,6 +668,7 @@ fn demo(seed: u64) -> anyhow::Result<(String, Exit)> {
 fn on_sim(
     file: &std::path::Path,
     run_dir: Option<&PathBuf>,
+    changes: bool,
     f: impl FnOnce(&Sim, PathBuf, &daxplug_model::MachineFile) -> anyhow::Result<(String, Exit)>,
 ) -> anyhow::Result<(String, Exit)> {
     let (sim, store) = Sim::open(file)?;
@@ -676,8 +677,11 @@ fn on_sim(
     let run_dir = run_dir.cloned().unwrap_or_else(|| default.into());
     let result = f(&sim, run_dir, &store);
     // The machine changed even if the command failed (a write that failed may have moved
-    // the clock and let actors run): save it either way.
-    sim.save(&store)?;
+    // the clock and let actors run): save it either way, unless this user may only read it
+    // and the command only reads.
+    if !(store.read_only() && !changes) {
+        sim.save(&store)?;
+    }
     result
 }
 
@@ -697,7 +701,7 @@ fn on_machine(
     f: impl FnOnce(&Backend<'_>) -> anyhow::Result<(String, Exit)>,
 ) -> anyhow::Result<(String, Exit)> {
     if let Some(file) = &cli.sim {
-        return on_sim(file, cli.run_dir.as_ref(), |sim, run_dir, store| {
+        return on_sim(file, cli.run_dir.as_ref(), changes, |sim, run_dir, store| {
             f(&Backend::Sim(sim, run_dir, store))
         });
     }
@@ -772,8 +776,9 @@ fn generate(what: &str, shell: &str, dir: &std::path::Path) -> anyhow::Result<(S
         .with_context(|| format!("cannot write man pages to {}", dir.display()))?;
     // What clap cannot know: the exit codes, examples, and the policy file's own page.
     let main = dir.join("daxplug.1");
-    let mut page = std::fs::read_to_string(&main)
+    let page = std::fs::read_to_string(&main)
         .with_context(|| format!("cannot read {}", main.display()))?;
+    let mut page = manual::tidy(&page);
     page.push_str(&manual::extra_sections());
     std::fs::write(&main, page).with_context(|| format!("cannot write {}", main.display()))?;
     let policy = dir.join("daxplug.toml.5");

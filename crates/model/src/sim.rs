@@ -170,6 +170,9 @@ pub enum StoreError {
 pub struct MachineFile {
     path: PathBuf,
     _lock: File,
+    /// The lock file could only be opened for reading (a user who may read the machine
+    /// but not write it): commands that only read use the machine as they would otherwise.
+    read_only: bool,
 }
 
 impl MachineFile {
@@ -196,17 +199,31 @@ impl MachineFile {
     /// Takes the lock of `path` (waiting for another command to finish).
     pub fn lock(path: &Path) -> Result<Self, StoreError> {
         let lock_path = Self::lock_path(path);
-        let lock = OpenOptions::new()
+        let writable = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(&lock_path)
-            .map_err(Self::io(&lock_path))?;
+            .open(&lock_path);
+        // flock needs no write access: a reader locks the existing lock file read-only.
+        let (lock, read_only) = match writable {
+            Ok(f) => (f, false),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => (
+                File::open(&lock_path).map_err(|_| Self::io(&lock_path)(e))?,
+                true,
+            ),
+            Err(e) => return Err(Self::io(&lock_path)(e)),
+        };
         lock.lock().map_err(Self::io(&lock_path))?;
         Ok(Self {
             path: path.to_owned(),
             _lock: lock,
+            read_only,
         })
+    }
+
+    /// Whether this process may only read the machine file.
+    pub fn read_only(&self) -> bool {
+        self.read_only
     }
 
     /// Lets other commands use the machine file while this process waits: it must

@@ -160,13 +160,17 @@ pub fn create(
     rep.plan.extend(plan_lines(&p, &fresh, &topo));
     rep.start_size = Some(0);
     rep.start = Some(ObservedState::Unbound);
+    let mut lap = started;
+    rep.lap("observe and plan", &mut lap);
     if opts.dry_run {
         rep.device = name.to_string();
         rep.outcome = Outcome::DryRun;
         return Ok(rep);
     }
     let deadline = opts.timeout.map(|t| started + t);
-    let Some(_lock) = take_lock(host, deadline, opts.on_wait.as_deref())? else {
+    let lock = take_lock(host, deadline, opts.on_wait.as_deref())?;
+    rep.lap("lock", &mut lap);
+    let Some(_lock) = lock else {
         rep.reason = Some(
             "another daxplug (or the daxplug daemon) holds the lock: try again when it is done"
                 .to_owned(),
@@ -207,6 +211,7 @@ pub fn create(
     sized.start = Some(ObservedState::Unbound);
     sized.actions.insert(0, create.to_string());
     sized.plan = rep.plan;
+    sized.phases.splice(0..0, rep.phases);
     if sized.outcome == Outcome::Done {
         super::claim::claim_for_operator(host, made, "create", &mut sized);
     }
