@@ -679,7 +679,7 @@ fn on_sim(
     // The machine changed even if the command failed (a write that failed may have moved
     // the clock and let actors run): save it either way, unless this user may only read it
     // and the command only reads.
-    if !(store.read_only() && !changes) {
+    if !store.read_only() || changes {
         sim.save(&store)?;
     }
     result
@@ -701,9 +701,12 @@ fn on_machine(
     f: impl FnOnce(&Backend<'_>) -> anyhow::Result<(String, Exit)>,
 ) -> anyhow::Result<(String, Exit)> {
     if let Some(file) = &cli.sim {
-        return on_sim(file, cli.run_dir.as_ref(), changes, |sim, run_dir, store| {
-            f(&Backend::Sim(sim, run_dir, store))
-        });
+        return on_sim(
+            file,
+            cli.run_dir.as_ref(),
+            changes,
+            |sim, run_dir, store| f(&Backend::Sim(sim, run_dir, store)),
+        );
     }
     if changes
         && cli.root == std::path::Path::new("/")

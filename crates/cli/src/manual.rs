@@ -13,7 +13,10 @@ pub fn tidy(page: &str) -> String {
             out.push_str(
                 &line
                     .replace("[\\fB\\-\\-root\\fR]", "[\\fB\\-\\-root\\fR \\fIDIR\\fR]")
-                    .replace("[\\fB\\-\\-run\\-dir\\fR]", "[\\fB\\-\\-run\\-dir\\fR \\fIDIR\\fR]")
+                    .replace(
+                        "[\\fB\\-\\-run\\-dir\\fR]",
+                        "[\\fB\\-\\-run\\-dir\\fR \\fIDIR\\fR]",
+                    )
                     .replace("[\\fB\\-\\-sim\\fR]", "[\\fB\\-\\-sim\\fR \\fIFILE\\fR]"),
             );
             out.push('\n');

@@ -118,4 +118,33 @@ fn without_root_nothing_is_called_healthy() {
         let (status, _) = as_nobody(&bin, &root, &["status", "dax0.0"]);
         assert!(status.contains("without root"), "{state}:\n{status}");
     }
+    // A machine file the user may read but not write serves read commands (m29).
+    let machine = tmp.path().join("nb.json");
+    let init = Command::new(&bin)
+        .args(["sim", "init"])
+        .arg(&machine)
+        .args(["--preset", "hmem"])
+        .output()
+        .expect("init");
+    assert!(init.status.success());
+    let lock = tmp.path().join("nb.json.lock");
+    std::fs::write(&lock, "").expect("lock file");
+    for f in [&machine, &lock] {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    }
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .env("DAXPLUG_REFUSE_HOST", "1")
+        .arg("--sim")
+        .arg(&machine)
+        .arg("list")
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("dax0.0"));
 }
