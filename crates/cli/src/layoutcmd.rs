@@ -6,7 +6,7 @@ use std::time::Duration;
 use daxplug_engine::{Host, LayoutChange, NewDevice, Target, change_layout, create};
 
 use crate::exit::{self, Exit};
-use crate::setcmd::{options, output};
+use crate::setcmd::{options, output, placement_before};
 
 /// What every layout command takes besides its own arguments.
 #[derive(Debug, Clone, Copy)]
@@ -48,8 +48,9 @@ pub fn run_create(
     };
     let region = crate::args::region(region_arg).map_err(exit::Usage)?;
     let opts = options(c.timeout, c.force, c.dry_run, c.json, c.daemon_override)?;
+    let before = placement_before(host, c.dry_run);
     let r = create(host, region, new, &opts)?;
-    output(&[r], c.json)
+    output(host, &[r], before.as_ref(), c.json)
 }
 
 /// `daxplug resize DEV SIZE`: the device keeps its mode (devdax stays devdax; unbound, or
@@ -69,8 +70,9 @@ pub fn run_resize(
         target: None,
     };
     let opts = options(c.timeout, c.force, c.dry_run, c.json, c.daemon_override)?;
+    let before = placement_before(host, c.dry_run);
     let r = change_layout(host, device, change, &opts)?;
-    output(&[r], c.json)
+    output(host, &[r], before.as_ref(), c.json)
 }
 
 /// `daxplug destroy DEV`.
@@ -81,5 +83,6 @@ pub fn run_destroy(host: &dyn Host, device: &str, c: Common) -> anyhow::Result<(
     }
     let opts = options(c.timeout, c.force, c.dry_run, c.json, c.daemon_override)?;
     let r = change_layout(host, device, LayoutChange::Destroy, &opts)?;
-    output(&[r], c.json)
+    // A destroyed device had its memory out of the system already: nothing moves.
+    output(host, &[r], None, c.json)
 }

@@ -188,14 +188,7 @@ pub fn run(host: &dyn Host, args: &SetArgs) -> anyhow::Result<(String, Exit)> {
     {
         return Ok(declined());
     }
-    // What onlining or unplugging did to placement (tiers, demotion, interleave weights)
-    // is read around the transitions; a dry run changes nothing.
-    let before = if args.dry_run {
-        None
-    } else {
-        let _read = daxplug_engine::transition::read_lock_wait(host, READ_WAIT);
-        read_placement(host.kernel()).ok()
-    };
+    let before = placement_before(host, args.dry_run);
     let mut reports = Vec::new();
     for d in &devices {
         reports.push(set(host, d, target, &opts)?);
@@ -304,10 +297,35 @@ pub fn options(
     })
 }
 
+/// What onlining or unplugging does to placement (tiers, demotion, interleave weights) is
+/// read around the transitions: the placement before, unless a dry run changes nothing.
+pub fn placement_before(host: &dyn Host, dry_run: bool) -> Option<Placement> {
+    if dry_run {
+        return None;
+    }
+    let _read = daxplug_engine::transition::read_lock_wait(host, READ_WAIT);
+    read_placement(host.kernel()).ok()
+}
+
 /// The reports of transitions, for people or as `set --json`'s object, with the exit code
-/// of the worst.
-pub fn output(reports: &[Report], json: bool) -> anyhow::Result<(String, Exit)> {
-    output_with(reports, &[], json)
+/// of the worst, and what they changed in placement since `before` (for the devices that
+/// are still there).
+pub fn output(
+    host: &dyn Host,
+    reports: &[Report],
+    before: Option<&Placement>,
+    json: bool,
+) -> anyhow::Result<(String, Exit)> {
+    let devices: Vec<String> = reports
+        .iter()
+        .filter(|r| r.end.is_some())
+        .map(|r| r.device.clone())
+        .collect();
+    let placement = match before {
+        Some(b) if !devices.is_empty() => placement_changes(host, &devices, b),
+        _ => Vec::new(),
+    };
+    output_with(reports, &placement, json)
 }
 
 /// [`output`], with what the transitions changed in placement.

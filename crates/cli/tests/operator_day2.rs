@@ -573,3 +573,94 @@ fn other_driver_says_how_to_hand_it_back() {
         "{text}"
     );
 }
+
+/// m18: create reports what it changed in placement, and its JSON phases start with the
+/// look and the lock.
+#[test]
+fn create_reports_placement_and_phases() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let m = Machine::new(tmp.path(), "h.json", "hmem", "atomic");
+    m.ok(&["resize", "dax0.0", "512M"]);
+    let v = m.json(&[
+        "create",
+        "0",
+        "--size",
+        "256M",
+        "--state",
+        "online_movable",
+        "--json",
+    ]);
+    assert_eq!(v["results"][0]["outcome"], "done", "{v}");
+    let changes = v["placement_changes"]
+        .as_array()
+        .expect("placement_changes");
+    assert!(
+        changes.iter().any(|c| c["what"] == "memory_tier"),
+        "node 1 joined a tier: {v}"
+    );
+    let phases: Vec<&str> = v["results"][0]["phases"]
+        .as_array()
+        .expect("phases")
+        .iter()
+        .filter_map(|p| p["phase"].as_str())
+        .collect();
+    assert_eq!(phases.first(), Some(&"observe and plan"), "{phases:?}");
+    assert!(phases.contains(&"lock"), "{phases:?}");
+}
+
+/// m28: on a terminal, set all and destroy ask first; no, and nothing changes.
+#[test]
+fn set_all_and_destroy_ask_on_a_terminal() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let m = Machine::new(tmp.path(), "c.json", "cxl", "legacy");
+    let bin = env!("CARGO_BIN_EXE_daxplug");
+    for cmd in [
+        format!("{bin} --sim {} set all devdax", m.file),
+        format!("{bin} --sim {} destroy dax1.0", m.file),
+    ] {
+        // `script` gives the command a terminal; its answer is "n".
+        let mut child = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env("DAXPLUG_REFUSE_HOST", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("script runs");
+        std::thread::sleep(Duration::from_millis(500));
+        {
+            use std::io::Write as _;
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(b"n\n").expect("answer");
+        }
+        let out = child.wait_with_output().expect("ends");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("[y/N]"), "{cmd}: asked: {text}");
+        assert!(text.contains("not confirmed"), "{cmd}: {text}");
+        assert_eq!(out.status.code(), Some(5), "{cmd}: {text}");
+    }
+    assert_eq!(m.state("dax0.0"), "online_kernel", "nothing changed");
+    assert_eq!(m.state("dax1.0"), "online_kernel", "nothing changed");
+}
+
+/// m20: demotion, one switch for the machine, is one finding naming every node.
+#[test]
+fn demotion_off_is_one_finding() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let m = Machine::new(tmp.path(), "c.json", "cxl", "atomic");
+    m.ok(&["set", "all", "online_movable"]);
+    let v = m.json(&["doctor", "--json"]);
+    let demotion: Vec<&Value> = v["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["code"] == "demotion_off")
+        .collect();
+    assert_eq!(demotion.len(), 1, "{v}");
+    let evidence = demotion[0]["evidence"].as_str().expect("evidence");
+    assert!(
+        evidence.contains("node 1") && evidence.contains("node 2"),
+        "{evidence}"
+    );
+    let list = m.ok(&["list"]);
+    assert!(list.contains("(DRAM's is 4)"), "{list}");
+}
