@@ -164,6 +164,25 @@ pub fn run(seed: u64) -> anyhow::Result<Narration> {
     })
 }
 
+/// `demo`, which checks its own claim rather than narrating it blindly.
+pub fn checked(seed: u64) -> anyhow::Result<(String, crate::exit::Exit)> {
+    let narration = run(seed)?;
+    if narration.atomic != daxplug_engine::ObservedState::Unplugged {
+        anyhow::bail!(
+            "the demo's atomic unplug ended {}, not unplugged",
+            narration.atomic
+        );
+    }
+    if narration.daxplug != daxplug_engine::ObservedState::Unbound {
+        anyhow::bail!(
+            "the demo's daxplug unplug ended {}, not unbound",
+            narration.daxplug
+        );
+    }
+    let _ = narration.per_block;
+    Ok((narration.text, crate::exit::Exit::Ok))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,58 @@ use daxplug_kernel::Kernel;
 use crate::exit::Exit;
 use crate::json;
 
+/// `daxplug doctor [--config FILE]`: the machine's findings, the policy's (the file given,
+/// else ROOT/etc/daxplug/daxplug.toml if there is one; an invalid one is an error finding,
+/// not the end of the look), the boot path's and the maintenance holds.
+pub fn run(
+    kernel: &dyn Kernel,
+    run_dir: &std::path::Path,
+    root: Option<&std::path::Path>,
+    config: Option<&std::path::Path>,
+    json: bool,
+) -> anyhow::Result<(String, Exit)> {
+    let config = config.map(std::path::Path::to_path_buf).or_else(|| {
+        root.map(|r| r.join("etc/daxplug/daxplug.toml"))
+            .filter(|f| f.exists())
+    });
+    // An invalid policy is one finding among the machine's, not the end of the look.
+    let loaded = config.as_deref().map(load_policy);
+    let (policy, invalid) = match loaded {
+        Some(Ok(p)) => (Some(p), None),
+        Some(Err(f)) => (None, Some(f)),
+        None => (None, None),
+    };
+    let policy = config.as_deref().zip(policy.as_ref());
+    let holds = daxplug_engine::holds::holds(run_dir);
+    let mut extra: Vec<_> = invalid.into_iter().collect();
+    extra.extend(daxplug_engine::doctor::boot::findings(
+        kernel,
+        run_dir,
+        root,
+        policy.is_some(),
+        daxplug_engine::holds::running_daemon(run_dir).as_ref(),
+    ));
+    extra.extend(holds.iter().map(crate::holdcmd::held_finding));
+    doctor(kernel, root, policy, extra, json)
+}
+
+/// The policy in `file`, or the error finding that says why it cannot be used.
+fn load_policy(
+    file: &std::path::Path,
+) -> Result<daxplug_engine::policy::Policy, daxplug_engine::doctor::Finding> {
+    daxplug_engine::policy::Policy::load(file).map_err(|e| daxplug_engine::doctor::Finding {
+        severity: daxplug_engine::doctor::Severity::Error,
+        code: "policy_invalid",
+        subject: file.display().to_string(),
+        evidence: e
+            .to_string()
+            .trim_start_matches(&format!("{}:", file.display()))
+            .trim_start()
+            .to_owned(),
+        fix: "correct the policy (daxplug daemon --config FILE --check-config checks it); the daemon will not start with it".to_owned(),
+    })
+}
+
 /// Checks the machine (and the policy, if any) and prints the findings with `extra`.
 pub fn doctor(
     kernel: &dyn Kernel,

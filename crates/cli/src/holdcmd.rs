@@ -105,3 +105,17 @@ pub fn run_release(
     }
     Ok((out, Exit::Ok))
 }
+
+/// A maintenance hold, as doctor reports it.
+pub fn held_finding(h: &daxplug_engine::holds::Hold) -> daxplug_engine::doctor::Finding {
+    daxplug_engine::doctor::Finding {
+        severity: daxplug_engine::doctor::Severity::Info,
+        code: "held",
+        subject: h.device.to_string(),
+        evidence: human::hold_phrase(h),
+        fix: format!(
+            "the daemon leaves it alone until every hold on it ends (`daxplug release {} --holder {}`)",
+            h.device, h.holder
+        ),
+    }
+}

@@ -388,8 +388,11 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
             ref what,
             ref shell,
             ref dir,
-        } => generate(what, shell, dir),
-        Command::Demo { seed } => demo(seed),
+        } => {
+            use clap::CommandFactory as _;
+            manual::generate(Cli::command(), what, shell, dir)
+        }
+        Command::Demo { seed } => demo::checked(seed),
         Command::Daemon {
             ref config,
             check_config: true,
@@ -533,44 +536,13 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
                 Backend::Root(_, root, _) => Some(root.as_path()),
                 Backend::Sim(..) => None,
             };
-            let config = config.clone().or_else(|| {
-                root.map(|r| r.join("etc/daxplug/daxplug.toml"))
-                    .filter(|f| f.exists())
-            });
-            // An invalid policy is one finding among the machine's, not the end of the look.
-            let mut invalid = None;
-            let policy = config
-                .as_deref()
-                .and_then(|file| match daxplug_engine::policy::Policy::load(file) {
-                    Ok(p) => Some(p),
-                    Err(e) => {
-                        invalid = Some(daxplug_engine::doctor::Finding {
-                            severity: daxplug_engine::doctor::Severity::Error,
-                            code: "policy_invalid",
-                            subject: file.display().to_string(),
-                            evidence: e
-                                .to_string()
-                                .trim_start_matches(&format!("{}:", file.display()))
-                                .trim_start()
-                                .to_owned(),
-                            fix: "correct the policy (daxplug daemon --config FILE --check-config checks it); the daemon will not start with it".to_owned(),
-                        });
-                        None
-                    }
-                });
-            let policy = config.as_deref().zip(policy.as_ref());
-            let run_dir = b.host().run_dir();
-            let holds = daxplug_engine::holds::holds(&run_dir);
-            let mut extra: Vec<_> = invalid.into_iter().collect();
-            extra.extend(daxplug_engine::doctor::boot::findings(
+            doctorcmd::run(
                 b.kernel(),
-                &run_dir,
+                &b.host().run_dir(),
                 root,
-                policy.is_some(),
-                daxplug_engine::holds::running_daemon(&run_dir).as_ref(),
-            ));
-            extra.extend(holds.iter().map(held_finding));
-            doctorcmd::doctor(b.kernel(), root, policy, extra, json)
+                config.as_deref(),
+                json,
+            )
         }),
         Command::List {
             ref devices,
@@ -642,25 +614,6 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
             })
         }),
     }
-}
-
-/// `demo`, which checks its own claim rather than narrating it blindly.
-fn demo(seed: u64) -> anyhow::Result<(String, Exit)> {
-    let narration = demo::run(seed)?;
-    if narration.atomic != daxplug_engine::ObservedState::Unplugged {
-        anyhow::bail!(
-            "the demo's atomic unplug ended {}, not unplugged",
-            narration.atomic
-        );
-    }
-    if narration.daxplug != daxplug_engine::ObservedState::Unbound {
-        anyhow::bail!(
-            "the demo's daxplug unplug ended {}, not unbound",
-            narration.daxplug
-        );
-    }
-    let _ = narration.per_block;
-    Ok((narration.text, Exit::Ok))
 }
 
 /// Opens the emulated machine in `file` and runs `f` on it with its run directory
@@ -761,56 +714,10 @@ impl Backend<'_> {
     }
 }
 
-fn generate(what: &str, shell: &str, dir: &std::path::Path) -> anyhow::Result<(String, Exit)> {
-    use clap::CommandFactory as _;
-    let mut cmd = Cli::command();
-    if what == "completions" {
-        let shell: clap_complete::Shell = shell.parse().map_err(|_| {
-            exit::Usage(format!(
-                "{shell:?} is not a shell: expected bash, zsh, fish, elvish or powershell"
-            ))
-        })?;
-        let mut buf = Vec::new();
-        clap_complete::generate(shell, &mut cmd, "daxplug", &mut buf);
-        return Ok((String::from_utf8(buf)?, Exit::Ok));
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    clap_mangen::generate_to(cmd, dir)
-        .with_context(|| format!("cannot write man pages to {}", dir.display()))?;
-    // What clap cannot know: the exit codes, examples, and the policy file's own page.
-    let main = dir.join("daxplug.1");
-    let page = std::fs::read_to_string(&main)
-        .with_context(|| format!("cannot read {}", main.display()))?;
-    let mut page = manual::tidy(&page);
-    page.push_str(&manual::extra_sections());
-    std::fs::write(&main, page).with_context(|| format!("cannot write {}", main.display()))?;
-    let policy = dir.join("daxplug.toml.5");
-    std::fs::write(&policy, manual::policy_page())
-        .with_context(|| format!("cannot write {}", policy.display()))?;
-    Ok((
-        format!("man pages written to {}\n", dir.display()),
-        Exit::Ok,
-    ))
-}
-
 /// The read commands wait for another process's transition to end before reading (the
 /// memory tiers must not be read while one runs: `ReadGuard`).
 fn read_guard(b: &Backend<'_>) -> daxplug_engine::transition::ReadGuard {
     daxplug_engine::transition::read_lock_wait(b.host().as_ref(), setcmd::READ_WAIT)
-}
-
-/// A maintenance hold, as doctor reports it.
-fn held_finding(h: &daxplug_engine::holds::Hold) -> daxplug_engine::doctor::Finding {
-    daxplug_engine::doctor::Finding {
-        severity: daxplug_engine::doctor::Severity::Info,
-        code: "held",
-        subject: h.device.to_string(),
-        evidence: human::hold_phrase(h),
-        fix: format!(
-            "the daemon leaves it alone until every hold on it ends (`daxplug release {} --holder {}`)",
-            h.device, h.holder
-        ),
-    }
 }
 
 fn to_json(report: &json::Report) -> anyhow::Result<String> {
