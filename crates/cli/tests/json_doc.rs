@@ -5,6 +5,8 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+mod common;
+
 use assert_cmd::Command;
 use serde_json::Value;
 
@@ -200,26 +202,8 @@ fn every_state_value_is_the_documented_token() {
 /// `status --json`, the table and the `--state` filter alike.
 #[test]
 fn other_driver_is_one_token_everywhere() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let tmp = tempfile::tempdir().expect("tmp");
-    let od = tmp.path().join("od");
-    let cp = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(root.join("tests/fixtures/hmem/07-devdax"))
-        .arg(&od)
-        .status()
-        .expect("cp");
-    assert!(cp.success());
-    let drivers = od.join("sys/bus/dax/drivers");
-    std::fs::create_dir(drivers.join("vfio_dax")).expect("driver dir");
-    std::fs::rename(
-        drivers.join("device_dax/dax0.0"),
-        drivers.join("vfio_dax/dax0.0"),
-    )
-    .expect("move binding");
-    let link = od.join("sys/devices/platform/hmem.0/dax0.0/driver");
-    std::fs::remove_file(&link).expect("old link");
-    std::os::unix::fs::symlink("../../../../bus/dax/drivers/vfio_dax", &link).expect("link");
+    let od = common::other_driver_tree(tmp.path());
     let run = |args: &[&str]| {
         Command::cargo_bin("daxplug")
             .expect("binary")

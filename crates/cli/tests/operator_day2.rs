@@ -53,6 +53,15 @@ impl Machine {
             .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", output_text(&o)))
     }
 
+    /// Makes the emulated `/dev/DEV` open by process `pid`.
+    fn opened_by(&self, dev: &str, pid: u32) {
+        let mut v: Value =
+            serde_json::from_str(&std::fs::read_to_string(&self.file).expect("read"))
+                .expect("JSON");
+        v["dax_open"] = serde_json::json!({ dev: [pid] });
+        std::fs::write(&self.file, v.to_string()).expect("write");
+    }
+
     fn state(&self, dev: &str) -> String {
         let v = self.json(&["status", dev, "--json"]);
         v["devices"][0]["state"].as_str().expect("state").to_owned()
@@ -347,10 +356,7 @@ fn size_zero_and_dry_runs_of_a_device_in_use() {
     let (code, text) = m.run(&["resize", "dax1.1", "0"]);
     assert_eq!(code, 5, "{text}");
     assert!(text.contains("destroy"), "{text}");
-    let mut v: Value =
-        serde_json::from_str(&std::fs::read_to_string(&m.file).expect("read")).expect("JSON");
-    v["dax_open"] = serde_json::json!({"dax1.1": [4242]});
-    std::fs::write(&m.file, v.to_string()).expect("write");
+    m.opened_by("dax1.1", 4242);
     for args in [
         &["destroy", "dax1.1", "--dry-run"][..],
         &["set", "dax1.1", "online_movable", "--dry-run"],
@@ -435,10 +441,7 @@ fn daemon_registration_and_wording() {
     assert_eq!(code, 0, "a sleep process is no daemon: {text}");
 
     m.ok(&["create", "1", "--size", "512M"]);
-    let mut v: Value =
-        serde_json::from_str(&std::fs::read_to_string(&m.file).expect("read")).expect("JSON");
-    v["dax_open"] = serde_json::json!({"dax1.1": [4242]});
-    std::fs::write(&m.file, v.to_string()).expect("write");
+    m.opened_by("dax1.1", 4242);
     let policy = tmp.path().join("p.toml");
     std::fs::write(&policy, "[[rule]]\nmatch = { region = 1, min_size = \"512M\", max_size = \"512M\" }\nstate = \"online_movable\"\n").expect("policy");
     let (_, log) = m.run(&[
@@ -541,18 +544,7 @@ fn the_package_synopsis_fits_one_line() {
 #[test]
 fn other_driver_says_how_to_hand_it_back() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let od = tmp.path().join("od");
-    common::copy_tree(&common::fixture("hmem", "07-devdax"), &od);
-    let drivers = od.join("sys/bus/dax/drivers");
-    std::fs::create_dir(drivers.join("vfio_dax")).expect("driver");
-    std::fs::rename(
-        drivers.join("device_dax/dax0.0"),
-        drivers.join("vfio_dax/dax0.0"),
-    )
-    .expect("binding");
-    let link = od.join("sys/devices/platform/hmem.0/dax0.0/driver");
-    std::fs::remove_file(&link).expect("link");
-    std::os::unix::fs::symlink("../../../../bus/dax/drivers/vfio_dax", &link).expect("link");
+    let od = common::other_driver_tree(tmp.path());
     let root = od.to_str().expect("utf-8");
     let list = output_text(
         &command()

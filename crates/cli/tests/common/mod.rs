@@ -75,3 +75,21 @@ pub fn line_diff(a: &str, b: &str, a_name: &str, b_name: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// A copy of the `hmem/07-devdax` fixture under `dir` with dax0.0 bound to `vfio_dax`, a
+/// driver daxplug does not manage.
+pub fn other_driver_tree(dir: &Path) -> PathBuf {
+    let od = dir.join("od");
+    copy_tree(&fixture("hmem", "07-devdax"), &od);
+    let drivers = od.join("sys/bus/dax/drivers");
+    std::fs::create_dir(drivers.join("vfio_dax")).expect("driver dir");
+    std::fs::rename(
+        drivers.join("device_dax/dax0.0"),
+        drivers.join("vfio_dax/dax0.0"),
+    )
+    .expect("move binding");
+    let link = od.join("sys/devices/platform/hmem.0/dax0.0/driver");
+    std::fs::remove_file(&link).expect("old link");
+    std::os::unix::fs::symlink("../../../../bus/dax/drivers/vfio_dax", &link).expect("link");
+    od
+}
