@@ -160,13 +160,13 @@ pub fn create(
     rep.plan.extend(plan_lines(&p, &fresh, &topo));
     rep.start_size = Some(0);
     rep.start = Some(ObservedState::Unbound);
-    let mut lap = started;
-    rep.lap("observe and plan", &mut lap);
     if opts.dry_run {
         rep.device = name.to_string();
         rep.outcome = Outcome::DryRun;
         return Ok(rep);
     }
+    let mut lap = started;
+    rep.lap("observe and plan", &mut lap);
     let deadline = opts.timeout.map(|t| started + t);
     let lock = take_lock(host, deadline, opts.on_wait.as_deref())?;
     rep.lap("lock", &mut lap);
