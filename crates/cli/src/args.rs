@@ -57,26 +57,16 @@ impl TypedValueParser for ObservedParser {
         _arg: Option<&clap::Arg>,
         value: &std::ffi::OsStr,
     ) -> Result<ObservedState, clap::Error> {
-        let text = value.to_string_lossy();
-        ObservedState::ALL
-            .into_iter()
-            .find(|s| s.as_str() == text)
-            .ok_or_else(|| {
-                let names: Vec<&str> = ObservedState::ALL.iter().map(|s| s.as_str()).collect();
-                invalid(
-                    cmd,
-                    &format!(
-                        "{text:?} is not an observed state: expected one of {}",
-                        names.join(", ")
-                    ),
-                )
-            })
+        value
+            .to_string_lossy()
+            .parse()
+            .map_err(|e: String| invalid(cmd, &e))
     }
 
     fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
         Some(Box::new(
             ObservedState::ALL
-                .into_iter()
+                .iter()
                 .map(|s| PossibleValue::new(s.as_str())),
         ))
     }

@@ -1,6 +1,7 @@
 //! Exit codes, one per outcome a script may want to tell apart.
 
 use daxplug_engine::DiscoveryError;
+use daxplug_engine::Outcome;
 use daxplug_kernel::RootError;
 
 /// How daxplug exits. The numbers are documented in `docs/CLI.md`; never renumber one.
@@ -184,6 +185,18 @@ pub fn code_for(err: &anyhow::Error) -> Exit {
 impl From<Exit> for std::process::ExitCode {
     fn from(e: Exit) -> Self {
         std::process::ExitCode::from(e.code())
+    }
+}
+
+/// The exit code of a transition's outcome (`set`, `create`, `resize`, `destroy`).
+pub fn outcome_code(o: Outcome) -> Exit {
+    match o {
+        Outcome::Done | Outcome::NoChange | Outcome::DryRun => Exit::Ok,
+        Outcome::Refused => Exit::Refused,
+        Outcome::RolledBack => Exit::RolledBack,
+        Outcome::Stuck => Exit::Stuck,
+        Outcome::Torn => Exit::Torn,
+        Outcome::Failed => Exit::Failure,
     }
 }
 

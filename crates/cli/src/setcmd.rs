@@ -58,18 +58,6 @@ pub fn parse_duration(text: &str) -> Result<Option<Duration>, String> {
     Ok((secs > 0.0).then(|| Duration::from_secs_f64(secs)))
 }
 
-/// The exit code of an outcome.
-pub fn outcome_code(o: Outcome) -> Exit {
-    match o {
-        Outcome::Done | Outcome::NoChange | Outcome::DryRun => Exit::Ok,
-        Outcome::Refused => Exit::Refused,
-        Outcome::RolledBack => Exit::RolledBack,
-        Outcome::Stuck => Exit::Stuck,
-        Outcome::Torn => Exit::Torn,
-        Outcome::Failed => Exit::Failure,
-    }
-}
-
 /// Of several outcomes, the one a script most needs to hear about.
 fn worst(codes: impl IntoIterator<Item = Exit>) -> Exit {
     codes.into_iter().max().unwrap_or(Exit::Ok)
@@ -241,7 +229,7 @@ fn placement_lines(changes: &[PlacementChange]) -> String {
 /// Several transitions (`set all`): each device's headline, then how many ended each way;
 /// `--verbose` gives every device's actions and times instead.
 fn summary(reports: &[Report]) -> (String, Exit) {
-    let code = worst(reports.iter().map(|r| outcome_code(r.outcome)));
+    let code = worst(reports.iter().map(|r| crate::exit::outcome_code(r.outcome)));
     let mut out = String::new();
     let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
     for r in reports {
@@ -334,7 +322,7 @@ fn output_with(
     placement: &[PlacementChange],
     json: bool,
 ) -> anyhow::Result<(String, Exit)> {
-    let code = worst(reports.iter().map(|r| outcome_code(r.outcome)));
+    let code = worst(reports.iter().map(|r| crate::exit::outcome_code(r.outcome)));
     if json {
         let mut text = serde_json::to_string_pretty(&SetJson {
             schema_version: crate::json::SCHEMA_VERSION,

@@ -188,7 +188,7 @@ fn every_state_value_is_the_documented_token() {
     let doc = std::fs::read_to_string(root.join("docs/JSON.md")).expect("docs/JSON.md");
     let documented = documented_values(&doc, "## Observed states");
     let mut printed = BTreeSet::new();
-    for s in ObservedState::ALL {
+    for &s in ObservedState::ALL {
         let json = serde_json::to_value(s).expect("serializes");
         assert_eq!(json, Value::String(s.as_str().to_owned()), "{s:?}");
         let back: ObservedState = serde_json::from_value(json).expect("reads back");

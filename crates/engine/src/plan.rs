@@ -1,5 +1,6 @@
 //! Planning a transition: which protocol, and which steps in which order.
 
+use crate::tokens::tokens;
 use daxplug_abi::{
     BoolParam, BusAutoprobe, DaxDriver, DaxName, DaxState, OnlinePolicy, OnlineType, Zone,
 };
@@ -11,27 +12,16 @@ use crate::target::Target;
 use crate::topology::{Device, Driver, RegionKind, Topology};
 use crate::write::{DriverFile, Write};
 
-/// How the device is switched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Protocol {
-    /// The kernel's `daxX.Y/state` file does the whole-device switch.
-    Native,
-    /// No `state` file: daxplug's own protocol (lock, policy-at-bind hot-add, offline with
-    /// rollback, fenced commit, journal).
-    Fallback,
-    /// Nothing to do.
-    None,
-}
-
-impl Protocol {
-    /// The token used in JSON (as serde writes it).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Native => "native",
-            Protocol::Fallback => "fallback",
-            Protocol::None => "none",
-        }
+tokens! {
+    /// How the device is switched.
+    pub enum Protocol ("a protocol") {
+        /// The kernel's `daxX.Y/state` file does the whole-device switch.
+        Native = "native",
+        /// No `state` file: daxplug's own protocol (lock, policy-at-bind hot-add, offline
+        /// with rollback, fenced commit, journal).
+        Fallback = "fallback",
+        /// Nothing to do.
+        None = "none",
     }
 }
 

@@ -2,14 +2,14 @@
 //! devices, their ranges and blocks, nodes, hotplug policy) and each device's observed
 //! state. Plain data; reading it is `discover`, deciding the state is `observe`.
 
+use crate::tokens::tokens;
 use std::collections::BTreeMap;
-use std::fmt;
 
 use daxplug_abi::{
     BlockSize, BlockState, DaxDriver, DaxName, DaxState, MemmapOnMemory, NodeList, OnlinePolicy,
     OnlineType, PhysRange, ValidZones, Zone,
 };
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// Which whole-device ABI the kernel offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -103,25 +103,15 @@ impl Mode {
     }
 }
 
-/// Whether a region's devices can be created and resized at run time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RegionKind {
-    /// hmem and CXL regions (`dax_region/create` exists). These are kmem-type: `kmem`
-    /// binds with a plain `bind`.
-    Dynamic,
-    /// pmem regions (e820, NVDIMM namespaces in devdax mode). These are devdax-type:
-    /// `kmem/bind` fails with `ENODEV`, and `kmem/new_id` is needed.
-    Static,
-}
-
-impl RegionKind {
-    /// The token used in output (`dynamic`, `static`), as serde writes it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RegionKind::Dynamic => "dynamic",
-            RegionKind::Static => "static",
-        }
+tokens! {
+    /// Whether a region's devices can be created and resized at run time.
+    pub enum RegionKind ("a region kind") {
+        /// hmem and CXL regions (`dax_region/create` exists). These are kmem-type: `kmem`
+        /// binds with a plain `bind`.
+        Dynamic = "dynamic",
+        /// pmem regions (e820, NVDIMM namespaces in devdax mode). These are devdax-type:
+        /// `kmem/bind` fails with `ENODEV`, and `kmem/new_id` is needed.
+        Static = "static",
     }
 }
 
@@ -353,71 +343,39 @@ pub enum Scope {
     Devices(Vec<String>),
 }
 
-/// The state of a device as observed from its memory blocks and `/proc/iomem`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ObservedState {
-    /// No driver and nothing left in the system: the memory is not in use.
-    Unbound,
-    /// Bound to `device_dax`: a character device, not system RAM.
-    Devdax,
-    /// Bound to `fsdev_dax`: the memory of a famfs file system, not system RAM.
-    Famfs,
-    /// Bound to a driver daxplug does not know; not system RAM.
-    #[serde(alias = "foreign")]
-    OtherDriver,
-    /// Bound to `kmem`, but read without root: the kernel hides `/proc/iomem`'s addresses
-    /// and the device's ranges, so its blocks cannot be told.
-    NeedsRoot,
-    /// Bound to `kmem` with no memory blocks (only kernels with the atomic ABI get here).
-    Unplugged,
-    /// Bound to `kmem`, every block present and offline.
-    Offline,
-    /// Bound to `kmem`, every block online in `ZONE_MOVABLE` (removable again).
-    OnlineMovable,
-    /// Bound to `kmem`, every block online in a kernel zone (usually not removable).
-    OnlineKernel,
-    /// Bound to `kmem` but torn: some blocks online and some offline, some missing, some
-    /// going offline, or blocks in both movable and kernel zones.
-    Mixed,
-    /// Not bound to `kmem`, yet blocks or a `System RAM (kmem)` range of the device remain:
-    /// the kernel leaked the range, which stays until reboot.
-    Stuck,
+tokens! {
+    /// The state of a device as observed from its memory blocks and `/proc/iomem`.
+    pub enum ObservedState ("an observed state") {
+        /// No driver and nothing left in the system: the memory is not in use.
+        Unbound = "unbound",
+        /// Bound to `device_dax`: a character device, not system RAM.
+        Devdax = "devdax",
+        /// Bound to `fsdev_dax`: the memory of a famfs file system, not system RAM.
+        Famfs = "famfs",
+        /// Bound to a driver daxplug does not know; not system RAM.
+        OtherDriver = "other_driver" | "foreign",
+        /// Read without root, bound to `kmem` or unbound with memory: the kernel hides
+        /// `/proc/iomem`'s addresses and the device's ranges, so its blocks (and whether its
+        /// range leaked) cannot be told.
+        NeedsRoot = "needs_root",
+        /// Bound to `kmem` with no memory blocks (only kernels with the atomic ABI get here).
+        Unplugged = "unplugged",
+        /// Bound to `kmem`, every block present and offline.
+        Offline = "offline",
+        /// Bound to `kmem`, every block online in `ZONE_MOVABLE` (removable again).
+        OnlineMovable = "online_movable",
+        /// Bound to `kmem`, every block online in a kernel zone (usually not removable).
+        OnlineKernel = "online_kernel",
+        /// Bound to `kmem` but torn: some blocks online and some offline, some missing, some
+        /// going offline, or blocks in both movable and kernel zones.
+        Mixed = "mixed",
+        /// Not bound to `kmem`, yet blocks or a `System RAM (kmem)` range of the device remain:
+        /// the kernel leaked the range, which stays until reboot.
+        Stuck = "stuck",
+    }
 }
 
 impl ObservedState {
-    /// Every state, in the order of the documentation.
-    pub const ALL: [ObservedState; 11] = [
-        ObservedState::Unbound,
-        ObservedState::Devdax,
-        ObservedState::Famfs,
-        ObservedState::OtherDriver,
-        ObservedState::NeedsRoot,
-        ObservedState::Unplugged,
-        ObservedState::Offline,
-        ObservedState::OnlineMovable,
-        ObservedState::OnlineKernel,
-        ObservedState::Mixed,
-        ObservedState::Stuck,
-    ];
-
-    /// The name used in output (`online_movable`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ObservedState::Unbound => "unbound",
-            ObservedState::Devdax => "devdax",
-            ObservedState::Famfs => "famfs",
-            ObservedState::OtherDriver => "other_driver",
-            ObservedState::NeedsRoot => "needs_root",
-            ObservedState::Unplugged => "unplugged",
-            ObservedState::Offline => "offline",
-            ObservedState::OnlineMovable => "online_movable",
-            ObservedState::OnlineKernel => "online_kernel",
-            ObservedState::Mixed => "mixed",
-            ObservedState::Stuck => "stuck",
-        }
-    }
-
     /// What the state means, in a line (for `--help` and man pages).
     pub fn meaning(self) -> &'static str {
         match self {
@@ -449,12 +407,6 @@ impl ObservedState {
                     ObservedState::OnlineMovable | ObservedState::OnlineKernel
                 )
         )
-    }
-}
-
-impl fmt::Display for ObservedState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

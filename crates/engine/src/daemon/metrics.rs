@@ -186,7 +186,7 @@ impl Metrics {
         let mut s = String::new();
         s.push_str("# HELP daxplug_device_state Observed state of each dax device (1 for the current state).\n# TYPE daxplug_device_state gauge\n");
         for (d, (state, ..)) in &self.devices {
-            for st in ObservedState::ALL {
+            for &st in ObservedState::ALL {
                 let _ = writeln!(
                     s,
                     "daxplug_device_state{{device=\"{d}\",state=\"{st}\"}} {}",

@@ -1,6 +1,7 @@
 //! What a transition is told (`Options`) and what it tells (`Report`, `Outcome`,
 //! `TransitionError`).
 
+use crate::tokens::tokens;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -104,41 +105,26 @@ pub struct Progress {
     pub block: u64,
 }
 
-/// How a transition ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// The device is in the requested state.
-    Done,
-    /// It already was.
-    NoChange,
-    /// `--dry-run`: nothing was done.
-    DryRun,
-    /// Nothing was done: a bad request, a busy or stuck device, a safety check.
-    Refused,
-    /// It failed or was cancelled, and the device is back where it started.
-    RolledBack,
-    /// The kernel leaked the device's range.
-    Stuck,
-    /// The device could not be put back together: it is left mixed.
-    Torn,
-    /// It failed and the device is consistent, but neither where it started nor where asked.
-    Failed,
-}
-
-impl Outcome {
-    /// The token used in JSON, logs and metrics labels (as serde writes it).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Done => "done",
-            Outcome::NoChange => "no_change",
-            Outcome::DryRun => "dry_run",
-            Outcome::Refused => "refused",
-            Outcome::RolledBack => "rolled_back",
-            Outcome::Stuck => "stuck",
-            Outcome::Torn => "torn",
-            Outcome::Failed => "failed",
-        }
+tokens! {
+    /// How a transition ended.
+    pub enum Outcome ("an outcome") {
+        /// The device is in the requested state.
+        Done = "done",
+        /// It already was.
+        NoChange = "no_change",
+        /// `--dry-run`: nothing was done.
+        DryRun = "dry_run",
+        /// Nothing was done: a bad request, a busy or stuck device, a safety check.
+        Refused = "refused",
+        /// It failed or was cancelled, and the device is back where it started.
+        RolledBack = "rolled_back",
+        /// The kernel leaked the device's range.
+        Stuck = "stuck",
+        /// The device could not be put back together: it is left mixed.
+        Torn = "torn",
+        /// It failed and the device is consistent, but neither where it started nor where
+        /// asked.
+        Failed = "failed",
     }
 }
 
@@ -271,19 +257,11 @@ mod tests {
     /// The tokens JSON and metrics print are the ones serde writes for the engine's types.
     #[test]
     fn as_str_is_the_serde_token() {
-        for o in [
-            Outcome::Done,
-            Outcome::NoChange,
-            Outcome::DryRun,
-            Outcome::Refused,
-            Outcome::RolledBack,
-            Outcome::Stuck,
-            Outcome::Torn,
-            Outcome::Failed,
-        ] {
+        for &o in Outcome::ALL {
             assert_eq!(serde_json::to_value(o).expect("json"), o.as_str());
+            assert_eq!(o.as_str().parse::<Outcome>(), Ok(o));
         }
-        for p in [Protocol::Native, Protocol::Fallback, Protocol::None] {
+        for &p in Protocol::ALL {
             assert_eq!(serde_json::to_value(p).expect("json"), p.as_str());
         }
     }
