@@ -13,7 +13,7 @@ pub(crate) fn devices(k: &dyn Kernel) -> Result<Vec<(DaxName, Option<String>)>, 
         .filter_map(|entry| {
             let name = entry.parse::<DaxName>().ok()?;
             let driver = k
-                .read_link(&format!("{}/driver", paths::dax_device(&entry)))
+                .read_link(&paths::dax_attr(&entry, "driver"))
                 .ok()
                 .map(|t| t.rsplit('/').next().unwrap_or_default().to_owned());
             Some((name, driver))
@@ -34,7 +34,7 @@ pub(crate) fn unbound_others(k: &dyn Kernel, device: DaxName) -> Vec<DaxName> {
         .filter(|(d, driver)| {
             *d != device
                 && driver.is_none()
-                && k.read(&format!("{}/size", paths::dax_device(&d.to_string())))
+                && k.read(&paths::dax_attr(&d.to_string(), "size"))
                     .is_ok_and(|s| s.trim() != "0")
         })
         .map(|(d, _)| d)

@@ -263,7 +263,7 @@ fn read_nodes(k: &dyn Kernel) -> Result<Nodes, DiscoveryError> {
         .into_iter()
         .collect();
     for n in with_memory {
-        let path = format!("{}/meminfo", paths::node(n));
+        let path = paths::node_attr(n, "meminfo");
         if let Some(total) = parse_optional(k, &path, Meminfo::parse)?.and_then(|m| m.mem_total()) {
             nodes.mem_total.insert(n, total);
         }
@@ -272,28 +272,30 @@ fn read_nodes(k: &dyn Kernel) -> Result<Nodes, DiscoveryError> {
 }
 
 fn read_region(k: &dyn Kernel, canonical: &str) -> Result<Option<Region>, DiscoveryError> {
-    let Some((parent, _)) = canonical.rsplit_once('/') else {
+    if !canonical.contains('/') {
+        return Ok(None);
+    }
+    let path = paths::dax_region_of(canonical);
+    let attr = |name: &str| paths::region_attr(&path, name);
+    let Some(id) = parse_optional(k, &attr("id"), parse_region_id)? else {
         return Ok(None);
     };
-    let path = format!("{parent}/dax_region");
-    let Some(id) = parse_optional(k, &format!("{path}/id"), parse_region_id)? else {
-        return Ok(None);
-    };
-    let kind = if k.exists(&format!("{path}/create")) {
+    let kind = if k.exists(&attr("create")) {
         RegionKind::Dynamic
     } else {
         RegionKind::Static
     };
+    let provider = paths::region_provider(&path);
     Ok(Some(Region {
         id,
-        provider: parent
+        provider: provider
             .strip_prefix("/sys/devices/")
-            .unwrap_or(parent)
+            .unwrap_or(provider)
             .to_owned(),
         kind,
-        size: parse_optional(k, &format!("{path}/size"), parse_dax_size)?,
-        align: optional_root_only(k, &format!("{path}/align"), parse_align)?,
-        available_size: parse_optional(k, &format!("{path}/available_size"), parse_dax_size)?,
+        size: parse_optional(k, &attr("size"), parse_dax_size)?,
+        align: optional_root_only(k, &attr("align"), parse_align)?,
+        available_size: parse_optional(k, &attr("available_size"), parse_dax_size)?,
         path,
     }))
 }
@@ -330,13 +332,17 @@ fn read_device(
     let has = |entry: &str| entries.iter().any(|e| e == entry);
 
     let driver = if has("driver") {
-        let target = k.read_link(&format!("{dir}/driver"))?;
+        let target = k.read_link(&paths::dax_attr(name, "driver"))?;
         Driver::from_name(target.rsplit('/').next().unwrap_or(&target))
     } else {
         Driver::None
     };
     let kernel_state = if has("state") {
-        Some(parse(k, &format!("{dir}/state"), str::parse::<DaxState>)?)
+        Some(parse(
+            k,
+            &paths::dax_attr(name, "state"),
+            str::parse::<DaxState>,
+        )?)
     } else {
         None
     };
@@ -353,7 +359,7 @@ fn read_device(
     }
     let mut mappings = Vec::with_capacity(indices.len());
     for index in indices {
-        let m = format!("{dir}/mapping{index}");
+        let m = paths::dax_attr(name, &format!("mapping{index}"));
         let start = parse(k, &format!("{m}/start"), parse_phys_addr)?;
         let end = parse(k, &format!("{m}/end"), parse_phys_addr)?;
         let page_offset = parse(k, &format!("{m}/page_offset"), parse_phys_addr)?;
@@ -420,7 +426,8 @@ fn read_device(
         .map(|(first, last)| last - first + 1)
         .sum();
 
-    let target_node = parse_optional(k, &format!("{dir}/target_node"), parse_node_id)?.flatten();
+    let target_node =
+        parse_optional(k, &paths::dax_attr(name, "target_node"), parse_node_id)?.flatten();
     let candidates: Vec<u64> = candidates.into_iter().collect();
     let nodes = match detail {
         Detail::Blocks => BlockNodes::Read(target_node),
@@ -436,13 +443,13 @@ fn read_device(
         path: canonical,
         backing: None,
         region: region.as_ref().map(|r| r.id),
-        size: parse(k, &format!("{dir}/size"), parse_dax_size)?,
-        align: parse_optional(k, &format!("{dir}/align"), parse_align)?,
+        size: parse(k, &paths::dax_attr(name, "size"), parse_dax_size)?,
+        align: parse_optional(k, &paths::dax_attr(name, "align"), parse_align)?,
         target_node,
-        numa_node: parse_optional(k, &format!("{dir}/numa_node"), parse_node_id)?.flatten(),
+        numa_node: parse_optional(k, &paths::dax_attr(name, "numa_node"), parse_node_id)?.flatten(),
         memmap_on_memory: parse_optional(
             k,
-            &format!("{dir}/memmap_on_memory"),
+            &paths::dax_attr(name, "memmap_on_memory"),
             parse_memmap_on_memory,
         )?,
         driver,
@@ -529,11 +536,11 @@ fn read_block(
     // several otherwise (an offline block: the default zone and the other kind; one going
     // offline reads the same), on every kernel with kmem (5.1 and later). So an online
     // block takes one file; `state` is read only when the zones do not settle it.
-    let valid_zones = parse_optional(k, &format!("{dir}/valid_zones"), str::parse::<ValidZones>)?;
+    let valid_zones = parse_optional(k, &paths::block_valid_zones(id), str::parse::<ValidZones>)?;
     let state = match &valid_zones {
         Some(vz) if vz.zones().len() <= 1 => BlockState::Online,
         _ => {
-            let Some(state) = parse_optional(k, &format!("{dir}/state"), str::parse::<BlockState>)?
+            let Some(state) = parse_optional(k, &paths::block_state(id), str::parse::<BlockState>)?
             else {
                 return Ok(None);
             };

@@ -331,10 +331,7 @@ mod tests {
         let k = sim();
         let run = tempfile::tempdir().expect("tempdir");
         let dev: DaxName = "dax0.0".parse().expect("name");
-        let driver = |k: &Sim| {
-            k.read_link(&format!("{}/driver", paths::dax_device("dax0.0")))
-                .ok()
-        };
+        let driver = |k: &Sim| k.read_link(&paths::dax_attr("dax0.0", "driver")).ok();
         k.write(
             &format!("{}/device_dax/unbind", paths::DAX_DRIVERS),
             "dax0.0",

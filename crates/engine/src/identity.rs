@@ -45,7 +45,7 @@ pub fn backing_in(
         .region
         .and_then(|id| topo.regions.iter().find(|r| r.id == id))?;
     // The region's parent device, as an absolute sysfs path.
-    let provider = region.path.trim_end_matches("/dax_region").to_owned();
+    let provider = paths::region_provider(&region.path).to_owned();
     let region_dir = provider
         .split('/')
         .find(|c| c.starts_with("region") && c[6..].bytes().all(|b| b.is_ascii_digit()));

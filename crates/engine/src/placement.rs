@@ -215,12 +215,12 @@ pub fn read_placement(k: &dyn Kernel) -> Result<Placement, DiscoveryError> {
                 .iter()
                 .filter_map(|n| parse_interleave_node_file(n).map(|node| (n, node)))
             {
-                let path = format!("{}/{name}", paths::WEIGHTED_INTERLEAVE);
+                let path = paths::weighted_interleave_attr(name);
                 if let Some(w) = parse_optional(k, &path, str::parse::<InterleaveWeight>)? {
                     weights.insert(node, w);
                 }
             }
-            let path = format!("{}/auto", paths::WEIGHTED_INTERLEAVE);
+            let path = paths::weighted_interleave_attr("auto");
             let auto = parse_optional(k, &path, parse_true_false)?;
             Some(Interleave { auto, weights })
         }

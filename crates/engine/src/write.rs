@@ -62,10 +62,7 @@ impl Write {
 
     /// `daxX.Y/state` (the atomic ABI).
     pub fn dax_state(device: DaxName, state: DaxState) -> Self {
-        Self::new(
-            format!("{}/state", paths::dax_device(&device.to_string())),
-            &state,
-        )
+        Self::new(paths::dax_attr(&device.to_string(), "state"), &state)
     }
 
     /// `drivers/DRIVER/FILE` with the device's name.
@@ -78,35 +75,31 @@ impl Write {
 
     /// `daxX.Y/size`.
     pub fn device_size(device: DaxName, size: u64) -> Self {
-        Self::new(
-            format!("{}/size", paths::dax_device(&device.to_string())),
-            &size,
-        )
+        Self::new(paths::dax_attr(&device.to_string(), "size"), &size)
     }
 
     /// `daxX.Y/align`.
     pub fn device_align(device: DaxName, align: u64) -> Self {
-        Self::new(
-            format!("{}/align", paths::dax_device(&device.to_string())),
-            &align,
-        )
+        Self::new(paths::dax_attr(&device.to_string(), "align"), &align)
     }
 
     /// `dax_region/delete` of the region holding the device whose canonical directory is
     /// `device_path`.
     pub fn region_delete(device_path: &str, device: DaxName) -> Self {
-        let parent = device_path.rsplit_once('/').map_or("", |(p, _)| p);
-        Self::new(format!("{parent}/dax_region/delete"), &device)
+        Self::new(
+            paths::region_attr(&paths::dax_region_of(device_path), "delete"),
+            &device,
+        )
     }
 
     /// `dax_region/create` (the value is always 1).
     pub fn region_create(region_path: &str) -> Self {
-        Self::new(format!("{region_path}/create"), &1)
+        Self::new(paths::region_attr(region_path, "create"), &1)
     }
 
     /// `memoryN/state`.
     pub fn block_state(id: u64, online_type: OnlineType) -> Self {
-        Self::new(format!("{}/state", paths::memory_block(id)), &online_type)
+        Self::new(paths::block_state(id), &online_type)
     }
 
     /// The dax bus's `drivers_autoprobe`.

@@ -46,14 +46,19 @@ pub const CMDLINE: &str = "/proc/cmdline";
 /// Devices of the nvdimm bus (regions, namespaces).
 pub const ND_DEVICES: &str = "/sys/bus/nd/devices";
 
-/// The name of the kmem driver.
-pub const KMEM: &str = "kmem";
-/// The name of the device-dax (character device) driver.
-pub const DEVICE_DAX: &str = "device_dax";
-
 /// `/sys/devices/system/memory/memory<id>`.
 pub fn memory_block(id: u64) -> String {
     format!("{MEMORY}/memory{id}")
+}
+
+/// `memory<id>/state`: `online`, `offline`, `going-offline`; written with an online type.
+pub fn block_state(id: u64) -> String {
+    format!("{}/state", memory_block(id))
+}
+
+/// `memory<id>/valid_zones`: the zone of an online block, the candidates of an offline one.
+pub fn block_valid_zones(id: u64) -> String {
+    format!("{}/valid_zones", memory_block(id))
 }
 
 /// `/sys/bus/dax/devices/<name>`.
@@ -61,9 +66,45 @@ pub fn dax_device(name: &str) -> String {
     format!("{DAX_DEVICES}/{name}")
 }
 
+/// An attribute of a dax device: `/sys/bus/dax/devices/<name>/<attr>` (`state`, `size`,
+/// `align`, `driver`, `target_node`, ...).
+pub fn dax_attr(name: &str, attr: &str) -> String {
+    format!("{DAX_DEVICES}/{name}/{attr}")
+}
+
+/// The `dax_region` directory beside a dax device's canonical directory (the region's
+/// provider holds both).
+pub fn dax_region_of(device_canonical: &str) -> String {
+    let provider = device_canonical
+        .rsplit_once('/')
+        .map_or("", |(provider, _)| provider);
+    format!("{provider}/dax_region")
+}
+
+/// An attribute of a `dax_region` directory (`id`, `size`, `align`, `available_size`,
+/// `create`, `delete`, `seed`).
+pub fn region_attr(region_dir: &str, attr: &str) -> String {
+    format!("{region_dir}/{attr}")
+}
+
+/// The device that provides a region (its `dax_region` directory's parent).
+pub fn region_provider(region_dir: &str) -> &str {
+    region_dir.trim_end_matches("/dax_region")
+}
+
 /// `/sys/devices/system/node/node<n>`.
 pub fn node(n: u32) -> String {
     format!("{NODE}/node{n}")
+}
+
+/// A file of weighted interleave: `nodeN` (a weight) or `auto`.
+pub fn weighted_interleave_attr(name: &str) -> String {
+    format!("{WEIGHTED_INTERLEAVE}/{name}")
+}
+
+/// An attribute of a NUMA node: `/sys/devices/system/node/node<n>/<attr>` (`meminfo`, ...).
+pub fn node_attr(n: u32, attr: &str) -> String {
+    format!("{}/{attr}", node(n))
 }
 
 /// Whether `name` can be used as one path component: not empty, not `.` or `..`, and

@@ -2,6 +2,7 @@
 //! which is then sized and brought to its state by an ordinary journaled transition. If that
 //! transition is refused or rolled back, the empty device is deleted again.
 
+use daxplug_kernel::paths;
 use std::time::Instant;
 
 use daxplug_abi::DaxName;
@@ -185,7 +186,7 @@ pub fn create(
         return Ok(rep);
     }
     let made = k
-        .read(&format!("{}/create", r.path))
+        .read(&paths::region_attr(&r.path, "create"))
         .ok()
         .and_then(|t| t.trim().parse::<DaxName>().ok());
     let Some(made) = made else {

@@ -256,7 +256,7 @@ impl Run<'_> {
             .copied()
             .filter(|id| {
                 self.k
-                    .read(&format!("{}/state", paths::memory_block(*id)))
+                    .read(&paths::block_state(*id))
                     .is_ok_and(|s| s.parse::<BlockState>() != Ok(BlockState::Offline))
             })
             .collect();

@@ -151,11 +151,10 @@ fn transition(
     // (files only: the model answers one call at a time, in a deterministic order).
     let scan_early = !opts.force
         && k.parallel_reads()
-        && k.read_link(&format!(
-            "{}/driver",
-            paths::dax_device(&device.to_string())
-        ))
-        .is_ok_and(|t| t.ends_with(paths::DEVICE_DAX));
+        && k.read_link(&paths::dax_attr(&device.to_string(), "driver"))
+            .is_ok_and(|t| {
+                Driver::from_name(t.rsplit('/').next().unwrap_or(&t)) == Driver::DeviceDax
+            });
     let (observed, early_users) = std::thread::scope(|s| {
         let scan = scan_early.then(|| s.spawn(|| host.dax_users(device)));
         let observed = observe_device(k, device);

@@ -75,8 +75,8 @@ impl Run<'_> {
         for _ in 0..3 {
             let mut settled = true;
             for (id, zone) in offlined.iter().rev() {
-                let state_path = format!("{}/state", paths::memory_block(*id));
-                let zones_path = format!("{}/valid_zones", paths::memory_block(*id));
+                let state_path = paths::block_state(*id);
+                let zones_path = paths::block_valid_zones(*id);
                 let Ok(now) = self.k.read(&state_path) else {
                     continue;
                 };
