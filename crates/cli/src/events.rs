@@ -63,8 +63,9 @@ const CONFIG_WATCH: WatchFlags = WatchFlags::CLOSE_WRITE
 
 impl Control {
     /// Makes SIGINT, SIGTERM and SIGHUP wake a waiting source (their flags are set by
-    /// their own handlers), and watches the policy file's directory so that replacing the
-    /// file (an editor's rename, a configuration manager's write) wakes it too.
+    /// their own handlers), and watches the policy file's inode (again after a rename or
+    /// replacement: an editor's save, a configuration manager's write) and the holds'
+    /// directory, so that either wakes it too.
     pub fn new(config: &Path, holds_dir: &Path) -> anyhow::Result<Self> {
         let (read, write) = UnixStream::pair().context("cannot make the signal pipe")?;
         read.set_nonblocking(true)
