@@ -1,11 +1,11 @@
 //! The engine: what daxplug knows and decides, on top of the kernel interface.
 //!
-//! * [`discover`] reads the machine through a [`daxplug_kernel::Kernel`] into a
+//! * [`discover`](mod@discover) reads the machine through a [`daxplug_kernel::Kernel`] into a
 //!   [`Topology`] snapshot (the data types of [`topology`]): regions, devices, drivers,
 //!   ranges, the blocks of each range, nodes, placement and hotplug policy.
 //! * [`observe`] computes each device's observed state from its blocks and `/proc/iomem`,
-//!   whatever the kernel's own `state` file claims; [`problems`] says what is wrong with it.
-//! * [`plan`] and [`layout`] decide the steps of a change; [`transition`] runs them under the
+//!   whatever the kernel's own `state` file claims; [`problems`](mod@problems) says what is wrong with it.
+//! * [`plan`](mod@plan) and [`layout`] decide the steps of a change; [`transition`] runs them under the
 //!   lock and journal, with rollback and recovery; [`holds`] and [`journal`] keep what lasts
 //!   between runs in the run directory.
 //! * [`daemon`] applies a [`policy`]; [`doctor`] finds the risks; [`gate`] is the boot gate.
