@@ -330,7 +330,11 @@ pub fn run(sim: &Sim, cmd: SimCommand) -> anyhow::Result<String> {
             .map(|t| t + "\n")
             .map_err(|e| anyhow::anyhow!("cannot read the link {path}: {}", errno_line(e.errno))),
         SimCommand::Modprobe { module } => {
-            if !matches!(module.as_str(), "kmem" | "fsdev_dax") {
+            use daxplug_abi::DaxDriver;
+            if !matches!(
+                module.parse::<DaxDriver>(),
+                Ok(DaxDriver::Kmem | DaxDriver::FsdevDax)
+            ) {
                 bail!(
                     "only the kmem and fsdev_dax modules can be loaded in the emulated machine, not {module:?}"
                 );
