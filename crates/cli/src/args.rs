@@ -4,16 +4,6 @@
 use clap::builder::{PossibleValue, TypedValueParser};
 use daxplug_engine::{ObservedState, Target};
 
-/// The states a device can be asked for, in the order of the documentation.
-pub const TARGETS: [Target; 6] = [
-    Target::Unplugged,
-    Target::Online(daxplug_abi::OnlineType::Online),
-    Target::Online(daxplug_abi::OnlineType::OnlineKernel),
-    Target::Online(daxplug_abi::OnlineType::OnlineMovable),
-    Target::Devdax,
-    Target::Famfs,
-];
-
 fn invalid(cmd: &clap::Command, message: &str) -> clap::Error {
     clap::Error::raw(clap::error::ErrorKind::InvalidValue, format!("{message}\n")).with_cmd(cmd)
 }
@@ -39,7 +29,9 @@ impl TypedValueParser for TargetParser {
 
     fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
         Some(Box::new(
-            TARGETS.into_iter().map(|t| PossibleValue::new(t.as_str())),
+            Target::ALL
+                .into_iter()
+                .map(|t| PossibleValue::new(t.as_str())),
         ))
     }
 }

@@ -222,3 +222,56 @@ fn other_driver_is_one_token_everywhere() {
     assert!(table.status.success());
     assert!(String::from_utf8_lossy(&table.stdout).contains("dax0.0"));
 }
+
+/// The row of JSON.md documenting `field`.
+fn row<'a>(doc: &'a str, field: &str) -> &'a str {
+    let start = format!("| `{field}` |");
+    doc.lines()
+        .find(|l| l.starts_with(&start))
+        .unwrap_or_else(|| panic!("{field} in docs/JSON.md"))
+}
+
+/// Every token an enum field can print is named in its field's row of JSON.md: outcomes,
+/// protocols, region kinds, targets.
+#[test]
+fn every_enum_token_is_documented_in_its_row() {
+    use daxplug_engine::topology::RegionKind;
+    use daxplug_engine::{Outcome, Protocol};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let doc = std::fs::read_to_string(root.join("docs/JSON.md")).expect("docs/JSON.md");
+    let check = |field: &str, tokens: Vec<&str>| {
+        let line = row(&doc, field);
+        for t in tokens {
+            assert!(
+                line.contains(&format!("`{t}`")),
+                "{field}: `{t}` missing in {line}"
+            );
+        }
+    };
+    check(
+        "results[].outcome",
+        Outcome::ALL.iter().map(|o| o.as_str()).collect(),
+    );
+    check(
+        "results[].protocol",
+        Protocol::ALL.iter().map(|p| p.as_str()).collect(),
+    );
+    check(
+        "regions[].kind",
+        RegionKind::ALL.iter().map(|r| r.as_str()).collect(),
+    );
+    check(
+        "results[].target",
+        [
+            "unplugged",
+            "online",
+            "online_kernel",
+            "online_movable",
+            "devdax",
+            "famfs",
+        ]
+        .into_iter()
+        .filter(|t| t.parse::<daxplug_engine::Target>().is_ok())
+        .collect(),
+    );
+}

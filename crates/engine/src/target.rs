@@ -57,6 +57,16 @@ impl FromStr for Target {
 }
 
 impl Target {
+    /// Every state that can be asked for, in the order of the documentation.
+    pub const ALL: [Target; 6] = [
+        Target::Unplugged,
+        Target::Online(OnlineType::Online),
+        Target::Online(OnlineType::OnlineKernel),
+        Target::Online(OnlineType::OnlineMovable),
+        Target::Devdax,
+        Target::Famfs,
+    ];
+
     /// The name on the command line.
     pub fn as_str(self) -> &'static str {
         match self {
