@@ -13,6 +13,7 @@ mod host;
 mod human;
 mod json;
 mod layoutcmd;
+mod listcmd;
 mod manual;
 mod mountcmd;
 mod served;
@@ -26,9 +27,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use daxplug_engine::{Detail, Scope, discover, discover_with};
 use daxplug_kernel::{Access, Kernel, RootFs};
 use daxplug_model::Sim;
 
@@ -554,64 +553,23 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
             wide,
         } => on_machine(&cli, false, |b| {
             let _read = read_guard(b);
-            // Each block's node is shown only in per-block rows.
-            let detail = if blocks {
-                Detail::Blocks
-            } else {
-                Detail::Counts
-            };
-            let scope = if devices.is_empty() {
-                Scope::All
-            } else {
-                Scope::Devices(devices.clone())
-            };
-            let mut topo = discover_with(b.kernel(), &scope, detail)?;
-            let present = topo.devices.len();
-            topo.devices.retain(|d| {
-                region.is_none_or(|r| d.region == Some(r))
-                    && node.is_none_or(|n| d.target_node == Some(n))
-                    && state.is_none_or(|s| d.state == s)
-            });
-            if topo.devices.is_empty() && present > 0 && !json {
-                return text(Ok(format!(
-                    "No dax device matches{}{}{} (this machine has {present}: daxplug list shows them).\n",
-                    region.map_or_else(String::new, |r| format!(" --region {r}")),
-                    node.map_or_else(String::new, |n| format!(" --node {n}")),
-                    state.map_or_else(String::new, |s| format!(" --state {s}")),
-                )));
-            }
-            text(if json {
-                to_json(&json::Report::new(
-                    &topo,
+            listcmd::list(
+                b.kernel(),
+                &b.host().run_dir(),
+                &listcmd::ListArgs {
+                    devices: devices.clone(),
+                    json,
                     blocks,
-                    &daxplug_engine::holds::holds(&b.host().run_dir()),
-                ))
-            } else {
-                let holds = daxplug_engine::holds::holds(&b.host().run_dir());
-                let daemon = daxplug_engine::holds::running_daemon(&b.host().run_dir());
-                Ok(human::list(&topo, blocks, wide)
-                    + &human::holds(&holds)
-                    + &human::blocked(daemon.as_ref()))
-            })
+                    region,
+                    node,
+                    state,
+                    wide,
+                },
+            )
         }),
         Command::Status { ref device, json } => on_machine(&cli, false, |b| {
             let _read = read_guard(b);
-            let topo = discover(b.kernel(), &Scope::Devices(vec![device.clone()]))?;
-            let d = topo
-                .devices
-                .iter()
-                .find(|d| d.name.to_string() == *device)
-                .with_context(|| format!("discovery did not return {device}"))?;
-            text(if json {
-                to_json(&json::Report::new(
-                    &topo,
-                    true,
-                    &daxplug_engine::holds::holds(&b.host().run_dir()),
-                ))
-            } else {
-                let holds: Vec<_> = daxplug_engine::holds::holds_of(&b.host().run_dir(), d.name);
-                Ok(human::status(&topo, d) + &human::holds(&holds))
-            })
+            listcmd::status(b.kernel(), &b.host().run_dir(), device, json)
         }),
     }
 }
@@ -718,12 +676,6 @@ impl Backend<'_> {
 /// memory tiers must not be read while one runs: `ReadGuard`).
 fn read_guard(b: &Backend<'_>) -> daxplug_engine::transition::ReadGuard {
     daxplug_engine::transition::read_lock_wait(b.host().as_ref(), setcmd::READ_WAIT)
-}
-
-fn to_json(report: &json::Report) -> anyhow::Result<String> {
-    let mut text = serde_json::to_string_pretty(report)?;
-    text.push('\n');
-    Ok(text)
 }
 
 /// The command line, or the exit for a bad one: one sentence on stderr prefixed `daxplug:`

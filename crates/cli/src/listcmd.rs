@@ -1,0 +1,108 @@
+//! `daxplug list` and `daxplug status`: the devices as discovered, filtered, and rendered as
+//! a table or as the JSON document of docs/JSON.md, with the maintenance holds and the
+//! devices the daemon cannot bring to their rule before a reboot.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use daxplug_engine::{Detail, ObservedState, Scope, discover, discover_with};
+use daxplug_kernel::Kernel;
+
+use crate::exit::Exit;
+use crate::{human, json};
+
+/// What `list` was asked for.
+#[derive(Debug, Clone)]
+pub struct ListArgs {
+    /// Only these devices (all when empty).
+    pub devices: Vec<String>,
+    /// `--json`.
+    pub json: bool,
+    /// `--blocks`.
+    pub blocks: bool,
+    /// `--region`.
+    pub region: Option<u32>,
+    /// `--node`.
+    pub node: Option<u32>,
+    /// `--state`.
+    pub state: Option<ObservedState>,
+    /// `--wide`.
+    pub wide: bool,
+}
+
+fn to_json(report: &json::Report) -> anyhow::Result<String> {
+    let mut text = serde_json::to_string_pretty(report)?;
+    text.push('\n');
+    Ok(text)
+}
+
+/// `daxplug list`.
+pub fn list(k: &dyn Kernel, run_dir: &Path, a: &ListArgs) -> anyhow::Result<(String, Exit)> {
+    // Each block's node is shown only in per-block rows.
+    let detail = if a.blocks {
+        Detail::Blocks
+    } else {
+        Detail::Counts
+    };
+    let scope = if a.devices.is_empty() {
+        Scope::All
+    } else {
+        Scope::Devices(a.devices.clone())
+    };
+    let mut topo = discover_with(k, &scope, detail)?;
+    let present = topo.devices.len();
+    topo.devices.retain(|d| {
+        a.region.is_none_or(|r| d.region == Some(r))
+            && a.node.is_none_or(|n| d.target_node == Some(n))
+            && a.state.is_none_or(|s| d.state == s)
+    });
+    if topo.devices.is_empty() && present > 0 && !a.json {
+        return Ok((
+            format!(
+                "No dax device matches{}{}{} (this machine has {present}: daxplug list shows them).\n",
+                a.region
+                    .map_or_else(String::new, |r| format!(" --region {r}")),
+                a.node.map_or_else(String::new, |n| format!(" --node {n}")),
+                a.state
+                    .map_or_else(String::new, |s| format!(" --state {s}")),
+            ),
+            Exit::Ok,
+        ));
+    }
+    let holds = daxplug_engine::holds::holds(run_dir);
+    let text = if a.json {
+        to_json(&json::Report::new(&topo, a.blocks, &holds))?
+    } else {
+        let daemon = daxplug_engine::holds::running_daemon(run_dir);
+        human::list(&topo, a.blocks, a.wide)
+            + &human::holds(&holds)
+            + &human::blocked(daemon.as_ref())
+    };
+    Ok((text, Exit::Ok))
+}
+
+/// `daxplug status DEV`.
+pub fn status(
+    k: &dyn Kernel,
+    run_dir: &Path,
+    device: &str,
+    json: bool,
+) -> anyhow::Result<(String, Exit)> {
+    let topo = discover(k, &Scope::Devices(vec![device.to_owned()]))?;
+    let d = topo
+        .devices
+        .iter()
+        .find(|d| d.name == device)
+        .with_context(|| format!("discovery did not return {device}"))?;
+    let text = if json {
+        to_json(&json::Report::new(
+            &topo,
+            true,
+            &daxplug_engine::holds::holds(run_dir),
+        ))?
+    } else {
+        let holds = daxplug_engine::holds::holds_of(run_dir, d.name);
+        human::status(&topo, d) + &human::holds(&holds)
+    };
+    Ok((text, Exit::Ok))
+}
