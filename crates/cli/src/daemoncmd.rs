@@ -348,17 +348,15 @@ pub fn check_config_on(
     use std::fmt::Write as _;
     let topo = daxplug_engine::discover::discover(k, &daxplug_engine::topology::Scope::All)?;
     let mut lines = String::new();
-    for r in &p.rules {
-        let devices: Vec<String> = topo
-            .devices
-            .iter()
-            .filter(|d| p.rule_for(k, &topo, d).is_some_and(|f| f.index == r.index))
-            .map(|d| d.name.to_string())
-            .collect();
+    for (r, devices) in p.assignments(k, &topo) {
         let which = if devices.is_empty() {
             "no device on this machine".to_owned()
         } else {
-            devices.join(", ")
+            devices
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         let _ = writeln!(lines, "  rule {} ({}): {which}", r.index, r.state);
     }

@@ -1,6 +1,7 @@
 //! The daemon's policy: ordered rules matching devices, each with a desired state and what
 //! to do when another controller changes the device.
 
+use daxplug_abi::DaxName;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -389,6 +390,26 @@ impl Policy {
             nfd_file,
             new_devices: spec.new_devices,
         })
+    }
+
+    /// Which devices each rule takes on this machine (the first rule that matches a device
+    /// wins), in rule order: what `--check-config` prints.
+    pub fn assignments(&self, k: &dyn Kernel, topo: &Topology) -> Vec<(&Rule, Vec<DaxName>)> {
+        self.rules
+            .iter()
+            .map(|r| {
+                let taken = topo
+                    .devices
+                    .iter()
+                    .filter(|d| {
+                        self.rule_for(k, topo, d)
+                            .is_some_and(|f| f.index == r.index)
+                    })
+                    .map(|d| d.name)
+                    .collect();
+                (r, taken)
+            })
+            .collect()
     }
 
     /// The first rule matching `dev`, if any.
