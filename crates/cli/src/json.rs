@@ -1,17 +1,19 @@
 //! The JSON schema of `list --json`, `status --json`, `set --json`, `recover --json` and
 //! `doctor --json`.
 //!
-//! These structs are the contract with scripts, kept apart from the engine's types so that
-//! a refactor cannot change the output by accident. Every field is documented in
-//! `docs/JSON.md`; a field's type never depends on a flag (absent values are `null`).
+//! These structs are the contract with scripts. They choose the fields; a few embed engine
+//! types whose spelling is part of the contract too (token enums declared with the engine's
+//! `tokens!`, `BlockCounts`, `Problem`), so the tests in `crates/cli/tests/json_doc.rs` hold
+//! both to `docs/JSON.md`: every field path printed and documented, every token value in its
+//! table or row. A field's type never depends on a flag (absent values are `null`).
 
-use daxplug_engine::holds::Hold;
 use std::collections::BTreeSet;
 
 use daxplug_abi::{
     BlockState, DaxState, InterleaveWeight, MemmapOnMemory, MemoryTier, NodeList, OnlinePolicy,
     OnlineType, ValidZones, Zone,
 };
+use daxplug_engine::holds::Hold;
 use daxplug_engine::placement::Demotion;
 use daxplug_engine::{
     BlockCounts, Device, KernelAbi, Mode, ObservedState, Problem, RegionKind, Topology, problems,
