@@ -35,7 +35,6 @@ token_enum! {
     /// A boolean module parameter as the kernel prints and accepts it, such as
     /// `memory_hotplug.auto_movable_numa_aware`.
     BoolParam, "a boolean parameter (Y or N)" {
-        /// Set.
         Y = "Y",
         /// Not set.
         N = "N",

@@ -85,7 +85,6 @@ impl InterleaveWeight {
         (weight >= 1).then_some(InterleaveWeight(weight))
     }
 
-    /// The number.
     pub fn get(self) -> u8 {
         self.0
     }

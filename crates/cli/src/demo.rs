@@ -14,7 +14,6 @@ const M: &str = "/sys/devices/system/memory";
 /// What the demo found, for tests.
 #[derive(Debug)]
 pub struct Narration {
-    /// The narration.
     pub text: String,
     /// Observed state after the per-block unplug on the legacy kernel.
     pub per_block: ObservedState,

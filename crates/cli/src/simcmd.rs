@@ -172,7 +172,6 @@ pub enum ActorKind {
     KataAgent,
     /// A daxctl-like per-block pass over one device.
     DaxctlLike {
-        /// The device.
         device: String,
         /// What to write to each block: online_movable, online or offline.
         target: String,
@@ -185,7 +184,6 @@ pub enum ActorKind {
     },
     /// A tiering daemon keeping pages busy on a node.
     Tiering {
-        /// The node.
         node: u32,
         /// Migration passes added per step.
         #[arg(long, default_value_t = 2)]
@@ -193,7 +191,6 @@ pub enum ActorKind {
     },
     /// A loop onlining every offline block of a device.
     Reonliner {
-        /// The device.
         device: String,
         /// The value written to state.
         #[arg(long, default_value = "online_movable")]
@@ -240,7 +237,6 @@ pub enum FaultCommand {
     },
     /// Remove a device from the bus N steps into the client's next long operation.
     RemoveDevice {
-        /// The device.
         device: String,
         /// Steps from now (0: at once).
         #[arg(long, default_value_t = 0)]

@@ -40,9 +40,7 @@ pub enum GateError {
     /// The gate's record could not be written or removed.
     #[error("the boot gate's record {} could not be written", path.display())]
     Record {
-        /// The file.
         path: PathBuf,
-        /// Why.
         #[source]
         source: io::Error,
     },

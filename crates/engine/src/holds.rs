@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 /// holder; it stays held until the last of them ends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hold {
-    /// The device.
     pub device: DaxName,
     /// Who holds it (`--holder`, else the login name of whoever ran `daxplug hold`).
     #[serde(default = "unknown_holder")]

@@ -41,7 +41,6 @@ pub enum ModuleError {
     /// `modprobe` ran and failed.
     #[error("modprobe {module} failed: {stderr}")]
     Failed {
-        /// The module.
         module: DaxDriver,
         /// What modprobe printed on stderr.
         stderr: String,
@@ -53,7 +52,6 @@ pub enum ModuleError {
     /// The machine is a copied tree: there is no kernel to load a module into.
     #[error("{module} cannot be loaded into a copied sysfs tree")]
     NoKernel {
-        /// The module.
         module: DaxDriver,
     },
 }

@@ -22,7 +22,6 @@ pub struct Journal {
     pub version: u32,
     /// The process running the transition.
     pub pid: u32,
-    /// The device.
     pub device: DaxName,
     /// The state asked for.
     pub target: Target,
@@ -30,7 +29,6 @@ pub struct Journal {
     pub start: ObservedState,
     /// Native or fallback.
     pub protocol: Protocol,
-    /// The plan.
     pub steps: Vec<Step>,
     /// Index of the step being taken.
     pub step: usize,

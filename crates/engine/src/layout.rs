@@ -22,7 +22,6 @@ pub enum LayoutChange {
     /// Give the device `size` bytes (with `align` written first, if given), then bring it
     /// to `target`.
     Resize {
-        /// Bytes.
         size: u64,
         /// Bytes: one of [`VALID_ALIGNS`].
         align: Option<u64>,

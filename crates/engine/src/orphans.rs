@@ -17,7 +17,6 @@ use crate::topology::Block;
 pub struct Orphan {
     /// The name the kernel still gives the range.
     pub name: String,
-    /// The range.
     pub range: PhysRange,
     /// The `System RAM (kmem)` inside it, if any.
     pub kmem: Option<PhysRange>,

@@ -115,7 +115,6 @@ impl Demotion {
 /// What the placement files say about one node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct NodePlacement {
-    /// The node.
     pub node: u32,
     /// Its memory tier (`None`: no memory online on it, or no tiers on this kernel).
     pub tier: Option<MemoryTier>,
@@ -249,13 +248,11 @@ pub enum PlacementField {
 /// One thing about a node's placement that a transition changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlacementChange {
-    /// The node.
     pub node: u32,
     /// What changed.
     pub what: PlacementField,
     /// Before, as in `list --json` (`none` where absent).
     pub before: String,
-    /// After.
     pub after: String,
 }
 

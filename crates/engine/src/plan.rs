@@ -56,14 +56,12 @@ pub enum Step {
     },
     /// Bind device_dax.
     BindDeviceDax {
-        /// How.
         method: BindMethod,
     },
     /// Load a driver's module (kmem, fsdev_dax) with the dax bus's `drivers_autoprobe` off,
     /// so that loading it binds no device (kmem's auto-probe would online every matching
     /// device's memory under the default policy); the setting is restored right after.
     LoadDriver {
-        /// The driver.
         driver: DaxDriver,
     },
     /// Bind fsdev_dax (always through `new_id`: it matches no region by type).
@@ -95,7 +93,6 @@ pub enum Step {
     /// Write the (unbound) device's `size`: grown from its region's free space, or shrunk
     /// from its end.
     Resize {
-        /// Bytes.
         size: u64,
     },
     /// Remove the (unbound, zero-sized) device from its region (`dax_region/delete`).
@@ -189,7 +186,6 @@ pub enum Refusal {
         "{device} is stuck: {detail} Nothing can change it until reboot, so daxplug leaves it alone."
     )]
     Stuck {
-        /// The device.
         device: String,
         /// Which blocks and ranges remain.
         detail: String,
@@ -199,9 +195,7 @@ pub enum Refusal {
         "{device} is bound to {driver}, which daxplug does not manage: to hand it back, unbind it from that driver first (echo {device} > /sys/bus/dax/drivers/{driver}/unbind)"
     )]
     OtherDriver {
-        /// The device.
         device: String,
-        /// The driver.
         driver: String,
     },
     /// A safety check that `--force` overrides.
@@ -234,7 +228,6 @@ impl Refusal {
 /// A planned transition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
-    /// The device.
     pub device: DaxName,
     /// Its observed state now.
     pub start: ObservedState,

@@ -87,7 +87,6 @@ pub enum NewDevices {
 /// A policy file that cannot be used. Names the file, the line and the key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct PolicyError {
-    /// The file.
     pub file: PathBuf,
     /// 1-based line, if known.
     pub line: Option<usize>,

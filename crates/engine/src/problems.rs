@@ -27,7 +27,6 @@ pub enum ProblemCode {
 /// One problem of a device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Problem {
-    /// The kind.
     pub code: ProblemCode,
     /// A full sentence for people.
     pub message: String,

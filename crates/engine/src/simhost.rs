@@ -12,7 +12,6 @@ use crate::host::Host;
 /// A [`Host`] backed by the model.
 #[derive(Debug)]
 pub struct SimHost<'a> {
-    /// The machine.
     pub sim: &'a Sim,
     /// Where the lock and the journal live.
     pub run_dir: PathBuf,

@@ -211,7 +211,6 @@ pub enum Competes {
 /// A rule that competes, where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hit {
-    /// The file.
     pub path: String,
     /// Its first line.
     pub line: usize,

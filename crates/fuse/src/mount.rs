@@ -53,7 +53,6 @@ pub enum FuseError {
     /// `/dev/fuse` cannot be opened.
     #[error("cannot open /dev/fuse (FUSE needs the fuse module and root)")]
     Device {
-        /// Why.
         #[source]
         source: io::Error,
     },
@@ -62,7 +61,6 @@ pub enum FuseError {
     Mount {
         /// The mount point.
         dir: PathBuf,
-        /// Why.
         #[source]
         source: io::Error,
     },
@@ -71,7 +69,6 @@ pub enum FuseError {
     Unmount {
         /// The mount point.
         dir: PathBuf,
-        /// Why.
         #[source]
         source: io::Error,
     },
@@ -80,7 +77,6 @@ pub enum FuseError {
     Serve {
         /// The mount point.
         dir: PathBuf,
-        /// Why.
         #[source]
         source: io::Error,
     },

@@ -37,7 +37,6 @@ pub enum SandboxError {
         "cannot create a private mount namespace (this needs root, and a process with one thread)"
     )]
     Unshare {
-        /// Why.
         #[source]
         source: io::Error,
     },
@@ -46,9 +45,7 @@ pub enum SandboxError {
     Step {
         /// What was being done ("bind-mount the emulated files on").
         what: &'static str,
-        /// Where.
         path: PathBuf,
-        /// Why.
         #[source]
         source: io::Error,
     },

@@ -21,7 +21,6 @@ pub enum Actor {
     /// step, writing `target` (`online_movable`, `online` or `offline`) to each block not
     /// already there. No lock, no retry, no rollback; the first hard error ends the pass.
     DaxctlLike {
-        /// The device.
         device: String,
         /// What to write.
         target: OnlineType,
@@ -58,7 +57,6 @@ pub enum Actor {
     /// A loop that onlines every offline block of a device it sees, like the udev rules
     /// and agents do, writing `value` to `state`.
     Reonliner {
-        /// The device.
         device: String,
         /// The value written (`online_movable`, `online`, …).
         value: String,

@@ -16,7 +16,6 @@ pub enum BootError {
     /// The capture names a node the machine does not have.
     #[error("the capture has a MemTotal for node {node}, which the machine does not have")]
     UnknownNode {
-        /// The node.
         node: u32,
     },
     /// The capture holds dax or kmem resources, which the model renders itself.

@@ -59,7 +59,6 @@ pub struct NodeSpec {
 pub struct StaticResource {
     /// Nesting depth in the file.
     pub depth: usize,
-    /// The range.
     pub range: PhysRange,
     /// Its name.
     pub name: String,

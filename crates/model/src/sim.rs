@@ -132,18 +132,14 @@ pub enum StoreError {
     /// Reading, writing or locking the file failed.
     #[error("cannot use the emulated machine file {}", .path.display())]
     Io {
-        /// The file.
         path: PathBuf,
-        /// Why.
         #[source]
         source: std::io::Error,
     },
     /// The file is not a saved machine.
     #[error("{} is not an emulated machine file (create one with `daxplug sim init`)", .path.display())]
     Format {
-        /// The file.
         path: PathBuf,
-        /// Why.
         #[source]
         source: serde_json::Error,
     },
@@ -151,7 +147,6 @@ pub enum StoreError {
     /// anything iterates over its blocks.
     #[error("{} describes {what}, more than any machine has", .path.display())]
     Implausible {
-        /// The file.
         path: PathBuf,
         /// What, in words.
         what: String,
@@ -159,7 +154,6 @@ pub enum StoreError {
     /// `init` would overwrite a machine.
     #[error("{} already exists: pass --force to replace it", .path.display())]
     Exists {
-        /// The file.
         path: PathBuf,
     },
 }

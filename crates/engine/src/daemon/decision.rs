@@ -77,7 +77,6 @@ impl PartialEq<&str> for DecisionResult {
 /// One decision of the daemon: a structured log line.
 #[derive(Debug, Clone, Serialize)]
 pub struct Decision {
-    /// The device.
     pub device: DaxName,
     /// The rule (1-based), if one matched.
     pub rule: Option<usize>,

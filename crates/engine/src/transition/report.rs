@@ -95,7 +95,6 @@ impl std::fmt::Debug for Options {
 /// Progress of the offlining phase.
 #[derive(Debug, Clone)]
 pub struct Progress {
-    /// The device.
     pub device: String,
     /// Blocks handled so far.
     pub done: u64,
@@ -131,16 +130,13 @@ tokens! {
 /// Time spent in one step.
 #[derive(Debug, Clone, Serialize)]
 pub struct PhaseTime {
-    /// The step.
     pub phase: String,
-    /// Milliseconds.
     pub millis: f64,
 }
 
 /// What a transition did.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// The device.
     pub device: String,
     /// Observed state before.
     pub start: Option<ObservedState>,
@@ -199,9 +195,7 @@ pub enum TransitionError {
     /// The lock or journal could not be used.
     #[error("cannot use {path}")]
     Io {
-        /// The file.
         path: String,
-        /// Why.
         #[source]
         source: std::io::Error,
     },
