@@ -51,9 +51,7 @@ pub enum ModuleError {
     Control(#[source] std::io::Error),
     /// The machine is a copied tree: there is no kernel to load a module into.
     #[error("{module} cannot be loaded into a copied sysfs tree")]
-    NoKernel {
-        module: DaxDriver,
-    },
+    NoKernel { module: DaxDriver },
 }
 
 impl ModuleError {

@@ -55,15 +55,11 @@ pub enum Step {
         driver: DaxDriver,
     },
     /// Bind device_dax.
-    BindDeviceDax {
-        method: BindMethod,
-    },
+    BindDeviceDax { method: BindMethod },
     /// Load a driver's module (kmem, fsdev_dax) with the dax bus's `drivers_autoprobe` off,
     /// so that loading it binds no device (kmem's auto-probe would online every matching
     /// device's memory under the default policy); the setting is restored right after.
-    LoadDriver {
-        driver: DaxDriver,
-    },
+    LoadDriver { driver: DaxDriver },
     /// Bind fsdev_dax (always through `new_id`: it matches no region by type).
     BindFsdev,
     /// Hot-add with the online type applied inside the kernel's add: set
@@ -92,9 +88,7 @@ pub enum Step {
     },
     /// Write the (unbound) device's `size`: grown from its region's free space, or shrunk
     /// from its end.
-    Resize {
-        size: u64,
-    },
+    Resize { size: u64 },
     /// Remove the (unbound, zero-sized) device from its region (`dax_region/delete`).
     Delete,
 }
@@ -194,10 +188,7 @@ pub enum Refusal {
     #[error(
         "{device} is bound to {driver}, which daxplug does not manage: to hand it back, unbind it from that driver first (echo {device} > /sys/bus/dax/drivers/{driver}/unbind)"
     )]
-    OtherDriver {
-        device: String,
-        driver: String,
-    },
+    OtherDriver { device: String, driver: String },
     /// A safety check that `--force` overrides.
     #[error("{0}")]
     NeedsForce(String),

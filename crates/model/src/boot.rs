@@ -15,9 +15,7 @@ pub enum BootError {
     Iomem(#[source] ParseError),
     /// The capture names a node the machine does not have.
     #[error("the capture has a MemTotal for node {node}, which the machine does not have")]
-    UnknownNode {
-        node: u32,
-    },
+    UnknownNode { node: u32 },
     /// The capture holds dax or kmem resources, which the model renders itself.
     #[error(
         "the captured /proc/iomem already holds {name:?}: capture before any dax device is bound"

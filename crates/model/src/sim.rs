@@ -153,9 +153,7 @@ pub enum StoreError {
     },
     /// `init` would overwrite a machine.
     #[error("{} already exists: pass --force to replace it", .path.display())]
-    Exists {
-        path: PathBuf,
-    },
+    Exists { path: PathBuf },
 }
 
 /// A machine file held under an exclusive lock (`FILE.lock`), so that two commands on the
