@@ -1,5 +1,6 @@
 //! Memory block files under `/sys/devices/system/memory/`.
 
+use crate::token_enum;
 use std::fmt;
 use std::str::FromStr;
 
@@ -8,63 +9,6 @@ use serde::Serialize;
 use crate::error::{ParseError, token};
 use crate::number::{parse_bare_hex, parse_decimal};
 use crate::range::BlockSize;
-
-/// Declares a fieldless enum whose variants are kernel tokens, with `as_str`, `ALL`,
-/// `Display`, `FromStr` (trailing newline tolerated) and serde serialization as the token.
-macro_rules! token_enum {
-    (
-        $(#[$meta:meta])*
-        $name:ident, $expected:literal {
-            $( $(#[$vmeta:meta])* $variant:ident = $token:literal ),+ $(,)?
-        }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum $name {
-            $( $(#[$vmeta])* $variant ),+
-        }
-
-        impl $name {
-            /// Every value, in declaration order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The kernel's token for this value.
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $token),+ }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = ParseError;
-            fn from_str(text: &str) -> Result<Self, ParseError> {
-                match token(text) {
-                    $($token => Ok($name::$variant),)+
-                    _ => Err(ParseError::new(token(text), $expected)),
-                }
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
-            }
-        }
-
-        impl<'de> serde::Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-                text.parse().map_err(serde::de::Error::custom)
-            }
-        }
-    };
-}
-pub(crate) use token_enum;
 
 token_enum! {
     /// What `memoryN/state` reads.

@@ -1,8 +1,9 @@
 //! Attributes of a dax device (`/sys/bus/dax/devices/daxX.Y/…`).
 
-use crate::block::{OnlineType, token_enum};
+use crate::block::OnlineType;
 use crate::error::{ParseError, token};
 use crate::number::{parse_decimal, parse_prefixed_hex};
+use crate::token_enum;
 
 use std::fmt;
 use std::str::FromStr;

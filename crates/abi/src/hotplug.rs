@@ -1,13 +1,8 @@
 //! The `memory_hotplug` module parameters (`/sys/module/memory_hotplug/parameters/`).
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::Serialize;
-
-use crate::block::token_enum;
 use crate::error::{ParseError, token};
 use crate::number::parse_decimal;
+use crate::token_enum;
 
 token_enum! {
     /// `memory_hotplug.memmap_on_memory`: whether hot-added memory carries its own memmap.

@@ -20,6 +20,8 @@ mod nodelist;
 mod number;
 mod range;
 mod tiering;
+#[doc(hidden)]
+pub mod tokens;
 mod uevent;
 
 pub use block::{

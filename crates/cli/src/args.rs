@@ -52,7 +52,10 @@ impl TypedValueParser for ObservedParser {
         value
             .to_string_lossy()
             .parse()
-            .map_err(|e: String| invalid(cmd, &e))
+            .map_err(|e: daxplug_abi::ParseError| {
+                let names: Vec<&str> = ObservedState::ALL.iter().map(|s| s.as_str()).collect();
+                invalid(cmd, &format!("{e}: expected one of {}", names.join(", ")))
+            })
     }
 
     fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {

@@ -12,21 +12,29 @@ use crate::exit::Exit;
 use crate::{human, json};
 
 /// What `list` was asked for.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct ListArgs {
-    /// Only these devices (all when empty).
+    /// Only these devices (all when none is named).
+    #[arg(value_name = "DEV")]
     pub devices: Vec<String>,
-    /// `--json`.
+    /// Print one JSON object (schema in JSON.md, /usr/share/doc/daxplug) instead of a
+    /// table.
+    #[arg(short, long)]
     pub json: bool,
-    /// `--blocks`.
+    /// Also show every memory block of every device (in JSON: fill `block_list`).
+    #[arg(short, long)]
     pub blocks: bool,
-    /// `--region`.
+    /// Only the devices of this region (0 or region0).
+    #[arg(short, long, value_name = "REGION", value_parser = crate::args::region)]
     pub region: Option<u32>,
-    /// `--node`.
+    /// Only the devices whose memory joins this node (their target node).
+    #[arg(long, value_name = "NODE")]
     pub node: Option<u32>,
-    /// `--state`.
+    /// Only the devices in this observed state (online_movable, devdax, stuck, ...).
+    #[arg(short, long, value_name = "STATE", value_parser = crate::args::ObservedParser)]
     pub state: Option<ObservedState>,
-    /// `--wide`.
+    /// Every column (region, kernel state, ranges, backing), however wide.
+    #[arg(short, long)]
     pub wide: bool,
 }
 

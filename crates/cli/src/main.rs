@@ -101,30 +101,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// List every dax device with its observed state, kernel state, node, size and blocks.
-    List {
-        /// Only these devices (all when none is named).
-        #[arg(value_name = "DEV")]
-        devices: Vec<String>,
-        /// Print one JSON object (schema in JSON.md, /usr/share/doc/daxplug) instead of a
-        /// table.
-        #[arg(short, long)]
-        json: bool,
-        /// Also show every memory block of every device (in JSON: fill `block_list`).
-        #[arg(short, long)]
-        blocks: bool,
-        /// Only the devices of this region (0 or region0).
-        #[arg(short, long, value_name = "REGION", value_parser = args::region)]
-        region: Option<u32>,
-        /// Only the devices whose memory joins this node (their target node).
-        #[arg(long, value_name = "NODE")]
-        node: Option<u32>,
-        /// Only the devices in this observed state (online_movable, devdax, stuck, ...).
-        #[arg(short, long, value_name = "STATE", value_parser = args::ObservedParser)]
-        state: Option<daxplug_engine::ObservedState>,
-        /// Every column (region, kernel state, ranges, backing), however wide.
-        #[arg(short, long)]
-        wide: bool,
-    },
+    List(listcmd::ListArgs),
     /// Show one device in detail: ranges, /proc/iomem entries, and a row per memory block.
     Status {
         /// The device, such as dax0.0.
@@ -543,29 +520,9 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
                 json,
             )
         }),
-        Command::List {
-            ref devices,
-            json,
-            blocks,
-            region,
-            node,
-            state,
-            wide,
-        } => on_machine(&cli, false, |b| {
+        Command::List(ref args) => on_machine(&cli, false, |b| {
             let _read = read_guard(b);
-            listcmd::list(
-                b.kernel(),
-                &b.host().run_dir(),
-                &listcmd::ListArgs {
-                    devices: devices.clone(),
-                    json,
-                    blocks,
-                    region,
-                    node,
-                    state,
-                    wide,
-                },
-            )
+            listcmd::list(b.kernel(), &b.host().run_dir(), args)
         }),
         Command::Status { ref device, json } => on_machine(&cli, false, |b| {
             let _read = read_guard(b);

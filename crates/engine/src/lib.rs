@@ -31,7 +31,6 @@ mod read;
 #[cfg(feature = "model")]
 pub mod simhost;
 pub mod target;
-mod tokens;
 pub mod topology;
 pub mod transition;
 pub mod udev_rules;

@@ -1,6 +1,6 @@
 //! Planning a transition: which protocol, and which steps in which order.
 
-use crate::tokens::tokens;
+use daxplug_abi::token_enum;
 use daxplug_abi::{
     BoolParam, BusAutoprobe, DaxDriver, DaxName, DaxState, OnlinePolicy, OnlineType, Zone,
 };
@@ -12,9 +12,9 @@ use crate::target::Target;
 use crate::topology::{Device, Driver, RegionKind, Topology};
 use crate::write::{DriverFile, Write};
 
-tokens! {
+token_enum! {
     /// How the device is switched.
-    pub enum Protocol ("a protocol") {
+    Protocol, "a protocol" {
         /// The kernel's `daxX.Y/state` file does the whole-device switch.
         Native = "native",
         /// No `state` file: daxplug's own protocol (lock, policy-at-bind hot-add, offline

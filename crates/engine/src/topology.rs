@@ -2,7 +2,7 @@
 //! devices, their ranges and blocks, nodes, hotplug policy) and each device's observed
 //! state. Plain data; reading it is `discover`, deciding the state is `observe`.
 
-use crate::tokens::tokens;
+use daxplug_abi::token_enum;
 use std::collections::BTreeMap;
 
 use daxplug_abi::{
@@ -103,9 +103,9 @@ impl Mode {
     }
 }
 
-tokens! {
+token_enum! {
     /// Whether a region's devices can be created and resized at run time.
-    pub enum RegionKind ("a region kind") {
+    RegionKind, "a region kind" {
         /// hmem and CXL regions (`dax_region/create` exists). These are kmem-type: `kmem`
         /// binds with a plain `bind`.
         Dynamic = "dynamic",
@@ -343,9 +343,9 @@ pub enum Scope {
     Devices(Vec<String>),
 }
 
-tokens! {
+token_enum! {
     /// The state of a device as observed from its memory blocks and `/proc/iomem`.
-    pub enum ObservedState ("an observed state") {
+    ObservedState, "an observed state" {
         /// No driver and nothing left in the system: the memory is not in use.
         Unbound = "unbound",
         /// Bound to `device_dax`: a character device, not system RAM.

@@ -1,7 +1,7 @@
 //! What a transition is told (`Options`) and what it tells (`Report`, `Outcome`,
 //! `TransitionError`).
 
-use crate::tokens::tokens;
+use daxplug_abi::token_enum;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -104,9 +104,9 @@ pub struct Progress {
     pub block: u64,
 }
 
-tokens! {
+token_enum! {
     /// How a transition ended.
-    pub enum Outcome ("an outcome") {
+    Outcome, "an outcome" {
         /// The device is in the requested state.
         Done = "done",
         /// It already was.
