@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use daxplug_engine::Host;
 use daxplug_engine::daemon::Daemon;
-use daxplug_engine::policy::Policy;
+use daxplug_engine::plan::policy::Policy;
 use daxplug_kernel::Kernel;
 use daxplug_model::{Flavour, Sim, build_preset};
 

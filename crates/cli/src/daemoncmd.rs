@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use daxplug_engine::daemon::{Daemon, DaemonCost, DecisionResult, Metrics};
-use daxplug_engine::policy::Policy;
+use daxplug_engine::plan::policy::Policy;
 use daxplug_engine::{Host, Options};
 use daxplug_kernel::usage;
 use daxplug_model::Sim;
@@ -170,7 +170,7 @@ pub fn run(
     }
     let control = Control::new(
         &args.config,
-        &daxplug_engine::holds::holds_dir(&host.run_dir()),
+        &daxplug_engine::rundir::holds(&host.run_dir()),
     )?;
     let mut source: Box<dyn Source + '_> = match events {
         Events::Netlink => Box::new(Netlink::open()?),
@@ -331,7 +331,10 @@ pub fn run(
 }
 
 /// The first line of `daemon --check-config`: the policy is valid, with how many rules.
-pub fn check_config_header(config: &std::path::Path, p: &daxplug_engine::policy::Policy) -> String {
+pub fn check_config_header(
+    config: &std::path::Path,
+    p: &daxplug_engine::plan::policy::Policy,
+) -> String {
     let n = p.rules.len();
     let rules = if n == 1 { "rule" } else { "rules" };
     format!("{}: {n} {rules}, valid\n", config.display())
@@ -343,10 +346,11 @@ pub fn check_config_header(config: &std::path::Path, p: &daxplug_engine::policy:
 pub fn check_config_on(
     k: &dyn daxplug_kernel::Kernel,
     config: &std::path::Path,
-    p: &daxplug_engine::policy::Policy,
+    p: &daxplug_engine::plan::policy::Policy,
 ) -> anyhow::Result<(String, crate::exit::Exit)> {
     use std::fmt::Write as _;
-    let topo = daxplug_engine::discover::discover(k, &daxplug_engine::topology::Scope::All)?;
+    let topo =
+        daxplug_engine::discovery::discover(k, &daxplug_engine::discovery::topology::Scope::All)?;
     let mut lines = String::new();
     for (r, devices) in p.assignments(k, &topo) {
         let which = if devices.is_empty() {

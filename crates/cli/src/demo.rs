@@ -132,7 +132,7 @@ pub fn run(seed: u64) -> anyhow::Result<Narration> {
     );
     let sim = Sim::new(machine(Flavour::Legacy, seed)?);
     let dir = tempfile_dir()?;
-    let host = daxplug_engine::simhost::SimHost {
+    let host = daxplug_engine::host::sim::SimHost {
         sim: &sim,
         run_dir: dir.clone(),
     };

@@ -28,14 +28,14 @@ pub fn run(
         None => (None, None),
     };
     let policy = config.as_deref().zip(policy.as_ref());
-    let holds = daxplug_engine::holds::holds(run_dir);
+    let holds = daxplug_engine::rundir::holds::holds(run_dir);
     let mut extra: Vec<_> = invalid.into_iter().collect();
     extra.extend(daxplug_engine::doctor::boot::findings(
         kernel,
         run_dir,
         root,
         policy.is_some(),
-        daxplug_engine::holds::running_daemon(run_dir).as_ref(),
+        daxplug_engine::rundir::holds::running_daemon(run_dir).as_ref(),
     ));
     extra.extend(holds.iter().map(crate::holdcmd::held_finding));
     doctor(kernel, root, policy, extra, json)
@@ -44,8 +44,8 @@ pub fn run(
 /// The policy in `file`, or the error finding that says why it cannot be used.
 fn load_policy(
     file: &std::path::Path,
-) -> Result<daxplug_engine::policy::Policy, daxplug_engine::doctor::Finding> {
-    daxplug_engine::policy::Policy::load(file).map_err(|e| daxplug_engine::doctor::Finding {
+) -> Result<daxplug_engine::plan::policy::Policy, daxplug_engine::doctor::Finding> {
+    daxplug_engine::plan::policy::Policy::load(file).map_err(|e| daxplug_engine::doctor::Finding {
         severity: daxplug_engine::doctor::Severity::Error,
         code: "policy_invalid",
         subject: file.display().to_string(),
@@ -62,7 +62,7 @@ fn load_policy(
 pub fn doctor(
     kernel: &dyn Kernel,
     root: Option<&std::path::Path>,
-    policy: Option<(&std::path::Path, &daxplug_engine::policy::Policy)>,
+    policy: Option<(&std::path::Path, &daxplug_engine::plan::policy::Policy)>,
     extra: Vec<daxplug_engine::doctor::Finding>,
     json: bool,
 ) -> anyhow::Result<(String, Exit)> {

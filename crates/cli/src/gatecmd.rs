@@ -104,7 +104,7 @@ fn boot_policy(config: &Path) -> Result<(), String> {
     if !config.exists() {
         return Err(format!("{} does not exist", config.display()));
     }
-    daxplug_engine::policy::Policy::load(config)
+    daxplug_engine::plan::policy::Policy::load(config)
         .map(|_| ())
         .map_err(|e| format!("the policy is not valid: {e}"))
 }

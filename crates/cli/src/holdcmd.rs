@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use anyhow::Context as _;
 use daxplug_engine::Host;
-use daxplug_engine::holds::{self, Hold};
+use daxplug_engine::rundir::holds::{self, Hold};
 
 use crate::exit::{self, Exit};
 use crate::human;
@@ -30,8 +30,8 @@ pub fn run_hold(
     reason: Option<String>,
     holder_arg: Option<&str>,
 ) -> anyhow::Result<(String, Exit)> {
-    let name = daxplug_engine::discover::device_name(device)?;
-    daxplug_engine::discover::require_device(host.kernel(), device)?;
+    let name = daxplug_engine::discovery::device_name(device)?;
+    daxplug_engine::discovery::require_device(host.kernel(), device)?;
     let who = holder(holder_arg)?;
     let taken = holds::hold(&host.run_dir(), name, &who, seconds, reason)
         .with_context(|| format!("cannot hold {name}"))?;
@@ -63,7 +63,7 @@ pub fn run_release(
     holder_arg: Option<&str>,
     all: bool,
 ) -> anyhow::Result<(String, Exit)> {
-    let name = daxplug_engine::discover::device_name(device)?;
+    let name = daxplug_engine::discovery::device_name(device)?;
     let run = host.run_dir();
     let who = holder(holder_arg)?;
     let before = holds::holds_of(&run, name);
@@ -107,7 +107,7 @@ pub fn run_release(
 }
 
 /// A maintenance hold, as doctor reports it.
-pub fn held_finding(h: &daxplug_engine::holds::Hold) -> daxplug_engine::doctor::Finding {
+pub fn held_finding(h: &daxplug_engine::rundir::holds::Hold) -> daxplug_engine::doctor::Finding {
     daxplug_engine::doctor::Finding {
         severity: daxplug_engine::doctor::Severity::Info,
         code: "held",

@@ -120,7 +120,7 @@ fn kernel_line(topo: &Topology) -> String {
 
 /// Where memory on `node` lands: its tier, demotion and interleave weight, in words.
 fn placement_line(topo: &Topology, node: u32) -> String {
-    use daxplug_engine::placement::Demotion;
+    use daxplug_engine::discovery::placement::Demotion;
     let placement = &topo.placement;
     let p = placement.node(node, topo.nodes.has_cpu.as_ref());
     let mut parts = vec![match (&placement.tiers, p.tier, p.dram_tier) {
@@ -224,7 +224,7 @@ pub fn wrap(text: &str, width: usize) -> String {
 
 /// When a hold ends, as a person reads it: `until 2026-12-06 14:03 UTC (in 59m)` or
 /// `until released`.
-pub fn hold_until(h: &daxplug_engine::holds::Hold) -> String {
+pub fn hold_until(h: &daxplug_engine::rundir::holds::Hold) -> String {
     h.until.map_or_else(
         || "until released".to_owned(),
         |u| {
@@ -241,7 +241,7 @@ pub fn hold_until(h: &daxplug_engine::holds::Hold) -> String {
 }
 
 /// One hold: `held by alice until ... : firmware update`.
-pub fn hold_phrase(h: &daxplug_engine::holds::Hold) -> String {
+pub fn hold_phrase(h: &daxplug_engine::rundir::holds::Hold) -> String {
     format!(
         "held by {} {}{}",
         h.holder,
@@ -253,7 +253,7 @@ pub fn hold_phrase(h: &daxplug_engine::holds::Hold) -> String {
 }
 
 /// The maintenance holds in force, a line each (nothing when there is none).
-pub fn holds(holds: &[daxplug_engine::holds::Hold]) -> String {
+pub fn holds(holds: &[daxplug_engine::rundir::holds::Hold]) -> String {
     let mut out = String::new();
     for h in holds {
         let _ = writeln!(
@@ -272,7 +272,7 @@ pub fn holds(holds: &[daxplug_engine::holds::Hold]) -> String {
 }
 
 /// Devices the running daemon cannot bring to its rule before a reboot.
-pub fn blocked(daemon: Option<&daxplug_engine::holds::DaemonRecord>) -> String {
+pub fn blocked(daemon: Option<&daxplug_engine::rundir::holds::DaemonRecord>) -> String {
     let mut out = String::new();
     for (device, state) in daemon.map_or(&[][..], |d| &d.blocked[..]) {
         let _ = writeln!(

@@ -13,8 +13,8 @@ use daxplug_abi::{
     BlockState, DaxState, InterleaveWeight, MemmapOnMemory, MemoryTier, NodeList, OnlinePolicy,
     OnlineType, ValidZones, Zone,
 };
-use daxplug_engine::holds::Hold;
-use daxplug_engine::placement::Demotion;
+use daxplug_engine::discovery::placement::Demotion;
+use daxplug_engine::rundir::holds::Hold;
 use daxplug_engine::{
     BlockCounts, Device, KernelAbi, Mode, ObservedState, Problem, RegionKind, Topology, problems,
 };
@@ -366,7 +366,7 @@ pub struct SetJson<'a> {
     pub results: Vec<TransitionJson<'a>>,
     /// What the transitions changed in the memory tier, demotion or interleave weight of
     /// the devices' target nodes.
-    pub placement_changes: &'a [daxplug_engine::placement::PlacementChange],
+    pub placement_changes: &'a [daxplug_engine::discovery::placement::PlacementChange],
     /// The command's exit code (the worst of the results).
     pub exit_code: u8,
 }

@@ -62,7 +62,7 @@ pub fn run_resize(
     c: Common,
 ) -> anyhow::Result<(String, Exit)> {
     let size = size(size_arg, "SIZE")?;
-    daxplug_engine::discover::require_device(host.kernel(), device)?;
+    daxplug_engine::discovery::require_device(host.kernel(), device)?;
     // The transition reads the device and keeps its mode.
     let change = LayoutChange::Resize {
         size,
@@ -77,7 +77,7 @@ pub fn run_resize(
 
 /// `daxplug destroy DEV`.
 pub fn run_destroy(host: &dyn Host, device: &str, c: Common) -> anyhow::Result<(String, Exit)> {
-    daxplug_engine::discover::require_device(host.kernel(), device)?;
+    daxplug_engine::discovery::require_device(host.kernel(), device)?;
     if !c.dry_run && !crate::setcmd::confirmed(&format!("Destroy {device}?"), c.yes) {
         return Ok(crate::setcmd::declined());
     }

@@ -77,11 +77,11 @@ pub fn list(k: &dyn Kernel, run_dir: &Path, a: &ListArgs) -> anyhow::Result<(Str
             Exit::Ok,
         ));
     }
-    let holds = daxplug_engine::holds::holds(run_dir);
+    let holds = daxplug_engine::rundir::holds::holds(run_dir);
     let text = if a.json {
         to_json(&json::Report::new(&topo, a.blocks, &holds))?
     } else {
-        let daemon = daxplug_engine::holds::running_daemon(run_dir);
+        let daemon = daxplug_engine::rundir::holds::running_daemon(run_dir);
         human::list(&topo, a.blocks, a.wide)
             + &human::holds(&holds)
             + &human::blocked(daemon.as_ref())
@@ -106,10 +106,10 @@ pub fn status(
         to_json(&json::Report::new(
             &topo,
             true,
-            &daxplug_engine::holds::holds(run_dir),
+            &daxplug_engine::rundir::holds::holds(run_dir),
         ))?
     } else {
-        let holds = daxplug_engine::holds::holds_of(run_dir, d.name);
+        let holds = daxplug_engine::rundir::holds::holds_of(run_dir, d.name);
         human::status(&topo, d) + &human::holds(&holds)
     };
     Ok((text, Exit::Ok))

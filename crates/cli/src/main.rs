@@ -374,7 +374,7 @@ fn run(cli: Cli) -> anyhow::Result<(String, Exit)> {
             check_config: true,
             ..
         } => {
-            let p = daxplug_engine::policy::Policy::load(config)
+            let p = daxplug_engine::plan::policy::Policy::load(config)
                 .map_err(|e| exit::Usage(format!("the policy is not valid: {e}")))?;
             let mut out = daemoncmd::check_config_header(config, &p);
             // What each rule takes on this machine, and what doctor would say of the policy.
@@ -621,7 +621,7 @@ impl Backend<'_> {
                 root: root.clone(),
                 run_dir: run_dir.clone(),
             }),
-            Backend::Sim(sim, run_dir, _) => Box::new(daxplug_engine::simhost::SimHost {
+            Backend::Sim(sim, run_dir, _) => Box::new(daxplug_engine::host::sim::SimHost {
                 sim,
                 run_dir: run_dir.clone(),
             }),

@@ -11,8 +11,8 @@ use daxplug_engine::{
     Host, ObservedState, Options, Outcome, Report, Scope, Target, discover, recover, set,
 };
 
-use daxplug_engine::discover::{Detail, discover_with};
-use daxplug_engine::placement::{self, Placement, PlacementChange, read_placement};
+use daxplug_engine::discovery::placement::{self, Placement, PlacementChange, read_placement};
+use daxplug_engine::discovery::{Detail, discover_with};
 
 use crate::json::{RecoverJson, SetJson, TransitionJson};
 
@@ -154,7 +154,7 @@ pub fn run(host: &dyn Host, args: &SetArgs) -> anyhow::Result<(String, Exit)> {
     } else {
         // Validates the name and that the device exists before anything else (the
         // transition reads the rest).
-        daxplug_engine::discover::require_device(host.kernel(), &args.device)?;
+        daxplug_engine::discovery::require_device(host.kernel(), &args.device)?;
         vec![args.device.clone()]
     };
     let opts = options(

@@ -183,7 +183,7 @@ fn documented_values(doc: &str, heading: &str) -> BTreeSet<String> {
 /// serde's spelling, `as_str` and the documented table agree for every state.
 #[test]
 fn every_state_value_is_the_documented_token() {
-    use daxplug_engine::topology::ObservedState;
+    use daxplug_engine::discovery::topology::ObservedState;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let doc = std::fs::read_to_string(root.join("docs/JSON.md")).expect("docs/JSON.md");
     let documented = documented_values(&doc, "## Observed states");
@@ -235,7 +235,7 @@ fn row<'a>(doc: &'a str, field: &str) -> &'a str {
 /// protocols, region kinds, targets.
 #[test]
 fn every_enum_token_is_documented_in_its_row() {
-    use daxplug_engine::topology::RegionKind;
+    use daxplug_engine::discovery::topology::RegionKind;
     use daxplug_engine::{Outcome, Protocol};
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let doc = std::fs::read_to_string(root.join("docs/JSON.md")).expect("docs/JSON.md");

@@ -138,11 +138,6 @@ impl GateState {
     }
 }
 
-/// `RUN/daxplug/gate.json`.
-pub fn record_path(run_dir: &Path) -> PathBuf {
-    crate::journal::journal_dir(run_dir).join("gate.json")
-}
-
 fn read_autoprobe(k: &dyn Kernel) -> Result<BusAutoprobe, GateError> {
     let text = match k.read(paths::DAX_DRIVERS_AUTOPROBE) {
         Err(e) if e.is_not_found() => return Err(GateError::NoDaxBus),
@@ -154,12 +149,13 @@ fn read_autoprobe(k: &dyn Kernel) -> Result<BusAutoprobe, GateError> {
 }
 
 fn write_record(run_dir: &Path, record: &GateRecord) -> Result<(), GateError> {
-    let path = record_path(run_dir);
-    crate::holds::write_json(&path, record).map_err(|source| GateError::Record { path, source })
+    let path = crate::rundir::gate(run_dir);
+    crate::rundir::holds::write_json(&path, record)
+        .map_err(|source| GateError::Record { path, source })
 }
 
 fn read_record(run_dir: &Path) -> Option<GateRecord> {
-    serde_json::from_str(&fs::read_to_string(record_path(run_dir)).ok()?).ok()
+    serde_json::from_str(&fs::read_to_string(crate::rundir::gate(run_dir)).ok()?).ok()
 }
 
 fn uptime(k: &dyn Kernel) -> Option<f64> {
@@ -179,7 +175,7 @@ pub fn close(k: &dyn Kernel, run_dir: &Path, by: ClosedBy) -> Result<GateRecord,
     }
     let before = read_autoprobe(k)?;
     k.write(paths::DAX_DRIVERS_AUTOPROBE, BusAutoprobe::Off.as_str())?;
-    let devices = crate::bus::devices(k)?;
+    let devices = crate::discovery::bus::devices(k)?;
     let present = devices.iter().map(|(d, _)| *d).collect();
     let bound_before = devices
         .into_iter()
@@ -214,7 +210,7 @@ pub fn open(k: &dyn Kernel, run_dir: &Path) -> Result<Option<GateRecord>, GateEr
         paths::DAX_DRIVERS_AUTOPROBE,
         record.autoprobe_before.as_str(),
     )?;
-    let path = record_path(run_dir);
+    let path = crate::rundir::gate(run_dir);
     match fs::remove_file(&path) {
         Ok(()) => Ok(Some(record)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Some(record)),

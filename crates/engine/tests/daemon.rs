@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::TestHost;
 use daxplug_engine::daemon::Daemon;
-use daxplug_engine::policy::Policy;
+use daxplug_engine::plan::policy::Policy;
 use daxplug_engine::{ObservedState, Scope, discover};
 use daxplug_model::{Actor, Flavour, Sim, build_preset, rhel_rule};
 
@@ -178,7 +178,7 @@ fn held_devices_are_left_alone_until_released() {
         opts(),
     );
     let dev: daxplug_abi::DaxName = "dax0.0".parse().expect("name");
-    daxplug_engine::holds::hold(host.run.path(), dev, "ops", None, Some("firmware".into()))
+    daxplug_engine::rundir::holds::hold(host.run.path(), dev, "ops", None, Some("firmware".into()))
         .expect("hold");
     let decisions = d.apply(false).expect("apply");
     assert_eq!(decisions.len(), 1, "{decisions:?}");
@@ -191,7 +191,7 @@ fn held_devices_are_left_alone_until_released() {
     assert!(d.metrics.render().contains("daxplug_held_devices 1"));
     // Logged once per hold.
     assert!(d.apply(false).expect("apply").is_empty());
-    daxplug_engine::holds::release(host.run.path(), dev, Some("ops")).expect("release");
+    daxplug_engine::rundir::holds::release(host.run.path(), dev, Some("ops")).expect("release");
     let decisions = d.apply(false).expect("apply");
     assert_eq!(decisions[0].result, "done", "{decisions:?}");
     assert_eq!(states(&host)[0].1, ObservedState::OnlineMovable);
@@ -364,7 +364,8 @@ fn memory_pinned_in_a_kernel_zone_is_blocked_until_reboot_not_retried() {
                 .render()
                 .contains("daxplug_device_blocked_until_reboot{device=\"dax0.0\"} 1")
         );
-        let record = daxplug_engine::holds::running_daemon(host.run.path()).expect("registration");
+        let record =
+            daxplug_engine::rundir::holds::running_daemon(host.run.path()).expect("registration");
         assert_eq!(record.blocked.len(), 1, "{record:?}");
         // No retry while nothing changes: passes are silent, and no transition runs.
         for _ in 0..3 {
@@ -424,7 +425,7 @@ fn behind_a_closed_gate_covered_devices_are_bound_by_the_rule_and_the_rest_admit
     assert_eq!(states(&host)[2].1, ObservedState::Unbound);
     // At boot the gate closes before coldplug makes the devices appear: as if none was
     // present then.
-    let file = daxplug_engine::gate::record_path(host.run.path());
+    let file = daxplug_engine::rundir::gate(host.run.path());
     let mut r: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&file).expect("record")).expect("json");
     r["present"] = serde_json::json!([]);

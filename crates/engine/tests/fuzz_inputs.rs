@@ -10,8 +10,8 @@ mod common;
 use std::path::Path;
 
 use common::TestHost;
-use daxplug_engine::journal::journal_dir;
-use daxplug_engine::policy::Policy;
+use daxplug_engine::plan::policy::Policy;
+use daxplug_engine::rundir;
 use daxplug_engine::{Options, Target, TestHooks, recover, set};
 use daxplug_model::{Flavour, Sim, build_preset};
 use proptest::prelude::*;
@@ -100,7 +100,7 @@ fn crashed_journal() -> (TestHost, Vec<u8>) {
         &opts,
     )
     .expect("set");
-    let file = journal_dir(host.run.path()).join("journal-dax0.0.json");
+    let file = rundir::journal(host.run.path(), "dax0.0".parse().expect("name"));
     let bytes = std::fs::read(&file).expect("the crash left its journal");
     (host, bytes)
 }
@@ -120,7 +120,7 @@ proptest! {
     ) {
         let (host, valid) = crashed_journal();
         let damaged = damage(&valid, &edits, cut);
-        let file = journal_dir(host.run.path()).join("journal-dax0.0.json");
+        let file = rundir::journal(host.run.path(), "dax0.0".parse().expect("name"));
         std::fs::write(&file, &damaged).expect("write");
         let parsed = daxplug_engine::Journal::parse(&file, &damaged);
         let before = machine_json(&host);
@@ -165,7 +165,7 @@ fn a_journal_of_another_version_is_refused() {
     let (host, valid) = crashed_journal();
     let mut v: serde_json::Value = serde_json::from_slice(&valid).expect("json");
     v["version"] = serde_json::json!(0);
-    let file = journal_dir(host.run.path()).join("journal-dax0.0.json");
+    let file = rundir::journal(host.run.path(), "dax0.0".parse().expect("name"));
     std::fs::write(&file, serde_json::to_vec(&v).expect("json")).expect("write");
     let before = machine_json(&host);
     let e = recover(&host, &common::quick()).expect_err("refused");

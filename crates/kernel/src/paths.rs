@@ -61,6 +61,12 @@ pub fn block_valid_zones(id: u64) -> String {
     format!("{}/valid_zones", memory_block(id))
 }
 
+/// The link from memory block `id` to node `n` (`memoryN/nodeM`), present when the block
+/// is on that node.
+pub fn block_node(id: u64, n: u32) -> String {
+    format!("{}/node{n}", memory_block(id))
+}
+
 /// `/sys/bus/dax/devices/<name>`.
 pub fn dax_device(name: &str) -> String {
     format!("{DAX_DEVICES}/{name}")

@@ -4,15 +4,9 @@
 use daxplug_abi::{OnlineType, PhysRange};
 use daxplug_kernel::Errno;
 
+use crate::kstr::store_token;
+use crate::machine::Subsystem;
 use crate::machine::{DriverKind, Flavour, KmemData, KmemState, LeakedRange, Machine, RegionType};
-use crate::udev::Subsystem;
-
-/// Strips what a sysfs store tolerates at the end of a value: a NUL (daxctl writes
-/// `strlen + 1` bytes) and one newline (`echo`).
-pub(crate) fn store_token(value: &str) -> &str {
-    let v = value.trim_end_matches('\0');
-    v.strip_suffix('\n').unwrap_or(v)
-}
 
 impl Machine {
     /// Every `daxX.Y` reservation currently in `/proc/iomem`: (owner, range, has a
@@ -495,7 +489,7 @@ impl Machine {
 
     /// `daxX.Y/memmap_on_memory` store.
     pub fn memmap_store(&mut self, name: &str, value: &str) -> Result<(), Errno> {
-        let on = crate::sysfs::parse_kstrtobool(store_token(value)).ok_or(Errno::EINVAL)?;
+        let on = crate::kstr::kstrtobool(store_token(value)).ok_or(Errno::EINVAL)?;
         if on && self.memmap_on_memory == daxplug_abi::MemmapOnMemory::Disabled {
             return Err(Errno::EOPNOTSUPP);
         }

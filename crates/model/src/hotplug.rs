@@ -7,17 +7,7 @@ use std::collections::BTreeMap;
 use daxplug_abi::{BlockState, OnlinePolicy, OnlineType, PhysRange, ValidZones, Zone};
 use daxplug_kernel::Errno;
 
-use crate::machine::{Holder, Machine, MemBlock};
-use crate::udev::Subsystem;
-
-/// What the scheduler may do while a client operation runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Caller {
-    /// The client: multi-step operations hold the lock and let actors run between steps.
-    Client,
-    /// An actor: its operations complete in one step.
-    Actor,
-}
+use crate::machine::{Caller, Holder, Machine, MemBlock, Subsystem};
 
 fn is_kernel_zone(z: Zone) -> bool {
     !matches!(z, Zone::Movable | Zone::Device)

@@ -15,6 +15,7 @@ mod faults;
 mod hotplug;
 mod invariants;
 mod iomem;
+mod kstr;
 mod machine;
 mod presets;
 mod rng;
@@ -26,25 +27,16 @@ mod sysfs;
 mod tiering;
 mod udev;
 
-use daxplug_kernel::Errno;
-
-pub use actors::{Actor, rhel_rule};
 pub use boot::BootError;
 pub use faults::Faults;
-pub use hotplug::Caller;
 pub use invariants::{Violation, check as check_invariants};
 pub use machine::{
-    DaxDevice, DevRange, DriverKind, Flavour, Holder, KmemData, KmemState, LeakedRange, Machine,
-    MemBlock, NodeSpec, Region, RegionType, StaticResource,
+    Actor, Caller, DaxDevice, DevRange, DriverKind, Flavour, Holder, KmemData, KmemState,
+    LeakedRange, Machine, MemBlock, NodeSpec, Placement, RESTART, Region, RegionType, Rule,
+    StaticResource, Subsystem, UEVENT_LOG, Udev, UeventRecord, rhel_rule,
 };
 pub use presets::{PRESETS, PresetInfo, UnknownPreset, build as build_preset, scaled};
 pub use rng::Rng;
 pub use sim::{MachineFile, Sim, StoreError};
 pub use sysfs::{DAX_MAJOR, Kind};
-pub use tiering::{MAX_NODES, Placement};
-pub use udev::{Rule, Subsystem, UEVENT_LOG, Udev, UeventRecord};
-
-/// Internal errno of a system call the kernel restarts (`-ERESTARTNOINTR`): an actor whose
-/// write meets the held device-hotplug lock sees it and retries at its next step. User
-/// space never sees this value.
-pub const RESTART: Errno = Errno::from_raw(513);
+pub use tiering::MAX_NODES;

@@ -6,12 +6,12 @@ use daxplug_abi::{BlockState, Iomem, MemmapOnMemory, OnlinePolicy, OnlineType, P
 use serde::Serialize;
 
 use crate::faults::Faults;
+use crate::machine::Udev;
 use crate::machine::{
     DaxDevice, DevRange, DriverKind, Flavour, Machine, MemBlock, NodeSpec, Region, RegionType,
     StaticResource,
 };
 use crate::rng::Rng;
-use crate::udev::Udev;
 
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
@@ -111,7 +111,7 @@ fn base(preset: &str, flavour: Flavour, seed: u64, block_size: u64) -> Machine {
         memmap_on_memory: MemmapOnMemory::Disabled,
         auto_movable_ratio: 301,
         auto_movable_numa_aware: true,
-        placement: crate::tiering::Placement::default(),
+        placement: crate::machine::Placement::default(),
         movable_node: false,
         hotremove: true,
         lock: None,
@@ -127,7 +127,7 @@ fn base(preset: &str, flavour: Flavour, seed: u64, block_size: u64) -> Machine {
         signal_pending: false,
         step_delay_us: 0,
         rng: Rng::new(seed),
-        signal: crate::sched::SignalFlag::default(),
+        signal: crate::machine::SignalFlag::default(),
         dmesg: Vec::new(),
         actor_log: Vec::new(),
         restarts: 0,

@@ -1,25 +1,11 @@
 //! The scheduler: where actors get to run, virtual time, kernel allocations, signals and
 //! the step-numbered faults.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use daxplug_abi::Zone;
 
 use crate::machine::Machine;
-
-/// A signal aimed at the client's current system call from another thread (for example a
-/// timeout). Not saved with the machine.
-#[derive(Debug, Clone, Default)]
-pub struct SignalFlag(pub Option<Arc<AtomicBool>>);
-
-impl PartialEq for SignalFlag {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for SignalFlag {}
 
 impl Machine {
     /// A scheduling point: between 0 and `max_interleave` actor steps run here, the count

@@ -7,7 +7,7 @@
 
 use daxplug_kernel::Errno;
 
-use crate::hotplug::Caller;
+use crate::machine::Caller;
 use crate::machine::Machine;
 
 fn errno(e: Errno) -> String {

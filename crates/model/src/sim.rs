@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use daxplug_kernel::{Kernel, KernelError, Op, Result};
 
-use crate::hotplug::Caller;
+use crate::machine::Caller;
 use crate::machine::Machine;
-use crate::sched::SignalFlag;
-use crate::udev::UeventRecord;
+use crate::machine::SignalFlag;
+use crate::machine::UeventRecord;
 
 /// The emulated machine behind the [`Kernel`] trait. Every call is a scheduling point:
 /// competing actors may run before it, and during its long operations.

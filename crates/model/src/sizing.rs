@@ -7,8 +7,8 @@
 use daxplug_abi::PhysRange;
 use daxplug_kernel::Errno;
 
+use crate::machine::Subsystem;
 use crate::machine::{DaxDevice, DevRange, Machine};
-use crate::udev::Subsystem;
 
 /// The page size offsets are counted in.
 pub const PAGE_SIZE: u64 = 4096;
@@ -23,29 +23,6 @@ struct Child {
     device: usize,
     index: usize,
     range: PhysRange,
-}
-
-/// The kernel's `kstrtoull(buf, 0, ...)`: decimal, `0x` hex or `0` octal.
-fn parse_u64(token: &str) -> Result<u64, Errno> {
-    let t = token.trim_end_matches('\n');
-    let parsed = if let Some(hex) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        u64::from_str_radix(hex, 16)
-    } else if t.len() > 1 && t.starts_with('0') {
-        u64::from_str_radix(&t[1..], 8)
-    } else {
-        t.parse()
-    };
-    parsed.map_err(|_| Errno::EINVAL)
-}
-
-/// A base-16 `kstrtoull` (`0x` allowed).
-fn parse_hex(token: &str) -> Result<u64, Errno> {
-    let t = token.trim();
-    let t = t
-        .strip_prefix("0x")
-        .or_else(|| t.strip_prefix("0X"))
-        .unwrap_or(t);
-    u64::from_str_radix(t, 16).map_err(|_| Errno::EINVAL)
 }
 
 impl Machine {
@@ -165,7 +142,7 @@ impl Machine {
     /// A device's `size`: grows into the region's free space or shrinks from the end.
     /// The device must be unbound.
     pub fn device_resize(&mut self, di: usize, token: &str) -> Result<(), Errno> {
-        let size = parse_u64(token)?;
+        let size = crate::kstr::kstrtoull(token).ok_or(Errno::EINVAL)?;
         let d = &self.devices[di];
         if !Self::aligned(d, size) {
             return Err(Errno::EINVAL);
@@ -270,7 +247,8 @@ impl Machine {
             .trim_end_matches('\n')
             .split_once('-')
             .ok_or(Errno::EINVAL)?;
-        let (start, end) = (parse_hex(start)?, parse_hex(end)?);
+        let hex = |t: &str| crate::kstr::kstrtoull_hex(t).ok_or(Errno::EINVAL);
+        let (start, end) = (hex(start)?, hex(end)?);
         if end < start {
             return Err(Errno::EINVAL);
         }
@@ -294,7 +272,7 @@ impl Machine {
     /// A device's `align`: a page, 2 MiB or 1 GiB, that every range's length honours; the
     /// device must be unbound.
     pub fn device_align(&mut self, di: usize, token: &str) -> Result<(), Errno> {
-        let align = parse_u64(token).map_err(|_| Errno::ENXIO)?;
+        let align = crate::kstr::kstrtoull(token).ok_or(Errno::ENXIO)?;
         if !VALID_ALIGNS.contains(&align) {
             return Err(Errno::EINVAL);
         }

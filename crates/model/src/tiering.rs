@@ -14,40 +14,11 @@ use std::collections::BTreeMap;
 
 use daxplug_abi::{ADISTANCE_DAX_DEFAULT, ADISTANCE_DRAM, MemoryTier, tier_of_adistance};
 use daxplug_kernel::Errno;
-use serde::{Deserialize, Serialize};
 
 use crate::machine::{Flavour, Machine};
 
 /// The most nodes the emulated machine has files for in `weighted_interleave/`.
 pub const MAX_NODES: u32 = 16;
-
-/// Placement settings an administrator can change at run time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Placement {
-    /// `/sys/kernel/mm/numa/demotion_enabled` (off at boot).
-    #[serde(default)]
-    pub demotion_enabled: bool,
-    /// `weighted_interleave/auto` (kernels that have it start in auto mode).
-    #[serde(default = "yes")]
-    pub interleave_auto: bool,
-    /// Weights set in manual mode, by node; a node not here has the default weight, 1.
-    #[serde(default)]
-    pub interleave_weights: BTreeMap<u32, u8>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl Default for Placement {
-    fn default() -> Self {
-        Placement {
-            demotion_enabled: false,
-            interleave_auto: true,
-            interleave_weights: BTreeMap::new(),
-        }
-    }
-}
 
 impl Machine {
     /// The abstract distance of a node's memory.
@@ -123,12 +94,13 @@ impl Machine {
     /// the kernel leaves auto mode, keeping the weights auto mode had computed. 6.12 also
     /// takes 0 or nothing, which puts the node back to the default weight; 7.3 refuses them.
     pub fn set_interleave_weight(&mut self, node: u32, token: &str) -> Result<(), Errno> {
-        if self.flavour == Flavour::Legacy && (token.is_empty() || parse_kstrtou8(token) == Some(0))
+        if self.flavour == Flavour::Legacy
+            && (token.is_empty() || crate::kstr::kstrtou8(token) == Some(0))
         {
             self.placement.interleave_weights.remove(&node);
             return Ok(());
         }
-        let weight = parse_kstrtou8(token)
+        let weight = crate::kstr::kstrtou8(token)
             .filter(|w| *w > 0)
             .ok_or(Errno::EINVAL)?;
         if self.interleave_in_auto_mode() {
@@ -166,23 +138,10 @@ impl Machine {
     }
 }
 
-/// The kernel's `kstrtou8(buf, 0, ..)`: decimal, `0x` hex or leading-zero octal.
-fn parse_kstrtou8(token: &str) -> Option<u8> {
-    let t = token.strip_prefix('+').unwrap_or(token);
-    let (digits, radix) = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        (h, 16)
-    } else if t.len() > 1 && t.starts_with('0') {
-        (&t[1..], 8)
-    } else {
-        (t, 10)
-    };
-    u8::from_str_radix(digits, radix).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hotplug::Caller;
+    use crate::machine::Caller;
     use crate::presets::build;
 
     /// Binds the first device to kmem and brings it to `state` through `daxX.Y/state`.

@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use daxplug_abi::DaxName;
 use serde::Serialize;
 
-use crate::observe::ObservedState;
-use crate::target::Target;
+use crate::discovery::observe::ObservedState;
+use crate::plan::target::Target;
 use crate::transition::Outcome;
 
 /// What one decision of the daemon came to: the outcome of the transition it ran, or one

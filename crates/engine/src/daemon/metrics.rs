@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 
 use daxplug_abi::DaxName;
 
-use crate::observe::ObservedState;
-use crate::placement::{Demotion, NodePlacement};
-use crate::topology::Topology;
+use crate::discovery::observe::ObservedState;
+use crate::discovery::placement::{Demotion, NodePlacement};
+use crate::discovery::topology::Topology;
 use crate::transition::Outcome;
 
 /// Numbers for the metrics endpoint.
@@ -329,8 +329,8 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::discover::discover;
-    use crate::topology::Scope;
+    use crate::discovery::discover;
+    use crate::discovery::topology::Scope;
     use daxplug_model::{Flavour, Sim, build_preset};
 
     #[test]

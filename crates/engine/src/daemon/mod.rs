@@ -6,11 +6,11 @@ use daxplug_abi::DaxName;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::discover::discover;
+use crate::discovery::discover;
+use crate::discovery::observe::ObservedState;
+use crate::discovery::topology::{Scope, Topology};
 use crate::host::Host;
-use crate::observe::ObservedState;
-use crate::policy::{OnDrift, Policy};
-use crate::topology::{Scope, Topology};
+use crate::plan::policy::{OnDrift, Policy};
 use crate::transition::{Options, Outcome, ReadLock, TransitionError, read_lock, recover, set};
 
 mod decision;
@@ -43,11 +43,11 @@ struct Managed {
     last_restore: Option<Instant>,
     /// The kernel refused to take its memory out of a kernel zone: the device as it was
     /// then. Not tried again until it changes (or the policy is reloaded).
-    blocked: Option<(ObservedState, crate::topology::BlockCounts)>,
+    blocked: Option<(ObservedState, crate::discovery::topology::BlockCounts)>,
 }
 
 /// Why a device cannot reach its rule before a reboot, and the way out.
-fn blocked_reason(rule_state: crate::target::Target) -> String {
+fn blocked_reason(rule_state: crate::plan::target::Target) -> String {
     format!(
         "its memory is in a kernel zone (ZONE_NORMAL) and the kernel will not take it offline (EBUSY: unmovable pages), so {rule_state} cannot be reached before a reboot; after one, the boot gate (daxplug-gate.service) keeps it unbound until the daemon onlines it (or boot with memhp_default_state=offline); the daemon tries again only if the device changes"
     )
@@ -64,7 +64,7 @@ pub struct Daemon<'a> {
     /// The policy file, published with the daemon's registration so that `set` can name it.
     pub config: Option<std::path::PathBuf>,
     /// The registration last written.
-    registered: Option<crate::holds::DaemonRecord>,
+    registered: Option<crate::rundir::holds::DaemonRecord>,
     /// Added to the clock (backoff): a simulated run advances time without waiting.
     pub skew: Duration,
     /// The Node Feature Discovery file the policy asks for.
@@ -198,7 +198,7 @@ impl<'a> Daemon<'a> {
         let topo = discover(self.host.kernel(), &Scope::All)?;
         // A daemon that cannot see the blocks must not act on what it cannot see.
         if topo.limited {
-            return Err(crate::error::DiscoveryError::IomemHidden.into());
+            return Err(crate::discovery::error::DiscoveryError::IomemHidden.into());
         }
         self.publish(&topo);
         // The daemon's own transitions take the lock themselves.
@@ -214,7 +214,7 @@ impl<'a> Daemon<'a> {
         let mut out = Vec::new();
         // Read once a pass: which devices the rules take, and the holds in force.
         let mut managed = Vec::new();
-        let holds = crate::holds::holds(&self.host.run_dir());
+        let holds = crate::rundir::holds::holds(&self.host.run_dir());
         self.metrics.held = 0;
         let gate = crate::gate::state(self.host.kernel(), &self.host.run_dir()).ok();
         if !self.opts.dry_run
@@ -244,8 +244,9 @@ impl<'a> Daemon<'a> {
             };
             managed.push((dev.name, rule.state.to_string()));
             let m = self.managed.entry(dev.name).or_default();
-            let held =
-                crate::holds::longest(holds.iter().filter(|h| h.device == dev.name).cloned());
+            let held = crate::rundir::holds::longest(
+                holds.iter().filter(|h| h.device == dev.name).cloned(),
+            );
             if held.is_none() && m.held_logged {
                 m.held_logged = false;
                 self.notes.push(format!(
@@ -432,9 +433,9 @@ impl<'a> Daemon<'a> {
         if out.iter().any(|d| d.end != Some(d.from)) {
             self.refresh_metrics()?;
         }
-        let record = crate::holds::DaemonRecord {
+        let record = crate::rundir::holds::DaemonRecord {
             pid: std::process::id(),
-            started: crate::holds::process_start(std::process::id()),
+            started: crate::rundir::holds::process_start(std::process::id()),
             config: self.config.clone().unwrap_or_default(),
             blocked: self
                 .metrics
@@ -451,7 +452,7 @@ impl<'a> Daemon<'a> {
         // cannot be written only costs `set` the warning.
         if !self.opts.dry_run
             && self.registered.as_ref() != Some(&record)
-            && crate::holds::register_daemon(&self.host.run_dir(), &record).is_ok()
+            && crate::rundir::holds::register_daemon(&self.host.run_dir(), &record).is_ok()
         {
             self.registered = Some(record);
         }
@@ -460,8 +461,12 @@ impl<'a> Daemon<'a> {
 
     /// Lets a device no rule covers, which the closed boot gate kept unbound, bind as the
     /// kernel would have (a zero-sized device, a region's seed, is left: nothing binds it).
-    fn admit(&mut self, record: &crate::gate::GateRecord, dev: &crate::topology::Device) {
-        if dev.driver != crate::topology::Driver::None
+    fn admit(
+        &mut self,
+        record: &crate::gate::GateRecord,
+        dev: &crate::discovery::topology::Device,
+    ) {
+        if dev.driver != crate::discovery::topology::Driver::None
             || dev.size == 0
             || record.admitted.contains(&dev.name)
             || record.present.contains(&dev.name)
@@ -495,7 +500,7 @@ impl<'a> Daemon<'a> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
         // A device stays held until the last of its holds ends.
         let mut lapse: BTreeMap<DaxName, Option<u64>> = BTreeMap::new();
-        for h in crate::holds::holds(&self.host.run_dir()) {
+        for h in crate::rundir::holds::holds(&self.host.run_dir()) {
             let e = lapse.entry(h.device).or_insert(h.until);
             *e = match (*e, h.until) {
                 (Some(a), Some(b)) => Some(a.max(b)),
@@ -513,7 +518,7 @@ impl<'a> Daemon<'a> {
 
     /// Withdraws the daemon's registration (it is exiting).
     pub fn unregister(&mut self) {
-        crate::holds::unregister_daemon(&self.host.run_dir());
+        crate::rundir::holds::unregister_daemon(&self.host.run_dir());
         self.registered = None;
     }
 

@@ -8,7 +8,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::topology::{KernelAbi, Topology};
+use crate::discovery::topology::{KernelAbi, Topology};
 
 /// The labels for `topo`, in order. nfd-worker prefixes names without a namespace with
 /// `feature.node.kubernetes.io/`.
@@ -109,8 +109,8 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::discover::discover;
-    use crate::topology::Scope;
+    use crate::discovery::discover;
+    use crate::discovery::topology::Scope;
     use daxplug_kernel::Kernel;
     use daxplug_model::{Flavour, Sim, build_preset};
     use std::collections::BTreeMap;

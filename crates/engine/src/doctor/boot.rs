@@ -10,7 +10,7 @@ use daxplug_kernel::{Kernel, paths};
 
 use super::{Finding, Severity};
 use crate::gate::{self, ClosedBy, GateState};
-use crate::holds::DaemonRecord;
+use crate::rundir::holds::DaemonRecord;
 
 /// Where the gate's unit is enabled (`systemctl enable` links it there).
 const GATE_WANTS: &str = "etc/systemd/system/sysinit.target.wants/daxplug-gate.service";

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::topology::Topology;
+use crate::discovery::topology::Topology;
 
 /// daxctl's per-device service, where upstream's udev rule starts it.
 pub const RECONFIGURE_UNIT: &str = "daxdev-reconfigure@.service";

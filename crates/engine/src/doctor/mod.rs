@@ -9,6 +9,7 @@
 pub mod boot;
 pub mod daxctl;
 mod placement;
+pub mod udev_rules;
 
 use std::path::Path;
 
@@ -16,12 +17,12 @@ use daxplug_abi::OnlineType;
 use daxplug_kernel::{Kernel, paths};
 use serde::Serialize;
 
-use crate::discover::discover;
-use crate::error::DiscoveryError;
-use crate::observe::ObservedState;
-use crate::policy::Policy;
-use crate::topology::{KernelAbi, Scope, Topology};
-use crate::udev_rules::{Competes, DAX_ADD, MEMORY_ADD, RuleFile, competing};
+use crate::discovery::discover;
+use crate::discovery::error::DiscoveryError;
+use crate::discovery::observe::ObservedState;
+use crate::discovery::topology::{KernelAbi, Scope, Topology};
+use crate::doctor::udev_rules::{Competes, DAX_ADD, MEMORY_ADD, RuleFile, competing};
+use crate::plan::policy::Policy;
 
 /// Rules that match on a device's name alone: names move between boots (since Linux 7.1
 /// the same range can be `dax0.0` under a CXL region or `dax6.0` under hmem, by probe
@@ -86,13 +87,17 @@ pub fn policy_findings(
 /// A match that takes `dev` and no other present device, for the fix of a name-only rule:
 /// its region's backing alone where the region has one device, else with the device's
 /// extent (`within`). `None` when nothing but the name tells it apart.
-fn stable_match(k: &dyn Kernel, topo: &Topology, dev: &crate::topology::Device) -> Option<String> {
+fn stable_match(
+    k: &dyn Kernel,
+    topo: &Topology,
+    dev: &crate::discovery::topology::Device,
+) -> Option<String> {
     let backing = dev.backing.clone()?;
-    let by_backing = crate::policy::Match {
+    let by_backing = crate::plan::policy::Match {
         backing: Some(backing.clone()),
         ..Default::default()
     };
-    let only_this = |m: &crate::policy::Match| {
+    let only_this = |m: &crate::plan::policy::Match| {
         topo.devices
             .iter()
             .filter(|d| m.matches(k, topo, d))
@@ -108,7 +113,7 @@ fn stable_match(k: &dyn Kernel, topo: &Topology, dev: &crate::topology::Device) 
     let start = dev.mappings.iter().map(|m| m.range.start).min()?;
     let end = dev.mappings.iter().map(|m| m.range.end).max()?;
     let within = daxplug_abi::PhysRange { start, end };
-    let by_extent = crate::policy::Match {
+    let by_extent = crate::plan::policy::Match {
         within: Some(within),
         ..by_backing
     };
@@ -211,14 +216,14 @@ pub fn check_with_policy(
                 Severity::Error,
                 "stuck",
                 d.name.to_string(),
-                crate::problems::problems(d).into_iter().next().map_or_else(String::new, |p| p.message),
+                crate::discovery::problems::problems(d).into_iter().next().map_or_else(String::new, |p| p.message),
                 "reboot to free the range; meanwhile leave the device alone (daxplug refuses to touch it)".into(),
             ),
             ObservedState::Mixed => add(
                 Severity::Error,
                 "mixed",
                 d.name.to_string(),
-                crate::problems::problems(d).into_iter().next().map_or_else(String::new, |p| p.message),
+                crate::discovery::problems::problems(d).into_iter().next().map_or_else(String::new, |p| p.message),
                 format!("daxplug set {} online_movable (or unplugged) makes it whole", d.name),
             ),
             ObservedState::Famfs | ObservedState::OtherDriver => add(
@@ -328,7 +333,7 @@ fn rule_files(root: &Path) -> Vec<RuleFile> {
             candidates.push((priority.min(2), name, file));
         }
     }
-    crate::udev_rules::effective(candidates)
+    crate::doctor::udev_rules::effective(candidates)
         .into_iter()
         .map(|(_, f)| f)
         .collect()

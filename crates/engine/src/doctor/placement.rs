@@ -7,8 +7,8 @@ use daxplug_abi::InterleaveWeight;
 use daxplug_kernel::paths;
 
 use super::{Finding, Severity};
-use crate::placement::Demotion;
-use crate::topology::Topology;
+use crate::discovery::placement::Demotion;
+use crate::discovery::topology::Topology;
 
 /// The CPU-less nodes with device memory online, each with the devices that put it there.
 fn device_memory_nodes(topo: &Topology) -> BTreeMap<u32, Vec<String>> {
@@ -102,8 +102,8 @@ mod tests {
     use daxplug_kernel::Kernel;
     use daxplug_model::{Flavour, Machine, Sim, build_preset};
 
-    use crate::discover::discover;
-    use crate::topology::Scope;
+    use crate::discovery::discover;
+    use crate::discovery::topology::Scope;
 
     const WI: &str = "/sys/kernel/mm/mempolicy/weighted_interleave";
 

@@ -6,10 +6,10 @@
 
 use daxplug_abi::DaxName;
 
-use crate::discover::discover;
+use crate::discovery::discover;
+use crate::discovery::topology::Scope;
 use crate::host::Host;
-use crate::policy::{NewDevices, Policy};
-use crate::topology::Scope;
+use crate::plan::policy::{NewDevices, Policy};
 
 use super::report::Report;
 
@@ -21,7 +21,7 @@ pub(super) fn claim_for_operator(
     rep: &mut Report,
 ) {
     let run = host.run_dir();
-    let Some(daemon) = crate::holds::running_daemon(&run) else {
+    let Some(daemon) = crate::rundir::holds::running_daemon(&run) else {
         return;
     };
     if daemon.pid == std::process::id() {
@@ -59,11 +59,11 @@ pub(super) fn claim_for_operator(
         ));
         return;
     }
-    if crate::holds::held(&run, device).is_some() {
+    if crate::rundir::holds::held(&run, device).is_some() {
         return;
     }
-    let holder = crate::holds::default_holder();
-    match crate::holds::hold(
+    let holder = crate::rundir::holds::default_holder();
+    match crate::rundir::holds::hold(
         &run,
         device,
         &holder,
@@ -77,5 +77,25 @@ pub(super) fn claim_for_operator(
         Err(e) => rep.actions.push(format!(
             "could not hold {device} against the daxplug daemon ({wants}): {e}"
         )),
+    }
+}
+
+/// Ends every hold on `device`, saying so among the actions.
+pub(super) fn drop_holds(host: &dyn Host, device: DaxName, why: &str, rep: &mut Report) {
+    match crate::rundir::holds::release(&host.run_dir(), device, None) {
+        Ok(ended) => {
+            for h in ended {
+                rep.actions.push(format!(
+                    "ended {}'s hold on {device}{}: {why}",
+                    h.holder,
+                    h.reason
+                        .as_deref()
+                        .map_or_else(String::new, |r| format!(" ({r})"))
+                ));
+            }
+        }
+        Err(e) => rep
+            .actions
+            .push(format!("could not end the holds on {device}: {e}")),
     }
 }

@@ -7,20 +7,21 @@ use std::time::Instant;
 
 use daxplug_abi::DaxName;
 
-use crate::discover::discover;
-use crate::error::DiscoveryError;
+use crate::discovery::discover;
+use crate::discovery::error::DiscoveryError;
+use crate::discovery::observe::ObservedState;
+use crate::discovery::topology::{Driver, RegionKind, Scope};
 use crate::host::Host;
-use crate::layout::{LayoutChange, SUBSECTION, plan_layout};
-use crate::observe::ObservedState;
-use crate::target::Target;
-use crate::topology::{Driver, RegionKind, Scope};
+use crate::plan::layout::{LayoutChange, SUBSECTION, plan_layout};
+use crate::plan::target::Target;
+use crate::plan::write::Write;
 use crate::units;
-use crate::write::Write;
 
+use super::claim::drop_holds;
+use super::execute::plan_lines;
 use super::lock::take_lock;
 use super::recover::{recover_locked, set_unlocked};
-use super::report::{Options, Outcome, Report, TransitionError, report};
-use super::set::{Goal, drop_holds, plan_lines};
+use super::report::{Goal, Options, Outcome, Report, TransitionError, report};
 
 /// What `create` is asked to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +88,7 @@ pub fn create(
     }
     if new
         .align
-        .is_none_or(|a| crate::layout::VALID_ALIGNS.contains(&a))
+        .is_none_or(|a| crate::plan::layout::VALID_ALIGNS.contains(&a))
         && !size.is_multiple_of(granule)
     {
         rep.reason = Some(format!(

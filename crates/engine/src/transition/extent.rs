@@ -3,7 +3,7 @@
 
 use daxplug_kernel::paths;
 
-use crate::write::Write;
+use crate::plan::write::Write;
 
 use super::{Fail, Run, Undo};
 

@@ -6,10 +6,10 @@ use std::time::Instant;
 use daxplug_abi::{BlockState, BoolParam, DaxDriver, OnlinePolicy, OnlineType, Zone};
 use daxplug_kernel::{Errno, paths};
 
+use crate::discovery::observe::ObservedState;
 use crate::host::UdevError;
-use crate::observe::ObservedState;
 use crate::plan::GUARDED_POLICY;
-use crate::write::{DriverFile, Write};
+use crate::plan::write::{DriverFile, Write};
 
 use super::report::Progress;
 use super::{Fail, Run, SETTLE_ROUNDS};
@@ -159,7 +159,7 @@ impl Run<'_> {
         if d.state == ObservedState::Stuck {
             return Err(Fail::Verify(format!(
                 "a block came online between the last check and the unbind, and the kernel kept {}",
-                crate::problems::format_block_ids(d.online_blocks().map(|b| b.id))
+                crate::discovery::problems::format_block_ids(d.online_blocks().map(|b| b.id))
             )));
         }
         Ok(())

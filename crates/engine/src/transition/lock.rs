@@ -23,8 +23,8 @@ pub(super) fn take_lock(
 ) -> Result<Option<Lock>, TransitionError> {
     // Everything daxplug keeps lives in one directory (RUN/daxplug), which is all a
     // sandboxed service must be able to write besides /sys.
-    let dir = crate::journal::journal_dir(&host.run_dir());
-    let path = dir.join("daxplug.lock");
+    let dir = crate::rundir::dir(&host.run_dir());
+    let path = crate::rundir::lock(&host.run_dir());
     let io = |source| TransitionError::Io {
         path: path.display().to_string(),
         source,
@@ -96,7 +96,7 @@ pub enum ReadLock {
 pub fn read_lock(host: &dyn Host) -> ReadLock {
     // Opened, never created: a reader changes nothing, and without the file no transition
     // holds the lock.
-    let path = crate::journal::journal_dir(&host.run_dir()).join("daxplug.lock");
+    let path = crate::rundir::lock(&host.run_dir());
     let Ok(file) = File::open(&path) else {
         return ReadLock::Held(ReadGuard { _file: None });
     };

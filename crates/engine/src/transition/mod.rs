@@ -4,6 +4,7 @@
 
 mod claim;
 mod create;
+mod execute;
 mod extent;
 mod fallback;
 mod lock;
@@ -20,8 +21,8 @@ mod watchdog;
 pub use create::{NewDevice, create};
 pub use lock::{ReadGuard, ReadLock, read_lock, read_lock_wait};
 pub use recover::recover;
-pub use report::{Options, Outcome, PhaseTime, Progress, Report, TestHooks, TransitionError};
-pub use set::{Goal, change_layout, set};
+pub use report::{Goal, Options, Outcome, PhaseTime, Progress, Report, TestHooks, TransitionError};
+pub use set::{change_layout, set};
 
 use watchdog::Watchdog;
 
@@ -31,10 +32,10 @@ use std::time::{Duration, Instant};
 use daxplug_abi::{DaxState, OnlineType};
 use daxplug_kernel::{Kernel, KernelError};
 
+use crate::discovery::topology::Device;
 use crate::host::Host;
-use crate::journal::{Journal, JournalFile};
 use crate::plan::{BindMethod, BindMethods};
-use crate::topology::Device;
+use crate::rundir::journal::{Journal, JournalFile};
 
 /// How long a transition may wait for another daxplug's lock when it has no timeout.
 const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(30);
@@ -71,7 +72,7 @@ impl std::fmt::Display for Fail {
             Fail::Contended(ids) => write!(
                 f,
                 "another controller kept onlining {} again while daxplug offlined them (unbinding kmem then would have leaked the range); stop it, or use a kernel with daxX.Y/state",
-                crate::problems::format_block_ids(ids.iter().copied())
+                crate::discovery::problems::format_block_ids(ids.iter().copied())
             ),
             Fail::Timeout => f.write_str("the timeout expired"),
             Fail::Cancelled => f.write_str("cancelled by a signal"),

@@ -5,7 +5,7 @@
 use daxplug_abi::{BusAutoprobe, DaxDriver};
 use daxplug_kernel::paths;
 
-use crate::write::Write;
+use crate::plan::write::Write;
 
 use super::{Fail, Run};
 
@@ -37,7 +37,7 @@ impl Run<'_> {
             Fail::Verify(format!("cannot load the {driver} driver: {}", e.sentence()))
         })?;
         restored?;
-        if !crate::discover::driver_loaded(self.k, driver) {
+        if !crate::discovery::driver_loaded(self.k, driver) {
             return Err(Fail::Verify(format!(
                 "modprobe {driver} succeeded but {}/{driver} did not appear",
                 paths::DAX_DRIVERS

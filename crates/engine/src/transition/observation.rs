@@ -4,8 +4,8 @@
 use daxplug_abi::DaxName;
 use daxplug_kernel::Kernel;
 
-use crate::error::DiscoveryError;
-use crate::topology::{Device, Topology};
+use crate::discovery::error::DiscoveryError;
+use crate::discovery::topology::{Device, Topology};
 
 /// The observed device of a one-device topology.
 pub(super) fn with_device(
@@ -30,8 +30,8 @@ pub(super) fn observe_device(
     // What a plan needs: the device, its region, whether kmem is loaded, and the
     // auto-online policy its commands mention; not the node lists or meminfo of a full
     // discovery.
-    crate::discover::require_memory_hotplug(k)?;
-    let auto_online_blocks = crate::discover::read_auto_online_blocks(k)?;
+    crate::discovery::require_memory_hotplug(k)?;
+    let auto_online_blocks = crate::discovery::read_auto_online_blocks(k)?;
     // Which zone plain `online` gives: the plan warns before it lands in a kernel zone.
     let online_policy = k
         .read(daxplug_kernel::paths::ONLINE_POLICY)
@@ -44,7 +44,7 @@ pub(super) fn observe_device(
     // Fenced, and read last: a plan, and the report of a refusal or of nothing to do, are
     // drawn from it, with no other read after it that would let the device change unseen.
     let (mut topo, _) = fenced(k, device, || {
-        crate::discover::discover_device(k, &device.to_string())
+        crate::discovery::discover_device(k, &device.to_string())
     })?;
     topo.policy.auto_online_blocks = auto_online_blocks;
     topo.policy.online_policy = online_policy;
@@ -59,7 +59,7 @@ pub(super) fn reobserve_device(
     device: DaxName,
 ) -> Result<(Topology, Device), DiscoveryError> {
     with_device(
-        crate::discover::discover_device(k, &device.to_string())?,
+        crate::discovery::discover_device(k, &device.to_string())?,
         device,
     )
 }

@@ -5,17 +5,16 @@ use std::time::Instant;
 use daxplug_abi::DaxName;
 
 use crate::host::Host;
-use crate::journal::JournalFile;
+use crate::rundir::journal::JournalFile;
 
-use crate::layout::LayoutChange;
 use crate::plan::Step;
+use crate::plan::layout::LayoutChange;
 
 use super::Run;
+use super::execute::{execute, plan_lines, planned};
 use super::lock::take_lock;
 use super::observation::observe_device;
-use super::report::{Options, Report, TestHooks, TransitionError, report};
-use super::set::Goal;
-use super::set::{execute, planned};
+use super::report::{Goal, Options, Report, TestHooks, TransitionError, report};
 
 /// Finishes or rolls back transitions a crash interrupted, and restores the machine-wide
 /// settings they had changed. Takes the lock.
@@ -150,7 +149,7 @@ pub(super) fn set_unlocked(
         return Ok(rep);
     };
     rep.protocol = p.protocol;
-    rep.plan = super::set::plan_lines(&p, &dev, &topo);
+    rep.plan = plan_lines(&p, &dev, &topo);
     execute(host, opts, &p, &mut rep, Instant::now(), &dev)?;
     Ok(rep)
 }

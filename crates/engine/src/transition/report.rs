@@ -8,13 +8,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::error::DiscoveryError;
-use crate::layout::LayoutChange;
-use crate::observe::ObservedState;
+use crate::discovery::error::DiscoveryError;
+use crate::discovery::observe::ObservedState;
 use crate::plan::Protocol;
-use crate::target::Target;
-
-use super::set::Goal;
+use crate::plan::layout::LayoutChange;
+use crate::plan::target::Target;
 
 use super::SETTLE;
 
@@ -191,7 +189,7 @@ pub enum TransitionError {
     Discovery(#[from] DiscoveryError),
     /// A journal left by an interrupted transition cannot be used.
     #[error(transparent)]
-    Journal(#[from] crate::journal::JournalError),
+    Journal(#[from] crate::rundir::journal::JournalError),
     /// The lock or journal could not be used.
     #[error("cannot use {path}")]
     Io {
@@ -241,6 +239,31 @@ impl Report {
             millis: (now - *since).as_secs_f64() * 1e3,
         });
         *since = now;
+    }
+}
+
+/// What a transition is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goal {
+    /// A state (`daxplug set`).
+    State(Target),
+    /// A change of the device's extent (`daxplug resize`, `destroy`, and `create`'s sizing).
+    Layout(LayoutChange),
+}
+
+impl Goal {
+    /// The state the device is to end in, as far as the goal says (a resize that keeps the
+    /// device's mode learns it from the plan).
+    pub fn target(self) -> Target {
+        match self {
+            Goal::State(t)
+            | Goal::Layout(LayoutChange::Resize {
+                target: Some(t), ..
+            }) => t,
+            Goal::Layout(LayoutChange::Resize { target: None, .. } | LayoutChange::Destroy) => {
+                Target::Unplugged
+            }
+        }
     }
 }
 

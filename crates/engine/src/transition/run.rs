@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use daxplug_kernel::{Errno, KernelError, paths};
 
-use crate::topology::{Device, Topology};
-use crate::write::Write;
+use crate::discovery::topology::{Device, Topology};
+use crate::plan::write::Write;
 
 use super::observation::reobserve_device;
 use super::watchdog::Watchdog;

@@ -6,10 +6,10 @@ use std::time::Instant;
 use daxplug_abi::{BlockState, DaxDriver, DaxState, OnlineType, Zone};
 use daxplug_kernel::{Errno, paths};
 
-use crate::observe::ObservedState;
+use crate::discovery::observe::ObservedState;
+use crate::discovery::topology::Driver;
+use crate::plan::write::{DriverFile, Write};
 use crate::plan::{BindMethod, BindMethods, Plan, Step};
-use crate::topology::Driver;
-use crate::write::{DriverFile, Write};
 
 use super::report::{PhaseTime, Report};
 use super::undo::step_name;
@@ -144,7 +144,7 @@ impl Run<'_> {
         // first (it binds this one only wherever the driver matches it), and before a
         // `new_id` the others are taken off the id list (a no-op for a name not on it).
         let others = if method == BindMethod::NewId {
-            crate::bus::unbound_others(self.k, dev)
+            crate::discovery::bus::unbound_others(self.k, dev)
         } else {
             Vec::new()
         };
@@ -157,7 +157,7 @@ impl Run<'_> {
             // Not matched by type after all: the id list does it.
             Err(Fail::Kernel(e)) if e.errno == Errno::ENODEV && first == BindMethod::Bind => {
                 let others = if method == BindMethod::Bind {
-                    crate::bus::unbound_others(self.k, dev)
+                    crate::discovery::bus::unbound_others(self.k, dev)
                 } else {
                     others
                 };

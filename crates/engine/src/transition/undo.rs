@@ -3,9 +3,9 @@
 use daxplug_abi::{BlockState, DaxDriver, DaxState, OnlineType, ValidZones, Zone};
 use daxplug_kernel::paths;
 
+use crate::discovery::topology::Driver;
+use crate::plan::write::{DriverFile, Write};
 use crate::plan::{BindMethod, Step};
-use crate::topology::Driver;
-use crate::write::{DriverFile, Write};
 
 use super::observation::observe_device;
 use super::{Fail, Run, Undo};

@@ -299,7 +299,7 @@ pub fn arm(host: &TestHost, competitor: Competitor, fault: Fault) {
     });
     if fault == Fault::JournalFull {
         // Every write of the journal lands on the kernel's full device: ENOSPC.
-        let dir = daxplug_engine::journal::journal_dir(host.run.path());
+        let dir = daxplug_engine::rundir::dir(host.run.path());
         std::fs::create_dir_all(&dir).expect("journal dir");
         std::os::unix::fs::symlink("/dev/full", dir.join("journal-dax0.0.json.tmp"))
             .expect("link to /dev/full");

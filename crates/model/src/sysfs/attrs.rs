@@ -8,11 +8,12 @@ use std::fmt::{Display, Write as _};
 use daxplug_abi::{BlockState, NodeList, OnlinePolicy, OnlineType};
 use daxplug_kernel::Errno;
 
-use crate::hotplug::Caller;
+use crate::machine::Caller;
 use crate::machine::{DaxDevice, DevRange, DriverKind, Flavour, KmemState, Machine};
 
+use super::DAX_MAJOR;
 use super::tree::Object;
-use super::{DAX_MAJOR, parse_kstrtobool};
+use crate::kstr::kstrtobool;
 
 /// How an attribute may be used: the kernel's file mode, reduced to what matters here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,7 +269,7 @@ static DAX_BUS: &[Attribute] = &[
         "drivers_autoprobe",
         |m, _| line(u8::from(m.drivers_autoprobe)),
         |m, _, token, _| {
-            m.drivers_autoprobe = parse_kstrtobool(token).ok_or(Errno::EINVAL)?;
+            m.drivers_autoprobe = kstrtobool(token).ok_or(Errno::EINVAL)?;
             Ok(())
         },
     ),
@@ -290,7 +291,7 @@ static NUMA: &[Attribute] = &[Attribute::rw(
     "demotion_enabled",
     |m, _| line(m.placement.demotion_enabled),
     |m, _, token, _| {
-        m.placement.demotion_enabled = parse_kstrtobool(token).ok_or(Errno::EINVAL)?;
+        m.placement.demotion_enabled = kstrtobool(token).ok_or(Errno::EINVAL)?;
         Ok(())
     },
 )];
@@ -304,7 +305,7 @@ macro_rules! weighted_interleave {
                 "auto",
                 |m, _| line(m.interleave_in_auto_mode()),
                 |m, _, token, _| {
-                    m.set_interleave_auto(parse_kstrtobool(token).ok_or(Errno::EINVAL)?)
+                    m.set_interleave_auto(kstrtobool(token).ok_or(Errno::EINVAL)?)
                 },
             )
             .when(|m, _| m.has_interleave_auto().then_some(RW)),
@@ -362,7 +363,7 @@ static HOTPLUG_PARAMETERS: &[Attribute] = &[
         "auto_movable_numa_aware",
         |m, _| line(if m.auto_movable_numa_aware { "Y" } else { "N" }),
         |m, _, token, _| {
-            m.auto_movable_numa_aware = parse_kstrtobool(token).ok_or(Errno::EINVAL)?;
+            m.auto_movable_numa_aware = kstrtobool(token).ok_or(Errno::EINVAL)?;
             Ok(())
         },
     ),
@@ -395,7 +396,7 @@ static BLOCK: &[Attribute] = &[
         },
         |m, o, token, caller| {
             let id = o.block_id().ok_or(Errno::ENOENT)?;
-            if parse_kstrtobool(token).ok_or(Errno::EINVAL)? {
+            if kstrtobool(token).ok_or(Errno::EINVAL)? {
                 m.online_block(id, OnlineType::Online).map(|_| ())
             } else {
                 m.offline_block(id, caller).map(|_| ())

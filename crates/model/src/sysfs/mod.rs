@@ -7,8 +7,8 @@ mod tree;
 
 use daxplug_kernel::Errno;
 
-use crate::dax::store_token;
-use crate::hotplug::Caller;
+use crate::kstr::store_token;
+use crate::machine::Caller;
 use crate::machine::Machine;
 
 use attrs::{Access, Attribute};
@@ -32,21 +32,6 @@ pub enum Kind {
 
 /// Major number of the dax character devices.
 pub const DAX_MAJOR: u32 = 252;
-
-/// The kernel's `kstrtobool()`: the first letter decides (`1`, `y`, `t`, `e` for enable
-/// are true; `0`, `n`, `f`, `d` false), and `on`/`off` by the second.
-pub fn parse_kstrtobool(text: &str) -> Option<bool> {
-    match text.as_bytes().first()? {
-        b'1' | b'y' | b'Y' | b't' | b'T' | b'e' | b'E' => Some(true),
-        b'0' | b'n' | b'N' | b'f' | b'F' | b'd' | b'D' => Some(false),
-        b'o' | b'O' => match text.as_bytes().get(1)? {
-            b'n' | b'N' => Some(true),
-            b'f' | b'F' => Some(false),
-            _ => None,
-        },
-        _ => None,
-    }
-}
 
 /// Splits a canonical path into its directory ("/" for the root's children) and name.
 fn split(path: &str) -> Option<(&str, &str)> {
@@ -192,13 +177,13 @@ impl Machine {
     }
 
     /// Writes a file. Actors' writes that need the device-hotplug lock while the client
-    /// holds it get [`crate::RESTART`] and retry later, as `lock_device_hotplug_sysfs()`
+    /// holds it get [`crate::machine::RESTART`] and retry later, as `lock_device_hotplug_sysfs()`
     /// makes a writer restart its system call.
     pub fn sysfs_write(&mut self, path: &str, value: &str, caller: Caller) -> Result<(), Errno> {
         let result = self.sysfs_write_inner(path, value, caller);
         if caller == Caller::Actor {
             match result {
-                Err(e) if e == crate::RESTART => self.restarts += 1,
+                Err(e) if e == crate::machine::RESTART => self.restarts += 1,
                 Err(e) => self.actor_log.push(format!(
                     "clock {}: {} > {path}: {e}",
                     self.clock,
@@ -224,7 +209,7 @@ impl Machine {
             return attr.store(self, obj, token, caller);
         }
         match caller {
-            Caller::Actor if self.lock.is_some() => Err(crate::RESTART),
+            Caller::Actor if self.lock.is_some() => Err(crate::machine::RESTART),
             Caller::Actor => attr.store(self, obj, token, caller),
             Caller::Client => {
                 let held = self.lock.replace(crate::machine::Holder::Client);
@@ -295,15 +280,5 @@ mod tests {
                 assert!(files > 20, "{}: only {files} readable files", preset.name);
             }
         }
-    }
-
-    #[test]
-    fn kstrtobool() {
-        assert_eq!(parse_kstrtobool("1"), Some(true));
-        assert_eq!(parse_kstrtobool("off"), Some(false));
-        assert_eq!(parse_kstrtobool("true"), Some(true));
-        assert_eq!(parse_kstrtobool("disable"), Some(false));
-        assert_eq!(parse_kstrtobool("x"), None);
-        assert_eq!(parse_kstrtobool("o"), None);
     }
 }

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use daxplug_abi::{BoolParam, BusAutoprobe, DaxName, OnlinePolicy, OnlineType, Zone};
 use serde::{Deserialize, Serialize};
 
-use crate::observe::ObservedState;
+use crate::discovery::observe::ObservedState;
+use crate::plan::target::Target;
 use crate::plan::{Plan, Protocol, Step};
-use crate::target::Target;
 
 /// Format version of journal files.
 pub const JOURNAL_VERSION: u32 = 1;
@@ -90,16 +90,11 @@ pub struct JournalFile {
     path: PathBuf,
 }
 
-/// The journal directory under a run directory.
-pub fn journal_dir(run_dir: &Path) -> PathBuf {
-    run_dir.join("daxplug")
-}
-
 impl JournalFile {
     /// The journal file of `device`.
     pub fn for_device(run_dir: &Path, device: DaxName) -> Self {
         Self {
-            path: journal_dir(run_dir).join(format!("journal-{device}.json")),
+            path: super::journal(run_dir, device),
         }
     }
 
@@ -142,7 +137,7 @@ impl JournalFile {
     /// Every journal left in `run_dir`. A journal that cannot be understood (damaged by a
     /// crash or an editor, cut short, from another version) is an error, never a guess.
     pub fn list(run_dir: &Path) -> Result<Vec<(JournalFile, Journal)>, JournalError> {
-        let dir = journal_dir(run_dir);
+        let dir = super::dir(run_dir);
         let io = |path: &Path| {
             let path = path.to_path_buf();
             move |source| JournalError::Io { path, source }

@@ -1,6 +1,9 @@
 //! What a transition needs besides sysfs: where its lock and journal live, udev's exec
 //! queue, and who has a device open.
 
+#[cfg(feature = "model")]
+pub mod sim;
+
 use daxplug_abi::{DaxDriver, DaxName};
 use std::path::PathBuf;
 

@@ -3,7 +3,7 @@
 use daxplug_abi::ParseError;
 use daxplug_kernel::Kernel;
 
-use crate::error::DiscoveryError;
+use crate::discovery::error::DiscoveryError;
 
 /// Reads `path` and parses it.
 pub(crate) fn parse<T>(

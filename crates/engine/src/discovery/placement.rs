@@ -12,8 +12,8 @@ use daxplug_abi::{
 use daxplug_kernel::{Kernel, paths};
 use serde::Serialize;
 
-use crate::error::DiscoveryError;
-use crate::read::parse_optional;
+use crate::discovery::error::DiscoveryError;
+use crate::discovery::read::parse_optional;
 
 /// The placement files of the kernel, as read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -78,15 +78,6 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// `RUN/daxplug/holds`: one file per held device.
-pub fn holds_dir(run_dir: &Path) -> PathBuf {
-    crate::journal::journal_dir(run_dir).join("holds")
-}
-
-fn daemon_file(run_dir: &Path) -> PathBuf {
-    crate::journal::journal_dir(run_dir).join("daemon.json")
-}
-
 /// Writes `value` as JSON to `path` atomically (the holds, the registration, the boot
 /// gate's record).
 pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
@@ -128,13 +119,13 @@ fn file_safe(holder: &str) -> String {
 }
 
 fn hold_file(run_dir: &Path, device: DaxName, holder: &str) -> PathBuf {
-    holds_dir(run_dir).join(format!("{device}@{}.json", file_safe(holder)))
+    super::hold(run_dir, device, &file_safe(holder))
 }
 
 /// Every hold file with what it holds (lapsed ones are removed and left out).
 fn hold_files(run_dir: &Path) -> Vec<(PathBuf, Hold)> {
     let t = now();
-    let mut out: Vec<(PathBuf, Hold)> = fs::read_dir(holds_dir(run_dir))
+    let mut out: Vec<(PathBuf, Hold)> = fs::read_dir(super::holds(run_dir))
         .into_iter()
         .flatten()
         .flatten()
@@ -224,18 +215,18 @@ pub fn longest(holds: impl IntoIterator<Item = Hold>) -> Option<Hold> {
 
 /// Publishes the running daemon (called at every pass).
 pub fn register_daemon(run_dir: &Path, record: &DaemonRecord) -> io::Result<()> {
-    write_json(&daemon_file(run_dir), record)
+    write_json(&super::daemon(run_dir), record)
 }
 
 /// Withdraws the daemon's registration (on exit).
 pub fn unregister_daemon(run_dir: &Path) {
-    let _ = fs::remove_file(daemon_file(run_dir));
+    let _ = fs::remove_file(super::daemon(run_dir));
 }
 
 /// The running daemon, if one is registered and its process is alive.
 pub fn running_daemon(run_dir: &Path) -> Option<DaemonRecord> {
     let r: DaemonRecord =
-        serde_json::from_str(&fs::read_to_string(daemon_file(run_dir)).ok()?).ok()?;
+        serde_json::from_str(&fs::read_to_string(super::daemon(run_dir)).ok()?).ok()?;
     // A daemon that died without unregistering manages nothing, and a pid reused since by
     // another process is not the daemon.
     let alive = r.pid == std::process::id()

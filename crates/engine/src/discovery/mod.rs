@@ -5,22 +5,33 @@
 //! over those ranges, so the cost grows with the blocks of the devices asked about, not
 //! with every block of the machine.
 
+pub(crate) mod blocks;
+pub(crate) mod bus;
+pub mod error;
+pub mod identity;
+pub mod observe;
+pub mod orphans;
+pub mod placement;
+pub mod problems;
+pub(crate) mod read;
+pub mod topology;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use daxplug_abi::{
-    BlockSize, BlockState, DaxDriver, DaxName, DaxState, Iomem, KMEM_RESOURCE_NAME, Meminfo,
-    NodeList, OnlineType, PhysRange, ValidZones, parse_align, parse_auto_movable_ratio,
-    parse_block_size, parse_dax_size, parse_memmap_on_memory, parse_node_id, parse_param_bool,
-    parse_phys_addr, parse_region_id,
+    BlockSize, DaxDriver, DaxName, DaxState, Iomem, KMEM_RESOURCE_NAME, Meminfo, NodeList,
+    OnlineType, PhysRange, parse_align, parse_auto_movable_ratio, parse_block_size, parse_dax_size,
+    parse_memmap_on_memory, parse_node_id, parse_param_bool, parse_phys_addr, parse_region_id,
 };
 use daxplug_kernel::{Kernel, paths};
 
-use crate::error::DiscoveryError;
-use crate::observe::{BlockCounts, observe};
-use crate::read::{parse, parse_optional};
-use crate::topology::{
-    Block, Device, Driver, IomemRange, KernelAbi, Mapping, Nodes, Policy, Region, RegionKind,
-    Scope, Topology,
+use crate::discovery::blocks::{BlockNodes, read_blocks};
+use crate::discovery::error::DiscoveryError;
+use crate::discovery::observe::{BlockCounts, observe};
+use crate::discovery::read::{parse, parse_optional};
+use crate::discovery::topology::{
+    Device, Driver, IomemRange, KernelAbi, Mapping, Nodes, Policy, Region, RegionKind, Scope,
+    Topology,
 };
 
 /// Reads the machine through `k`, every detail.
@@ -54,7 +65,7 @@ pub fn discover_with(
     let mem_total = parse_optional(k, paths::MEMINFO, Meminfo::parse)?.and_then(|m| m.mem_total());
     let policy = read_policy(k)?;
     let nodes = read_nodes(k)?;
-    let placement = crate::placement::read_placement(k)?;
+    let placement = crate::discovery::placement::read_placement(k)?;
 
     let mut regions: BTreeMap<u32, Region> = BTreeMap::new();
     let mut devices = Vec::with_capacity(names.len());
@@ -65,7 +76,7 @@ pub fn discover_with(
         if limited
             && (device.driver == Driver::Kmem || (device.driver == Driver::None && device.size > 0))
         {
-            device.state = crate::observe::ObservedState::NeedsRoot;
+            device.state = crate::discovery::observe::ObservedState::NeedsRoot;
         }
         if let Some(region) = region {
             regions.entry(region.id).or_insert(region);
@@ -96,13 +107,18 @@ pub fn discover_with(
     // A device a scope leaves out is not an orphan: only a full look finds those.
     if *scope == Scope::All && !limited {
         let on_bus = names.iter().cloned().collect();
-        topo.orphans =
-            crate::orphans::orphans(k, &iomem, &on_bus, block_size, MAX_BLOCKS_PER_RANGE)?;
+        topo.orphans = crate::discovery::orphans::orphans(
+            k,
+            &iomem,
+            &on_bus,
+            block_size,
+            MAX_BLOCKS_PER_RANGE,
+        )?;
     }
     let backings: Vec<Option<String>> = topo
         .devices
         .iter()
-        .map(|d| crate::identity::backing_in(k, Some(&iomem), &topo, d))
+        .map(|d| crate::discovery::identity::backing_in(k, Some(&iomem), &topo, d))
         .collect();
     for (d, b) in topo.devices.iter_mut().zip(backings) {
         d.backing = b;
@@ -139,7 +155,7 @@ pub fn discover_device(k: &dyn Kernel, name: &str) -> Result<Topology, Discovery
         policy: Policy::default(),
         mem_total: None,
         nodes: Nodes::default(),
-        placement: crate::placement::Placement::default(),
+        placement: crate::discovery::placement::Placement::default(),
         regions,
         devices,
         kmem_loaded: driver_loaded(k, DaxDriver::Kmem),
@@ -464,14 +480,6 @@ fn read_device(
     Ok((device, region))
 }
 
-/// Whether each block's node is read (it is shown per block, and used for nothing else).
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum BlockNodes {
-    Skip,
-    /// Read, testing the device's target node first.
-    Read(Option<u32>),
-}
-
 /// How much of each device a discovery reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Detail {
@@ -480,102 +488,6 @@ pub enum Detail {
     /// Everything but each block's node: what states, counts and problems need (a listing
     /// without per-block rows).
     Counts,
-}
-
-/// Devices with fewer blocks are read by one thread: threads cost more than they save.
-const PARALLEL_FROM: usize = 1024;
-
-/// Reads the blocks that exist among `ids`, in order; big devices with several threads when
-/// the kernel interface allows it (each block is independent of the others).
-pub(crate) fn read_blocks(
-    k: &dyn Kernel,
-    ids: &[u64],
-    block_size: BlockSize,
-    nodes: BlockNodes,
-) -> Result<Vec<Block>, DiscoveryError> {
-    let read = |chunk: &[u64]| -> Result<Vec<Block>, DiscoveryError> {
-        let mut out = Vec::with_capacity(chunk.len());
-        for id in chunk {
-            if let Some(b) = read_block(k, *id, block_size, nodes)? {
-                out.push(b);
-            }
-        }
-        Ok(out)
-    };
-    // Small devices first: asking for the parallelism costs system calls of its own.
-    if ids.len() < PARALLEL_FROM || !k.parallel_reads() {
-        return read(ids);
-    }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    if threads < 2 {
-        return read(ids);
-    }
-    std::thread::scope(|s| {
-        let workers: Vec<_> = ids
-            .chunks(ids.len().div_ceil(threads))
-            .map(|chunk| s.spawn(move || read(chunk)))
-            .collect();
-        let mut blocks = Vec::with_capacity(ids.len());
-        for w in workers {
-            let part = w.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
-            blocks.extend(part);
-        }
-        Ok(blocks)
-    })
-}
-
-/// Reads one block; `None` if it does not exist.
-fn read_block(
-    k: &dyn Kernel,
-    id: u64,
-    block_size: BlockSize,
-    nodes: BlockNodes,
-) -> Result<Option<Block>, DiscoveryError> {
-    let dir = paths::memory_block(id);
-    // `valid_zones` names one zone (or `none`) exactly when the block is online, and
-    // several otherwise (an offline block: the default zone and the other kind; one going
-    // offline reads the same), on every kernel with kmem (5.1 and later). So an online
-    // block takes one file; `state` is read only when the zones do not settle it.
-    let valid_zones = parse_optional(k, &paths::block_valid_zones(id), str::parse::<ValidZones>)?;
-    let state = match &valid_zones {
-        Some(vz) if vz.zones().len() <= 1 => BlockState::Online,
-        _ => {
-            let Some(state) = parse_optional(k, &paths::block_state(id), str::parse::<BlockState>)?
-            else {
-                return Ok(None);
-            };
-            state
-        }
-    };
-    let node = match nodes {
-        BlockNodes::Skip => None,
-        // The block is almost always on the device's target node: test that link first,
-        // and only list the directory when it is elsewhere.
-        BlockNodes::Read(Some(n)) if k.exists(&format!("{dir}/node{n}")) => Some(n),
-        BlockNodes::Read(_) => k
-            .list_dir(&dir)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|e| e.strip_prefix("node"))
-            .find_map(|n| n.parse().ok()),
-    };
-    let range = block_size
-        .block_range(id)
-        .ok_or_else(|| DiscoveryError::Parse {
-            path: dir.clone(),
-            source: daxplug_abi::ParseError {
-                text: id.to_string(),
-                expected: "a block id inside the 64-bit address space".into(),
-                line: None,
-            },
-        })?;
-    Ok(Some(Block {
-        id,
-        range,
-        state,
-        valid_zones,
-        node,
-    }))
 }
 
 #[cfg(test)]

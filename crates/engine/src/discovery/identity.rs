@@ -6,7 +6,7 @@ use daxplug_kernel::{Kernel, paths};
 
 use daxplug_abi::{Iomem, PhysRange};
 
-use crate::topology::{Device, Region, Topology};
+use crate::discovery::topology::{Device, Region, Topology};
 
 /// The uuid of the NVDIMM namespace behind a libnvdimm dax device: the provider is the nd
 /// dax device, whose `namespace` names the namespace, whose `uuid` is stable across boots.

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use daxplug_abi::OnlineType;
 use serde::{Deserialize, Serialize};
 
-use crate::observe::ObservedState;
+use crate::discovery::observe::ObservedState;
 
 /// A requested whole-device state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

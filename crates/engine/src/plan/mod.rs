@@ -1,5 +1,10 @@
 //! Planning a transition: which protocol, and which steps in which order.
 
+pub mod layout;
+pub mod policy;
+pub mod target;
+pub mod write;
+
 use daxplug_abi::token_enum;
 use daxplug_abi::{
     BoolParam, BusAutoprobe, DaxDriver, DaxName, DaxState, OnlinePolicy, OnlineType, Zone,
@@ -7,10 +12,11 @@ use daxplug_abi::{
 use daxplug_kernel::paths;
 use serde::{Deserialize, Serialize};
 
-use crate::observe::ObservedState;
-use crate::target::Target;
-use crate::topology::{Device, Driver, RegionKind, Topology};
-use crate::write::{DriverFile, Write};
+use crate::discovery::observe::ObservedState;
+use crate::discovery::topology::{Device, Driver, RegionKind, Topology};
+use crate::plan::target::Target;
+pub use crate::plan::write::BindMethod;
+use crate::plan::write::{DriverFile, Write};
 
 token_enum! {
     /// How the device is switched.
@@ -23,16 +29,6 @@ token_enum! {
         /// Nothing to do.
         None = "none",
     }
-}
-
-/// How a driver is attached to a device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BindMethod {
-    /// `drivers/<driver>/bind`: the driver matches the region's type.
-    Bind,
-    /// `drivers/<driver>/new_id`: the driver does not match by type.
-    NewId,
 }
 
 /// What the fallback protocol sets while it offlines movable memory: a block another
@@ -197,7 +193,7 @@ pub enum Refusal {
         "{0} has no memory (size 0), so no driver can bind to it: give it a size first (daxplug resize {0} SIZE), or destroy it"
     )]
     Empty(String),
-    /// A device or region whose extent cannot change as asked (see [`crate::layout`]).
+    /// A device or region whose extent cannot change as asked (see [`crate::plan::layout`]).
     #[error("{0}")]
     Layout(String),
 }
@@ -205,9 +201,9 @@ pub enum Refusal {
 impl Refusal {
     /// The refusal of a stuck device, with what the kernel leaked.
     pub(crate) fn stuck(dev: &Device) -> Self {
-        let detail = crate::problems::problems(dev)
+        let detail = crate::discovery::problems::problems(dev)
             .into_iter()
-            .find(|p| p.code == crate::problems::ProblemCode::Stuck)
+            .find(|p| p.code == crate::discovery::problems::ProblemCode::Stuck)
             .map_or_else(String::new, |p| p.message);
         Refusal::Stuck {
             device: dev.name.to_string(),

@@ -11,9 +11,9 @@ use daxplug_kernel::Kernel;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::identity::backing;
-use crate::target::Target;
-use crate::topology::{Device, Topology};
+use crate::discovery::identity::backing;
+use crate::discovery::topology::{Device, Topology};
+use crate::plan::target::Target;
 
 /// What to do when a managed device drifts from its desired state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,7 +241,7 @@ impl Policy {
                 r.state
                     .get_ref()
                     .parse()
-                    .map_err(|e: crate::target::TargetError| {
+                    .map_err(|e: crate::plan::target::TargetError| {
                         err(Some(r.state.span()), Some("state"), e.to_string())
                     })?;
             let on_drift = match r.on_drift.as_ref().map(|s| s.get_ref().as_str()) {
@@ -417,7 +417,7 @@ impl Policy {
     }
 }
 
-/// Whether `text` has the form of a backing identity ([`crate::identity::backing`]).
+/// Whether `text` has the form of a backing identity ([`crate::discovery::identity::backing`]).
 fn valid_backing(text: &str) -> bool {
     match text.split_once(':') {
         Some(("hmem", range)) => parse_range(range).is_some(),

@@ -4,8 +4,8 @@
 
 use daxplug_abi::BlockState;
 
-use crate::topology::{Block, Driver};
-pub use crate::topology::{BlockCounts, ObservedState};
+use crate::discovery::topology::{Block, Driver};
+pub use crate::discovery::topology::{BlockCounts, ObservedState};
 
 impl BlockCounts {
     /// Counts `blocks`; `span` is the number of blocks the ranges cover.

@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use daxplug_abi::BlockState;
 use serde::Serialize;
 
-use crate::observe::ObservedState;
-use crate::topology::Device;
+use crate::discovery::observe::ObservedState;
+use crate::discovery::topology::{Device, Orphan};
 
 /// A machine-readable kind of problem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -163,6 +163,36 @@ pub fn problems(device: &Device) -> Vec<Problem> {
         });
     }
     out
+}
+
+impl Orphan {
+    /// One sentence for people: what is left and why it stays.
+    pub fn sentence(&self) -> String {
+        let online = self
+            .blocks
+            .iter()
+            .filter(|b| b.state == daxplug_abi::BlockState::Online)
+            .count();
+        let blocks = if self.blocks.is_empty() {
+            "no memory block".to_owned()
+        } else {
+            format!(
+                "{} ({online} online)",
+                format_block_ids(self.blocks.iter().map(|b| b.id))
+            )
+        };
+        format!(
+            "{} is gone from the dax bus, but /proc/iomem still holds its range {:#x}-{:#x}{}, with {blocks}: the kernel leaked it, and it stays until reboot",
+            self.name,
+            self.range.start,
+            self.range.end,
+            if self.kmem.is_some() {
+                " as System RAM (kmem)"
+            } else {
+                ""
+            }
+        )
+    }
 }
 
 #[cfg(test)]

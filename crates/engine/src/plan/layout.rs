@@ -3,13 +3,13 @@
 //! bringing a device just created to a state. Only a device of a dynamic region (hmem, CXL)
 //! can change, and only while its memory is out of the system.
 
-use crate::observe::ObservedState;
+use crate::discovery::observe::ObservedState;
+use crate::discovery::topology::{Device, Driver, RegionKind, Topology};
+use crate::plan::target::Target;
 use crate::plan::{
     BindMethods, Plan, Protocol, Refusal, Step, bind_for, check_safety, load_driver_first,
     region_kind,
 };
-use crate::target::Target;
-use crate::topology::{Device, Driver, RegionKind, Topology};
 
 /// The smallest granule a device's size changes by: a 2 MiB memory subsection.
 pub const SUBSECTION: u64 = 2 << 20;

@@ -8,7 +8,17 @@ use daxplug_abi::{
 };
 use daxplug_kernel::paths;
 
-use crate::plan::BindMethod;
+use serde::{Deserialize, Serialize};
+
+/// How a driver is attached to a device: which of its files takes the name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BindMethod {
+    /// `drivers/<driver>/bind`: the driver matches the region's type.
+    Bind,
+    /// `drivers/<driver>/new_id`: the driver does not match by type.
+    NewId,
+}
 
 /// One planned or performed write.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,54 +5,12 @@
 
 use std::collections::BTreeSet;
 
-use daxplug_abi::{BlockSize, DaxName, Iomem, KMEM_RESOURCE_NAME, PhysRange};
+use daxplug_abi::{BlockSize, DaxName, Iomem, KMEM_RESOURCE_NAME};
 use daxplug_kernel::Kernel;
 
-use crate::discover::{BlockNodes, read_blocks};
-use crate::error::DiscoveryError;
-use crate::topology::Block;
-
-/// The range a removed device left behind.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Orphan {
-    /// The name the kernel still gives the range.
-    pub name: String,
-    pub range: PhysRange,
-    /// The `System RAM (kmem)` inside it, if any.
-    pub kmem: Option<PhysRange>,
-    /// The memory blocks still present in the range.
-    pub blocks: Vec<Block>,
-}
-
-impl Orphan {
-    /// One sentence for people: what is left and why it stays.
-    pub fn sentence(&self) -> String {
-        let online = self
-            .blocks
-            .iter()
-            .filter(|b| b.state == daxplug_abi::BlockState::Online)
-            .count();
-        let blocks = if self.blocks.is_empty() {
-            "no memory block".to_owned()
-        } else {
-            format!(
-                "{} ({online} online)",
-                crate::problems::format_block_ids(self.blocks.iter().map(|b| b.id))
-            )
-        };
-        format!(
-            "{} is gone from the dax bus, but /proc/iomem still holds its range {:#x}-{:#x}{}, with {blocks}: the kernel leaked it, and it stays until reboot",
-            self.name,
-            self.range.start,
-            self.range.end,
-            if self.kmem.is_some() {
-                " as System RAM (kmem)"
-            } else {
-                ""
-            }
-        )
-    }
-}
+use crate::discovery::blocks::{BlockNodes, read_blocks};
+use crate::discovery::error::DiscoveryError;
+use crate::discovery::topology::Orphan;
 
 /// The `daxX.Y` resources of `/proc/iomem` whose device is not among `on_bus`.
 pub(crate) fn orphans(

@@ -1,16 +1,24 @@
 //! The state of the emulated machine. Everything here is plain data (serializable, so a
-//! machine can live in a file between commands); the behaviour is in `hotplug`, `dax`,
-//! `files`, `udev` and `actors`.
+//! machine can live in a file between commands), and every module of the model's behaviour
+//! (`hotplug`, `dax`, `sizing`, `sysfs`, `tiering`, `udev`, `actors`, `sched`) works on it
+//! from above: nothing here imports them. User space's part of the state is in
+//! [`userspace`].
+
+mod userspace;
+
+pub use userspace::{Actor, Rule, Subsystem, UEVENT_LOG, Udev, UeventRecord, rhel_rule};
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use daxplug_abi::{BlockState, MemmapOnMemory, OnlinePolicy, OnlineType, PhysRange, Zone};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use daxplug_kernel::Errno;
 use serde::{Deserialize, Serialize};
 
-use crate::actors::Actor;
 use crate::faults::Faults;
 use crate::rng::Rng;
-use crate::udev::{Udev, UeventRecord};
 
 /// Which kernel the machine runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -314,7 +322,7 @@ pub struct Machine {
     pub auto_movable_numa_aware: bool,
     /// Demotion and weighted interleave (the tiers themselves follow from the nodes).
     #[serde(default)]
-    pub placement: crate::tiering::Placement,
+    pub placement: Placement,
     /// The `movable_node` boot option.
     pub movable_node: bool,
     /// `CONFIG_MEMORY_HOTREMOVE`.
@@ -351,7 +359,7 @@ pub struct Machine {
     pub rng: Rng,
     /// A signal from another thread for the client's current call.
     #[serde(skip)]
-    pub signal: crate::sched::SignalFlag,
+    pub signal: SignalFlag,
     /// Kernel log.
     pub dmesg: Vec<String>,
     /// What the actors did and what the kernel answered them.
@@ -572,4 +580,59 @@ impl Machine {
 /// model had it load with it).
 fn autoprobe_default() -> bool {
     true
+}
+
+/// Internal errno of a system call the kernel restarts (`-ERESTARTNOINTR`): an actor whose
+/// write meets the held device-hotplug lock sees it and retries at its next step. User
+/// space never sees this value.
+pub const RESTART: Errno = Errno::from_raw(513);
+
+/// What the scheduler may do while a client operation runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// The client: multi-step operations hold the lock and let actors run between steps.
+    Client,
+    /// An actor: its operations complete in one step.
+    Actor,
+}
+
+/// A signal aimed at the client's current system call from another thread (for example a
+/// timeout). Not saved with the machine.
+#[derive(Debug, Clone, Default)]
+pub struct SignalFlag(pub Option<Arc<AtomicBool>>);
+
+impl PartialEq for SignalFlag {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for SignalFlag {}
+
+/// Placement settings an administrator can change at run time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    /// `/sys/kernel/mm/numa/demotion_enabled` (off at boot).
+    #[serde(default)]
+    pub demotion_enabled: bool,
+    /// `weighted_interleave/auto` (kernels that have it start in auto mode).
+    #[serde(default = "yes")]
+    pub interleave_auto: bool,
+    /// Weights set in manual mode, by node; a node not here has the default weight, 1.
+    #[serde(default)]
+    pub interleave_weights: BTreeMap<u32, u8>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Placement {
+    fn default() -> Self {
+        Placement {
+            demotion_enabled: false,
+            interleave_auto: true,
+            interleave_weights: BTreeMap::new(),
+        }
+    }
 }

@@ -195,7 +195,7 @@ pub struct Device {
     pub region: Option<u32>,
     /// The bound driver.
     pub driver: Driver,
-    /// What backs it, whatever its name (see [`crate::identity::backing`]); filled by a full
+    /// What backs it, whatever its name (see [`crate::discovery::identity::backing`]); filled by a full
     /// discovery, `None` in a transition's re-reads.
     pub backing: Option<String>,
     /// `size` in bytes.
@@ -295,7 +295,7 @@ pub struct Topology {
     /// NUMA nodes.
     pub nodes: Nodes,
     /// Memory tiers, demotion and weighted interleave (left empty by a one-device read).
-    pub placement: crate::placement::Placement,
+    pub placement: crate::discovery::placement::Placement,
     /// Regions of the devices read, by id.
     pub regions: Vec<Region>,
     /// The devices read, in name order (`dax0.0`, `dax0.1`, `dax1.0`, …).
@@ -309,7 +309,7 @@ pub struct Topology {
     pub limited: bool,
     /// Ranges of devices no longer on the bus that the kernel still holds (leaked until
     /// reboot); filled by a full discovery.
-    pub orphans: Vec<crate::orphans::Orphan>,
+    pub orphans: Vec<Orphan>,
 }
 
 impl Topology {
@@ -427,4 +427,16 @@ pub struct BlockCounts {
     pub normal: u64,
     /// Whole blocks the device's ranges cover, present or not.
     pub span: u64,
+}
+
+/// The range a removed device left behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphan {
+    /// The name the kernel still gives the range.
+    pub name: String,
+    pub range: PhysRange,
+    /// The `System RAM (kmem)` inside it, if any.
+    pub kmem: Option<PhysRange>,
+    /// The memory blocks still present in the range.
+    pub blocks: Vec<Block>,
 }
