@@ -8,61 +8,71 @@ fn invalid(cmd: &clap::Command, message: &str) -> clap::Error {
     clap::Error::raw(clap::error::ErrorKind::InvalidValue, format!("{message}\n")).with_cmd(cmd)
 }
 
-/// A state to move a device to (`set`'s STATE, `create --state`), with daxplug's own
-/// message for a wrong one (`offline` says why it is not a whole-device state).
-#[derive(Debug, Clone, Copy)]
-pub struct TargetParser;
+/// A value of one of daxplug's token enums, as the command line takes it.
+pub trait Token: std::str::FromStr + Copy + Send + Sync + 'static {
+    /// Every value, in the order `--help` lists them.
+    fn all() -> Vec<Self>;
+    /// The token.
+    fn token(self) -> &'static str;
+    /// What a wrong value is told (the parse error, and which values exist unless it says).
+    fn refusal(err: &Self::Err) -> String;
+}
 
-impl TypedValueParser for TargetParser {
-    type Value = Target;
-
-    fn parse_ref(
-        &self,
-        cmd: &clap::Command,
-        _arg: Option<&clap::Arg>,
-        value: &std::ffi::OsStr,
-    ) -> Result<Target, clap::Error> {
-        let text = value.to_string_lossy();
-        text.parse()
-            .map_err(|e: daxplug_engine::TargetError| invalid(cmd, &e.to_string()))
+impl Token for Target {
+    fn all() -> Vec<Self> {
+        Target::ALL.to_vec()
     }
-
-    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
-        Some(Box::new(
-            Target::ALL
-                .into_iter()
-                .map(|t| PossibleValue::new(t.as_str())),
-        ))
+    fn token(self) -> &'static str {
+        self.as_str()
+    }
+    // The engine's message says which states exist, and why `offline` is not one.
+    fn refusal(err: &daxplug_engine::TargetError) -> String {
+        err.to_string()
     }
 }
 
-/// An observed state (`list --state`).
-#[derive(Debug, Clone, Copy)]
-pub struct ObservedParser;
+impl Token for ObservedState {
+    fn all() -> Vec<Self> {
+        ObservedState::ALL.to_vec()
+    }
+    fn token(self) -> &'static str {
+        self.as_str()
+    }
+    fn refusal(err: &daxplug_abi::ParseError) -> String {
+        let names: Vec<&str> = ObservedState::ALL.iter().map(|s| s.as_str()).collect();
+        format!("{err}: expected one of {}", names.join(", "))
+    }
+}
 
-impl TypedValueParser for ObservedParser {
-    type Value = ObservedState;
+/// The parser of a [`Token`] argument (`set`'s STATE, `create --state`, `list --state`):
+/// daxplug's own message for a wrong value, and the values for completions and man pages.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenParser<T>(std::marker::PhantomData<T>);
+
+impl<T> TokenParser<T> {
+    pub const fn new() -> Self {
+        TokenParser(std::marker::PhantomData)
+    }
+}
+
+impl<T: Token> TypedValueParser for TokenParser<T> {
+    type Value = T;
 
     fn parse_ref(
         &self,
         cmd: &clap::Command,
         _arg: Option<&clap::Arg>,
         value: &std::ffi::OsStr,
-    ) -> Result<ObservedState, clap::Error> {
+    ) -> Result<T, clap::Error> {
         value
             .to_string_lossy()
             .parse()
-            .map_err(|e: daxplug_abi::ParseError| {
-                let names: Vec<&str> = ObservedState::ALL.iter().map(|s| s.as_str()).collect();
-                invalid(cmd, &format!("{e}: expected one of {}", names.join(", ")))
-            })
+            .map_err(|e| invalid(cmd, &T::refusal(&e)))
     }
 
     fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
         Some(Box::new(
-            ObservedState::ALL
-                .iter()
-                .map(|s| PossibleValue::new(s.as_str())),
+            T::all().into_iter().map(|t| PossibleValue::new(t.token())),
         ))
     }
 }

@@ -404,6 +404,11 @@ impl<'a> Model<'a> {
         if let Err(e) = self.sim.save_to(self.store) {
             eprintln!("daxplug-daemon: {e}");
         }
+        self.let_go();
+    }
+
+    /// Lets other commands have the file, unchanged since it was saved or loaded.
+    fn let_go(&mut self) {
         self.stamp = self.store.stamp();
         if let Err(e) = self.store.unlock() {
             eprintln!("daxplug-daemon: {e}");
@@ -421,12 +426,21 @@ impl Source for Model<'_> {
             if Instant::now() >= self.next_tick {
                 self.next_tick = Instant::now() + MODEL_TICK;
                 self.take();
-                self.sim.with(|m| {
+                let stepped = self.sim.with(|m| {
+                    if m.quiet() {
+                        return false;
+                    }
                     for _ in 0..20 {
                         m.step();
                     }
+                    true
                 });
-                self.give_back();
+                // A machine that only waits is not written back: nothing changed.
+                if stepped {
+                    self.give_back();
+                } else {
+                    self.let_go();
+                }
             }
             // The daemon's own transitions count too, as their uevents do on a kernel.
             let now = self.sim.with(|m| m.uevent_seqnum);

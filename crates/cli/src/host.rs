@@ -66,8 +66,8 @@ impl Host for RealHost {
         }
         // Under `sim run` the namespace's modprobe configuration feeds the model; its
         // control file does the same where no modprobe program is installed.
-        if crate::simrun::inside_sim_run()
-            && let Some(control) = std::env::var_os(crate::simrun::SIM_MODPROBE_ENV)
+        if crate::cmd::sim::run::inside_sim_run()
+            && let Some(control) = std::env::var_os(crate::cmd::sim::run::SIM_MODPROBE_ENV)
         {
             return std::fs::write(control, module.as_str()).map_err(ModuleError::Control);
         }

@@ -4,7 +4,8 @@ use std::fmt::Write as _;
 
 use comfy_table::{Table, presets};
 use daxplug_engine::{
-    Device, Driver, KernelAbi, ObservedState, RegionKind, Topology, format_block_ids, problems,
+    Device, Driver, KernelAbi, ObservedState, Outcome, RegionKind, Report, Target, Topology,
+    format_block_ids, problems,
 };
 
 use crate::units;
@@ -222,36 +223,6 @@ pub fn wrap(text: &str, width: usize) -> String {
     out
 }
 
-/// When a hold ends, as a person reads it: `until 2026-12-06 14:03 UTC (in 59m)` or
-/// `until released`.
-pub fn hold_until(h: &daxplug_engine::rundir::holds::Hold) -> String {
-    h.until.map_or_else(
-        || "until released".to_owned(),
-        |u| {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            format!(
-                "until {} (in {})",
-                daxplug_engine::units::utc(u),
-                daxplug_engine::units::seconds(u.saturating_sub(now))
-            )
-        },
-    )
-}
-
-/// One hold: `held by alice until ... : firmware update`.
-pub fn hold_phrase(h: &daxplug_engine::rundir::holds::Hold) -> String {
-    format!(
-        "held by {} {}{}",
-        h.holder,
-        hold_until(h),
-        h.reason
-            .as_deref()
-            .map_or_else(String::new, |r| format!(": {r}"))
-    )
-}
-
 /// The maintenance holds in force, a line each (nothing when there is none).
 pub fn holds(holds: &[daxplug_engine::rundir::holds::Hold]) -> String {
     let mut out = String::new();
@@ -260,7 +231,7 @@ pub fn holds(holds: &[daxplug_engine::rundir::holds::Hold]) -> String {
             out,
             "{}: {}; the daemon leaves it alone until every hold on it ends (daxplug release {} --holder {}).",
             h.device,
-            hold_phrase(h),
+            h.phrase(),
             h.device,
             h.holder
         );
@@ -530,6 +501,141 @@ pub fn status(topo: &Topology, d: &Device) -> String {
     if !notes.is_empty() {
         out.push('\n');
         out.push_str(&notes);
+    }
+    out
+}
+
+fn state(s: Option<ObservedState>) -> &'static str {
+    s.map_or("unknown", ObservedState::as_str)
+}
+
+/// Where a report's device came from and was to go: its states, and for a resize, create
+/// or destroy its sizes.
+fn ends(r: &Report) -> (String, String) {
+    let sized = |s: Option<ObservedState>, bytes: Option<u64>| match bytes {
+        Some(b) if r.requested_size.is_some() || r.destroy => {
+            format!("{}, {}", state(s), units::size(b))
+        }
+        _ => state(s).to_owned(),
+    };
+    let to = if r.destroy {
+        "destroyed".to_owned()
+    } else {
+        match r.requested_size {
+            // A resized device keeps its mode: the state it ended in says it best.
+            Some(b) => {
+                let to = match (r.outcome, r.end) {
+                    (Outcome::Done, Some(end)) => end.as_str(),
+                    // A resize or create takes the device out of its driver: asked to be
+                    // out of the system, it ends with none, as the real run says.
+                    _ if r.target == Target::Unplugged => ObservedState::Unbound.as_str(),
+                    _ => r.target.as_str(),
+                };
+                format!("{to}, {}", units::size(b))
+            }
+            None => r.target.to_string(),
+        }
+    };
+    (sized(r.start, r.start_size), to)
+}
+
+/// One report for people; `times` adds how long each step took.
+pub fn report(r: &Report, times: bool) -> String {
+    let mut out = String::new();
+    let (from, to) = ends(r);
+    let protocol = match r.protocol {
+        daxplug_engine::Protocol::Native => " (kernel's daxX.Y/state)",
+        daxplug_engine::Protocol::Fallback => " (daxplug's protocol: no daxX.Y/state)",
+        daxplug_engine::Protocol::None => "",
+    };
+    let headline = match r.outcome {
+        Outcome::Done if times => {
+            format!("{from} -> {to}: done in {:.1} ms{protocol}", r.total_millis)
+        }
+        Outcome::Done => format!("{from} -> {to}: done{protocol}"),
+        Outcome::NoChange if r.destroy => {
+            "already empty, nothing to do (a region's device 0 stays while the region exists)"
+                .to_owned()
+        }
+        Outcome::NoChange => match (r.requested_size, r.end_size) {
+            (Some(_), Some(size)) => format!(
+                "already {}, {}, nothing to do",
+                state(r.end),
+                units::size(size)
+            ),
+            _ => format!("already {}, nothing to do", state(r.end)),
+        },
+        Outcome::DryRun => format!("{from} -> {to}{protocol}, would run:"),
+        Outcome::Refused => match r.end {
+            Some(end) => format!("refused, nothing changed ({end})"),
+            None => "refused, nothing changed".to_owned(),
+        },
+        Outcome::RolledBack if r.end.is_none() && r.start_size == Some(0) => {
+            format!("{from} -> {to} failed and was rolled back: the new device was deleted again")
+        }
+        Outcome::RolledBack => format!(
+            "{from} -> {to} failed and was rolled back: the device is {} again",
+            state(r.end)
+        ),
+        Outcome::Stuck => "STUCK: the kernel leaked the device's range".to_owned(),
+        Outcome::Torn => format!(
+            "FAILED and could not be put back together: the device is {}",
+            state(r.end)
+        ),
+        Outcome::Failed => format!("{from} -> {to} failed: the device is now {}", state(r.end)),
+    };
+    let _ = writeln!(out, "{}: {headline}", r.device);
+    if let Some(reason) = &r.reason {
+        let _ = writeln!(out, "  reason: {reason}");
+    }
+    for line in &r.recovered {
+        let _ = writeln!(out, "  {line}");
+    }
+    let lines = if r.outcome == Outcome::DryRun {
+        &r.plan
+    } else {
+        &r.actions
+    };
+    for a in lines {
+        let _ = writeln!(out, "    {a}");
+    }
+    if times && !r.phases.is_empty() {
+        let phases: Vec<String> = r
+            .phases
+            .iter()
+            .map(|p| format!("{} {:.1} ms", p.phase, p.millis))
+            .collect();
+        let settle = if r.settle_millis > 0.0 {
+            format!(", {:.1} ms settling", r.settle_millis)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "  time: {}; {:.1} ms of it in kernel writes{settle}, {:.1} ms writing the journal",
+            phases.join(", "),
+            r.kernel_write_millis,
+            r.journal_millis
+        );
+    }
+    if r.outcome == Outcome::Stuck {
+        let _ = writeln!(
+            out,
+            "  {} cannot be removed or rebound until the machine reboots; daxplug will not touch it.",
+            daxplug_engine::format_block_ids(r.stuck_blocks.iter().copied())
+        );
+    }
+    if r.end == Some(ObservedState::Unbound)
+        && r.requested_size.is_none()
+        && !r.destroy
+        && r.target == Target::Unplugged
+        && r.outcome == Outcome::Done
+    {
+        let _ = writeln!(
+            out,
+            "  {} now has no driver: its memory is out of the system (this kernel has no daxX.Y/state to keep kmem bound while unplugged). `daxplug set {} online_movable` brings it back.",
+            r.device, r.device
+        );
     }
     out
 }

@@ -2,8 +2,6 @@
 //! STATUS and EXAMPLES for daxplug(1),
 //! and daxplug.toml(5), the daemon's policy file.
 
-use anyhow::Context as _;
-
 use crate::exit::Exit;
 
 /// What clap_mangen renders poorly in daxplug.1: the synopsis's global options without
@@ -139,41 +137,4 @@ state = "online_movable"
 daxplug(1)
 "#
     .to_owned()
-}
-
-/// `daxplug generate completions|man`: shell completions to stdout, or man pages into `dir`
-/// (clap's, tidied, with the sections clap cannot know, and daxplug.toml(5)).
-pub fn generate(
-    mut cmd: clap::Command,
-    what: &str,
-    shell: &str,
-    dir: &std::path::Path,
-) -> anyhow::Result<(String, Exit)> {
-    if what == "completions" {
-        let shell: clap_complete::Shell = shell.parse().map_err(|_| {
-            crate::exit::Usage(format!(
-                "{shell:?} is not a shell: expected bash, zsh, fish, elvish or powershell"
-            ))
-        })?;
-        let mut buf = Vec::new();
-        clap_complete::generate(shell, &mut cmd, "daxplug", &mut buf);
-        return Ok((String::from_utf8(buf)?, Exit::Ok));
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    clap_mangen::generate_to(cmd, dir)
-        .with_context(|| format!("cannot write man pages to {}", dir.display()))?;
-    // What clap cannot know: the exit codes, examples, and the policy file's own page.
-    let main = dir.join("daxplug.1");
-    let page = std::fs::read_to_string(&main)
-        .with_context(|| format!("cannot read {}", main.display()))?;
-    let mut page = tidy(&page);
-    page.push_str(&extra_sections());
-    std::fs::write(&main, page).with_context(|| format!("cannot write {}", main.display()))?;
-    let policy = dir.join("daxplug.toml.5");
-    std::fs::write(&policy, policy_page())
-        .with_context(|| format!("cannot write {}", policy.display()))?;
-    Ok((
-        format!("man pages written to {}\n", dir.display()),
-        Exit::Ok,
-    ))
 }

@@ -1,20 +1,25 @@
-//! Human-readable sizes and addresses.
+//! Sizes, durations and addresses as people write and read them: the engine's units, and the
+//! forms clap parses them in.
 
-pub use daxplug_engine::units::{parse_size, size};
+use std::time::Duration;
+
+pub use daxplug_engine::units::{duration, parse_duration, parse_size, size};
 
 /// Formats an inclusive range as `0x140000000-0x17fffffff`.
 pub fn range(r: &daxplug_abi::PhysRange) -> String {
     format!("{:#x}-{:#x}", r.start, r.end)
 }
 
-/// A duration as the command line takes it: `5m`, `1s`, `250ms`, `2h`.
-pub fn duration(d: std::time::Duration) -> String {
-    let ms = d.as_millis();
-    match ms {
-        0 => "0s".to_owned(),
-        _ if ms.is_multiple_of(3_600_000) => format!("{}h", ms / 3_600_000),
-        _ if ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
-        _ if ms.is_multiple_of(1000) => format!("{}s", ms / 1000),
-        _ => format!("{ms}ms"),
-    }
+/// A duration option (`--timeout`, `--for`, `--sweep`): `None` is no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeout(pub Option<Duration>);
+
+/// Parses a duration option for clap.
+pub fn parse_timeout(text: &str) -> Result<Timeout, String> {
+    parse_duration(text).map(Timeout)
+}
+
+/// A size argument: what is wrong with it names the argument (`--size: ...`).
+pub fn size_arg(text: &str, what: &str) -> Result<u64, crate::exit::Usage> {
+    parse_size(text).map_err(|e| crate::exit::Usage(format!("{what}: {e}")))
 }

@@ -39,6 +39,7 @@ pub use plan::target::{Target, TargetError};
 pub use plan::{BindMethod, BindMethods, Plan, Protocol, Refusal, Step, plan};
 pub use rundir::journal::{Journal, JournalError, JournalFile};
 pub use transition::{
-    Goal, NewDevice, Options, Outcome, PhaseTime, Progress, Report, TestHooks, TransitionError,
-    change_layout, create, recover, set,
+    Batch, Goal, NewDevice, Options, Outcome, PhaseTime, Progress, Report, TestHooks,
+    TransitionError, change_layout, create, placement_before, placement_since, recover, set,
+    set_many,
 };

@@ -1,6 +1,8 @@
 //! Sizes and durations as people write and read them: binary units (`1 GiB`, `512M`), the
 //! same in refusals, tables, the command line and the policy file.
 
+use std::time::Duration;
+
 /// Formats bytes with binary units: `1 GiB`, `1022 MiB`, `1.5 GiB`.
 pub fn size(bytes: u64) -> String {
     const UNITS: [&str; 7] = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
@@ -69,24 +71,65 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes)
 }
 
-/// A duration in seconds as given back to a person: `30m`, `2h`, `1d 2h`, `45s`.
-pub fn seconds(total: u64) -> String {
-    let (d, h, m, s) = (
+/// A duration as given back to a person, in the units the command line and the policy
+/// take: `30m`, `2h`, `1d 2h`, `45s`, `250ms`.
+pub fn duration(d: Duration) -> String {
+    let total = d.as_secs();
+    let (days, h, m, s) = (
         total / 86_400,
         total / 3600 % 24,
         total / 60 % 60,
         total % 60,
     );
-    let parts: Vec<String> = [(d, "d"), (h, "h"), (m, "m"), (s, "s")]
-        .into_iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, u)| format!("{n}{u}"))
-        .collect();
+    let parts: Vec<String> = [
+        (days, "d"),
+        (h, "h"),
+        (m, "m"),
+        (s, "s"),
+        (u64::from(d.subsec_millis()), "ms"),
+    ]
+    .into_iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, u)| format!("{n}{u}"))
+    .collect();
     if parts.is_empty() {
         "0s".to_owned()
     } else {
         parts.join(" ")
     }
+}
+
+/// Parses `30s`, `500ms`, `2m`, `1h`, `2d` or plain seconds; `0` means no timeout.
+pub fn parse_duration(text: &str) -> Result<Option<Duration>, String> {
+    let err = || {
+        format!(
+            "{text:?} is not a duration: expected a number with ms, s, m, h or d (30s, 500ms, 2m, 2d; a bare number is seconds), or 0 for none"
+        )
+    };
+    let (num, unit) = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((text, "s"), |i| text.split_at(i));
+    let n: f64 = num.parse().map_err(|_| err())?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86_400.0,
+        _ => return Err(err()),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(err());
+    }
+    // A deadline is a point in time: one beyond any transition's life is a mistake, and
+    // would overflow the clock arithmetic.
+    const LONGEST: f64 = 366.0 * 24.0 * 3600.0;
+    if secs > LONGEST {
+        return Err(format!(
+            "{text:?} is longer than a year: give a shorter duration, or 0 for none"
+        ));
+    }
+    Ok((secs > 0.0).then(|| Duration::from_secs_f64(secs)))
 }
 
 /// A unix time as a date and time in UTC: `2026-12-06 14:03 UTC`.
@@ -150,8 +193,35 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(seconds(1800), "30m");
-        assert_eq!(seconds(93_600), "1d 2h");
-        assert_eq!(seconds(0), "0s");
+        assert_eq!(duration(Duration::from_secs(1800)), "30m");
+        assert_eq!(duration(Duration::from_secs(93_600)), "1d 2h");
+        assert_eq!(duration(Duration::from_millis(1500)), "1s 500ms");
+        assert_eq!(duration(Duration::ZERO), "0s");
+    }
+
+    #[test]
+    fn durations_as_people_write_them() {
+        assert_eq!(parse_duration("30s"), Ok(Some(Duration::from_secs(30))));
+        assert_eq!(
+            parse_duration("500ms"),
+            Ok(Some(Duration::from_millis(500)))
+        );
+        assert_eq!(parse_duration("2m"), Ok(Some(Duration::from_secs(120))));
+        assert_eq!(parse_duration("10"), Ok(Some(Duration::from_secs(10))));
+        assert_eq!(parse_duration("0"), Ok(None));
+        assert!(parse_duration("soon").is_err());
+        assert_eq!(
+            parse_duration("2d"),
+            Ok(Some(Duration::from_secs(2 * 86_400)))
+        );
+        assert!(parse_duration("400d").is_err(), "longer than a year");
+        assert!(parse_duration("").is_err());
+        // Huge values are refused, not a panic (Duration::from_secs_f64 would overflow).
+        assert!(parse_duration("99999999999999999999h").is_err());
+        assert!(parse_duration("1e400").is_err());
+        assert_eq!(
+            parse_duration("8784h"),
+            Ok(Some(Duration::from_secs(8784 * 3600)))
+        );
     }
 }

@@ -18,6 +18,17 @@ impl Machine {
         }
     }
 
+    /// Whether a step would do nothing but move the clock: udev has no event to handle, no
+    /// actor has work, and no kernel allocation could pin a block of device memory. A
+    /// machine that only waits need not be stepped (or saved).
+    pub fn quiet(&self) -> bool {
+        let pinnable = self.kernel_alloc_per_mille > 0
+            && self.blocks.values().any(|b| {
+                b.owner.is_some() && !b.unmovable && matches!(b.zone, Some(z) if z != Zone::Movable)
+            });
+        !pinnable && !self.udev_ready() && !(0..self.actors.len()).any(|i| self.actor_ready(i))
+    }
+
     /// One tick: time advances, the kernel may pin a page in a kernel-zone block, and one
     /// ready actor (udev counts as one) takes a step.
     pub fn step(&mut self) {
@@ -103,5 +114,49 @@ impl Machine {
             .as_ref()
             .is_some_and(|f| f.swap(false, Ordering::SeqCst));
         external || std::mem::take(&mut self.signal_pending)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::machine::{Actor, Flavour};
+    use crate::presets::build;
+
+    #[test]
+    fn a_machine_with_nothing_to_do_is_quiet_and_one_with_work_is_not() {
+        let mut m = build("hmem", Flavour::Legacy, 1).expect("preset");
+        m.kernel_alloc_per_mille = 0;
+        assert!(m.quiet(), "no actor, no event, no allocation");
+        let before = m.clone();
+        m.actors.push(Actor::Admin { per_mille: 1000 });
+        assert!(!m.quiet(), "an admin always has work");
+        m = before;
+        // An allocation can pin a block only of device memory in a kernel zone, once.
+        m.load_module("kmem").expect("kmem binds the devices");
+        for _ in 0..10_000 {
+            if m.quiet() {
+                break;
+            }
+            m.step();
+        }
+        assert!(m.quiet(), "udev handled the hot-add's events");
+        let id = *m
+            .blocks
+            .iter()
+            .find(|(_, b)| b.owner.is_some())
+            .expect("a device's block")
+            .0;
+        for b in m.blocks.values_mut().filter(|b| b.owner.is_some()) {
+            b.zone = Some(daxplug_abi::Zone::Movable);
+        }
+        m.kernel_alloc_per_mille = 1000;
+        assert!(m.quiet(), "movable memory cannot be pinned");
+        m.blocks.get_mut(&id).expect("block").zone = Some(daxplug_abi::Zone::Normal);
+        assert!(
+            !m.quiet(),
+            "a kernel-zone block of device memory can be pinned"
+        );
+        m.blocks.get_mut(&id).expect("block").unmovable = true;
+        assert!(m.quiet(), "a pinned block cannot be pinned again");
     }
 }

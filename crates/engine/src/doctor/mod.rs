@@ -437,6 +437,20 @@ fn daxctl_config(root: &Path, topo: &Topology, out: &mut Vec<Finding>) {
     }
 }
 
+/// A maintenance hold, as a finding: not a problem, but what keeps the daemon away.
+pub fn hold_finding(h: &crate::rundir::holds::Hold) -> Finding {
+    Finding {
+        severity: Severity::Info,
+        code: "held",
+        subject: h.device.to_string(),
+        evidence: h.phrase(),
+        fix: format!(
+            "the daemon leaves it alone until every hold on it ends (`daxplug release {} --holder {}`)",
+            h.device, h.holder
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

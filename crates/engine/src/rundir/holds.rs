@@ -27,6 +27,35 @@ pub struct Hold {
     pub reason: Option<String>,
 }
 
+impl Hold {
+    /// Until when it holds, for people: `until released`, or
+    /// `until 2026-12-06 14:03 UTC (in 59m)`.
+    pub fn until_phrase(&self) -> String {
+        self.until.map_or_else(
+            || "until released".to_owned(),
+            |u| {
+                format!(
+                    "until {} (in {})",
+                    crate::units::utc(u),
+                    crate::units::duration(std::time::Duration::from_secs(u.saturating_sub(now())))
+                )
+            },
+        )
+    }
+
+    /// The hold, for people: `held by alice until ...: firmware update`.
+    pub fn phrase(&self) -> String {
+        format!(
+            "held by {} {}{}",
+            self.holder,
+            self.until_phrase(),
+            self.reason
+                .as_deref()
+                .map_or_else(String::new, |r| format!(": {r}"))
+        )
+    }
+}
+
 fn unknown_holder() -> String {
     "unknown".to_owned()
 }

@@ -2,6 +2,7 @@
 //! and recovery of a crashed transition. This module holds what every part shares (the
 //! runner `Run`, why a step failed, what undoes a step); each concern is a file of its own.
 
+mod batch;
 mod claim;
 mod create;
 mod execute;
@@ -18,6 +19,7 @@ mod steps;
 mod undo;
 mod watchdog;
 
+pub use batch::{Batch, READ_WAIT, placement_before, placement_since, set_many};
 pub use create::{NewDevice, create};
 pub use lock::{ReadGuard, ReadLock, read_lock, read_lock_wait};
 pub use recover::recover;

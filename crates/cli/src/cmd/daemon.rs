@@ -5,6 +5,7 @@
 use crate::exit::Exit;
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,9 +21,10 @@ use std::fmt::Write as _;
 use crate::events::{Control, Inotify, Model, Netlink, Poll, Source, Wake};
 
 use crate::exit;
+use crate::machine::{Backend, Machine, on_machine};
 
 /// Where events come from.
-pub enum Events<'a> {
+enum Events<'a> {
     /// The kernel's `NETLINK_KOBJECT_UEVENT` socket.
     Netlink,
     /// The emulated machine, and its file (shared with other commands between passes):
@@ -43,19 +45,92 @@ const QUIET: Duration = Duration::from_millis(50);
 /// …or once it has lasted this long (a storm does not starve the devices).
 const BATCH_MAX: Duration = Duration::from_millis(500);
 
-/// Command-line options of `daemon`.
-#[derive(Debug)]
-pub struct DaemonArgs {
-    /// The policy file.
+/// What `daemon` was asked for.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The policy file (TOML; daxplug.toml(5), DAEMON.md in /usr/share/doc/daxplug).
+    #[arg(long, value_name = "FILE", default_value = "/etc/daxplug/daxplug.toml")]
     pub config: std::path::PathBuf,
-    /// Apply once and exit.
+    /// Apply the policy to every present device, report, and exit (for boot units and
+    /// scripts): exit 0 when every managed device is in its state.
+    #[arg(long)]
     pub once: bool,
-    /// Stop after this long (for tests and trials).
-    pub exit_after: Option<Duration>,
-    /// With `once`: plan only.
+    /// Only validate the policy file: errors name the file, line and key.
+    #[arg(long)]
+    pub check_config: bool,
+    /// Stop after this long (for trials on the emulated machine, and tests).
+    #[arg(long, value_name = "DURATION", value_parser = crate::units::parse_timeout)]
+    pub exit_after: Option<crate::units::Timeout>,
+    /// With --once: print what the daemon would do (each transition's plan) and change
+    /// nothing.
+    #[arg(long, requires = "once")]
     pub dry_run: bool,
-    /// The full sweep's interval (default: 5 minutes, or 1 second where no events come).
-    pub sweep: Option<Duration>,
+    /// How often to look at every device even though no event came: a safety net
+    /// where kernel uevents (or file events on a copied tree) wake the daemon (default
+    /// 5m); the polling interval where none can (the emulated /sys of `sim run`,
+    /// default 1s).
+    #[arg(long, value_name = "DURATION", value_parser = crate::units::parse_timeout)]
+    pub sweep: Option<crate::units::Timeout>,
+}
+
+impl Args {
+    /// `daxplug daemon`, or `daemon --check-config`.
+    pub fn run(self, m: &Machine) -> anyhow::Result<(String, Exit)> {
+        if self.check_config {
+            return check_config(m, &self.config);
+        }
+        on_machine(m, !self.dry_run, |b| {
+            let args = DaemonArgs {
+                config: self.config.clone(),
+                once: self.once,
+                exit_after: self.exit_after.and_then(|t| t.0),
+                dry_run: self.dry_run,
+                sweep: self.sweep.and_then(|t| t.0),
+            };
+            run(b.host().as_ref(), &Events::of(b), &args)
+        })
+    }
+}
+
+/// `daemon --check-config`: the policy is valid, what each rule takes on this machine, and
+/// what doctor would say of the policy.
+fn check_config(m: &Machine, config: &Path) -> anyhow::Result<(String, Exit)> {
+    let p =
+        Policy::load(config).map_err(|e| exit::Usage(format!("the policy is not valid: {e}")))?;
+    let mut out = check_config_header(config, &p);
+    match on_machine(m, false, |b| check_config_on(b.kernel(), config, &p)) {
+        Ok((lines, _)) => out.push_str(&lines),
+        Err(e) => out.push_str(&format!("  (this machine could not be read: {e:#})\n")),
+    }
+    Ok((out, Exit::Ok))
+}
+
+impl<'a> Events<'a> {
+    /// The event source for the machine the daemon runs on.
+    fn of(b: &'a Backend<'a>) -> Self {
+        match b {
+            Backend::Sim(sim, _, store) => Events::Sim(sim, store),
+            // The emulated /sys of `sim run` is served through FUSE: no uevent or inotify
+            // event reports what the model does.
+            Backend::Root(_, root, _)
+                if root == Path::new("/")
+                    && daxplug_kernel::on_fuse(Path::new(daxplug_kernel::paths::MEMORY)) =>
+            {
+                Events::Poll
+            }
+            Backend::Root(_, root, _) if root == Path::new("/") => Events::Netlink,
+            Backend::Root(_, root, _) => Events::Tree(root.clone()),
+        }
+    }
+}
+
+/// The daemon's options, once parsed.
+struct DaemonArgs {
+    config: std::path::PathBuf,
+    once: bool,
+    exit_after: Option<Duration>,
+    dry_run: bool,
+    sweep: Option<Duration>,
 }
 
 fn log(line: &str) {
@@ -115,14 +190,10 @@ fn close_gate(daemon: &Daemon<'_>) {
 }
 
 /// Runs the daemon.
-pub fn run(
-    host: &dyn Host,
-    events: &Events<'_>,
-    args: &DaemonArgs,
-) -> anyhow::Result<(String, Exit)> {
+fn run(host: &dyn Host, events: &Events<'_>, args: &DaemonArgs) -> anyhow::Result<(String, Exit)> {
     let policy = Policy::load(&args.config)
         .map_err(|e| exit::Usage(format!("the policy is not valid: {e}")))?;
-    let cancel = crate::setcmd::cancel_flag()?;
+    let cancel = crate::transition::cancel_flag()?;
     let reload = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))
         .context("cannot install the SIGHUP handler")?;
@@ -331,7 +402,7 @@ pub fn run(
 }
 
 /// The first line of `daemon --check-config`: the policy is valid, with how many rules.
-pub fn check_config_header(
+fn check_config_header(
     config: &std::path::Path,
     p: &daxplug_engine::plan::policy::Policy,
 ) -> String {
@@ -343,7 +414,7 @@ pub fn check_config_header(
 /// The rest of `daemon --check-config`: what each rule takes on this machine (the first
 /// rule that matches a device wins), and the warnings doctor gives about the policy (rules
 /// that match by name only, a Node Feature Discovery directory that does not exist).
-pub fn check_config_on(
+fn check_config_on(
     k: &dyn daxplug_kernel::Kernel,
     config: &std::path::Path,
     p: &daxplug_engine::plan::policy::Policy,

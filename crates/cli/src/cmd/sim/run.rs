@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::Context;
 use daxplug_fuse::namespace::{Sandbox, Source, tree_providers};
 
+use super::served::{Saver, open, save, stop_signals};
 use crate::exit::{self, Exit};
-use crate::served::{Saver, open, save, stop_signals};
 
 /// The environment variable `sim run` sets for the command it runs (the machine file).
 pub const SIM_RUN_ENV: &str = "DAXPLUG_SIM_RUN";

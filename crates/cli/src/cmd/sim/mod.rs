@@ -1,10 +1,16 @@
 //! `daxplug sim ...`: create emulated machines and act on them as an admin would on a real
 //! one: raw reads and writes, competing controllers, faults, udev, the event log.
 
+pub mod mount;
+pub mod run;
+mod served;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+
+use crate::exit::Exit;
 use clap::{Subcommand, ValueEnum};
 use daxplug_abi::OnlineType;
 use daxplug_kernel::{Errno, Kernel};
@@ -82,6 +88,14 @@ pub enum SimCommand {
         )]
         command: Vec<String>,
     },
+    /// A command on the machine of --sim FILE.
+    #[command(flatten)]
+    On(MachineCommand),
+}
+
+/// The sim commands that act on the machine of `--sim FILE`.
+#[derive(Debug, Subcommand)]
+pub enum MachineCommand {
     /// Summarize the machine: kernel, clock, udev, actors, faults.
     Show,
     /// Print a file, as `cat` would.
@@ -252,7 +266,7 @@ pub enum FaultCommand {
 }
 
 /// `sim init`.
-pub fn init(
+fn init(
     file: &Path,
     preset: &str,
     kernel: KernelArg,
@@ -280,7 +294,7 @@ pub fn init(
 }
 
 /// `sim presets`.
-pub fn presets() -> String {
+fn presets() -> String {
     let mut out = String::new();
     for p in PRESETS {
         let _ = writeln!(out, "{:<6} {}", p.name, p.about);
@@ -292,20 +306,45 @@ fn errno_line(e: Errno) -> String {
     e.name().map_or_else(|| e.to_string(), str::to_owned)
 }
 
-/// Runs a sim command that needs a machine.
-pub fn run(sim: &Sim, cmd: SimCommand) -> anyhow::Result<String> {
-    match cmd {
-        SimCommand::Init { .. }
-        | SimCommand::Presets
-        | SimCommand::Mount { .. }
-        | SimCommand::Run { .. } => {
-            bail!("internal: handled without a machine")
+impl SimCommand {
+    /// `daxplug sim ...`: `init`, `presets`, `mount` and `run` take their machine file as
+    /// an argument; the others act on the machine of `--sim FILE`.
+    pub fn run(self, m: &crate::machine::Machine) -> anyhow::Result<(String, Exit)> {
+        match self {
+            SimCommand::Init {
+                file,
+                preset,
+                kernel,
+                seed,
+                kernel_allocs,
+                force,
+            } => init(&file, &preset, kernel, seed, kernel_allocs, force).map(|t| (t, Exit::Ok)),
+            SimCommand::Presets => Ok((presets(), Exit::Ok)),
+            SimCommand::Mount { file, dir } => mount::mount(&file, &dir),
+            SimCommand::Run { file, command } => run::run(&file, &command),
+            SimCommand::On(cmd) => match &m.sim {
+                Some(file) => {
+                    crate::machine::on_sim(file, m.run_dir.as_ref(), true, |sim, _, _| {
+                        on(sim, cmd).map(|t| (t, Exit::Ok))
+                    })
+                }
+                None => Err(crate::exit::Usage(
+                    "this sim command acts on an emulated machine: pass --sim FILE".to_owned(),
+                )
+                .into()),
+            },
         }
-        SimCommand::Show => Ok(sim.with(|m| show(m))),
-        SimCommand::Read { path } => sim
+    }
+}
+
+/// Runs a sim command on the machine.
+fn on(sim: &Sim, cmd: MachineCommand) -> anyhow::Result<String> {
+    match cmd {
+        MachineCommand::Show => Ok(sim.with(|m| show(m))),
+        MachineCommand::Read { path } => sim
             .read(&path)
             .map_err(|e| anyhow::anyhow!("cannot read {path}: {}", errno_line(e.errno))),
-        SimCommand::Write { path, value } => sim
+        MachineCommand::Write { path, value } => sim
             .write(&path, &value)
             .map(|()| String::new())
             .map_err(|e| {
@@ -314,18 +353,18 @@ pub fn run(sim: &Sim, cmd: SimCommand) -> anyhow::Result<String> {
                     errno_line(e.errno)
                 )
             }),
-        SimCommand::Ls { path } => {
+        MachineCommand::Ls { path } => {
             let mut names = sim
                 .list_dir(&path)
                 .map_err(|e| anyhow::anyhow!("cannot list {path}: {}", errno_line(e.errno)))?;
             names.sort();
             Ok(names.into_iter().map(|n| n + "\n").collect())
         }
-        SimCommand::Readlink { path } => sim
+        MachineCommand::Readlink { path } => sim
             .read_link(&path)
             .map(|t| t + "\n")
             .map_err(|e| anyhow::anyhow!("cannot read the link {path}: {}", errno_line(e.errno))),
-        SimCommand::Modprobe { module } => {
+        MachineCommand::Modprobe { module } => {
             use daxplug_abi::DaxDriver;
             if !matches!(
                 module.parse::<DaxDriver>(),
@@ -339,9 +378,9 @@ pub fn run(sim: &Sim, cmd: SimCommand) -> anyhow::Result<String> {
                 .map_err(|e| anyhow::anyhow!("{module} could not be loaded: {e}"))?;
             Ok(String::new())
         }
-        SimCommand::Actor(a) => sim.with(|m| actor(m, a)),
-        SimCommand::Fault(f) => sim.with(|m| fault(m, f)),
-        SimCommand::Udev { action } => Ok(sim.with(|m| {
+        MachineCommand::Actor(a) => sim.with(|m| actor(m, a)),
+        MachineCommand::Fault(f) => sim.with(|m| fault(m, f)),
+        MachineCommand::Udev { action } => Ok(sim.with(|m| {
             match action.as_str() {
                 "stop" => m.udev.running = false,
                 "start" => m.udev.running = true,
@@ -354,13 +393,13 @@ pub fn run(sim: &Sim, cmd: SimCommand) -> anyhow::Result<String> {
                 m.udev.handled
             )
         })),
-        SimCommand::Step { steps } => Ok(sim.with(|m| {
+        MachineCommand::Step { steps } => Ok(sim.with(|m| {
             for _ in 0..steps {
                 m.step();
             }
             format!("clock {}\n", m.clock)
         })),
-        SimCommand::Events { last } => Ok(sim.with(|m| events(m, last))),
+        MachineCommand::Events { last } => Ok(sim.with(|m| events(m, last))),
     }
 }
 

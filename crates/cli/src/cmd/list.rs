@@ -1,19 +1,19 @@
-//! `daxplug list` and `daxplug status`: the devices as discovered, filtered, and rendered as
-//! a table or as the JSON document of docs/JSON.md, with the maintenance holds and the
-//! devices the daemon cannot bring to their rule before a reboot.
+//! `daxplug list`: the devices as discovered, filtered, and rendered as a table or as the
+//! JSON document of docs/JSON.md, with the maintenance holds and the devices the daemon
+//! cannot bring to their rule before a reboot.
 
 use std::path::Path;
 
-use anyhow::Context as _;
-use daxplug_engine::{Detail, ObservedState, Scope, discover, discover_with};
+use daxplug_engine::{Detail, ObservedState, Scope, discover_with};
 use daxplug_kernel::Kernel;
 
 use crate::exit::Exit;
+use crate::machine::{Machine, on_machine, read_guard};
 use crate::{human, json};
 
 /// What `list` was asked for.
 #[derive(Debug, Clone, clap::Args)]
-pub struct ListArgs {
+pub struct Args {
     /// Only these devices (all when none is named).
     #[arg(value_name = "DEV")]
     pub devices: Vec<String>,
@@ -31,21 +31,30 @@ pub struct ListArgs {
     #[arg(long, value_name = "NODE")]
     pub node: Option<u32>,
     /// Only the devices in this observed state (online_movable, devdax, stuck, ...).
-    #[arg(short, long, value_name = "STATE", value_parser = crate::args::ObservedParser)]
+    #[arg(short, long, value_name = "STATE", value_parser = crate::args::TokenParser::<ObservedState>::new())]
     pub state: Option<ObservedState>,
     /// Every column (region, kernel state, ranges, backing), however wide.
     #[arg(short, long)]
     pub wide: bool,
 }
 
-fn to_json(report: &json::Report) -> anyhow::Result<String> {
+pub(crate) fn to_json(report: &json::Report) -> anyhow::Result<String> {
     let mut text = serde_json::to_string_pretty(report)?;
     text.push('\n');
     Ok(text)
 }
 
-/// `daxplug list`.
-pub fn list(k: &dyn Kernel, run_dir: &Path, a: &ListArgs) -> anyhow::Result<(String, Exit)> {
+impl Args {
+    /// `daxplug list`.
+    pub fn run(self, m: &Machine) -> anyhow::Result<(String, Exit)> {
+        on_machine(m, false, |b| {
+            let _read = read_guard(b);
+            list(b.kernel(), &b.host().run_dir(), &self)
+        })
+    }
+}
+
+fn list(k: &dyn Kernel, run_dir: &Path, a: &Args) -> anyhow::Result<(String, Exit)> {
     // Each block's node is shown only in per-block rows.
     let detail = if a.blocks {
         Detail::Blocks
@@ -85,32 +94,6 @@ pub fn list(k: &dyn Kernel, run_dir: &Path, a: &ListArgs) -> anyhow::Result<(Str
         human::list(&topo, a.blocks, a.wide)
             + &human::holds(&holds)
             + &human::blocked(daemon.as_ref())
-    };
-    Ok((text, Exit::Ok))
-}
-
-/// `daxplug status DEV`.
-pub fn status(
-    k: &dyn Kernel,
-    run_dir: &Path,
-    device: &str,
-    json: bool,
-) -> anyhow::Result<(String, Exit)> {
-    let topo = discover(k, &Scope::Devices(vec![device.to_owned()]))?;
-    let d = topo
-        .devices
-        .iter()
-        .find(|d| d.name == device)
-        .with_context(|| format!("discovery did not return {device}"))?;
-    let text = if json {
-        to_json(&json::Report::new(
-            &topo,
-            true,
-            &daxplug_engine::rundir::holds::holds(run_dir),
-        ))?
-    } else {
-        let holds = daxplug_engine::rundir::holds::holds_of(run_dir, d.name);
-        human::status(&topo, d) + &human::holds(&holds)
     };
     Ok((text, Exit::Ok))
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use daxplug_fuse::Mount;
 
+use super::served::{Saver, open, save, stop_signals};
 use crate::exit::{self, Exit};
-use crate::served::{Saver, open, save, stop_signals};
 
 /// Directories a mount must never cover: the host's own kernel interfaces.
 fn refuse_system_dir(dir: &Path) -> anyhow::Result<PathBuf> {

@@ -143,7 +143,7 @@ pub fn run(seed: u64) -> anyhow::Result<Narration> {
         &daxplug_engine::Options::default(),
     )?;
     let _ = std::fs::remove_dir_all(&dir);
-    for line in crate::setcmd::human(&report, false).lines() {
+    for line in crate::human::report(&report, false).lines() {
         let _ = writeln!(out, "  {line}");
     }
     let daxplug = observe(&sim, &mut out)?;
@@ -163,8 +163,23 @@ pub fn run(seed: u64) -> anyhow::Result<Narration> {
     })
 }
 
+/// What `demo` was asked for.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Seed of every interleaving.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+impl Args {
+    /// `daxplug demo`: needs no machine (it makes its own).
+    pub fn run(self, _: &crate::machine::Machine) -> anyhow::Result<(String, crate::exit::Exit)> {
+        checked(self.seed)
+    }
+}
+
 /// `demo`, which checks its own claim rather than narrating it blindly.
-pub fn checked(seed: u64) -> anyhow::Result<(String, crate::exit::Exit)> {
+fn checked(seed: u64) -> anyhow::Result<(String, crate::exit::Exit)> {
     let narration = run(seed)?;
     if narration.atomic != daxplug_engine::ObservedState::Unplugged {
         anyhow::bail!(

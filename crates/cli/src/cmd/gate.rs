@@ -9,6 +9,7 @@ use daxplug_kernel::Kernel;
 use serde_json::json;
 
 use crate::exit::Exit;
+use crate::machine::{Machine, on_machine};
 
 /// `daxplug gate ...`.
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -46,8 +47,16 @@ impl GateCommand {
     }
 }
 
-/// Runs a `gate` command.
-pub fn run(k: &dyn Kernel, run_dir: &Path, cmd: &GateCommand) -> anyhow::Result<(String, Exit)> {
+impl GateCommand {
+    /// `daxplug gate ...`.
+    pub fn run(self, m: &Machine) -> anyhow::Result<(String, Exit)> {
+        on_machine(m, self.writes(), |b| {
+            run(b.kernel(), &b.host().run_dir(), &self)
+        })
+    }
+}
+
+fn run(k: &dyn Kernel, run_dir: &Path, cmd: &GateCommand) -> anyhow::Result<(String, Exit)> {
     match cmd {
         GateCommand::Close { boot, config } => {
             let by = if *boot {

@@ -5,11 +5,44 @@ use daxplug_kernel::Kernel;
 
 use crate::exit::Exit;
 use crate::json;
+use crate::machine::{Backend, Machine, on_machine, read_guard};
 
-/// `daxplug doctor [--config FILE]`: the machine's findings, the policy's (the file given,
-/// else ROOT/etc/daxplug/daxplug.toml if there is one; an invalid one is an error finding,
-/// not the end of the look), the boot path's and the maintenance holds.
-pub fn run(
+/// What `doctor` was asked for.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print one JSON object.
+    #[arg(short, long)]
+    pub json: bool,
+    /// The daemon's policy, checked against the devices (rules that match by name
+    /// only). Default: ROOT/etc/daxplug/daxplug.toml when it exists (none with --sim).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+}
+
+impl Args {
+    /// `daxplug doctor [--config FILE]`.
+    pub fn run(self, m: &Machine) -> anyhow::Result<(String, Exit)> {
+        on_machine(m, false, |b| {
+            let _read = read_guard(b);
+            let root = match b {
+                Backend::Root(_, root, _) => Some(root.as_path()),
+                Backend::Sim(..) => None,
+            };
+            run(
+                b.kernel(),
+                &b.host().run_dir(),
+                root,
+                self.config.as_deref(),
+                self.json,
+            )
+        })
+    }
+}
+
+/// The machine's findings, the policy's (the file given, else
+/// ROOT/etc/daxplug/daxplug.toml if there is one; an invalid one is an error finding, not
+/// the end of the look), the boot path's and the maintenance holds.
+fn run(
     kernel: &dyn Kernel,
     run_dir: &std::path::Path,
     root: Option<&std::path::Path>,
@@ -37,7 +70,7 @@ pub fn run(
         policy.is_some(),
         daxplug_engine::rundir::holds::running_daemon(run_dir).as_ref(),
     ));
-    extra.extend(holds.iter().map(crate::holdcmd::held_finding));
+    extra.extend(holds.iter().map(daxplug_engine::doctor::hold_finding));
     doctor(kernel, root, policy, extra, json)
 }
 
