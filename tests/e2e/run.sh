@@ -160,7 +160,7 @@ if [ "$METHOD" = cxl ] && [ "$(qemu_major "$QEMU")" -lt 8 ]; then
 fi
 
 # ---------------------------------------------------------------- packages
-TOOLS=(busybox-static ndctl daxctl libndctl6 libdaxctl1 libcxl1 libiniparser1 libtraceevent1 libtracefs1
+TOOLS=(busybox-static jq libjq1 libonig5 ndctl daxctl libndctl6 libdaxctl1 libcxl1 libiniparser1 libtraceevent1 libtracefs1
 	libkmod2 libjson-c5 libkeyutils1 libudev1 libuuid1 liblzma5 libzstd1 libssl3)
 cd "$WORK/debs"
 download "${TOOLS[@]}" || skip "cannot download the guest's tools (${TOOLS[*]}) from Debian"
@@ -184,10 +184,11 @@ VMLINUZ=$(find "$KDIR" -name "vmlinuz*" -type f | head -1)
 MODROOT=$(dirname "$(find "$KDIR" -path "*/modules/$KVER/kernel" -type d | head -1)")
 [ -n "$VMLINUZ" ] && [ -d "$MODROOT/kernel" ] || { echo "no vmlinuz or modules in the package of $KVER" >&2; exit 1; }
 TDIR=$WORK/tools
-if [ ! -e "$TDIR/.done" ]; then
-	mkdir -p "$TDIR"
+# Extracted again whenever the list of tools changes (the stamp holds it).
+if [ "$(cat "$TDIR/.done" 2>/dev/null)" != "${TOOLS[*]}" ]; then
+	rm -rf "$TDIR"; mkdir -p "$TDIR"
 	for p in "${TOOLS[@]}"; do dpkg -x "$p"_*.deb "$TDIR"; done
-	touch "$TDIR/.done"
+	echo "${TOOLS[*]}" > "$TDIR/.done"
 fi
 
 # 5 GiB guest: node 0 = 0-3G + 4G-5G; node 1 = 5G-6G, CPU-less, the device memory.
@@ -201,14 +202,15 @@ if [ "$METHOD" = system ]; then
 fi
 
 # ---------------------------------------------------------------- initramfs
-# busybox, the modules a layout needs with everything they depend on (/moddeps: one line
+# busybox, jq, the modules a layout needs with everything they depend on (/moddeps: one line
 # "name dep..." each, from the modules' own depends= fields, read by the guest's modload),
 # ndctl/daxctl, daxplug, their libraries.
-R=$WORK/root-$METHOD
+# One root and initramfs per layout and kernel: the tests boot several guests at once.
+R=$WORK/root-$METHOD@$KVER
 rm -rf "$R"; mkdir -p "$R"/{bin,usr/bin,lib64,lib/x86_64-linux-gnu,proc,sys,dev,run,tmp}
 cp "$TDIR/bin/busybox" "$R/bin/busybox"
 cp "$HERE/guest/init" "$R/init"; chmod 755 "$R/init"
-cp "$HERE/guest/scenarios.sh" "$HERE/guest/agreement.sh" "$HERE/guest/daxctl.sh" "$HERE"/agreement*.txt "$R/"
+cp "$HERE"/guest/*.sh "$HERE"/agreement*.txt "$R/"
 cp "$DAXPLUG_BIN" "$R/usr/bin/daxplug"
 MODS=(libnvdimm nd_btt nd_pmem nd_e820 dax_pmem device_dax kmem dax_hmem fsdev_dax)
 [ "$METHOD" = cxl ] && MODS+=(cxl_acpi cxl_pci cxl_mem cxl_pmem cxl_port dax_cxl)
@@ -229,7 +231,7 @@ add_module() {
 }
 for m in "${MODS[@]}"; do add_module "${m//-/_}"; done
 LIBP=$TDIR/usr/lib/x86_64-linux-gnu:$TDIR/lib/x86_64-linux-gnu
-BINS=("$TDIR"/usr/bin/{ndctl,daxctl} "$R/usr/bin/daxplug")
+BINS=("$TDIR"/usr/bin/{ndctl,daxctl,jq} "$R/usr/bin/daxplug")
 if [ "${STRACE:-0}" = 1 ]; then
 	cp "$WORK/strace/usr/bin/strace" "$R/usr/bin/"; BINS+=("$R/usr/bin/strace")
 	LIBP+=:$WORK/strace/usr/lib/x86_64-linux-gnu
@@ -238,8 +240,8 @@ for lib in $(LD_LIBRARY_PATH=$LIBP ldd "${BINS[@]}" | awk '/=> \//{print $3}' | 
 	cp -L "$lib" "$R/lib/x86_64-linux-gnu/"
 done
 cp -L /lib64/ld-linux-x86-64.so.2 "$R/lib64/"
-for b in ndctl daxctl; do cp "$TDIR/usr/bin/$b" "$R/usr/bin/"; done
-INITRD=$WORK/initramfs-$METHOD.cpio.gz
+for b in ndctl daxctl jq; do cp "$TDIR/usr/bin/$b" "$R/usr/bin/"; done
+INITRD=$WORK/initramfs-$METHOD@$KVER.cpio.gz
 (cd "$R" && find . | "$TDIR/bin/busybox" cpio -o -H newc 2>/dev/null | gzip -1 > "$INITRD")
 
 # ---------------------------------------------------------------- the machine
@@ -281,6 +283,7 @@ section() { # NAME file: the lines between @@NAME-BEGIN and @@NAME-END, where th
 section BOOT "$WORK/logs/$TAG-boot.txt"
 section AGREEMENT "$WORK/logs/$TAG-agreement.txt"
 section DAXCTL "$WORK/logs/$TAG-daxctl.txt"
+section FACTS "$WORK/logs/$TAG-facts.txt"
 # FIXTURES=1: the sysfs trees the guest captured, as tests/fixtures/ holds them.
 if grep -q '^@@FIXTURES-BEGIN' "$LOG"; then
 	rm -rf "$WORK/fixtures/$TAG" && mkdir -p "$WORK/fixtures/$TAG"

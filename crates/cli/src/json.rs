@@ -452,7 +452,7 @@ pub struct DoctorJson<'a> {
 /// One finding of `doctor`.
 #[derive(Debug, Serialize)]
 pub struct FindingJson<'a> {
-    severity: &'static str,
+    severity: daxplug_engine::doctor::Severity,
     code: &'a str,
     subject: &'a str,
     evidence: &'a str,
@@ -462,13 +462,8 @@ pub struct FindingJson<'a> {
 impl<'a> FindingJson<'a> {
     /// The JSON form of `f`.
     pub fn new(f: &'a daxplug_engine::doctor::Finding) -> Self {
-        use daxplug_engine::doctor::Severity;
         FindingJson {
-            severity: match f.severity {
-                Severity::Info => "note",
-                Severity::Warning => "warning",
-                Severity::Error => "error",
-            },
+            severity: f.severity,
             code: f.code,
             subject: &f.subject,
             evidence: &f.evidence,

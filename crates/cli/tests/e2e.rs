@@ -1,26 +1,38 @@
-//! The real-kernel end-to-end tests: stock Debian kernels booted under QEMU (TCG), by default
-//! bookworm's own 6.1, the newest 6.12 (legacy ABI) and the newest kernel from 7.3 on (atomic
-//! ABI, `daxX.Y/state`), `E2E_KERNELS` choosing others. A second test boots a real Debian 12
-//! system (systemd, udevd, the package installed with apt) on the hmem machine, on each
-//! kernel from 6.12 on (tests/e2e/system/, assertions in e2e/system.rs). On each kernel every layout boots once
-//! (tests/e2e/run.sh and tests/e2e/guest/): daxplug's scenarios on hmem, e820 and cxl, the
-//! broken protocol that must tear, the model-versus-kernel agreement sequences
-//! (tests/e2e/agreement*.txt) compared line by line with the model's answers on a model that
-//! adopted the guest's own boot layout, and daxctl's transcript (tests/e2e/daxctl-hmem.txt),
-//! which the model must also give under `daxplug sim run` (crates/cli/tests/simrun.rs).
+//! The real-kernel end-to-end tests, one test per layout and kernel
+//! (`real_kernels_in_qemu::hmem@7.3.4+deb13-amd64`, `real_debian_system_in_qemu::system@...`),
+//! so that a failure names itself. The kernels are stock Debian ones booted under QEMU (TCG):
+//! by default bookworm's own 6.1, the newest 6.12 (legacy ABI) and the newest kernel from 7.3
+//! on (atomic ABI, `daxX.Y/state`), `E2E_KERNELS` choosing others; the harness is libtest-mimic,
+//! because the tests exist only once the kernels are known (`tests/e2e/run.sh kernels`).
 //!
-//! Every line names its layout and kernel (`E2E PASS hmem@7.3.4+deb13-amd64: ...`). Prints a
-//! SKIP line and passes only when the machine cannot boot a guest at all (no QEMU, no Debian
-//! packages; run.sh says which), which `.ci/run` counts as a failure; `DAXPLUG_E2E=0` skips
-//! on purpose. `.ci/run` installs QEMU.
-//! `E2E_LAYOUTS=agreement,hmem` runs only those layouts.
+//! Each busybox layout boots once per kernel (tests/e2e/run.sh, and tests/e2e/guest/: the
+//! library, and a script per layout): daxplug's scenarios on hmem, e820 and cxl, the broken
+//! protocol that must tear, region carving, and daxctl's own commands. The guest checks what
+//! only it can see (exit codes, sysfs, /proc/iomem) and prints raw facts the host compares
+//! here: the model-versus-kernel agreement sequences (tests/e2e/agreement*.txt) answered by a
+//! model that adopted the guest's own boot layout, daxctl's transcript
+//! (tests/e2e/daxctl-hmem.txt, which the model must also give under `daxplug sim run`,
+//! crates/cli/tests/simrun.rs), and the placement files beside daxplug's JSON (e2e/facts.rs).
+//! The real-system layout boots a Debian 12 system (systemd, udevd, the package installed
+//! with apt) on the hmem machine, on each kernel from 6.12 on (tests/e2e/system/, assertions
+//! in e2e/system.rs).
+//!
+//! Every line names its layout and kernel (`E2E PASS hmem@7.3.4+deb13-amd64: ...`). A SKIP
+//! line appears, and the tests pass, only when the machine cannot boot a guest at all (no
+//! QEMU, no Debian packages; run.sh says which), which `.ci/run` counts as a failure;
+//! `DAXPLUG_E2E=0` skips on purpose. `.ci/run` installs QEMU. `E2E_LAYOUTS=agreement,hmem`
+//! runs only those layouts (`system` included).
 
 mod common;
+#[path = "e2e/facts.rs"]
+mod facts;
 #[path = "e2e/system.rs"]
 mod system;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitCode};
+
+use libtest_mimic::{Arguments, Failed, Trial};
 
 use common::say;
 use daxplug_model::{Flavour, build_preset, script};
@@ -99,21 +111,21 @@ fn run_sh_with(args: &[&str], kver: Option<&str>, env: &[(&str, &Path)]) -> (Opt
 
 /// The kernels to test (`run.sh kernels`), or `None` after a SKIP line (`DAXPLUG_E2E=0`, or
 /// a machine that cannot boot a guest at all).
-fn kernels_to_test(what: &str) -> Option<Vec<String>> {
+fn kernels_to_test(what: &str) -> Result<Option<Vec<String>>, String> {
     if std::env::var_os("DAXPLUG_E2E").is_some_and(|v| v == "0") {
         say(&format!("SKIP {what}: DAXPLUG_E2E=0"));
-        return None;
+        return Ok(None);
     }
     match run_sh(&["kernels"], None) {
-        (Some(0), out) => Some(out.lines().map(str::to_owned).collect()),
+        (Some(0), out) => Ok(Some(out.lines().map(str::to_owned).collect())),
         (Some(77), why) => {
             say(&format!(
                 "SKIP {what} (real kernels in QEMU): {}",
                 why.trim()
             ));
-            None
+            Ok(None)
         }
-        (_, out) => panic!("tests/e2e/run.sh kernels failed:\n{out}"),
+        (_, out) => Err(format!("tests/e2e/run.sh kernels failed:\n{out}")),
     }
 }
 
@@ -215,7 +227,7 @@ fn agreement(layout: &str, kver: &str) -> Result<String, String> {
         "agreement.txt"
     };
     // The region carving runs first in both boots, the placement files last
-    // (tests/e2e/guest/scenarios.sh).
+    // (tests/e2e/guest/sequences.sh).
     let sequences = read(&top().join("tests/e2e/agreement-sizing.txt"))?
         + &read(&top().join("tests/e2e").join(file))?
         + &read(&top().join("tests/e2e/agreement-placement.txt"))?;
@@ -266,117 +278,144 @@ fn daxctl_transcript(kver: &str) -> Result<String, String> {
     }
 }
 
-/// The real-system layout: a Debian 12 system with systemd and udevd, the package installed
-/// with apt, booted five times on each kernel from 6.12 on (tests/e2e/system/). Its own test,
-/// so that it runs beside the kernel matrix (each guest uses one host thread).
-#[test]
-fn real_debian_system_in_qemu() {
-    if std::env::var("E2E_LAYOUTS").is_ok_and(|l| !l.split(',').any(|l| l == "system")) {
-        return;
+/// The real-system layout on one kernel: a Debian 12 system with systemd and udevd, the
+/// package installed with apt, booted five times (tests/e2e/system/).
+fn system_on(kver: &str) -> Result<(), Failed> {
+    let deb = common::package::package()
+        .map_err(|why| {
+            format!("the real-system layout installs the package, and there is none: {why}")
+        })?
+        .deb;
+    // E2E_RECHECK=1 holds the logs of the last run to the checks again, without booting.
+    let (code, text) = if std::env::var_os("E2E_RECHECK").is_some_and(|v| v == "1") {
+        (Some(0), String::new())
+    } else {
+        run_sh_with(&["system"], Some(kver), &[("DAXPLUG_DEB", deb.as_path())])
+    };
+    match code {
+        Some(0) => {}
+        Some(77) => return Err(format!("system@{kver} could not run: {}", text.trim()).into()),
+        _ => return Err(format!("system@{kver}:\n{text}").into()),
     }
-    let Some(kernels) = kernels_to_test("e2e system") else {
-        return;
-    };
-    let deb = match common::package::package() {
-        Ok(p) => p.deb,
-        Err(why) => panic!("the real-system layout installs the package, and there is none: {why}"),
-    };
     let mut failures = Vec::new();
-    // 6.1 (bookworm's own kernel) runs the busybox layouts; the system runs on 6.12 and 7.3.
-    for kver in kernels.iter().filter(|k| version(k) >= (6, 12)) {
-        // E2E_RECHECK=1 holds the logs of the last run to the checks again, without booting.
-        let (code, text) = if std::env::var_os("E2E_RECHECK").is_some_and(|v| v == "1") {
-            (Some(0), String::new())
-        } else {
-            run_sh_with(&["system"], Some(kver), &[("DAXPLUG_DEB", deb.as_path())])
-        };
-        match code {
-            Some(0) => {}
-            Some(77) => {
-                failures.push(format!("system@{kver} could not run: {}", text.trim()));
-                continue;
-            }
-            _ => {
-                failures.push(format!("system@{kver}:\n{text}"));
-                continue;
-            }
-        }
-        for r in system::checks(&logs(), kver, atomic_abi(kver)) {
-            match r {
-                Ok(line) => say(&line),
-                Err(line) => {
-                    say(&line);
-                    failures.push(line);
-                }
+    for r in system::checks(&logs(), kver, atomic_abi(kver)) {
+        match r {
+            Ok(line) => say(&line),
+            Err(line) => {
+                say(&line);
+                failures.push(line);
             }
         }
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n").into())
+    }
 }
 
-#[test]
-fn real_kernels_in_qemu() {
-    let Some(kernels) = kernels_to_test("e2e") else {
-        return;
+/// One layout on one kernel: the guest's own checks, then what the host compares (the
+/// agreement sequences on the model, daxctl's transcript, the placement facts).
+fn layout_on(layout: &str, kver: &str) -> Result<(), Failed> {
+    let tag = format!("{layout}@{kver}");
+    let (lines, ok, output) = match guest(layout, kver) {
+        // Only a machine that cannot boot a guest at all skips, and CI fails on the line.
+        Run::Skipped(why) => {
+            say(&format!("SKIP {tag} (real kernel in QEMU): {why}"));
+            return Ok(());
+        }
+        Run::Ran { lines, ok, output } => (lines, ok, output),
     };
-    say(&format!("e2e kernels: {}", kernels.join(" ")));
+    for l in &lines {
+        say(l);
+    }
+    if !ok {
+        return Err(format!("{tag}:\n{output}").into());
+    }
+    let mut results = match layout {
+        "agreement" | "atomic" => vec![agreement(layout, kver)],
+        "daxctl" => vec![daxctl_transcript(kver)],
+        "hmem" | "cxl" => match read(&logs().join(format!("{tag}-facts.txt"))) {
+            Ok(text) => facts::placement(&tag, &text),
+            Err(e) => vec![Err(format!("E2E FAIL {tag}: no placement facts: {e}"))],
+        },
+        _ => Vec::new(),
+    };
+    let passed = lines.iter().filter(|l| l.starts_with("E2E PASS")).count();
+    if passed == 0 {
+        results.push(Err(format!("E2E FAIL {tag}: no scenario step passed")));
+    }
     let mut failures = Vec::new();
-    for kver in &kernels {
-        let (mut layouts, left_out) = layouts_of(kver);
-        for (layout, why) in left_out {
-            say(&format!(
-                "E2E NOTE {layout}@{kver}: not in this kernel's matrix: {why}"
-            ));
-        }
-        // The real-system layout is its own test (real_debian_system_in_qemu).
-        // E2E_LAYOUTS (comma-separated) narrows a run to some layouts, for work on one of them.
-        if let Ok(only) = std::env::var("E2E_LAYOUTS") {
-            layouts.retain(|l| only.split(',').any(|o| o == *l));
-        }
-        let mut passed = 0;
-        for layout in layouts {
-            match guest(layout, kver) {
-                Run::Skipped(why) => {
-                    // Only a machine that cannot boot any guest may skip; a layout that
-                    // cannot run while others can is a failure.
-                    if layout == "agreement" {
-                        say(&format!("SKIP e2e (real kernel {kver} in QEMU): {why}"));
-                        return;
-                    }
-                    failures.push(format!("{layout}@{kver} could not run: {why}"));
-                    continue;
-                }
-                Run::Ran { lines, ok, output } => {
-                    for l in &lines {
-                        say(l);
-                    }
-                    passed += lines.iter().filter(|l| l.starts_with("E2E PASS")).count();
-                    if !ok {
-                        failures.push(format!("{layout}@{kver}:\n{output}"));
-                        continue;
-                    }
-                }
+    for r in results {
+        match r {
+            Ok(line) => say(&line),
+            Err(line) => {
+                say(&line);
+                failures.push(line);
             }
-            let extra = match layout {
-                "agreement" | "atomic" => Some(agreement(layout, kver)),
-                "daxctl" => Some(daxctl_transcript(kver)),
-                _ => None,
-            };
-            match extra {
-                Some(Ok(line)) => {
-                    say(&line);
-                    passed += 1;
-                }
-                Some(Err(e)) => {
-                    say(&e);
-                    failures.push(e);
-                }
-                None => {}
-            }
-        }
-        if passed < 30 && std::env::var_os("E2E_LAYOUTS").is_none() {
-            failures.push(format!("only {passed} scenario steps passed on {kver}"));
         }
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(failures.join("\n").into())
+    }
+}
+
+/// Whether any test of `group` can be selected by the command line's filters (the kernels
+/// are not looked up for a run that skips them all).
+fn selected(args: &Arguments, group: &str) -> bool {
+    !args.skip.iter().any(|s| group.contains(s.as_str()))
+}
+
+fn main() -> ExitCode {
+    let args = Arguments::from_args();
+    let mut trials = facts::self_tests();
+    let (kernel_tests, system_tests) = (
+        selected(&args, "real_kernels_in_qemu"),
+        selected(&args, "real_debian_system_in_qemu"),
+    );
+    let only = std::env::var("E2E_LAYOUTS").ok();
+    let wanted = |layout: &str| {
+        only.as_ref()
+            .is_none_or(|o| o.split(',').any(|l| l == layout))
+    };
+    if (kernel_tests || system_tests) && !args.list {
+        match kernels_to_test("e2e") {
+            Err(e) => trials.push(Trial::test("real_kernels_in_qemu::kernels", move || {
+                Err(e.into())
+            })),
+            Ok(None) => {}
+            Ok(Some(kernels)) => {
+                say(&format!("e2e kernels: {}", kernels.join(" ")));
+                // The longest guests first: the real systems (five boots each) run beside
+                // the busybox layouts rather than after them.
+                for kver in kernels.iter().filter(|k| version(k) >= (6, 12)) {
+                    if system_tests && wanted("system") {
+                        let k = kver.clone();
+                        trials.push(Trial::test(
+                            format!("real_debian_system_in_qemu::system@{kver}"),
+                            move || system_on(&k),
+                        ));
+                    }
+                }
+                for kver in &kernels {
+                    let (layouts, left_out) = layouts_of(kver);
+                    for (layout, why) in left_out {
+                        say(&format!(
+                            "E2E NOTE {layout}@{kver}: not in this kernel's matrix: {why}"
+                        ));
+                    }
+                    for layout in layouts.into_iter().filter(|l| kernel_tests && wanted(l)) {
+                        let k = kver.clone();
+                        trials.push(Trial::test(
+                            format!("real_kernels_in_qemu::{layout}@{kver}"),
+                            move || layout_on(layout, &k),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    libtest_mimic::run(&args, trials).exit_code()
 }

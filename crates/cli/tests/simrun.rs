@@ -434,7 +434,7 @@ fn daxctl_under_sim_run_gets_the_real_kernels_results() {
     }
     let tmp = tempfile::tempdir().expect("tmp");
     // The real kernel's transcript starts with kmem loaded under
-    // auto_online_blocks=online_movable (tests/e2e/guest/scenarios.sh).
+    // auto_online_blocks=online_movable (tests/e2e/guest/kernel-zones.sh).
     let file = machine(tmp.path(), "m.json", "hmem", "legacy");
     ok(&[
         "--sim",

@@ -327,7 +327,7 @@ mod tests {
         let dev: DaxName = "dax0.0".parse().expect("name");
         let driver = |k: &Sim| k.read_link(&paths::dax_attr("dax0.0", "driver")).ok();
         k.write(
-            &format!("{}/device_dax/unbind", paths::DAX_DRIVERS),
+            &paths::dax_driver_file(daxplug_abi::DaxDriver::DeviceDax.as_str(), "unbind"),
             "dax0.0",
         )
         .ok();

@@ -113,6 +113,59 @@ pub fn node_attr(n: u32, attr: &str) -> String {
     format!("{}/{attr}", node(n))
 }
 
+/// A dax driver's directory: `/sys/bus/dax/drivers/<driver>` (present while it is loaded).
+pub fn dax_driver(driver: &str) -> String {
+    format!("{DAX_DRIVERS}/{driver}")
+}
+
+/// A file of a dax driver: `bind`, `unbind`, `new_id`, `remove_id`.
+pub fn dax_driver_file(driver: &str, file: &str) -> String {
+    format!("{}/{file}", dax_driver(driver))
+}
+
+/// A dax device's `mapping<index>` directory.
+pub fn dax_mapping(name: &str, index: u32) -> String {
+    dax_attr(name, &format!("mapping{index}"))
+}
+
+/// An attribute of a `mapping<index>` directory: `start`, `end`, `page_offset`.
+pub fn mapping_attr(mapping_dir: &str, attr: &str) -> String {
+    format!("{mapping_dir}/{attr}")
+}
+
+/// A parameter of the memory_hotplug module (`memmap_on_memory`, `auto_movable_ratio`, ...).
+pub fn hotplug_param(name: &str) -> String {
+    format!("{HOTPLUG_PARAMS}/{name}")
+}
+
+/// A node mask of `/sys/devices/system/node` (`possible`, `online`, `has_cpu`, ...).
+pub fn node_mask(name: &str) -> String {
+    format!("{NODE}/{name}")
+}
+
+/// A memory tier's `nodelist` (`memory_tiering/memory_tier<N>/nodelist`).
+pub fn memory_tier_nodelist(tier_dir: &str) -> String {
+    format!("{MEMORY_TIERING}/{tier_dir}/nodelist")
+}
+
+/// The namespace a libnvdimm dax device (its provider directory) is made from.
+pub fn nd_dax_namespace(provider_dir: &str) -> String {
+    format!("{provider_dir}/namespace")
+}
+
+/// An NVDIMM namespace's `uuid`, stable across boots.
+pub fn nd_namespace_uuid(namespace: &str) -> String {
+    format!("{ND_DEVICES}/{namespace}/uuid")
+}
+
+/// The path of dax device `name` beside `sibling`, another device of the same provider.
+pub fn dax_sibling(sibling_canonical: &str, name: &str) -> String {
+    let provider = sibling_canonical
+        .rsplit_once('/')
+        .map_or("", |(provider, _)| provider);
+    format!("{provider}/{name}")
+}
+
 /// Whether `name` can be used as one path component: not empty, not `.` or `..`, and
 /// without `/` or NUL.
 pub fn is_single_component(name: &str) -> bool {

@@ -25,6 +25,10 @@ command -v mkfs.ext4 >/dev/null || skip "mkfs.ext4 (e2fsprogs) is missing"
 DEB=${DAXPLUG_DEB:?the real-system layout installs the Debian package: set DAXPLUG_DEB}
 
 # ---------------------------------------------------------------- root file system
+# The root file system is shared by the kernels' images, and made by one of them at a time:
+# the tests boot several guests at once.
+exec 8>"$SYS/.build.lock"
+flock 8
 INCLUDE=systemd,systemd-sysv,udev,kmod,dbus,daxctl,ndctl,initramfs-tools,zstd,procps,e2fsprogs
 ROOTFS=$SYS/rootfs-bookworm-$(echo "$INCLUDE $MIRROR v1" | sha256sum | cut -c1-12).tar
 if [ ! -s "$ROOTFS" ]; then
@@ -84,6 +88,7 @@ IMG=$SYS/disk-$KVER.img
 rm -f "$IMG"
 mkfs.ext4 -q -F -L root -d "$R" "$IMG" 3G >/dev/null
 rm -rf "$R"
+flock -u 8
 
 # ---------------------------------------------------------------- the boots
 # The hmem machine of the other layouts: node 1 = 1 GiB soft-reserved at 0x140000000.

@@ -4,12 +4,10 @@
 use std::fmt::Write as _;
 
 use daxplug_engine::{ObservedState, Scope, discover};
-use daxplug_kernel::Kernel;
+use daxplug_kernel::{Kernel, paths};
 use daxplug_model::{Flavour, Machine, Rule, Sim, Subsystem, build_preset};
 
 use crate::human;
-
-const M: &str = "/sys/devices/system/memory";
 
 /// What the demo found, for tests.
 #[derive(Debug)]
@@ -97,9 +95,14 @@ pub fn run(seed: u64) -> anyhow::Result<Narration> {
     );
     let sim = Sim::new(machine(Flavour::Legacy, seed)?);
     for id in 40..48 {
-        shell(&sim, &mut out, &format!("{M}/memory{id}/state"), "offline");
+        shell(&sim, &mut out, &paths::block_state(id), "offline");
     }
-    shell(&sim, &mut out, "/sys/bus/dax/drivers/kmem/unbind", "dax0.0");
+    shell(
+        &sim,
+        &mut out,
+        &paths::dax_driver_file("kmem", "unbind"),
+        "dax0.0",
+    );
     let per_block = observe(&sim, &mut out)?;
     let _ = writeln!(
         out,
@@ -114,7 +117,7 @@ pub fn run(seed: u64) -> anyhow::Result<Narration> {
     shell(
         &sim,
         &mut out,
-        "/sys/bus/dax/devices/dax0.0/state",
+        &paths::dax_attr("dax0.0", "state"),
         "unplugged",
     );
     let restarts = sim.with(|m| {

@@ -116,10 +116,10 @@ pub fn doctor(
     }
     let mut out = String::new();
     for f in &findings {
+        // What is wrong shouts; a note does not.
         let level = match f.severity {
-            Severity::Error => "ERROR",
-            Severity::Warning => "WARNING",
-            Severity::Info => "note",
+            Severity::Info => f.severity.as_str().to_owned(),
+            _ => f.severity.as_str().to_uppercase(),
         };
         out.push_str(&format!(
             "{level:<8} {}: {}\n         fix: {}\n",

@@ -11,10 +11,8 @@ use crate::discovery::topology::{Device, Region, Topology};
 /// The uuid of the NVDIMM namespace behind a libnvdimm dax device: the provider is the nd
 /// dax device, whose `namespace` names the namespace, whose `uuid` is stable across boots.
 fn nd_namespace_uuid(k: &dyn Kernel, provider: &str) -> Option<String> {
-    let ns = k.read(&format!("{provider}/namespace")).ok()?;
-    let uuid = k
-        .read(&format!("{}/{}/uuid", paths::ND_DEVICES, ns.trim()))
-        .ok()?;
+    let ns = k.read(&paths::nd_dax_namespace(provider)).ok()?;
+    let uuid = k.read(&paths::nd_namespace_uuid(ns.trim())).ok()?;
     let uuid = uuid.trim();
     (!uuid.is_empty()).then(|| uuid.to_owned())
 }

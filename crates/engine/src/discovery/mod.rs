@@ -128,7 +128,7 @@ pub fn discover_with(
 
 /// Whether a dax driver is loaded: its directory under `/sys/bus/dax/drivers` exists.
 pub fn driver_loaded(k: &dyn Kernel, driver: DaxDriver) -> bool {
-    k.exists(&format!("{}/{driver}", paths::DAX_DRIVERS))
+    k.exists(&paths::dax_driver(driver.as_str()))
 }
 
 /// One device and what its state depends on (block size, `/proc/iomem`, its region), without
@@ -234,14 +234,13 @@ pub fn read_auto_online_blocks(k: &dyn Kernel) -> Result<Option<OnlineType>, Dis
 }
 
 fn read_policy(k: &dyn Kernel) -> Result<Policy, DiscoveryError> {
-    let param = |name: &str| format!("{}/{name}", paths::HOTPLUG_PARAMS);
     Ok(Policy {
         auto_online_blocks: read_auto_online_blocks(k)?,
         online_policy: parse_optional(k, paths::ONLINE_POLICY, str::parse)?,
-        memmap_on_memory: parse_optional(k, &param("memmap_on_memory"), str::parse)?,
+        memmap_on_memory: parse_optional(k, &paths::hotplug_param("memmap_on_memory"), str::parse)?,
         auto_movable_ratio: parse_optional(
             k,
-            &param("auto_movable_ratio"),
+            &paths::hotplug_param("auto_movable_ratio"),
             parse_auto_movable_ratio,
         )?,
         auto_movable_numa_aware: parse_optional(
@@ -253,13 +252,7 @@ fn read_policy(k: &dyn Kernel) -> Result<Policy, DiscoveryError> {
 }
 
 fn read_nodes(k: &dyn Kernel) -> Result<Nodes, DiscoveryError> {
-    let list = |name: &str| {
-        parse_optional(
-            k,
-            &format!("{}/{name}", paths::NODE),
-            str::parse::<NodeList>,
-        )
-    };
+    let list = |name: &str| parse_optional(k, &paths::node_mask(name), str::parse::<NodeList>);
     let mut nodes = Nodes {
         possible: list("possible")?,
         online: list("online")?,
@@ -375,12 +368,12 @@ fn read_device(
     }
     let mut mappings = Vec::with_capacity(indices.len());
     for index in indices {
-        let m = paths::dax_attr(name, &format!("mapping{index}"));
-        let start = parse(k, &format!("{m}/start"), parse_phys_addr)?;
-        let end = parse(k, &format!("{m}/end"), parse_phys_addr)?;
-        let page_offset = parse(k, &format!("{m}/page_offset"), parse_phys_addr)?;
+        let m = paths::dax_mapping(name, index);
+        let start = parse(k, &paths::mapping_attr(&m, "start"), parse_phys_addr)?;
+        let end = parse(k, &paths::mapping_attr(&m, "end"), parse_phys_addr)?;
+        let page_offset = parse(k, &paths::mapping_attr(&m, "page_offset"), parse_phys_addr)?;
         let range = PhysRange::new(start, end).ok_or_else(|| DiscoveryError::Parse {
-            path: format!("{m}/end"),
+            path: paths::mapping_attr(&m, "end"),
             source: daxplug_abi::ParseError {
                 text: format!("{end:#x}"),
                 expected: format!("an end address at or after the start {start:#x}").into(),
@@ -413,7 +406,7 @@ fn read_device(
     for m in &mappings {
         if too_big(m.range) {
             return Err(DiscoveryError::Implausible {
-                path: format!("{dir}/mapping{}", m.index),
+                path: paths::dax_mapping(name, m.index),
                 what: format!("the range {:#x}-{:#x}", m.range.start, m.range.end),
             });
         }

@@ -195,7 +195,7 @@ pub fn read_placement(k: &dyn Kernel) -> Result<Placement, DiscoveryError> {
         Ok(names) => {
             let mut tiers = BTreeMap::new();
             for tier in names.iter().filter_map(|n| MemoryTier::from_dir_name(n)) {
-                let path = format!("{}/{}/nodelist", paths::MEMORY_TIERING, tier.dir_name());
+                let path = paths::memory_tier_nodelist(&tier.dir_name());
                 // A tier whose last node went away between the listing and the read.
                 if let Some(nodes) = parse_optional(k, &path, str::parse::<NodeList>)? {
                     tiers.insert(tier, nodes);

@@ -125,16 +125,16 @@ fn stable_match(
     })
 }
 
-/// How bad a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    /// Worth knowing; nothing wrong.
-    Info,
-    /// A controller or setting that can tear or strand device memory.
-    Warning,
-    /// A device that is torn or leaked now.
-    Error,
+daxplug_abi::token_enum! {
+    /// How bad a finding is, least first; the token is what JSON and the table print.
+    Severity, "a severity" {
+        /// Worth knowing; nothing wrong.
+        Info = "note" | "info",
+        /// A controller or setting that can tear or strand device memory.
+        Warning = "warning",
+        /// A device that is torn or leaked now.
+        Error = "error",
+    }
 }
 
 /// One finding.

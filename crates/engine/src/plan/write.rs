@@ -78,7 +78,7 @@ impl Write {
     /// `drivers/DRIVER/FILE` with the device's name.
     pub fn driver(driver: DaxDriver, file: DriverFile, device: DaxName) -> Self {
         Self::new(
-            format!("{}/{driver}/{}", paths::DAX_DRIVERS, file.as_str()),
+            paths::dax_driver_file(driver.as_str(), file.as_str()),
             &device,
         )
     }

@@ -133,10 +133,7 @@ pub fn create(
     let name = DaxName { region, id };
     let mut fresh = sibling.clone();
     fresh.name = name;
-    fresh.path = format!(
-        "{}/{name}",
-        sibling.path.rsplit_once('/').map_or("", |(p, _)| p)
-    );
+    fresh.path = paths::dax_sibling(&sibling.path, &name.to_string());
     fresh.driver = Driver::None;
     fresh.size = 0;
     fresh.align = r.align.or(sibling.align);
