@@ -46,10 +46,10 @@ token_enum! {
 token_enum! {
     /// A driver of the dax bus that daxplug binds and unbinds (`/sys/bus/dax/drivers/NAME`).
     DaxDriver, "a dax driver (kmem, device_dax or fsdev_dax)" {
-        /// `kmem`: the device's memory becomes system RAM.
-        Kmem = "kmem",
         /// `device_dax`: the device is a character device, `/dev/daxX.Y`.
         DeviceDax = "device_dax",
+        /// `kmem`: the device's memory becomes system RAM.
+        Kmem = "kmem",
         /// `fsdev_dax` (Linux 7.1+): the device backs a famfs file system. It matches no
         /// region by type: a device gets it through `new_id` only.
         FsdevDax = "fsdev_dax",

@@ -278,7 +278,7 @@ fn a_timeout_interrupts_a_slow_offline_and_rolls_back() {
 fn stuck_devices_are_refused() {
     let host = online_movable_hmem(Flavour::Legacy);
     host.sim.with(|m| {
-        m.driver_unbind(daxplug_model::DriverKind::Kmem, "dax0.0")
+        m.driver_unbind(daxplug_model::DaxDriver::Kmem, "dax0.0")
             .expect("unbind")
     });
     let r = set(

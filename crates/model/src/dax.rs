@@ -6,7 +6,7 @@ use daxplug_kernel::Errno;
 
 use crate::kstr::store_token;
 use crate::machine::Subsystem;
-use crate::machine::{DriverKind, Flavour, KmemData, KmemState, LeakedRange, Machine, RegionType};
+use crate::machine::{DaxDriver, Flavour, KmemData, KmemState, LeakedRange, Machine, RegionType};
 
 impl Machine {
     /// Every `daxX.Y` reservation currently in `/proc/iomem`: (owner, range, has a
@@ -43,7 +43,7 @@ impl Machine {
     }
 
     /// Whether `driver` matches device `name`: through its `new_id` list, or by region type.
-    pub fn driver_matches(&self, driver: DriverKind, name: &str) -> bool {
+    pub fn driver_matches(&self, driver: DaxDriver, name: &str) -> bool {
         if self
             .new_ids
             .get(&driver)
@@ -57,8 +57,8 @@ impl Machine {
         let kind = self.region(d.region).map(|r| r.kind);
         matches!(
             (driver, kind),
-            (DriverKind::Kmem, Some(RegionType::Kmem))
-                | (DriverKind::DeviceDax, Some(RegionType::Devdax))
+            (DaxDriver::Kmem, Some(RegionType::Kmem))
+                | (DaxDriver::DeviceDax, Some(RegionType::Devdax))
         )
     }
 
@@ -72,14 +72,14 @@ impl Machine {
 
     /// Probes `driver` on an unbound device (`dax_bus_probe()`: a device of size 0 has
     /// nothing to drive; a dynamic region's seed stops being the seed once probed).
-    fn probe(&mut self, driver: DriverKind, name: &str) -> Result<(), Errno> {
+    fn probe(&mut self, driver: DaxDriver, name: &str) -> Result<(), Errno> {
         if self.device(name).is_none_or(|d| d.ranges.is_empty()) {
             return Err(Errno::ENXIO);
         }
         match driver {
-            DriverKind::Kmem => self.kmem_probe(name)?,
+            DaxDriver::Kmem => self.kmem_probe(name)?,
             // fsdev_dax reserves the ranges and maps them as device_dax does.
-            DriverKind::DeviceDax | DriverKind::FsdevDax => self.devdax_probe(name)?,
+            DaxDriver::DeviceDax | DaxDriver::FsdevDax => self.devdax_probe(name)?,
         }
         if let Some(d) = self.device_mut(name) {
             d.driver = Some(driver);
@@ -95,7 +95,7 @@ impl Machine {
             "bind",
             &devpath,
             Subsystem::Dax,
-            vec![("DRIVER".to_owned(), driver.name().to_owned())],
+            vec![("DRIVER".to_owned(), driver.as_str().to_owned())],
         );
         Ok(())
     }
@@ -106,8 +106,8 @@ impl Machine {
             return;
         };
         match driver {
-            DriverKind::Kmem => self.kmem_remove(name),
-            DriverKind::DeviceDax | DriverKind::FsdevDax => {
+            DaxDriver::Kmem => self.kmem_remove(name),
+            DaxDriver::DeviceDax | DaxDriver::FsdevDax => {
                 if let Some(d) = self.device_mut(name) {
                     d.devdax_res.clear();
                 }
@@ -121,12 +121,12 @@ impl Machine {
             "unbind",
             &devpath,
             Subsystem::Dax,
-            vec![("DRIVER".to_owned(), driver.name().to_owned())],
+            vec![("DRIVER".to_owned(), driver.as_str().to_owned())],
         );
     }
 
     /// `/sys/bus/dax/drivers/<driver>/bind`.
-    pub fn driver_bind(&mut self, driver: DriverKind, name: &str) -> Result<(), Errno> {
+    pub fn driver_bind(&mut self, driver: DaxDriver, name: &str) -> Result<(), Errno> {
         if self.device(name).is_none() || !self.driver_matches(driver, name) {
             return Err(Errno::ENODEV);
         }
@@ -137,7 +137,7 @@ impl Machine {
     }
 
     /// `/sys/bus/dax/drivers/<driver>/unbind`.
-    pub fn driver_unbind(&mut self, driver: DriverKind, name: &str) -> Result<(), Errno> {
+    pub fn driver_unbind(&mut self, driver: DaxDriver, name: &str) -> Result<(), Errno> {
         if self.device(name).and_then(|d| d.driver) != Some(driver) {
             return Err(Errno::ENODEV);
         }
@@ -148,7 +148,7 @@ impl Machine {
     /// `/sys/bus/dax/drivers/<driver>/new_id`: adds the name to the id list, then attaches
     /// the driver to every unbound device it now matches. Probe failures are not reported
     /// to the writer (`driver_attach()` ignores them).
-    pub fn driver_new_id(&mut self, driver: DriverKind, name: &str) -> Result<(), Errno> {
+    pub fn driver_new_id(&mut self, driver: DaxDriver, name: &str) -> Result<(), Errno> {
         if name.parse::<daxplug_abi::DaxName>().is_err() {
             return Err(Errno::EINVAL);
         }
@@ -161,7 +161,7 @@ impl Machine {
     }
 
     /// `/sys/bus/dax/drivers/<driver>/remove_id`.
-    pub fn driver_remove_id(&mut self, driver: DriverKind, name: &str) -> Result<(), Errno> {
+    pub fn driver_remove_id(&mut self, driver: DaxDriver, name: &str) -> Result<(), Errno> {
         if name.parse::<daxplug_abi::DaxName>().is_err() {
             return Err(Errno::EINVAL);
         }
@@ -172,7 +172,7 @@ impl Machine {
     }
 
     /// `driver_attach()`: probes `driver` on every unbound device it matches.
-    pub fn driver_attach(&mut self, driver: DriverKind) {
+    pub fn driver_attach(&mut self, driver: DaxDriver) {
         if !self.driver_loaded(driver) {
             return;
         }
@@ -197,7 +197,7 @@ impl Machine {
         if self.device(name).is_some_and(|d| d.driver.is_some()) {
             return Ok(());
         }
-        for driver in DriverKind::ALL {
+        for &driver in DaxDriver::ALL {
             if self.driver_loaded(driver) && self.driver_matches(driver, name) {
                 return self.probe(driver, name);
             }
@@ -211,7 +211,7 @@ impl Machine {
         if !self.kmem_loaded {
             self.kmem_loaded = true;
             if self.drivers_autoprobe {
-                self.driver_attach(DriverKind::Kmem);
+                self.driver_attach(DaxDriver::Kmem);
             }
         }
     }
@@ -221,7 +221,7 @@ impl Machine {
         if !self.fsdev_loaded {
             self.fsdev_loaded = true;
             if self.drivers_autoprobe {
-                self.driver_attach(DriverKind::FsdevDax);
+                self.driver_attach(DaxDriver::FsdevDax);
             }
         }
     }
@@ -494,7 +494,7 @@ impl Machine {
             return Err(Errno::EOPNOTSUPP);
         }
         let d = self.device_mut(name).ok_or(Errno::ENODEV)?;
-        if d.driver == Some(DriverKind::Kmem) {
+        if d.driver == Some(DaxDriver::Kmem) {
             return Err(Errno::EBUSY);
         }
         d.memmap_on_memory = on;

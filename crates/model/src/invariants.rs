@@ -5,7 +5,7 @@ use std::fmt;
 
 use daxplug_abi::{BlockState, Meminfo};
 
-use crate::machine::{DriverKind, KmemState, Machine};
+use crate::machine::{DaxDriver, KmemState, Machine};
 
 /// A broken invariant, in words.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,7 +105,7 @@ pub(crate) fn check_step(m: &Machine) -> Vec<Violation> {
 
     for d in &m.devices {
         // Driver data matches the driver.
-        if d.kmem.is_some() != (d.driver == Some(DriverKind::Kmem)) {
+        if d.kmem.is_some() != (d.driver == Some(DaxDriver::Kmem)) {
             bad(format!(
                 "{} has kmem data {} but driver {:?}",
                 d.name,
@@ -114,7 +114,7 @@ pub(crate) fn check_step(m: &Machine) -> Vec<Violation> {
             ));
         }
         if !d.devdax_res.is_empty()
-            && !matches!(d.driver, Some(DriverKind::DeviceDax | DriverKind::FsdevDax))
+            && !matches!(d.driver, Some(DaxDriver::DeviceDax | DaxDriver::FsdevDax))
         {
             bad(format!(
                 "{} holds device_dax reservations without device_dax",

@@ -31,7 +31,7 @@ pub use boot::BootError;
 pub use faults::Faults;
 pub use invariants::{Violation, check as check_invariants};
 pub use machine::{
-    Actor, Caller, DaxDevice, DevRange, DriverKind, Flavour, Holder, KmemData, KmemState,
+    Actor, Caller, DaxDevice, DaxDriver, DevRange, Flavour, Holder, KmemData, KmemState,
     LeakedRange, Machine, MemBlock, NodeSpec, Placement, RESTART, Region, RegionType, Rule,
     StaticResource, Subsystem, UEVENT_LOG, Udev, UeventRecord, rhel_rule,
 };

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::faults::Faults;
 use crate::machine::Udev;
 use crate::machine::{
-    DaxDevice, DevRange, DriverKind, Flavour, Machine, MemBlock, NodeSpec, Region, RegionType,
+    DaxDevice, DaxDriver, DevRange, Flavour, Machine, MemBlock, NodeSpec, Region, RegionType,
     StaticResource,
 };
 use crate::rng::Rng;
@@ -257,7 +257,7 @@ pub fn build(name: &str, flavour: Flavour, seed: u64) -> Result<Machine, Unknown
                 youngest: None,
             });
             let mut d = device("dax0.0", 0, 0, &[(0x1_4020_0000, 0x1_7fff_ffff)], 1);
-            d.driver = Some(DriverKind::DeviceDax);
+            d.driver = Some(DaxDriver::DeviceDax);
             d.devdax_res = vec![d.ranges[0].range];
             m.devices.push(d);
             m
@@ -305,7 +305,7 @@ pub fn build(name: &str, flavour: Flavour, seed: u64) -> Result<Machine, Unknown
             m.devices.push(d0);
             m.devices.push(d1);
             // Boot: dax_cxl creates the devices and kmem binds them under the default policy.
-            m.driver_attach(DriverKind::Kmem);
+            m.driver_attach(DaxDriver::Kmem);
             m.uevents.clear();
             m.udev.queue.clear();
             m
@@ -394,7 +394,7 @@ pub fn scaled(blocks: u64, devices: u64, flavour: Flavour, seed: u64) -> Machine
     }
     m.boot_iomem = iomem(&text);
     m.auto_online_blocks = OnlineType::OnlineMovable;
-    m.driver_attach(DriverKind::Kmem);
+    m.driver_attach(DaxDriver::Kmem);
     m.auto_online_blocks = OnlineType::Offline;
     m.uevents.clear();
     m.udev.queue.clear();

@@ -148,11 +148,8 @@ mod tests {
     fn first_device_to(m: &mut Machine, state: &str) {
         let dev = m.devices[0].name.clone();
         m.load_kmem();
-        if let Some(driver) = m.devices[0]
-            .driver
-            .filter(|d| *d != crate::DriverKind::Kmem)
-        {
-            let unbind = format!("/sys/bus/dax/drivers/{}/unbind", driver.name());
+        if let Some(driver) = m.devices[0].driver.filter(|d| *d != crate::DaxDriver::Kmem) {
+            let unbind = format!("/sys/bus/dax/drivers/{}/unbind", driver.as_str());
             m.sysfs_write(&unbind, &dev, Caller::Client)
                 .expect("unbind");
         }

@@ -10,6 +10,7 @@ pub use userspace::{Actor, Rule, Subsystem, UEVENT_LOG, Udev, UeventRecord, rhel
 
 use std::collections::{BTreeMap, BTreeSet};
 
+pub use daxplug_abi::DaxDriver;
 use daxplug_abi::{BlockState, MemmapOnMemory, OnlinePolicy, OnlineType, PhysRange, Zone};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -169,46 +170,6 @@ pub struct DevRange {
     pub page_offset: u64,
 }
 
-/// The dax drivers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DriverKind {
-    /// `device_dax`: character device.
-    DeviceDax,
-    /// `kmem`: system RAM.
-    Kmem,
-    /// `fsdev_dax` (Linux 7.1+): famfs; matches no region by type, only its `new_id` list.
-    FsdevDax,
-}
-
-impl DriverKind {
-    /// The driver's directory name.
-    pub fn name(self) -> &'static str {
-        match self {
-            DriverKind::DeviceDax => "device_dax",
-            DriverKind::Kmem => "kmem",
-            DriverKind::FsdevDax => "fsdev_dax",
-        }
-    }
-
-    /// Parses a driver directory name.
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "device_dax" => Some(DriverKind::DeviceDax),
-            "kmem" => Some(DriverKind::Kmem),
-            "fsdev_dax" => Some(DriverKind::FsdevDax),
-            _ => None,
-        }
-    }
-
-    /// Both drivers.
-    pub const ALL: [DriverKind; 3] = [
-        DriverKind::DeviceDax,
-        DriverKind::Kmem,
-        DriverKind::FsdevDax,
-    ];
-}
-
 /// The atomic ABI's per-device state (`data->state` in v7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -259,7 +220,7 @@ pub struct DaxDevice {
     /// Character device minor number.
     pub minor: u32,
     /// The bound driver.
-    pub driver: Option<DriverKind>,
+    pub driver: Option<DaxDriver>,
     /// `device_dax`'s reservations while bound (whole mapping ranges).
     pub devdax_res: Vec<PhysRange>,
     /// kmem's data while bound.
@@ -309,7 +270,7 @@ pub struct Machine {
     #[serde(default)]
     pub fsdev_loaded: bool,
     /// `new_id` lists of each driver.
-    pub new_ids: BTreeMap<DriverKind, BTreeSet<String>>,
+    pub new_ids: BTreeMap<DaxDriver, BTreeSet<String>>,
     /// `auto_online_blocks`.
     pub auto_online_blocks: OnlineType,
     /// `memory_hotplug.online_policy`.

@@ -9,7 +9,7 @@ use daxplug_abi::{BlockState, NodeList, OnlinePolicy, OnlineType};
 use daxplug_kernel::Errno;
 
 use crate::machine::Caller;
-use crate::machine::{DaxDevice, DevRange, DriverKind, Flavour, KmemState, Machine};
+use crate::machine::{DaxDevice, DaxDriver, DevRange, Flavour, KmemState, Machine};
 
 use super::DAX_MAJOR;
 use super::tree::Object;
@@ -191,7 +191,7 @@ impl Object {
         }
     }
 
-    fn driver(self) -> Option<DriverKind> {
+    fn driver(self) -> Option<DaxDriver> {
         match self {
             Object::Driver(d) => Some(d),
             _ => None,
@@ -554,7 +554,7 @@ static DEVICE: &[Attribute] = &[
             let d = o.device(m)?;
             let mut s = format!("MAJOR={DAX_MAJOR}\nMINOR={}\nDEVNAME={}\n", d.minor, d.name);
             if let Some(drv) = d.driver {
-                let _ = writeln!(s, "DRIVER={}", drv.name());
+                let _ = writeln!(s, "DRIVER={}", drv.as_str());
             }
             s.push_str("MODALIAS=dax:t0\n");
             Some(s)

@@ -2,7 +2,7 @@
 //! ([`Object`]), and the subdirectories and links each object holds. Attributes (files)
 //! are not here: [`super::attrs`] declares them.
 
-use crate::machine::{DaxDevice, DriverKind, Machine};
+use crate::machine::{DaxDevice, DaxDriver, Machine};
 
 use super::{DAX_MAJOR, Kind};
 
@@ -52,9 +52,9 @@ pub(crate) enum Object {
     /// `memory_tierN`, while a node with memory is in it.
     Tier(u32),
     /// A loaded dax driver's directory under `/sys/bus/dax/drivers`.
-    Driver(DriverKind),
+    Driver(DaxDriver),
     /// A loaded driver's module directory under `/sys/module`.
-    Module(DriverKind),
+    Module(DaxDriver),
     /// A region's provider device (`/sys/devices/platform/hmem.0`), by index.
     Provider(usize),
     /// A directory on the way to a provider (`/sys/devices/platform`).
@@ -121,11 +121,11 @@ impl Machine {
                     .then_some(Object::Tier(t.0));
             }
             DRIVERS => {
-                let d = DriverKind::from_name(name)?;
+                let d = name.parse::<DaxDriver>().ok()?;
                 return self.driver_loaded(d).then_some(Object::Driver(d));
             }
             "/sys/module" => {
-                let d = DriverKind::from_name(name)?;
+                let d = name.parse::<DaxDriver>().ok()?;
                 return self.driver_loaded(d).then_some(Object::Module(d));
             }
             _ => {}
@@ -152,11 +152,11 @@ impl Machine {
     }
 
     /// Whether a dax driver is loaded (`device_dax` always is).
-    pub fn driver_loaded(&self, d: DriverKind) -> bool {
+    pub fn driver_loaded(&self, d: DaxDriver) -> bool {
         match d {
-            DriverKind::DeviceDax => true,
-            DriverKind::Kmem => self.kmem_loaded,
-            DriverKind::FsdevDax => self.fsdev_loaded,
+            DaxDriver::DeviceDax => true,
+            DaxDriver::Kmem => self.kmem_loaded,
+            DaxDriver::FsdevDax => self.fsdev_loaded,
         }
     }
 
@@ -192,10 +192,11 @@ impl Machine {
                     .iter()
                     .map(|dev| self.device_link(path, dev))
                     .collect(),
-                "/sys/bus/dax/drivers" => DriverKind::ALL
-                    .into_iter()
+                "/sys/bus/dax/drivers" => DaxDriver::ALL
+                    .iter()
+                    .copied()
                     .filter(|k| self.driver_loaded(*k))
-                    .map(|k| e(k.name(), d()))
+                    .map(|k| e(k.as_str(), d()))
                     .collect(),
                 "/sys/dev" => vec![e("char", d())],
                 // How libdaxctl finds a device from its /dev node's number.
@@ -231,10 +232,11 @@ impl Machine {
                 "/sys/module" => {
                     let mut v = vec![e("memory_hotplug", d())];
                     v.extend(
-                        DriverKind::ALL
-                            .into_iter()
+                        DaxDriver::ALL
+                            .iter()
+                            .copied()
                             .filter(|k| self.driver_loaded(*k))
-                            .map(|k| e(k.name(), d())),
+                            .map(|k| e(k.as_str(), d())),
                     );
                     v
                 }
@@ -272,7 +274,7 @@ impl Machine {
                 })
                 .collect(),
             Object::Driver(driver) => {
-                let module = relative(dir, &format!("/sys/module/{}", driver.name()));
+                let module = relative(dir, &format!("/sys/module/{}", driver.as_str()));
                 let mut v = vec![e("module", Kind::Link(module))];
                 v.extend(
                     self.devices
@@ -301,7 +303,7 @@ impl Machine {
                 let dev = &self.devices[i];
                 let mut v = vec![e("subsystem", Kind::Link(relative(dir, "/sys/bus/dax")))];
                 if let Some(driver) = dev.driver {
-                    let to = format!("{DRIVERS}/{}", driver.name());
+                    let to = format!("{DRIVERS}/{}", driver.as_str());
                     v.push(e("driver", Kind::Link(relative(dir, &to))));
                 }
                 v.extend((0..dev.ranges.len()).map(|r| e(&format!("mapping{r}"), d())));
