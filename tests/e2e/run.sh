@@ -284,6 +284,7 @@ section BOOT "$WORK/logs/$TAG-boot.txt"
 section AGREEMENT "$WORK/logs/$TAG-agreement.txt"
 section DAXCTL "$WORK/logs/$TAG-daxctl.txt"
 section FACTS "$WORK/logs/$TAG-facts.txt"
+section ZONEINFO "$WORK/logs/$TAG-zoneinfo.txt"
 # FIXTURES=1: the sysfs trees the guest captured, as tests/fixtures/ holds them.
 if grep -q '^@@FIXTURES-BEGIN' "$LOG"; then
 	rm -rf "$WORK/fixtures/$TAG" && mkdir -p "$WORK/fixtures/$TAG"

@@ -23,6 +23,7 @@ mod tiering;
 #[doc(hidden)]
 pub mod tokens;
 mod uevent;
+mod zoneinfo;
 
 pub use block::{
     BlockState, OnlineType, ValidZones, Zone, parse_block_size, parse_online, parse_phys_index,
@@ -45,3 +46,4 @@ pub use tiering::{
     parse_interleave_node_file, parse_true_false, tier_of_adistance,
 };
 pub use uevent::Uevent;
+pub use zoneinfo::{ZonePages, Zoneinfo};

@@ -335,9 +335,18 @@ fn layout_on(layout: &str, kver: &str) -> Result<(), Failed> {
     let mut results = match layout {
         "agreement" | "atomic" => vec![agreement(layout, kver)],
         "daxctl" => vec![daxctl_transcript(kver)],
-        "hmem" | "cxl" => match read(&logs().join(format!("{tag}-facts.txt"))) {
-            Ok(text) => facts::placement(&tag, &text),
-            Err(e) => vec![Err(format!("E2E FAIL {tag}: no placement facts: {e}"))],
+        "hmem" | "cxl" => match (
+            read(&logs().join(format!("{tag}-facts.txt"))),
+            read(&logs().join(format!("{tag}-zoneinfo.txt"))),
+        ) {
+            (Ok(text), Ok(zones)) => {
+                let mut r = facts::placement(&tag, &text);
+                r.push(facts::zoneinfo(&tag, &text, &zones));
+                r
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                vec![Err(format!("E2E FAIL {tag}: no placement facts: {e}"))]
+            }
         },
         _ => Vec::new(),
     };

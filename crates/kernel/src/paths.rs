@@ -35,6 +35,8 @@ pub const DEMOTION_ENABLED: &str = "/sys/kernel/mm/numa/demotion_enabled";
 pub const WEIGHTED_INTERLEAVE: &str = "/sys/kernel/mm/mempolicy/weighted_interleave";
 /// The physical resource tree.
 pub const IOMEM: &str = "/proc/iomem";
+/// Each online node's zones with the pages present in them.
+pub const ZONEINFO: &str = "/proc/zoneinfo";
 /// System-wide memory statistics.
 pub const MEMINFO: &str = "/proc/meminfo";
 /// The running kernel's release (`uname -r`).

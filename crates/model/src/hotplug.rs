@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use daxplug_abi::{BlockState, OnlinePolicy, OnlineType, PhysRange, ValidZones, Zone};
+use daxplug_abi::{
+    BlockState, OnlinePolicy, OnlineType, PhysRange, ValidZones, Zone, ZonePages, Zoneinfo,
+};
 use daxplug_kernel::Errno;
 
 use crate::machine::{Caller, Holder, Machine, MemBlock, Subsystem};
@@ -14,6 +16,51 @@ fn is_kernel_zone(z: Zone) -> bool {
 }
 
 impl Machine {
+    /// `/proc/zoneinfo`: every zone of each online node (x86_64's: no HighMem), with the
+    /// pages of the blocks online in it. A block counts until its offlining completes, as
+    /// `adjust_present_page_count()` counts it.
+    pub fn zoneinfo(&self) -> Zoneinfo {
+        let pages = self.block_size / 4096;
+        let mut present: BTreeMap<(u32, Zone), u64> = BTreeMap::new();
+        let mut nodes: Vec<u32> = self
+            .nodes
+            .iter()
+            .filter(|n| n.has_cpu)
+            .map(|n| n.id)
+            .collect();
+        for b in self.blocks.values() {
+            nodes.push(b.node);
+            if let Some(z) = b.zone.filter(|_| b.state != BlockState::Offline) {
+                *present.entry((b.node, z)).or_default() += pages;
+            }
+        }
+        nodes.sort_unstable();
+        nodes.dedup();
+        let zones = [
+            Zone::Dma,
+            Zone::Dma32,
+            Zone::Normal,
+            Zone::Movable,
+            Zone::Device,
+        ];
+        Zoneinfo::new(
+            nodes
+                .iter()
+                .flat_map(|&node| {
+                    zones.iter().map(move |&zone| ZonePages {
+                        node,
+                        zone,
+                        present: 0,
+                    })
+                })
+                .map(|mut z| {
+                    z.present = present.get(&(z.node, z.zone)).copied().unwrap_or(0);
+                    z
+                })
+                .collect(),
+        )
+    }
+
     /// Span of each zone on `node`, as (first block, last block) of its online blocks: the
     /// kernel grows a zone's span when it onlines pages and shrinks it at the edges when it
     /// offlines them.

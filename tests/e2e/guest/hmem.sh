@@ -22,6 +22,9 @@ placement_facts() {
 	[ -e $WI/node$N ] && echo "interleave_weight $(cat $WI/node$N)"
 	echo "json $(daxplug list --json | jq -c .)"
 	echo "@@FACTS-END"
+	echo "@@ZONEINFO-BEGIN"
+	cat /proc/zoneinfo
+	echo "@@ZONEINFO-END"
 }
 # demotion_doctor NAME: doctor warns of demotion off while the device's memory sits in a
 # slower tier than DRAM's, and stops when demotion is switched on (then daxplug says demotion

@@ -84,6 +84,16 @@ own() {
 expect() { # name wanted-state wanted-rc
 	s=$(state)
 	if [ "$s" = "$2" ] && [ "$RC" = "$3" ]; then pass "$1 (rc $RC, $s, ${MS}ms)"; else fail "$1: rc $RC, state $s; expected rc $3, state $2"; fi
+	counts_agree "$1"
+}
+# counts_agree NAME: `list` (block counts from the node's zone totals where they can only be
+# one device's) and `list --blocks` (every block read) give every device the same state and
+# counts.
+counts_agree() {
+	f='[.devices[] | {name, state, blocks}]'
+	a=$(daxplug list --json | jq -c "$f")
+	b=$(daxplug list --json --blocks | jq -c "$f")
+	[ "$a" = "$b" ] && pass "$1: list's zone totals and the per-block read agree" || fail "$1: list says $a; read block by block, $b"
 }
 no_iomem() { # name
 	if grep -q "$D\|System RAM (kmem)" /proc/iomem; then fail "$1: /proc/iomem still lists the device"; else pass "$1: /proc/iomem clean"; fi

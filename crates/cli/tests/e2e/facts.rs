@@ -131,6 +131,53 @@ pub fn placement(tag: &str, text: &str) -> Vec<Result<String, String>> {
     ]
 }
 
+/// The kernel's `/proc/zoneinfo` at the same step, read by daxplug's parser: the device's
+/// node holds exactly the pages of the device's online blocks, per zone, which is what lets
+/// `list` count them from the totals.
+pub fn zoneinfo(tag: &str, facts: &str, zoneinfo: &str) -> Result<String, String> {
+    let f = parse(facts).map_err(|e| format!("E2E FAIL {tag}: the guest's facts: {e}"))?;
+    let z = daxplug_abi::Zoneinfo::parse(zoneinfo).map_err(|e| {
+        format!("E2E FAIL {tag}: daxplug cannot read this kernel's /proc/zoneinfo: {e}")
+    })?;
+    let block_size = f
+        .json
+        .pointer("/kernel/block_size")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    let device = f.json["devices"]
+        .as_array()
+        .and_then(|ds| {
+            ds.iter()
+                .find(|d| d["target_node"].as_u64() == Some(f.node))
+        })
+        .ok_or_else(|| {
+            format!(
+                "E2E FAIL {tag}: no device targets node {} in the facts",
+                f.node
+            )
+        })?;
+    let pages = |key: &str| device["blocks"][key].as_u64().unwrap_or(0) * block_size / 4096;
+    let (movable, normal) = (pages("movable"), pages("normal"));
+    let node = u32::try_from(f.node).unwrap_or(u32::MAX);
+    let got = (
+        z.present(node, daxplug_abi::Zone::Movable),
+        z.present(node, daxplug_abi::Zone::Normal),
+        z.node_present(node),
+    );
+    if got == (movable, normal, movable + normal) && movable + normal > 0 {
+        Ok(format!(
+            "E2E PASS {tag}: {}: /proc/zoneinfo ({} zones) gives node {node} exactly its device's online pages ({movable} Movable, {normal} Normal)",
+            f.step,
+            z.zones().len()
+        ))
+    } else {
+        Err(format!(
+            "E2E FAIL {tag}: {}: /proc/zoneinfo gives node {node} {} Movable, {} Normal, {} in all; the device's online blocks are {movable} Movable and {normal} Normal pages",
+            f.step, got.0, got.1, got.2
+        ))
+    }
+}
+
 /// This module's own tests: the harness of the e2e binary is libtest-mimic, which runs
 /// these beside the guests (`#[test]` does not exist there).
 pub fn self_tests() -> Vec<libtest_mimic::Trial> {

@@ -15,6 +15,7 @@ pub mod placement;
 pub mod problems;
 pub(crate) mod read;
 pub mod topology;
+mod zones;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -67,10 +68,35 @@ pub fn discover_with(
     let nodes = read_nodes(k)?;
     let placement = crate::discovery::placement::read_placement(k)?;
 
+    // A listing counts blocks from the zone totals where they can only be one device's.
+    let zone_counts = if detail == Detail::Counts
+        && !limited
+        && policy.memmap_on_memory == Some(daxplug_abi::MemmapOnMemory::Disabled)
+    {
+        let mut target_nodes = Vec::with_capacity(names.len());
+        for name in &names {
+            if let Some(n) =
+                parse_optional(k, &paths::dax_attr(name, "target_node"), parse_node_id)?.flatten()
+            {
+                target_nodes.push(n);
+            }
+        }
+        zones::ZoneCounts::read(k, target_nodes)
+    } else {
+        None
+    };
     let mut regions: BTreeMap<u32, Region> = BTreeMap::new();
     let mut devices = Vec::with_capacity(names.len());
     for name in &names {
-        let (mut device, region) = read_device(k, name, block_size, &iomem, detail, limited)?;
+        let (mut device, region) = read_device(
+            k,
+            name,
+            block_size,
+            &iomem,
+            detail,
+            limited,
+            zone_counts.as_ref(),
+        )?;
         // Without the ranges, blocks and leaked ranges cannot be found: a kmem device's
         // blocks are unknown, and an unbound device with memory may be stuck.
         if limited
@@ -141,7 +167,8 @@ pub fn discover_device(k: &dyn Kernel, name: &str) -> Result<Topology, Discovery
     if iomem.addresses_hidden() {
         return Err(DiscoveryError::IomemHidden);
     }
-    let (device, region) = read_device(k, name, block_size, &iomem, Detail::Counts, false)?;
+    // A transition judges its device block by block: no zone totals here.
+    let (device, region) = read_device(k, name, block_size, &iomem, Detail::Counts, false, None)?;
     let regions: Vec<Region> = region.into_iter().collect();
     let devices = vec![device];
     let kernel_abi = match devices.first() {
@@ -329,6 +356,7 @@ fn read_device(
     iomem: &Iomem,
     detail: Detail,
     limited: bool,
+    zone_counts: Option<&zones::ZoneCounts>,
 ) -> Result<(Device, Option<Region>), DiscoveryError> {
     let dir = paths::dax_device(name);
     let canonical = match k.read_link(&dir) {
@@ -442,8 +470,23 @@ fn read_device(
         Detail::Blocks => BlockNodes::Read(target_node),
         Detail::Counts => BlockNodes::Skip,
     };
-    let blocks = read_blocks(k, &candidates, block_size, nodes)?;
-    let counts = BlockCounts::of(&blocks, span);
+    let memmap_on_memory = parse_optional(
+        k,
+        &paths::dax_attr(name, "memmap_on_memory"),
+        parse_memmap_on_memory,
+    )?;
+    let from_zones = zone_counts
+        .filter(|_| memmap_on_memory != Some(true))
+        .zip(target_node)
+        .and_then(|(z, node)| z.device(k, node, &candidates, span, block_size));
+    let (blocks, counts) = match from_zones {
+        Some(found) => found,
+        None => {
+            let blocks = read_blocks(k, &candidates, block_size, nodes)?;
+            let counts = BlockCounts::of(&blocks, span);
+            (blocks, counts)
+        }
+    };
     let kmem_in_iomem = iomem_ranges.iter().any(|r| r.kmem.is_some());
     let state = observe(&driver, &counts, kmem_in_iomem);
 
@@ -456,11 +499,7 @@ fn read_device(
         align: parse_optional(k, &paths::dax_attr(name, "align"), parse_align)?,
         target_node,
         numa_node: parse_optional(k, &paths::dax_attr(name, "numa_node"), parse_node_id)?.flatten(),
-        memmap_on_memory: parse_optional(
-            k,
-            &paths::dax_attr(name, "memmap_on_memory"),
-            parse_memmap_on_memory,
-        )?,
+        memmap_on_memory,
         driver,
         kernel_state,
         mappings,
@@ -476,10 +515,11 @@ fn read_device(
 /// How much of each device a discovery reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Detail {
-    /// Everything, each block's node included.
+    /// Everything, each block read, its node included.
     Blocks,
-    /// Everything but each block's node: what states, counts and problems need (a listing
-    /// without per-block rows).
+    /// What states, counts and problems need (a listing without per-block rows): no block's
+    /// node, and a device's blocks counted from its node's zone totals where those can only
+    /// be the device's (`zones.rs`), read one by one elsewhere.
     Counts,
 }
 

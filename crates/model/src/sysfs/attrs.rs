@@ -256,6 +256,7 @@ fn kmem_state(m: &Machine, d: &DaxDevice) -> Option<KmemState> {
 
 static PROC: &[Attribute] = &[
     Attribute::ro("iomem", |m, _| Some(m.iomem().to_string())),
+    Attribute::ro("zoneinfo", |m, _| Some(m.zoneinfo().to_string())),
     Attribute::ro("meminfo", |m, _| {
         let kb = m.mem_total() / 1024;
         Some(format!(
