@@ -297,21 +297,7 @@ fn system_on(kver: &str) -> Result<(), Failed> {
         Some(77) => return Err(format!("system@{kver} could not run: {}", text.trim()).into()),
         _ => return Err(format!("system@{kver}:\n{text}").into()),
     }
-    let mut failures = Vec::new();
-    for r in system::checks(&logs(), kver, atomic_abi(kver)) {
-        match r {
-            Ok(line) => say(&line),
-            Err(line) => {
-                say(&line);
-                failures.push(line);
-            }
-        }
-    }
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(failures.join("\n").into())
-    }
+    verdict(system::checks(&logs(), kver, atomic_abi(kver)))
 }
 
 /// One layout on one kernel: the guest's own checks, then what the host compares (the
@@ -354,6 +340,11 @@ fn layout_on(layout: &str, kver: &str) -> Result<(), Failed> {
     if passed == 0 {
         results.push(Err(format!("E2E FAIL {tag}: no scenario step passed")));
     }
+    verdict(results)
+}
+
+/// Says every check's line; fails with the failed ones.
+fn verdict(results: impl IntoIterator<Item = Result<String, String>>) -> Result<(), Failed> {
     let mut failures = Vec::new();
     for r in results {
         match r {
