@@ -68,20 +68,12 @@ pub fn discover_with(
     let nodes = read_nodes(k)?;
     let placement = crate::discovery::placement::read_placement(k)?;
 
-    // A listing counts blocks from the zone totals where they can only be one device's.
+    // A listing counts blocks from the zone totals where those settle every block of a node.
     let zone_counts = if detail == Detail::Counts
         && !limited
         && policy.memmap_on_memory == Some(daxplug_abi::MemmapOnMemory::Disabled)
     {
-        let mut target_nodes = Vec::with_capacity(names.len());
-        for name in &names {
-            if let Some(n) =
-                parse_optional(k, &paths::dax_attr(name, "target_node"), parse_node_id)?.flatten()
-            {
-                target_nodes.push(n);
-            }
-        }
-        zones::ZoneCounts::read(k, target_nodes)
+        zones::ZoneCounts::read(k, block_size)
     } else {
         None
     };
@@ -478,7 +470,7 @@ fn read_device(
     let from_zones = zone_counts
         .filter(|_| memmap_on_memory != Some(true))
         .zip(target_node)
-        .and_then(|(z, node)| z.device(k, node, &candidates, span, block_size));
+        .and_then(|(z, node)| z.device(k, node, &candidates, span));
     let (blocks, counts) = match from_zones {
         Some(found) => found,
         None => {
